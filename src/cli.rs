@@ -1,0 +1,88 @@
+//! The command line, as SPEC §1 describes it (clap derive types only).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// deployd: verified webhooks in, one deploy at a time out, every line kept.
+#[derive(Debug, Parser)]
+#[command(
+    name = "deployd",
+    version,
+    about = "Auto-deploy daemon for git pushes: verifies the forge's webhook, runs the \
+             project's deploy script one run at a time under a lock, keeps every line of output.",
+    after_help = "Exit codes: 0 success, 1 a deploy failed or a runtime error, 2 usage or configuration error.\n\
+                  Config: -c FILE, else $DEPLOYD_CONFIG, else /etc/deployd/deploy.toml."
+)]
+pub struct Cli {
+    /// The config file [default: $DEPLOYD_CONFIG, then /etc/deployd/deploy.toml]
+    #[arg(short, long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground: webhook listener and executor.
+    ///
+    /// Logs to stderr, one line per event. SIGTERM/SIGINT stop it gracefully
+    /// (running deploys get `shutdown_grace`); SIGHUP reloads the config.
+    Serve,
+    /// Deploy a project now, through the running daemon's queue if it is
+    /// reachable, else by running the script here under the same lock.
+    ///
+    /// Streams the run's output; exits 0 if the run succeeded, 1 if not.
+    Deploy {
+        /// The project, as named in the config.
+        project: String,
+        /// The ref to announce to the script [default: refs/heads/<branch>]
+        #[arg(long = "ref", value_name = "REF")]
+        git_ref: Option<String>,
+        /// The commit to announce as DEPLOY_SHA [default: empty]
+        #[arg(long, value_name = "SHA")]
+        sha: Option<String>,
+        /// Return once the request is queued instead of waiting for the run.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Validate the config and list each project with its hook path.
+    Check,
+    /// Show each project: idle, running or pending, and its last run.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a project's past runs, newest first.
+    History {
+        /// The project.
+        project: String,
+        /// How many runs at most.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a run's log (the latest run by default).
+    Logs {
+        /// The project.
+        project: String,
+        /// The run id, as `history` shows it.
+        run_id: Option<u64>,
+        /// Keep printing while the run goes on.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Print the signature header the project's forge would send for FILE
+    /// (or stdin), to try a hook by hand with curl.
+    Sign {
+        /// The project whose secret signs.
+        project: String,
+        /// The body to sign [default: stdin]
+        file: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,549 @@
+//! The CLI commands of SPEC §1, each a function from parsed arguments to a
+//! result; `main` turns the result into an exit code.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use tokio::sync::watch;
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config, ConfigError};
+use crate::control::{self, Reply, Request as ControlRequest};
+use crate::executor::ProjectStatus;
+use crate::history::{History, Run, Status};
+use crate::lock::{self, RunLock};
+use crate::queue::{self, Request, Trigger};
+use crate::{daemon, fsutil, runner, signature};
+
+/// Why a command did not succeed; decides the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// A deploy ran and failed (its output already said so): exit 1.
+    Deploy,
+    /// Bad usage or configuration: exit 2.
+    Usage(anyhow::Error),
+    /// Anything else: exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        if e.downcast_ref::<ConfigError>().is_some() {
+            Failure::Usage(e)
+        } else {
+            Failure::Runtime(e)
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure::Runtime(e.into())
+    }
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
+/// Runs the command `cli` names.
+pub fn run(cli: Cli) -> Result<()> {
+    let path = config_path(cli.config);
+    match cli.command {
+        Command::Serve => {
+            let config = load(&path)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(daemon::serve(config)).map_err(Failure::Runtime)
+        }
+        Command::Check => check(&load(&path)?),
+        Command::Status { json } => status(&load(&path)?, json),
+        Command::History {
+            project,
+            limit,
+            json,
+        } => history(&load(&path)?, &project, limit, json),
+        Command::Logs {
+            project,
+            run_id,
+            follow,
+        } => logs(&load(&path)?, &project, run_id, follow),
+        Command::Sign { project, file } => sign(&load(&path)?, &project, file.as_deref()),
+        Command::Deploy {
+            project,
+            git_ref,
+            sha,
+            no_wait,
+        } => deploy(&load(&path)?, &project, git_ref, sha, !no_wait),
+    }
+}
+
+fn config_path(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("DEPLOYD_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH))
+}
+
+fn load(path: &Path) -> Result<Config> {
+    config::load(path).map_err(|e| Failure::Usage(e.into()))
+}
+
+fn project<'a>(config: &'a Config, name: &str) -> Result<&'a config::Project> {
+    config.projects.get(name).ok_or_else(|| {
+        let known: Vec<&str> = config.projects.keys().map(String::as_str).collect();
+        Failure::Usage(anyhow!(
+            "no project {name:?} in {} (projects: {})",
+            config.path.display(),
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn check(config: &Config) -> Result<()> {
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "{}: OK, {} project(s)",
+        config.path.display(),
+        config.projects.len()
+    );
+    println!(
+        "  listen {}  state {}  logs {}  control {}",
+        config.server.listen,
+        config.server.state_dir.display(),
+        config.server.log_dir.display(),
+        config.server.control_socket.display()
+    );
+    for p in config.projects.values() {
+        println!(
+            "  {}: POST {}  ({} push to {}{}; script {}; {})",
+            p.name,
+            p.hook_path(),
+            p.provider,
+            p.branch,
+            p.repository
+                .as_ref()
+                .map(|r| format!(" of {r}"))
+                .unwrap_or_default(),
+            p.script.display(),
+            p.secret_source
+        );
+    }
+    Ok(())
+}
+
+fn sign(config: &Config, name: &str, file: Option<&Path>) -> Result<()> {
+    let p = project(config, name)?;
+    let mut body = Vec::new();
+    match file {
+        Some(f) => {
+            body = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        None => {
+            std::io::stdin().read_to_end(&mut body)?;
+        }
+    }
+    match signature::sign_header(p.provider, &p.key, &body) {
+        Some((header, value)) => {
+            println!("{value}");
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprintln!("(send it as the {header} header)");
+            }
+            Ok(())
+        }
+        None => Err(Failure::Usage(anyhow!(
+            "{name} is a {} project: the forge sends the secret itself in X-Gitlab-Token, \
+             there is no signature to compute",
+            p.provider
+        ))),
+    }
+}
+
+/// Live status from the daemon, or what the disk says when none answers.
+fn status(config: &Config, json: bool) -> Result<()> {
+    let rt = runtime()?;
+    let mut live = None;
+    let asked = rt.block_on(control::call(
+        &config.server.control_socket,
+        &ControlRequest::Status,
+        |reply| {
+            if let Reply::Status(s) = reply {
+                live = Some(s);
+            }
+            Ok(())
+        },
+    ));
+    let (projects, from_daemon) = match (asked, live) {
+        (Ok(()), Some(s)) => (s, true),
+        _ => (status_from_disk(config), false),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&projects).map_err(anyhow::Error::from)?
+        );
+        return Ok(());
+    }
+    if !from_daemon {
+        println!(
+            "(no daemon answers on {}; state read from disk)",
+            config.server.control_socket.display()
+        );
+    }
+    println!("{:<20} {:<11} LAST RUN", "PROJECT", "STATE");
+    for p in &projects {
+        let mut state = p.state.to_string();
+        if let Some(r) = &p.running {
+            state = format!("running #{} {} since {}", r.id, r.short_sha(), r.started_at);
+        }
+        let last = p
+            .last
+            .as_ref()
+            .map(|r| {
+                format!(
+                    "#{} {} {} ({} {})",
+                    r.id,
+                    r.status,
+                    r.started_at,
+                    r.trigger,
+                    r.short_sha()
+                )
+            })
+            .unwrap_or_else(|| "never run".into());
+        println!("{:<20} {:<11} {last}", p.project, state);
+        if let Some(q) = &p.pending {
+            println!(
+                "{:<20} pending: {} {} ({})",
+                "",
+                q.git_ref,
+                short(&q.sha),
+                q.trigger
+            );
+        }
+    }
+    Ok(())
+}
+
+fn short(sha: &str) -> &str {
+    if sha.is_empty() {
+        "-"
+    } else {
+        &sha[..sha.len().min(12)]
+    }
+}
+
+fn status_from_disk(config: &Config) -> Vec<ProjectStatus> {
+    let history = History::new(&config.server.state_dir, &config.server.log_dir);
+    config
+        .projects
+        .keys()
+        .map(|name| {
+            let runs = history.list(name, Some(3)).unwrap_or_default();
+            let held = RunLock::is_held(&lock::path(&config.server.state_dir, name));
+            let running = runs
+                .iter()
+                .find(|r| r.status == Status::Running && held)
+                .cloned();
+            let pending = queue::read_pending(&config.server.state_dir, name);
+            let state = match (&running, &pending) {
+                (Some(_), _) => "running",
+                (None, Some(_)) => "pending",
+                _ => "idle",
+            };
+            ProjectStatus {
+                project: name.clone(),
+                state: state.to_string(),
+                running,
+                pending,
+                last: runs.into_iter().find(|r| r.status != Status::Running),
+            }
+        })
+        .collect()
+}
+
+fn duration(run: &Run) -> String {
+    let (Ok(a), Some(Ok(b))) = (
+        humantime::parse_rfc3339(&run.started_at),
+        run.finished_at.as_deref().map(humantime::parse_rfc3339),
+    ) else {
+        return "-".into();
+    };
+    b.duration_since(a)
+        .map(|d| humantime::format_duration(d).to_string())
+        .unwrap_or_else(|_| "-".into())
+}
+
+fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> {
+    project(config, name)?;
+    let h = History::new(&config.server.state_dir, &config.server.log_dir);
+    let runs = h
+        .list(name, Some(limit))
+        .with_context(|| format!("cannot read the history of {name}"))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&runs).map_err(anyhow::Error::from)?
+        );
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("{name} has not run yet");
+        return Ok(());
+    }
+    println!(
+        "{:>5}  {:<11} {:<9} {:<21} {:>9}  {:<12}  DELIVERY",
+        "RUN", "STATUS", "TRIGGER", "STARTED", "TOOK", "COMMIT"
+    );
+    for r in runs {
+        let status = match (r.status, r.exit_code) {
+            (Status::Failed, Some(c)) => format!("failed({c})"),
+            (s, _) => s.to_string(),
+        };
+        println!(
+            "{:>5}  {:<11} {:<9} {:<21} {:>9}  {:<12}  {}",
+            r.id,
+            status,
+            r.trigger.to_string(),
+            r.started_at,
+            duration(&r),
+            r.short_sha(),
+            if r.delivery.is_empty() {
+                "-"
+            } else {
+                &r.delivery
+            }
+        );
+    }
+    Ok(())
+}
+
+fn logs(config: &Config, name: &str, id: Option<u64>, follow: bool) -> Result<()> {
+    project(config, name)?;
+    let h = History::new(&config.server.state_dir, &config.server.log_dir);
+    let run = match id {
+        Some(id) => h.get(name, id)?.ok_or_else(|| {
+            Failure::Usage(anyhow!(
+                "{name} has no run {id} (see `deployd history {name}`)"
+            ))
+        })?,
+        None => h
+            .latest(name)?
+            .ok_or_else(|| Failure::Runtime(anyhow!("{name} has not run yet")))?,
+    };
+    let lock_path = lock::path(&config.server.state_dir, name);
+    runtime()?.block_on(follow_log(&run.log, || {
+        if !follow {
+            return true;
+        }
+        match h.get(name, run.id) {
+            // Recorded running but nothing holds the lock: its daemon died
+            // and no process of the run is left; do not wait forever.
+            Ok(Some(r)) => r.status != Status::Running || !RunLock::is_held(&lock_path),
+            _ => true,
+        }
+    }))?;
+    Ok(())
+}
+
+/// Copies `log` to stdout as it grows, until `done()` says the run ended
+/// (then once more, for the last lines).
+async fn follow_log(log: &Path, mut done: impl FnMut() -> bool) -> std::io::Result<()> {
+    let mut offset = 0u64;
+    let mut out = std::io::stdout();
+    loop {
+        let finished = done();
+        if let Ok(mut f) = std::fs::File::open(log) {
+            use std::io::Seek;
+            f.seek(std::io::SeekFrom::Start(offset))?;
+            let mut buf = Vec::new();
+            f.read_to_end(&mut buf)?;
+            offset += buf.len() as u64;
+            out.write_all(&buf)?;
+            out.flush()?;
+        } else if finished {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("log {} is gone", log.display()),
+            ));
+        }
+        if finished {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn user() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "manual".into())
+}
+
+fn deploy(
+    config: &Config,
+    name: &str,
+    git_ref: Option<String>,
+    sha: Option<String>,
+    wait: bool,
+) -> Result<()> {
+    let p = project(config, name)?;
+    let rt = runtime()?;
+    let request = ControlRequest::Deploy {
+        project: name.to_string(),
+        git_ref: git_ref.clone(),
+        sha: sha.clone(),
+        wait,
+        user: user(),
+    };
+    let mut result: Option<Run> = None;
+    let mut error = None;
+    let mut out = std::io::stdout();
+    let asked = rt.block_on(control::call(
+        &config.server.control_socket,
+        &request,
+        |reply| {
+            match reply {
+                Reply::Queued { .. } => eprintln!("deployd: {name}: queued through the daemon"),
+                Reply::Started(r) => eprintln!(
+                    "deployd: {name}: run {} started (log {})",
+                    r.id,
+                    r.log.display()
+                ),
+                Reply::Output(text) => {
+                    out.write_all(text.as_bytes())?;
+                    out.flush()?;
+                }
+                Reply::Finished(r) => result = Some(r),
+                Reply::Error(e) => error = Some(e),
+                Reply::Status(_) => {}
+            }
+            Ok(())
+        },
+    ));
+    match asked {
+        Ok(()) => {
+            if let Some(e) = error {
+                return Err(Failure::Runtime(anyhow!("the daemon refused: {e}")));
+            }
+            if !wait {
+                return Ok(());
+            }
+            match result {
+                Some(r) => finish_message(&r),
+                None => Err(Failure::Runtime(anyhow!(
+                    "the daemon closed the connection before the run ended (stopping?); \
+                     see `deployd status` and `deployd history {name}`"
+                ))),
+            }
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            eprintln!(
+                "deployd: no daemon answers on {}; running {name} here, under its lock",
+                config.server.control_socket.display()
+            );
+            rt.block_on(deploy_direct(config, p, git_ref, sha))
+        }
+        Err(e) => Err(Failure::Runtime(anyhow!(
+            "cannot talk to the daemon on {}: {e}",
+            config.server.control_socket.display()
+        ))),
+    }
+}
+
+fn finish_message(run: &Run) -> Result<()> {
+    eprintln!("deployd: {}: run {} {}", run.project, run.id, run.status);
+    if run.status == Status::Succeeded {
+        Ok(())
+    } else {
+        Err(Failure::Deploy)
+    }
+}
+
+/// Runs the script in this process exactly as the daemon would: same lock,
+/// same environment, same log and record (trigger `manual`).
+async fn deploy_direct(
+    config: &Config,
+    p: &config::Project,
+    git_ref: Option<String>,
+    sha: Option<String>,
+) -> Result<()> {
+    let s = &config.server;
+    fsutil::create_dir(&s.state_dir, 0o750)
+        .with_context(|| format!("cannot create {}", s.state_dir.display()))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let lock = RunLock::acquire(
+        &lock::path(&s.state_dir, &p.name),
+        || {
+            eprintln!(
+                "deployd: {} is being deployed by another run; waiting for it to end",
+                p.name
+            )
+        },
+        ctrl_c,
+    )
+    .await
+    .context("cannot take the run lock")?
+    .ok_or_else(|| Failure::Runtime(anyhow!("interrupted while waiting for the lock")))?;
+    let history = History::new(&s.state_dir, &s.log_dir);
+    let seq = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let req = Request {
+        seq,
+        project: p.name.clone(),
+        trigger: Trigger::Manual,
+        git_ref: git_ref.unwrap_or_else(|| format!("refs/heads/{}", p.branch)),
+        sha: sha.unwrap_or_default(),
+        before: String::new(),
+        repository: p.repository.clone().unwrap_or_default(),
+        pusher: user(),
+        delivery: String::new(),
+        received_at: fsutil::now_rfc3339(),
+    };
+    let mut run = history.create(&req).context("cannot record the run")?;
+    eprintln!(
+        "deployd: {}: run {} started (log {})",
+        p.name,
+        run.id,
+        run.log.display()
+    );
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+    let (done_tx, done_rx) = watch::channel(false);
+    let log = run.log.clone();
+    let tail = tokio::spawn(async move { follow_log(&log, || *done_rx.borrow()).await });
+    let mut pid = None;
+    let outcome = runner::run(p, &run, &lock, stop_rx, |p| pid = Some(p)).await;
+    run.pid = pid;
+    outcome.apply(&mut run);
+    history.save(&run).context("cannot save the run record")?;
+    let _ = history.prune(&p.name, p.keep_runs);
+    drop(lock);
+    let _ = done_tx.send(true);
+    let _ = tail.await;
+    finish_message(&run)
+}

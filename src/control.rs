@@ -1,0 +1,253 @@
+//! The control socket: a Unix socket (never TCP) on which the CLI talks to
+//! the running daemon. One JSON request a connection, answered by JSON lines.
+//!
+//! `deploy` queues a manual request through the daemon's durable queue (so
+//! coalescing, the lock and `parallel` apply as for a push), then streams the
+//! run that carries it out: its start, its output as it is written, its end.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::executor::ProjectStatus;
+use crate::fsutil;
+use crate::history::{History, Run, Status};
+use crate::queue::{Request as QueueRequest, Trigger};
+use crate::server::App;
+
+/// What the CLI asks.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    /// Queue a manual deploy; with `wait`, stream the run.
+    Deploy {
+        /// The project.
+        project: String,
+        /// Full ref (default `refs/heads/<branch>`).
+        git_ref: Option<String>,
+        /// Commit to announce (default empty).
+        sha: Option<String>,
+        /// Stream the run until it ends.
+        wait: bool,
+        /// Who asked, for `DEPLOY_PUSHER`.
+        user: String,
+    },
+    /// Live status of every project.
+    Status,
+}
+
+/// What the daemon answers, one JSON line each.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    /// The request is on disk.
+    Queued {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// The run carrying the request started.
+    Started(Run),
+    /// Output of the run, as written to its log.
+    Output(String),
+    /// The run ended.
+    Finished(Run),
+    /// Status of every project.
+    Status(Vec<ProjectStatus>),
+    /// The request failed.
+    Error(String),
+}
+
+/// Binds the control socket: removes a stale one left by a dead daemon, but
+/// refuses to start beside a live one. Mode 0660: the deployd group may use it.
+pub async fn bind(path: &Path) -> io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        fsutil::create_dir(dir, 0o750)?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!(
+                    "another deployd is running (it answers on {})",
+                    path.display()
+                ),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    Ok(listener)
+}
+
+/// Serves CLI connections until the listener is dropped with the task.
+pub async fn serve(listener: UnixListener, app: Arc<App>, history: Arc<History>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let (app, history) = (app.clone(), history.clone());
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, &app, &history).await {
+                tracing::debug!("control connection: {e}");
+            }
+        });
+    }
+}
+
+async fn send(w: &mut (impl AsyncWriteExt + Unpin), reply: &Reply) -> io::Result<()> {
+    let mut line = serde_json::to_vec(reply).map_err(io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line).await
+}
+
+async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    // A request is a few hundred bytes; do not let a client make it more.
+    BufReader::new(r.take(64 * 1024))
+        .read_line(&mut line)
+        .await?;
+    let request: Request = match serde_json::from_str(&line) {
+        Ok(r) => r,
+        Err(e) => return send(&mut w, &Reply::Error(format!("bad request: {e}"))).await,
+    };
+    match request {
+        Request::Status => send(&mut w, &Reply::Status(app.executor.status().await)).await,
+        Request::Deploy {
+            project,
+            git_ref,
+            sha,
+            wait,
+            user,
+        } => {
+            let config = app.config();
+            let Some(p) = config.projects.get(&project) else {
+                return send(
+                    &mut w,
+                    &Reply::Error(format!(
+                        "no project {project:?} in {}",
+                        config.path.display()
+                    )),
+                )
+                .await;
+            };
+            if app.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return send(&mut w, &Reply::Error("deployd is stopping".into())).await;
+            }
+            let req = QueueRequest {
+                seq: app.queue.next_seq(),
+                project: project.clone(),
+                trigger: Trigger::Manual,
+                git_ref: git_ref.unwrap_or_else(|| format!("refs/heads/{}", p.branch)),
+                sha: sha.unwrap_or_default(),
+                before: String::new(),
+                repository: p.repository.clone().unwrap_or_default(),
+                pusher: user,
+                delivery: String::new(),
+                received_at: fsutil::now_rfc3339(),
+            };
+            let seq = req.seq;
+            let queue = app.queue.clone();
+            let pushed = tokio::task::spawn_blocking(move || queue.push(req))
+                .await
+                .map_err(io::Error::other)
+                .and_then(|r| r);
+            if let Err(e) = pushed {
+                return send(
+                    &mut w,
+                    &Reply::Error(format!("cannot queue the request: {e}")),
+                )
+                .await;
+            }
+            tracing::info!("{project}: manual deploy queued");
+            app.executor.queued();
+            send(&mut w, &Reply::Queued { seq }).await?;
+            if wait {
+                stream_run(&mut w, history, &project, seq).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Waits for the run of `project` that carries request `seq` (the first run
+/// whose request is that one or newer), then streams its log until it ends.
+async fn stream_run(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    history: &History,
+    project: &str,
+    seq: u64,
+) -> io::Result<()> {
+    let poll = Duration::from_millis(100);
+    let run = loop {
+        let runs = history.list(project, Some(8)).unwrap_or_default();
+        if let Some(run) = runs
+            .into_iter()
+            .filter(|r| r.request_seq >= seq)
+            .min_by_key(|r| r.id)
+        {
+            break run;
+        }
+        tokio::time::sleep(poll).await;
+    };
+    send(w, &Reply::Started(run.clone())).await?;
+    let mut offset = 0u64;
+    loop {
+        let record = history.get(project, run.id)?.unwrap_or_else(|| run.clone());
+        let done = record.status != Status::Running;
+        offset = forward_log(w, &record.log, offset).await?;
+        if done {
+            return send(w, &Reply::Finished(record)).await;
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Sends what the log file holds past `offset`; returns the new offset.
+async fn forward_log(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    log: &Path,
+    offset: u64,
+) -> io::Result<u64> {
+    let Ok(mut f) = tokio::fs::File::open(log).await else {
+        return Ok(offset);
+    };
+    f.seek(io::SeekFrom::Start(offset)).await?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).await?;
+    if !buf.is_empty() {
+        send(
+            w,
+            &Reply::Output(String::from_utf8_lossy(&buf).into_owned()),
+        )
+        .await?;
+    }
+    Ok(offset + buf.len() as u64)
+}
+
+/// The CLI's side: sends `request`, calls `each` for every reply.
+pub async fn call(
+    socket: &Path,
+    request: &Request,
+    mut each: impl FnMut(Reply) -> io::Result<()>,
+) -> io::Result<()> {
+    let stream = UnixStream::connect(socket).await?;
+    let (r, mut w) = stream.into_split();
+    let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    let mut lines = BufReader::new(r).lines();
+    while let Some(line) = lines.next_line().await? {
+        let reply: Reply = serde_json::from_str(&line).map_err(io::Error::other)?;
+        each(reply)?;
+    }
+    Ok(())
+}

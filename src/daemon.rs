@@ -1,0 +1,182 @@
+//! `deployd serve`: wires the queue, history, executor, HTTP listener and
+//! control socket together, and handles signals — SIGTERM/SIGINT stop
+//! gracefully, SIGHUP reloads the config (an invalid one is refused).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::config::{self, Config};
+use crate::deliveries::Deliveries;
+use crate::executor::{Executor, Handle};
+use crate::fsutil;
+use crate::history::History;
+use crate::queue::Queue;
+use crate::server::{self, App};
+use crate::systemd;
+use crate::{control, executor};
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let s = &config.server;
+    fsutil::create_dir(&s.state_dir, 0o750)
+        .with_context(|| format!("cannot create state_dir {}", s.state_dir.display()))?;
+    fsutil::create_dir(&s.log_dir, 0o750)
+        .with_context(|| format!("cannot create log_dir {}", s.log_dir.display()))?;
+    let queue = Arc::new(
+        Queue::open(&s.state_dir)
+            .with_context(|| format!("cannot open the queue in {}", s.state_dir.display()))?,
+    );
+    let history = Arc::new(History::new(&s.state_dir, &s.log_dir));
+    let deliveries =
+        Arc::new(Deliveries::open(&s.state_dir).context("cannot read the delivery ids")?);
+    // Ids of accepted deliveries also live in queued requests and run records.
+    for project in history.projects() {
+        let runs = history.list(&project, None).unwrap_or_default();
+        deliveries.remember(runs.iter().map(|r| r.delivery.as_str()));
+        if let Some(p) = queue.pending(&project) {
+            deliveries.remember([p.delivery.as_str()]);
+        }
+    }
+
+    let listener = match systemd::activated_listener().context("LISTEN_FDS")? {
+        Some(l) => tokio::net::TcpListener::from_std(l)?,
+        None => tokio::net::TcpListener::bind(s.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", s.listen))?,
+    };
+    let control = control::bind(&s.control_socket)
+        .await
+        .with_context(|| format!("control socket {}", s.control_socket.display()))?;
+
+    let (exec, handle) = Executor::new(config.clone(), queue.clone(), history.clone());
+    let app = Arc::new(App::new(config.clone(), queue, deliveries, handle.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let executor_task = tokio::spawn(exec.run(stop_rx.clone()));
+    let control_task = tokio::spawn(control::serve(control, app.clone(), history));
+    tokio::spawn(signals(
+        config.path.clone(),
+        app.clone(),
+        handle.clone(),
+        stop_tx,
+    ));
+    tokio::spawn(status_loop(handle.clone(), stop_rx.clone()));
+
+    tracing::info!(
+        "listening on http://{} ({} project(s); control socket {})",
+        listener.local_addr()?,
+        config.projects.len(),
+        s.control_socket.display()
+    );
+    systemd::notify("READY=1\nSTATUS=idle");
+
+    let mut stop = stop_rx.clone();
+    server::run(listener, app, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await;
+    systemd::notify("STOPPING=1\nSTATUS=stopping: finishing running deploys");
+    let _ = executor_task.await;
+    control_task.abort();
+    let _ = std::fs::remove_file(&config.server.control_socket);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn signals(path: PathBuf, app: Arc<App>, handle: Handle, stop: watch::Sender<bool>) {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&path, &app, &handle).await,
+        }
+    }
+    tracing::info!("stopping: no new deliveries; finishing requests in flight");
+    let _ = stop.send(true);
+}
+
+async fn reload(path: &std::path::Path, app: &App, handle: &Handle) {
+    systemd::reloading();
+    let p = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || config::load(&p)).await;
+    match loaded {
+        Ok(Ok(new)) => {
+            let old = app.config();
+            if new.server.listen != old.server.listen
+                || new.server.control_socket != old.server.control_socket
+                || new.server.state_dir != old.server.state_dir
+            {
+                tracing::warn!(
+                    "reload: listen, control_socket and state_dir changes take effect at restart"
+                );
+            }
+            for w in &new.warnings {
+                tracing::warn!("{w}");
+            }
+            tracing::info!("config reloaded: {} project(s)", new.projects.len());
+            let new = Arc::new(new);
+            app.set_config(new.clone());
+            handle.reload(new);
+        }
+        Ok(Err(e)) => tracing::error!("reload refused, keeping the running config: {e}"),
+        Err(e) => tracing::error!("reload failed: {e}"),
+    }
+    systemd::notify("READY=1");
+}
+
+/// Keeps systemd's STATUS= line current and pings the watchdog.
+async fn status_loop(handle: Handle, mut stop: watch::Receiver<bool>) {
+    let watchdog = systemd::watchdog_interval();
+    let tick = watchdog
+        .unwrap_or(std::time::Duration::from_secs(5))
+        .min(std::time::Duration::from_secs(5));
+    let mut last = String::new();
+    loop {
+        let status = describe(&handle.status().await);
+        if status != last {
+            systemd::notify(&format!("STATUS={status}"));
+            last = status;
+        }
+        if watchdog.is_some() {
+            systemd::notify("WATCHDOG=1");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// `idle`, `deploying app 1a2b3c4d`, `… , 2 pending`.
+pub fn describe(projects: &[executor::ProjectStatus]) -> String {
+    let running: Vec<String> = projects
+        .iter()
+        .filter_map(|p| p.running.as_ref())
+        .map(|r| format!("deploying {} {}", r.project, r.short_sha()))
+        .collect();
+    let pending = projects.iter().filter(|p| p.pending.is_some()).count();
+    let mut parts = running;
+    if pending > 0 {
+        parts.push(format!("{pending} pending"));
+    }
+    if parts.is_empty() {
+        "idle".into()
+    } else {
+        parts.join(", ")
+    }
+}

@@ -1,0 +1,463 @@
+//! The executor: one task that owns which project is running, starts runs
+//! from the durable queue — one per project, at most `parallel` at once —
+//! recovers runs a previous daemon did not see finish, and on shutdown gives
+//! running deploys `shutdown_grace` before interrupting them.
+//!
+//! Everything else talks to it through a [`Handle`]: the HTTP side and the
+//! control socket say "something was queued", ask for status, or subscribe
+//! to [`RunEvent`]s. Nobody waits on a deploy except who asked to.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::config::{Config, Project};
+use crate::history::{History, Run, Status};
+use crate::lock::{self, RunLock};
+use crate::queue::{Queue, Request, Trigger};
+use crate::runner::{self, Outcome};
+
+/// Something that happened to a run, for whoever listens (`deployd deploy`
+/// waiting on the control socket, tests).
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// A run started; its record is on disk.
+    Started(Run),
+    /// A run ended; its final record is on disk.
+    Finished(Run),
+}
+
+/// One project's state as `deployd status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectStatus {
+    /// The project.
+    pub project: String,
+    /// `idle`, `running`, `pending` or `recovering`.
+    pub state: String,
+    /// The run going on now.
+    pub running: Option<Run>,
+    /// The request waiting for its turn (coalesced: only the newest).
+    pub pending: Option<Request>,
+    /// The newest finished run.
+    pub last: Option<Run>,
+}
+
+enum Msg {
+    Queued,
+    Started(Box<Run>),
+    Done { project: String },
+    Status(oneshot::Sender<Vec<ProjectStatus>>),
+    Reload(Arc<Config>),
+}
+
+/// A cheap, cloneable way to talk to the executor.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::UnboundedSender<Msg>,
+    events: broadcast::Sender<RunEvent>,
+}
+
+impl Handle {
+    /// Says a request was durably queued; the executor starts it when it can.
+    pub fn queued(&self) {
+        let _ = self.tx.send(Msg::Queued);
+    }
+
+    /// Live state of every project.
+    pub async fn status(&self) -> Vec<ProjectStatus> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Status(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Applies a new config to runs started from now on.
+    pub fn reload(&self, config: Arc<Config>) {
+        let _ = self.tx.send(Msg::Reload(config));
+    }
+
+    /// Run events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.events.subscribe()
+    }
+}
+
+enum Busy {
+    /// Waiting for the lock or running; the record once it exists.
+    Run(Option<Box<Run>>),
+    /// Waiting for the processes of an interrupted run to exit.
+    Recovering,
+}
+
+/// What the run tasks share.
+#[derive(Clone)]
+struct Shared {
+    queue: Arc<Queue>,
+    history: Arc<History>,
+    events: broadcast::Sender<RunEvent>,
+    tx: mpsc::UnboundedSender<Msg>,
+    stop: watch::Receiver<bool>,
+}
+
+/// The executor task's state.
+pub struct Executor {
+    config: Arc<Config>,
+    shared: Shared,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    busy: HashMap<String, Busy>,
+    stop_tx: watch::Sender<bool>,
+}
+
+impl Executor {
+    /// A new executor and its handle.
+    pub fn new(
+        config: Arc<Config>,
+        queue: Arc<Queue>,
+        history: Arc<History>,
+    ) -> (Executor, Handle) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(256);
+        let (stop_tx, stop) = watch::channel(false);
+        let handle = Handle {
+            tx: tx.clone(),
+            events: events.clone(),
+        };
+        let exec = Executor {
+            config,
+            shared: Shared {
+                queue,
+                history,
+                events,
+                tx,
+                stop,
+            },
+            rx,
+            busy: HashMap::new(),
+            stop_tx,
+        };
+        (exec, handle)
+    }
+
+    /// Runs until `shutdown` turns true and every run has ended (running ones
+    /// are interrupted `shutdown_grace` after that).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        self.recover();
+        self.start_ready();
+        let mut grace_end: Option<tokio::time::Instant> = None;
+        let mut interrupted = false;
+        loop {
+            if grace_end.is_some() && self.busy.is_empty() {
+                break;
+            }
+            let grace_sleep = async {
+                match grace_end {
+                    Some(t) if !interrupted => tokio::time::sleep_until(t).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = self.rx.recv() => match msg {
+                    Some(msg) => self.handle(msg, grace_end.is_some()),
+                    None => break,
+                },
+                _ = shutdown.wait_for(|s| *s), if grace_end.is_none() => {
+                    let grace = self.config.server.shutdown_grace;
+                    let running = self.busy.len();
+                    if running > 0 {
+                        tracing::info!(
+                            "stopping: waiting up to {} for {running} running deploy(s)",
+                            humantime::format_duration(grace)
+                        );
+                    }
+                    grace_end = Some(tokio::time::Instant::now() + grace);
+                    if !self.busy.values().any(|b| matches!(b, Busy::Run(_))) {
+                        // Only recoveries waiting on orphans: nothing to finish.
+                        interrupted = true;
+                        let _ = self.stop_tx.send(true);
+                    }
+                }
+                _ = grace_sleep => {
+                    tracing::warn!("shutdown_grace over: interrupting running deploys");
+                    interrupted = true;
+                    let _ = self.stop_tx.send(true);
+                }
+            }
+        }
+        let _ = self.stop_tx.send(true);
+    }
+
+    fn handle(&mut self, msg: Msg, stopping: bool) {
+        match msg {
+            Msg::Queued => {}
+            Msg::Started(run) => {
+                if let Some(b) = self.busy.get_mut(&run.project) {
+                    *b = Busy::Run(Some(run));
+                }
+            }
+            Msg::Done { project } => {
+                self.busy.remove(&project);
+            }
+            Msg::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Msg::Reload(config) => self.config = config,
+        }
+        if !stopping {
+            self.start_ready();
+        }
+    }
+
+    /// Starts every durable pending request that may start now.
+    fn start_ready(&mut self) {
+        for project in self.shared.queue.ready() {
+            if self.busy.len() >= self.config.server.parallel {
+                return;
+            }
+            if self.busy.contains_key(&project) {
+                continue;
+            }
+            let Some(settings) = self.config.projects.get(&project).cloned() else {
+                // The project left the config (reload): its request stays on
+                // disk and runs if the project comes back.
+                continue;
+            };
+            let Some(req) = self.shared.queue.take(&project) else {
+                continue;
+            };
+            self.busy.insert(project, Busy::Run(None));
+            let shared = self.shared.clone();
+            let state_dir = self.config.server.state_dir.clone();
+            tokio::spawn(async move {
+                let name = settings.name.clone();
+                run_one(settings, req, &shared, &state_dir).await;
+                let _ = shared.tx.send(Msg::Done { project: name });
+            });
+        }
+    }
+
+    /// Finds runs a previous daemon left unfinished and schedules their
+    /// recovery: once every process of the old run has exited (its lock is
+    /// free), it is recorded `interrupted` and queued again as `recovery`,
+    /// unless a newer push is already pending.
+    fn recover(&mut self) {
+        for name in self.config.projects.keys() {
+            let runs = match self.shared.history.unfinished(name) {
+                Ok(r) if !r.is_empty() => r,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::error!("{name}: cannot read run history: {e}");
+                    continue;
+                }
+            };
+            self.busy.insert(name.clone(), Busy::Recovering);
+            let shared = self.shared.clone();
+            let lock_path = lock::path(&self.config.server.state_dir, name);
+            let name = name.clone();
+            tokio::spawn(async move {
+                recover_one(&name, runs, &lock_path, &shared).await;
+                let _ = shared.tx.send(Msg::Done { project: name });
+            });
+        }
+    }
+
+    fn status(&self) -> Vec<ProjectStatus> {
+        self.config
+            .projects
+            .keys()
+            .map(|name| {
+                let pending = self.shared.queue.pending(name);
+                let (state, running) = match self.busy.get(name) {
+                    Some(Busy::Run(run)) => ("running", run.as_deref().cloned()),
+                    Some(Busy::Recovering) => ("recovering", None),
+                    None if pending.is_some() => ("pending", None),
+                    None => ("idle", None),
+                };
+                let last = self
+                    .shared
+                    .history
+                    .list(name, Some(3))
+                    .ok()
+                    .and_then(|runs| runs.into_iter().find(|r| r.status != Status::Running));
+                ProjectStatus {
+                    project: name.clone(),
+                    state: state.to_string(),
+                    running,
+                    pending,
+                    last,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Runs a blocking closure on the blocking pool (fsync, flock-free I/O).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn run_one(project: Project, req: Request, shared: &Shared, state_dir: &std::path::Path) {
+    let name = project.name.clone();
+    let lock_path = lock::path(state_dir, &name);
+    let lock = match RunLock::acquire(
+        &lock_path,
+        || tracing::info!("{name}: waiting for the run lock (another run of it is going on)"),
+        stopped(shared.stop.clone()),
+    )
+    .await
+    {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            shared.queue.untake(req);
+            return;
+        }
+        Err(e) => {
+            tracing::error!(
+                "{name}: cannot take the run lock {}: {e}",
+                lock_path.display()
+            );
+            shared.queue.untake(req);
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            return;
+        }
+    };
+    let history = shared.history.clone();
+    let r = req.clone();
+    let mut run = match blocking(move || history.create(&r)).await {
+        Ok(run) => run,
+        Err(e) => {
+            tracing::error!("{name}: cannot record a new run (retrying in 5s): {e}");
+            shared.queue.untake(req);
+            drop(lock);
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            return;
+        }
+    };
+    let queue = shared.queue.clone();
+    let (p, seq) = (name.clone(), req.seq);
+    if let Err(e) = blocking(move || queue.settle(&p, seq)).await {
+        tracing::warn!("{name}: cannot remove the queued request: {e}");
+    }
+    tracing::info!(
+        "{name}: run {} started ({} {} {})",
+        run.id,
+        run.trigger,
+        run.git_ref,
+        run.short_sha()
+    );
+    let _ = shared.tx.send(Msg::Started(Box::new(run.clone())));
+    let _ = shared.events.send(RunEvent::Started(run.clone()));
+
+    let mut pid = None;
+    let outcome = runner::run(&project, &run, &lock, shared.stop.clone(), |p| {
+        pid = Some(p)
+    })
+    .await;
+    run.pid = pid;
+    outcome.apply(&mut run);
+    finish(&project, run, outcome, shared).await;
+    drop(lock);
+}
+
+async fn finish(project: &Project, run: Run, outcome: Outcome, shared: &Shared) {
+    let name = &project.name;
+    let history = shared.history.clone();
+    let (r, keep) = (run.clone(), project.keep_runs);
+    let saved = blocking(move || {
+        history.save(&r)?;
+        history.prune(&r.project, keep)
+    })
+    .await;
+    if let Err(e) = saved {
+        tracing::error!("{name}: cannot save the record of run {}: {e}", run.id);
+    }
+    match &outcome {
+        Outcome::Exited(0) => tracing::info!("{name}: run {} succeeded", run.id),
+        Outcome::NotStarted(m) => tracing::error!("{name}: run {} failed: {m}", run.id),
+        _ => tracing::warn!(
+            "{name}: run {} {} (exit code {}, log {})",
+            run.id,
+            run.status,
+            run.exit_code.map_or("none".into(), |c| c.to_string()),
+            run.log.display()
+        ),
+    }
+    if outcome == Outcome::Interrupted {
+        requeue(&run, shared).await;
+    }
+    let _ = shared.events.send(RunEvent::Finished(run));
+}
+
+/// Queues an interrupted run again as `recovery`, unless a newer request is
+/// already pending (it supersedes the old commit).
+async fn requeue(run: &Run, shared: &Shared) {
+    let queue = shared.queue.clone();
+    if queue
+        .pending(&run.project)
+        .is_some_and(|p| p.seq > run.request_seq)
+    {
+        tracing::info!(
+            "{}: interrupted run {} superseded by a newer pending push",
+            run.project,
+            run.id
+        );
+        return;
+    }
+    let req = run.request(queue.next_seq(), Trigger::Recovery);
+    match blocking(move || queue.push(req)).await {
+        Ok(()) => tracing::info!("{}: run {} queued again for recovery", run.project, run.id),
+        Err(e) => tracing::error!("{}: cannot queue run {} again: {e}", run.project, run.id),
+    }
+}
+
+async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, shared: &Shared) {
+    let ids: Vec<String> = runs.iter().map(|r| r.id.to_string()).collect();
+    let lock = match RunLock::acquire(
+        lock_path,
+        || {
+            tracing::warn!(
+                "{name}: run {} is still going without a daemon; waiting for its processes to exit",
+                ids.join(", ")
+            )
+        },
+        stopped(shared.stop.clone()),
+    )
+    .await
+    {
+        Ok(Some(l)) => l,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!("{name}: cannot take the run lock: {e}");
+            return;
+        }
+    };
+    let Some(newest) = runs.last().cloned() else {
+        return;
+    };
+    for mut run in runs {
+        if let Ok(mut log) = runner::open_log(&run) {
+            runner::log_line(
+                &mut log,
+                "deployd stopped during this run; recorded as interrupted",
+            );
+        }
+        Outcome::Interrupted.apply(&mut run);
+        let history = shared.history.clone();
+        let r = run.clone();
+        if let Err(e) = blocking(move || history.save(&r)).await {
+            tracing::error!("{name}: cannot record run {} as interrupted: {e}", run.id);
+        }
+        tracing::warn!("{name}: run {} was interrupted", run.id);
+        let _ = shared.events.send(RunEvent::Finished(run));
+    }
+    requeue(&newest, shared).await;
+    drop(lock);
+}

@@ -1,0 +1,394 @@
+//! The durable queue of deploy requests, coalesced: at most one pending
+//! request per project, the newest, kept in `<state_dir>/queue/<project>.json`.
+//!
+//! A push returns only once its request is on disk (written, fsynced,
+//! renamed, directory fsynced): that is what a 202 promises. Pushes that
+//! arrive while a write is in flight ride on the next write (group commit),
+//! so a burst costs a few fsyncs, not one each. The executor [`Queue::take`]s
+//! a request only once it is durable, and [`Queue::settle`]s it (removes the
+//! file) once the run's record is on disk, so at every moment a request is
+//! on disk as pending, or as a run record, or both.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil;
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// A verified push from the forge.
+    Webhook,
+    /// `deployd deploy`.
+    Manual,
+    /// Re-run of a run the daemon did not see finish.
+    Recovery,
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Trigger::Webhook => "webhook",
+            Trigger::Manual => "manual",
+            Trigger::Recovery => "recovery",
+        })
+    }
+}
+
+/// A request to deploy a project: what the script will see as `DEPLOY_*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Increases with every request, across restarts; a run of a project
+    /// covers every request of it with a `seq` up to its own.
+    pub seq: u64,
+    /// The project.
+    pub project: String,
+    /// What asked for the run.
+    pub trigger: Trigger,
+    /// Full ref, e.g. `refs/heads/main`.
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    /// The pushed commit (empty for a manual run without `--sha`).
+    pub sha: String,
+    /// The commit before the push.
+    #[serde(default)]
+    pub before: String,
+    /// `owner/name`.
+    #[serde(default)]
+    pub repository: String,
+    /// Who pushed (or who ran `deployd deploy`).
+    #[serde(default)]
+    pub pusher: String,
+    /// The forge's delivery id (empty for manual runs).
+    #[serde(default)]
+    pub delivery: String,
+    /// When deployd accepted it (RFC 3339).
+    pub received_at: String,
+}
+
+impl Request {
+    /// The branch name of `git_ref` (`main` for `refs/heads/main`).
+    pub fn branch(&self) -> &str {
+        self.git_ref
+            .strip_prefix("refs/heads/")
+            .unwrap_or(&self.git_ref)
+    }
+}
+
+/// The pending request of `project` as a previous or running daemon left it
+/// on disk, read without opening the queue (for the CLI).
+pub fn read_pending(state_dir: &Path, project: &str) -> Option<Request> {
+    let data = fs::read(state_dir.join("queue").join(format!("{project}.json"))).ok()?;
+    serde_json::from_slice(&data).ok()
+}
+
+/// One project's slot.
+#[derive(Default)]
+struct Slot {
+    /// The newest request not yet taken by the executor.
+    latest: Option<Request>,
+    /// Bumped by every push; `durable` catches up when a write lands.
+    version: u64,
+    /// The version last written to disk.
+    durable: u64,
+    /// A write is in flight (outside the mutex).
+    writing: bool,
+    /// The newest failed write: pushes up to that version get its error.
+    failed: Option<(u64, String)>,
+    /// `seq` of the request in the file on disk, if any.
+    on_disk: Option<u64>,
+}
+
+/// The queue; shared between the HTTP side (push) and the executor (take).
+pub struct Queue {
+    dir: PathBuf,
+    slots: Mutex<HashMap<String, Slot>>,
+    written: Condvar,
+    last_seq: Mutex<u64>,
+}
+
+impl Queue {
+    /// Opens `<state_dir>/queue`, loading the requests a previous daemon left.
+    pub fn open(state_dir: &Path) -> io::Result<Queue> {
+        let dir = state_dir.join("queue");
+        fsutil::create_dir(&dir, 0o700)?;
+        let mut slots = HashMap::new();
+        let mut last_seq = 0;
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let req: Request = match fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("skipping unreadable queue file {}: {e}", path.display());
+                    continue;
+                }
+            };
+            last_seq = last_seq.max(req.seq);
+            slots.insert(
+                req.project.clone(),
+                Slot {
+                    on_disk: Some(req.seq),
+                    latest: Some(req),
+                    version: 1,
+                    durable: 1,
+                    ..Slot::default()
+                },
+            );
+        }
+        Ok(Queue {
+            dir,
+            slots: Mutex::new(slots),
+            written: Condvar::new(),
+            last_seq: Mutex::new(last_seq),
+        })
+    }
+
+    fn file(&self, project: &str) -> PathBuf {
+        self.dir.join(format!("{project}.json"))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+        // A panic while holding the lock leaves consistent data (every
+        // field is set in one step), so a poisoned lock is still usable.
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fresh, increasing sequence number (nanoseconds since the epoch, or
+    /// one more than the last, whichever is larger), so order survives restarts.
+    pub fn next_seq(&self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let mut last = self.last_seq.lock().unwrap_or_else(|e| e.into_inner());
+        *last = (*last + 1).max(now);
+        *last
+    }
+
+    /// Makes `req` its project's pending request, replacing an older one, and
+    /// returns once it is on disk. Blocking: call from a blocking thread.
+    pub fn push(&self, req: Request) -> io::Result<()> {
+        let project = req.project.clone();
+        let path = self.file(&project);
+        let mut slots = self.lock();
+        let mine = {
+            let slot = slots.entry(project.clone()).or_default();
+            slot.latest = Some(req);
+            slot.version += 1;
+            slot.version
+        };
+        loop {
+            let slot = slots.entry(project.clone()).or_default();
+            if slot.durable >= mine {
+                return Ok(());
+            }
+            if let Some((v, e)) = &slot.failed
+                && *v >= mine
+            {
+                return Err(io::Error::other(e.clone()));
+            }
+            if slot.writing {
+                slots = self.written.wait(slots).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            // Write the newest request on behalf of every waiting push.
+            slot.writing = true;
+            let version = slot.version;
+            let snapshot = slot.latest.clone();
+            drop(slots);
+            let result = match &snapshot {
+                Some(r) => serde_json::to_vec_pretty(r)
+                    .map_err(io::Error::other)
+                    .and_then(|data| fsutil::write_atomic(&path, &data)),
+                None => Ok(()),
+            };
+            slots = self.lock();
+            let slot = slots.entry(project.clone()).or_default();
+            slot.writing = false;
+            match result {
+                Ok(()) => {
+                    slot.durable = version;
+                    if let Some(r) = snapshot {
+                        slot.on_disk = Some(r.seq);
+                    }
+                }
+                Err(e) => slot.failed = Some((version, e.to_string())),
+            }
+            self.written.notify_all();
+        }
+    }
+
+    /// Projects with a durable pending request, oldest request first.
+    pub fn ready(&self) -> Vec<String> {
+        let slots = self.lock();
+        let mut ready: Vec<(u64, String)> = slots
+            .iter()
+            .filter_map(|(name, s)| match &s.latest {
+                Some(r) if !s.writing && s.durable >= s.version => Some((r.seq, name.clone())),
+                _ => None,
+            })
+            .collect();
+        ready.sort();
+        ready.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// The pending request of `project`, if any (durable or not).
+    pub fn pending(&self, project: &str) -> Option<Request> {
+        self.lock().get(project).and_then(|s| s.latest.clone())
+    }
+
+    /// Takes `project`'s pending request for a run, if it is durable.
+    /// Its file stays until [`Queue::settle`].
+    pub fn take(&self, project: &str) -> Option<Request> {
+        let mut slots = self.lock();
+        let slot = slots.get_mut(project)?;
+        if slot.writing || slot.durable < slot.version {
+            return None;
+        }
+        slot.latest.take()
+    }
+
+    /// Puts a taken request back when its run could not start; a newer
+    /// request pushed meanwhile wins.
+    pub fn untake(&self, req: Request) {
+        let mut slots = self.lock();
+        let slot = slots.entry(req.project.clone()).or_default();
+        if slot.latest.is_none() {
+            slot.latest = Some(req);
+        }
+    }
+
+    /// Removes the file of a request whose run record is now on disk, unless
+    /// a newer request replaced it. Blocking.
+    pub fn settle(&self, project: &str, seq: u64) -> io::Result<()> {
+        let mut slots = self.lock();
+        while slots.get(project).is_some_and(|s| s.writing) {
+            slots = self.written.wait(slots).unwrap_or_else(|e| e.into_inner());
+        }
+        let Some(slot) = slots.get_mut(project) else {
+            return Ok(());
+        };
+        if slot.on_disk != Some(seq) {
+            return Ok(());
+        }
+        match fs::remove_file(self.file(project)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        slot.on_disk = None;
+        fsutil::sync_dir(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn req(q: &Queue, project: &str, sha: &str) -> Request {
+        Request {
+            seq: q.next_seq(),
+            project: project.into(),
+            trigger: Trigger::Webhook,
+            git_ref: "refs/heads/main".into(),
+            sha: sha.into(),
+            before: String::new(),
+            repository: "acme/app".into(),
+            pusher: "octocat".into(),
+            delivery: format!("d-{sha}"),
+            received_at: fsutil::now_rfc3339(),
+        }
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("deployd-queue-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn coalesces_and_survives_reopen() {
+        let dir = tempdir("reopen");
+        let q = Queue::open(&dir).unwrap();
+        q.push(req(&q, "app", "a")).unwrap();
+        q.push(req(&q, "app", "b")).unwrap();
+        q.push(req(&q, "other", "c")).unwrap();
+        assert_eq!(q.ready(), vec!["app".to_string(), "other".to_string()]);
+        drop(q);
+        let q = Queue::open(&dir).unwrap();
+        assert_eq!(q.pending("app").unwrap().sha, "b");
+        let taken = q.take("app").unwrap();
+        assert!(q.take("app").is_none());
+        // A push after the take is a new pending request; settling the taken
+        // one must not remove it.
+        q.push(req(&q, "app", "d")).unwrap();
+        q.settle("app", taken.seq).unwrap();
+        drop(q);
+        let q = Queue::open(&dir).unwrap();
+        assert_eq!(q.pending("app").unwrap().sha, "d");
+        let d = q.take("app").unwrap();
+        q.settle("app", d.seq).unwrap();
+        drop(q);
+        let q = Queue::open(&dir).unwrap();
+        assert!(q.pending("app").is_none());
+        assert!(q.next_seq() > d.seq);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_pushes_keep_the_newest() {
+        let dir = tempdir("burst");
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    let r = req(&q, "app", &format!("{i}"));
+                    q.push(r.clone()).unwrap();
+                    r.seq
+                })
+            })
+            .collect();
+        let max = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .max()
+            .unwrap();
+        let pending = q.pending("app").unwrap();
+        // The last push to take the lock wins; all were acknowledged.
+        let on_disk: Request =
+            serde_json::from_slice(&fs::read(dir.join("queue/app.json")).unwrap()).unwrap();
+        assert_eq!(on_disk, pending);
+        assert!(pending.seq <= max);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn failed_write_is_reported() {
+        let dir = tempdir("fail");
+        let q = Queue::open(&dir).unwrap();
+        fs::remove_dir_all(dir.join("queue")).unwrap();
+        assert!(q.push(req(&q, "app", "a")).is_err());
+        assert!(
+            q.take("app").is_none(),
+            "a request that is not durable must not run"
+        );
+        fsutil::create_dir(&dir.join("queue"), 0o700).unwrap();
+        q.push(req(&q, "app", "b")).unwrap();
+        assert_eq!(q.take("app").unwrap().sha, "b");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

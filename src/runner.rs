@@ -1,0 +1,264 @@
+//! Running one deploy script: no shell, its own process group, stdin from
+//! /dev/null, stdout and stderr appended straight to the run's log file, an
+//! environment cleared down to SPEC §4's list, and a timeout that stops the
+//! whole group (SIGTERM, then SIGKILL after `kill_grace`).
+//!
+//! The child writes into the log file itself — no pipe for the daemon to
+//! drain, and the output survives the daemon dying. It also inherits a
+//! descriptor of the run lock, so the lock lasts exactly as long as the
+//! run's processes.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+use crate::config::Project;
+use crate::fsutil;
+use crate::history::{Run, Status};
+use crate::lock::RunLock;
+
+/// Serializes spawns: while one child is being forked it must be the only one
+/// to inherit the lock descriptor made inheritable for it.
+static SPAWN: Mutex<()> = Mutex::new(());
+
+/// The `PATH` given to scripts when the daemon itself has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How a run ended, before it becomes a [`Status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The script exited with this code.
+    Exited(i32),
+    /// The script was killed by this signal (not by deployd).
+    Signaled(i32),
+    /// deployd stopped it at its timeout.
+    TimedOut,
+    /// deployd stopped it because the daemon is stopping.
+    Interrupted,
+    /// The script could not be started.
+    NotStarted(String),
+}
+
+impl Outcome {
+    /// Fills the end of a run record.
+    pub fn apply(&self, run: &mut Run) {
+        let (status, code, signal) = match self {
+            Outcome::Exited(0) => (Status::Succeeded, Some(0), None),
+            Outcome::Exited(c) => (Status::Failed, Some(*c), None),
+            Outcome::Signaled(s) => (Status::Failed, None, Some(*s)),
+            Outcome::TimedOut => (Status::TimedOut, None, None),
+            Outcome::Interrupted => (Status::Interrupted, None, None),
+            Outcome::NotStarted(_) => (Status::Failed, None, None),
+        };
+        run.status = status;
+        run.exit_code = code;
+        run.signal = signal;
+        run.finished_at = Some(fsutil::now_rfc3339());
+    }
+}
+
+/// The environment a script gets: SPEC §4's list and nothing else.
+pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert(
+        "PATH".to_string(),
+        std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string()),
+    );
+    for var in ["HOME", "LANG"] {
+        if let Ok(v) = std::env::var(var) {
+            env.insert(var.to_string(), v);
+        }
+    }
+    env.extend(project.env.clone());
+    let branch = run
+        .git_ref
+        .strip_prefix("refs/heads/")
+        .unwrap_or(&run.git_ref);
+    for (k, v) in [
+        ("DEPLOY_PROJECT", run.project.as_str()),
+        ("DEPLOY_RUN_ID", &run.id.to_string()),
+        ("DEPLOY_TRIGGER", &run.trigger.to_string()),
+        ("DEPLOY_REF", &run.git_ref),
+        ("DEPLOY_BRANCH", branch),
+        ("DEPLOY_SHA", &run.sha),
+        ("DEPLOY_BEFORE", &run.before),
+        ("DEPLOY_REPOSITORY", &run.repository),
+        ("DEPLOY_PUSHER", &run.pusher),
+        ("DEPLOY_DELIVERY", &run.delivery),
+        ("DEPLOY_LOG", &run.log.to_string_lossy()),
+    ] {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+/// Opens (creating) a run's log for appending.
+pub fn open_log(run: &Run) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(fsutil::LOG_MODE)
+        .open(&run.log)
+}
+
+/// A line of deployd's own in a run's log, marked so it stands out from the
+/// script's output.
+pub fn log_line(log: &mut File, text: &str) {
+    let _ = writeln!(log, "=== deployd: {text}");
+}
+
+/// Runs `project`'s script for `run` under `lock`. `stop` turning true
+/// interrupts it (daemon shutdown). `spawned` gets the script's pid.
+pub async fn run(
+    project: &Project,
+    run: &Run,
+    lock: &RunLock,
+    mut stop: watch::Receiver<bool>,
+    spawned: impl FnOnce(u32),
+) -> Outcome {
+    let started = Instant::now();
+    let mut log = match open_log(run) {
+        Ok(f) => f,
+        Err(e) => return Outcome::NotStarted(format!("cannot open {}: {e}", run.log.display())),
+    };
+    log_line(
+        &mut log,
+        &format!(
+            "run {} of {} ({}) {} {} started {}",
+            run.id,
+            run.project,
+            run.trigger,
+            run.git_ref,
+            if run.sha.is_empty() {
+                "(no commit given)"
+            } else {
+                &run.sha
+            },
+            run.started_at
+        ),
+    );
+    let mut child = match spawn(project, run, lock, &log) {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("cannot start {}: {e}", project.script.display());
+            log_line(&mut log, &msg);
+            return Outcome::NotStarted(msg);
+        }
+    };
+    let pid = child.id().unwrap_or(0);
+    spawned(pid);
+    let pgid = Pid::from_raw(pid as i32);
+
+    let outcome = tokio::select! {
+        status = child.wait() => match status {
+            Ok(s) => from_status(s),
+            Err(e) => Outcome::NotStarted(format!("waiting for the script: {e}")),
+        },
+        _ = tokio::time::sleep(project.timeout) => {
+            log_line(&mut log, &format!(
+                "timeout of {} reached: stopping the run (SIGTERM, SIGKILL after {})",
+                humantime::format_duration(project.timeout),
+                humantime::format_duration(project.kill_grace)));
+            Outcome::TimedOut
+        }
+        _ = stop.wait_for(|s| *s) => {
+            log_line(&mut log, "deployd is stopping: interrupting the run");
+            Outcome::Interrupted
+        }
+    };
+    if matches!(outcome, Outcome::TimedOut | Outcome::Interrupted) {
+        stop_group(pgid, Some(&mut child), project.kill_grace).await;
+    } else if group_alive(pgid) {
+        log_line(
+            &mut log,
+            "the script exited but left processes behind: stopping them",
+        );
+        stop_group(pgid, None, project.kill_grace).await;
+    }
+    let elapsed =
+        humantime::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64));
+    let summary = match &outcome {
+        Outcome::Exited(0) => format!("run {} succeeded in {elapsed}", run.id),
+        Outcome::Exited(c) => format!("run {} failed with exit code {c} after {elapsed}", run.id),
+        Outcome::Signaled(s) => format!("run {} killed by signal {s} after {elapsed}", run.id),
+        Outcome::TimedOut => format!("run {} timed out after {elapsed}", run.id),
+        Outcome::Interrupted => format!("run {} interrupted after {elapsed}", run.id),
+        Outcome::NotStarted(m) => format!("run {} failed: {m}", run.id),
+    };
+    log_line(&mut log, &summary);
+    outcome
+}
+
+fn spawn(project: &Project, run: &Run, lock: &RunLock, log: &File) -> io::Result<Child> {
+    let mut cmd = Command::new(&project.script);
+    cmd.args(&project.args)
+        .current_dir(&project.working_dir)
+        .env_clear()
+        .envs(environment(project, run))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?)
+        .process_group(0)
+        .kill_on_drop(false);
+    // The guard protects no data, only the fork below; a panic elsewhere
+    // while holding it cannot leave anything inconsistent.
+    let _guard = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+    let inherited = lock.inheritable()?;
+    let child = cmd.spawn();
+    drop(inherited);
+    child
+}
+
+fn from_status(s: ExitStatus) -> Outcome {
+    match (s.code(), s.signal()) {
+        (Some(c), _) => Outcome::Exited(c),
+        (None, Some(sig)) => Outcome::Signaled(sig),
+        (None, None) => Outcome::Exited(-1),
+    }
+}
+
+/// Whether any process of the group is left.
+pub fn group_alive(pgid: Pid) -> bool {
+    pgid.as_raw() > 0 && killpg(pgid, None).is_ok()
+}
+
+/// SIGTERM to the group; SIGKILL after `grace` to whatever is left. Returns
+/// when the script (if given) is reaped and the group is empty, or a few
+/// seconds after SIGKILL at most.
+pub async fn stop_group(pgid: Pid, mut child: Option<&mut Child>, grace: Duration) {
+    if pgid.as_raw() <= 0 {
+        return;
+    }
+    let _ = killpg(pgid, Signal::SIGTERM);
+    let mut deadline = Instant::now() + grace;
+    let mut killed = false;
+    loop {
+        let reaped = match child.as_mut() {
+            Some(c) => !matches!(c.try_wait(), Ok(None)),
+            None => true,
+        };
+        if reaped && !group_alive(pgid) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            if killed {
+                tracing::warn!("process group {pgid} survived SIGKILL for 5s");
+                return;
+            }
+            let _ = killpg(pgid, Signal::SIGKILL);
+            killed = true;
+            deadline = Instant::now() + Duration::from_secs(5);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

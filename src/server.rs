@@ -1,0 +1,534 @@
+//! The HTTP side: the accept loop, connection limits and deadlines, routing,
+//! and the one function that maps a rejection to a status. It verifies,
+//! filters and durably queues; it never waits on a deploy.
+
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::config::{Config, Project};
+use crate::deliveries::{Deliveries, Seen};
+use crate::event::{self, Event, EventError};
+use crate::executor::Handle;
+use crate::fsutil;
+use crate::queue::{self, Queue, Trigger};
+use crate::signature::{self, SignatureError};
+
+/// What every connection shares.
+pub struct App {
+    /// The current config; replaced whole on reload, so a request sees one
+    /// consistent version from start to end.
+    pub config: RwLock<Arc<Config>>,
+    /// The durable queue requests go to before the 202.
+    pub queue: Arc<Queue>,
+    /// Delivery ids already accepted.
+    pub deliveries: Arc<Deliveries>,
+    /// To tell the executor a request is queued.
+    pub executor: Handle,
+    /// Set once shutdown began: new deliveries get 503 so the forge retries.
+    pub stopping: AtomicBool,
+    /// Bytes of request bodies buffered at once, all connections together
+    /// (in KiB permits): a flood of large bodies cannot exhaust memory.
+    body_budget: Arc<Semaphore>,
+    /// Keeps rejected requests from flooding the log.
+    quiet: Quiet,
+}
+
+impl App {
+    /// Shares `config`, `queue`, `deliveries` and `executor` with the handlers.
+    pub fn new(
+        config: Arc<Config>,
+        queue: Arc<Queue>,
+        deliveries: Arc<Deliveries>,
+        executor: Handle,
+    ) -> App {
+        let budget_kib = ((config.server.max_body * 2).max(64 << 20) >> 10) as usize;
+        App {
+            config: RwLock::new(config),
+            queue,
+            deliveries,
+            executor,
+            stopping: AtomicBool::new(false),
+            body_budget: Arc::new(Semaphore::new(budget_kib.min(Semaphore::MAX_PERMITS))),
+            quiet: Quiet::default(),
+        }
+    }
+
+    /// The config now in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Puts a new config in force for requests from now on.
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+}
+
+/// Answered to connections over `max_connections`, without reading them.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+content-length: 33\r\nconnection: close\r\n\r\n{\"error\":\"too many connections\"}\n";
+
+/// Accepts connections until `shutdown` resolves, then lets requests in
+/// flight finish (at most `request_timeout`) and returns.
+pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let max = app.config().server.max_connections;
+    let slots = Arc::new(Semaphore::new(max));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Each connection task holds a clone; recv() returns None when all are gone.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            app.quiet.reject(&format!(
+                "connection from {peer} refused: {max} connections open"
+            ));
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(BUSY)).await;
+            });
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let stop = stop_rx.clone();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, app, stop).await;
+            drop(permit);
+            drop(done);
+        });
+    }
+    drop(listener);
+    app.stopping.store(true, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    drop(done_tx);
+    let grace = app.config().server.request_timeout + Duration::from_secs(1);
+    if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+        tracing::warn!("connections still open after {grace:?}; closing them");
+    }
+}
+
+/// When a connection last finished a request, and how many are in progress.
+#[derive(Default)]
+struct Activity {
+    last_ms: AtomicU64,
+    busy: AtomicUsize,
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Arc<App>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let settings = app.config().server.clone();
+    let born = Instant::now();
+    let activity = Arc::new(Activity::default());
+    let service = {
+        let (app, activity) = (app.clone(), activity.clone());
+        hyper::service::service_fn(move |req| {
+            let (app, activity) = (app.clone(), activity.clone());
+            async move {
+                activity.busy.fetch_add(1, Ordering::SeqCst);
+                let resp = handle(req, &app).await;
+                activity
+                    .last_ms
+                    .store(born.elapsed().as_millis() as u64, Ordering::SeqCst);
+                activity.busy.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, std::convert::Infallible>(resp)
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .max_buf_size(64 * 1024)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let mut conn = pin!(conn);
+    let idle_ms = settings.idle_timeout.as_millis() as u64;
+    let mut tick = tokio::time::interval(Duration::from_millis((idle_ms / 4).clamp(50, 1000)));
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!("connection ended: {e}");
+                }
+                return;
+            }
+            _ = stop.wait_for(|s| *s), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tick.tick(), if !closing => {
+                let idle = born.elapsed().as_millis() as u64
+                    - activity.last_ms.load(Ordering::SeqCst);
+                if activity.busy.load(Ordering::SeqCst) == 0 && idle > idle_ms {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// Why a request is refused; [`Reject::status`] is the one mapping to HTTP.
+#[derive(Debug)]
+enum Reject {
+    NotFound,
+    Method,
+    TooLarge,
+    Timeout,
+    Signature(SignatureError),
+    Event(EventError),
+    BadBody(String),
+    Unavailable(String),
+}
+
+impl Reject {
+    fn status(&self) -> StatusCode {
+        match self {
+            Reject::NotFound => StatusCode::NOT_FOUND,
+            Reject::Method => StatusCode::METHOD_NOT_ALLOWED,
+            Reject::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reject::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Reject::Signature(_) => StatusCode::UNAUTHORIZED,
+            Reject::Event(EventError::ContentType(_)) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reject::Event(_) | Reject::BadBody(_) => StatusCode::BAD_REQUEST,
+            Reject::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Reject::NotFound => "not found".into(),
+            Reject::Method => "method not allowed".into(),
+            Reject::TooLarge => "body too large".into(),
+            Reject::Timeout => "request took too long".into(),
+            // The same words whatever went wrong: a prober learns nothing.
+            Reject::Signature(_) => "invalid signature".into(),
+            Reject::Event(e) => e.to_string(),
+            Reject::BadBody(m) => m.clone(),
+            Reject::Unavailable(m) => m.clone(),
+        }
+    }
+}
+
+fn respond(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut bytes = serde_json::to_vec(&body).unwrap_or_default();
+    bytes.push(b'\n');
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// One request: route, answer, and log one line.
+async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let delivery = [
+        "x-github-delivery",
+        "x-gitea-delivery",
+        "x-forgejo-delivery",
+        "x-gitlab-webhook-uuid",
+        "x-request-uuid",
+    ]
+    .iter()
+    .find_map(|h| req.headers().get(*h))
+    .and_then(|v| v.to_str().ok())
+    .map(|s| s.chars().take(64).collect::<String>())
+    .unwrap_or_else(|| "-".into());
+    let result = route(req, app, &method, &path).await;
+    let mut detail = String::new();
+    let (resp, quiet) = match result {
+        Ok(r) => (r, false),
+        Err(reject) => {
+            if let Reject::Signature(e) = &reject {
+                detail = format!(" ({e})");
+            }
+            let mut r = respond(reject.status(), json!({"error": reject.message()}));
+            if matches!(reject, Reject::Method) {
+                r.headers_mut().insert(
+                    header::ALLOW,
+                    HeaderValue::from_static(if path == "/healthz" {
+                        "GET, HEAD"
+                    } else {
+                        "POST"
+                    }),
+                );
+            }
+            if matches!(reject, Reject::TooLarge | Reject::Timeout)
+                || app.stopping.load(Ordering::Relaxed)
+            {
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            (r, !matches!(reject, Reject::Unavailable(_)))
+        }
+    };
+    let line = format!(
+        "{method} {} {}{detail} delivery={delivery} {:.1}ms",
+        printable(&path),
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    if quiet {
+        app.quiet.reject(&line);
+    } else if path != "/healthz" {
+        tracing::info!("{line}");
+    }
+    resp
+}
+
+/// A path as it may appear in a log line: control characters escaped, cut short.
+fn printable(path: &str) -> String {
+    path.chars()
+        .take(200)
+        .flat_map(char::escape_default)
+        .collect()
+}
+
+async fn route(
+    req: Request<Incoming>,
+    app: &App,
+    method: &Method,
+    path: &str,
+) -> Result<Response<Full<Bytes>>, Reject> {
+    if path == "/healthz" {
+        return if method == Method::GET || method == Method::HEAD {
+            Ok(respond(StatusCode::OK, json!({"status": "ok"})))
+        } else {
+            Err(Reject::Method)
+        };
+    }
+    let Some(name) = path.strip_prefix("/hooks/") else {
+        return Err(Reject::NotFound);
+    };
+    if method != Method::POST {
+        return Err(Reject::Method);
+    }
+    let config = app.config();
+    let Some(project) = config.projects.get(name) else {
+        return Err(Reject::NotFound);
+    };
+    if app.stopping.load(Ordering::SeqCst) {
+        return Err(Reject::Unavailable(
+            "deployd is stopping; retry shortly".into(),
+        ));
+    }
+    hook(req, app, &config, project).await
+}
+
+/// Reads a body of at most `max` bytes within `deadline`, drawing on the
+/// shared body budget as it grows. Refuses at once on a Content-Length over
+/// `max`; stops reading as soon as the stream passes it.
+async fn read_body(
+    req: Request<Incoming>,
+    app: &App,
+    max: u64,
+    deadline: Duration,
+) -> Result<
+    (
+        hyper::HeaderMap,
+        Bytes,
+        Vec<tokio::sync::OwnedSemaphorePermit>,
+    ),
+    Reject,
+> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(Reject::TooLarge);
+    }
+    let (parts, mut body) = req.into_parts();
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(8192).min(max) as usize);
+    let mut permits = Vec::new();
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Reject::BadBody(format!("reading the body: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if buf.len() as u64 + data.len() as u64 > max {
+                return Err(Reject::TooLarge);
+            }
+            let kib = (data.len() as u32).div_ceil(1024).max(1);
+            let permit = app
+                .body_budget
+                .clone()
+                .acquire_many_owned(kib)
+                .await
+                .map_err(|_| Reject::Unavailable("shutting down".into()))?;
+            permits.push(permit);
+            buf.extend_from_slice(&data);
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(deadline, read).await {
+        Ok(Ok(())) => Ok((parts.headers, buf.freeze(), permits)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Reject::Timeout),
+    }
+}
+
+async fn hook(
+    req: Request<Incoming>,
+    app: &App,
+    config: &Config,
+    project: &Project,
+) -> Result<Response<Full<Bytes>>, Reject> {
+    let (headers, body, _permits) = read_body(
+        req,
+        app,
+        config.server.max_body,
+        config.server.request_timeout,
+    )
+    .await?;
+    signature::verify(project.provider, &project.key, &headers, &body)
+        .map_err(Reject::Signature)?;
+    let delivery = event::parse(project.provider, &headers, &body).map_err(Reject::Event)?;
+    let pushes = match delivery.event {
+        Event::Ping => return Ok(respond(StatusCode::OK, json!({"status": "pong"}))),
+        Event::Other(name) => {
+            return Ok(respond(
+                StatusCode::OK,
+                json!({"status": "ignored", "reason": format!("event {name:?} does not deploy")}),
+            ));
+        }
+        Event::Push(p) => p,
+    };
+    let push = match event::choose(project, pushes) {
+        Ok(p) => p,
+        Err(reason) => {
+            return Ok(respond(
+                StatusCode::OK,
+                json!({"status": "ignored", "reason": reason}),
+            ));
+        }
+    };
+    let id = delivery.id.unwrap_or_default();
+    if !id.is_empty() && app.deliveries.check(&id) == Seen::Duplicate {
+        return Ok(respond(
+            StatusCode::OK,
+            json!({"status": "duplicate", "delivery": id}),
+        ));
+    }
+    let request = queue::Request {
+        seq: app.queue.next_seq(),
+        project: project.name.clone(),
+        trigger: Trigger::Webhook,
+        git_ref: push.git_ref,
+        sha: push.after,
+        before: push.before,
+        repository: push.repository,
+        pusher: push.pusher,
+        delivery: id.clone(),
+        received_at: fsutil::now_rfc3339(),
+    };
+    let answer = json!({
+        "status": "queued",
+        "project": project.name,
+        "ref": request.git_ref,
+        "sha": request.sha,
+        "delivery": id,
+    });
+    let (queue, deliveries, id2) = (app.queue.clone(), app.deliveries.clone(), id.clone());
+    let stored = tokio::task::spawn_blocking(move || {
+        queue.push(request)?;
+        if !id2.is_empty()
+            && let Err(e) = deliveries.keep(&id2)
+        {
+            tracing::warn!("cannot append delivery id to the dedupe file: {e}");
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))
+    .and_then(|r| r);
+    if let Err(e) = stored {
+        if !id.is_empty() {
+            app.deliveries.release(&id);
+        }
+        tracing::error!(
+            "{}: cannot record the request durably (answering 503 so the forge retries): {e}",
+            project.name
+        );
+        return Err(Reject::Unavailable(
+            "could not record the request; retry later".into(),
+        ));
+    }
+    app.executor.queued();
+    Ok(respond(StatusCode::ACCEPTED, answer))
+}
+
+/// Rate-limits log lines about rejected requests: up to [`Quiet::BURST`] a
+/// window, then one summary of how many were left out.
+#[derive(Default)]
+struct Quiet {
+    state: Mutex<(Option<Instant>, u64, u64)>,
+}
+
+impl Quiet {
+    const BURST: u64 = 20;
+    const WINDOW: Duration = Duration::from_secs(10);
+
+    fn reject(&self, line: &str) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let (start, shown, hidden) = &mut *s;
+        if start.is_none_or(|t| now.duration_since(t) >= Self::WINDOW) {
+            if *hidden > 0 {
+                tracing::warn!(
+                    "{hidden} more rejected requests in the last {}s were not logged",
+                    Self::WINDOW.as_secs()
+                );
+            }
+            *start = Some(now);
+            *shown = 0;
+            *hidden = 0;
+        }
+        if *shown < Self::BURST {
+            *shown += 1;
+            tracing::warn!("{line}");
+        } else {
+            *hidden += 1;
+        }
+    }
+}
