@@ -1,0 +1,368 @@
+//! Test harness: a temporary deployd setup (config, scripts, state), the real
+//! binary started on 127.0.0.1:0, a raw HTTP client, signing, and bounded
+//! polls. Failures print everything needed to diagnose them from a CI log.
+#![allow(dead_code, missing_docs)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_deployd");
+pub const SECRET: &str = "test-secret-value-91f3";
+pub const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+pub const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh directory for one test, removed when the test passes.
+pub struct TestDir {
+    pub path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        let path = std::env::temp_dir().join(format!(
+            "deployd-it-{name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TestDir { path }
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+
+    /// Writes an executable script.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.path.join(name);
+        std::fs::write(&p, body).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        } else {
+            eprintln!("test files kept in {}", self.path.display());
+        }
+    }
+}
+
+/// A config with `[server]` pointing into `dir` and the given project tables
+/// (TOML text of `[projects.x]` tables, appended as is).
+pub fn write_config(dir: &TestDir, server_extra: &str, projects: &str) -> PathBuf {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\nlog_dir = \"logs\"\n\
+         control_socket = \"control.sock\"\nshutdown_grace = \"5s\"\n{server_extra}\n{projects}"
+    );
+    let p = dir.join("deploy.toml");
+    std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+/// A `[projects.NAME]` table with the test secret.
+pub fn project(name: &str, script: &Path, extra: &str) -> String {
+    format!(
+        "[projects.{name}]\nsecret = \"{SECRET}\"\nrepository = \"acme/{name}\"\nscript = \"{}\"\n{extra}\n",
+        script.display()
+    )
+}
+
+/// A running `deployd serve`.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub config: PathBuf,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts the daemon on `config` and waits (bounded) for its address.
+    pub fn start(config: &Path) -> Daemon {
+        Daemon::start_with(config, &[])
+    }
+
+    pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg("-c")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn deployd serve");
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let _ = tx.send(addr);
+                    }
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a.parse().unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "deployd serve -c {} did not start listening within 20s (status {status:?}); stderr:\n{}",
+                    config.display(),
+                    lines.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Daemon {
+            child,
+            addr,
+            config: config.to_path_buf(),
+            lines,
+        }
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends a signal (e.g. "TERM", "HUP").
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Waits (bounded) for the daemon to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("daemon did not exit within {limit:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// POSTs a signed GitHub push of `after` to `git_ref` of project `name`.
+    pub fn push(&self, name: &str, git_ref: &str, after: &str, delivery: &str) -> (u16, String) {
+        let body = push_body(git_ref, after, &format!("acme/{name}"));
+        post(
+            self.addr,
+            &format!("/hooks/{name}"),
+            &github_headers("push", delivery, &sign(SECRET, body.as_bytes())),
+            body.as_bytes(),
+        )
+    }
+
+    /// Waits until the daemon's log has a line containing `needle`.
+    pub fn wait_log(&self, needle: &str, limit: Duration) {
+        wait_until(limit, &format!("daemon log line containing {needle:?}"), || {
+            self.log().contains(needle)
+        });
+        let _ = self;
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- deployd log ---\n{}\n---", self.log());
+        }
+    }
+}
+
+/// A GitHub push payload, as GitHub shapes it (only the fields deployd reads
+/// matter, but a few others are there so parsing skips them).
+pub fn push_body(git_ref: &str, after: &str, repo: &str) -> String {
+    let zeros = after.chars().all(|c| c == '0');
+    serde_json::json!({
+        "ref": git_ref,
+        "before": "1111111111111111111111111111111111111111",
+        "after": after,
+        "created": false,
+        "deleted": zeros,
+        "forced": false,
+        "repository": {"id": 1, "name": repo.split('/').nth(1).unwrap_or(repo), "full_name": repo,
+                        "owner": {"login": "acme"}, "private": true},
+        "pusher": {"name": "octocat", "email": "octocat@example.com"},
+        "sender": {"login": "octocat"},
+        "head_commit": {"id": after, "message": "Deploy me"},
+        "commits": [],
+    })
+    .to_string()
+}
+
+/// `sha256=<hex>` of `body` under `secret`.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        deployd::signature::hmac_hex(&deployd::signature::Key::new(secret.as_bytes()), body)
+    )
+}
+
+pub fn github_headers(event: &str, delivery: &str, signature: &str) -> Vec<(String, String)> {
+    vec![
+        ("Content-Type".into(), "application/json".into()),
+        ("X-GitHub-Event".into(), event.into()),
+        ("X-GitHub-Delivery".into(), delivery.into()),
+        ("X-Hub-Signature-256".into(), signature.into()),
+    ]
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns status and body.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) and close before reading a large body.
+    let _ = s.write_all(body);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    parse_response(&resp)
+}
+
+pub fn parse_response(resp: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(resp).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in response {text:?}"));
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+pub fn post(addr: SocketAddr, path: &str, headers: &[(String, String)], body: &[u8]) -> (u16, String) {
+    request(addr, "POST", path, headers, body)
+}
+
+/// Runs the CLI with `-c config`; returns its output.
+pub fn cli(config: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Runs the CLI and panics, showing everything, unless it exits with `code`.
+pub fn cli_ok(config: &Path, args: &[&str], code: i32) -> String {
+    let out = cli(config, args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "deployd -c {} {}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        config.display(),
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `history --json` as JSON values, newest first.
+pub fn history(config: &Path, project: &str) -> Vec<serde_json::Value> {
+    let out = cli_ok(config, &["history", project, "--json", "--limit", "1000"], 0);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("history --json: {e}: {out}"))
+}
+
+/// Polls `f` every 20 ms until it is true; panics after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `project` has `n` finished runs; returns the history.
+pub fn wait_runs(config: &Path, project: &str, n: usize, limit: Duration) -> Vec<serde_json::Value> {
+    let mut last = Vec::new();
+    let start = Instant::now();
+    loop {
+        last = history(config, project);
+        let done = last.iter().filter(|r| r["status"] != "running").count();
+        if done >= n {
+            return last;
+        }
+        if start.elapsed() > limit {
+            panic!(
+                "timed out after {limit:?} waiting for {n} finished runs of {project}; history:\n{}",
+                serde_json::to_string_pretty(&last).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether a process with this pid exists.
+pub fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')))
+            .unwrap_or(true)
+}
