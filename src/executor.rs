@@ -329,6 +329,7 @@ async fn run_one(project: Project, req: Request, shared: &Shared, state_dir: &st
             return;
         }
     };
+    crate::fault::point(crate::fault::BEFORE_RUN).await;
     let history = shared.history.clone();
     let r = req.clone();
     let mut run = match blocking(move || history.create(&r)).await {
@@ -362,6 +363,7 @@ async fn run_one(project: Project, req: Request, shared: &Shared, state_dir: &st
     })
     .await;
     run.pid = pid;
+    crate::fault::point(crate::fault::BEFORE_RECORD).await;
     outcome.apply(&mut run);
     finish(&project, run, outcome, shared).await;
     drop(lock);

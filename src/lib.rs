@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod deliveries;
 pub mod event;
 pub mod executor;
+pub mod fault;
 pub mod fsutil;
 pub mod history;
 pub mod lock;

@@ -494,6 +494,7 @@ async fn hook(
             "could not record the request; retry later".into(),
         ));
     }
+    crate::fault::point(crate::fault::BEFORE_ACK).await;
     app.executor.queued();
     Ok(respond(StatusCode::ACCEPTED, answer))
 }

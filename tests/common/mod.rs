@@ -62,9 +62,14 @@ impl Drop for TestDir {
 /// A config with `[server]` pointing into `dir` and the given project tables
 /// (TOML text of `[projects.x]` tables, appended as is).
 pub fn write_config(dir: &TestDir, server_extra: &str, projects: &str) -> PathBuf {
+    let grace = if server_extra.contains("shutdown_grace") {
+        ""
+    } else {
+        "shutdown_grace = \"5s\"\n"
+    };
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\nlog_dir = \"logs\"\n\
-         control_socket = \"control.sock\"\nshutdown_grace = \"5s\"\n{server_extra}\n{projects}"
+         control_socket = \"control.sock\"\n{grace}{server_extra}\n{projects}"
     );
     let p = dir.join("deploy.toml");
     std::fs::write(&p, text).unwrap();
@@ -197,9 +202,11 @@ impl Daemon {
 
     /// Waits until the daemon's log has a line containing `needle`.
     pub fn wait_log(&self, needle: &str, limit: Duration) {
-        wait_until(limit, &format!("daemon log line containing {needle:?}"), || {
-            self.log().contains(needle)
-        });
+        wait_until(
+            limit,
+            &format!("daemon log line containing {needle:?}"),
+            || self.log().contains(needle),
+        );
         let _ = self;
     }
 }
@@ -291,7 +298,12 @@ pub fn parse_response(resp: &[u8]) -> (u16, String) {
     (status, body)
 }
 
-pub fn post(addr: SocketAddr, path: &str, headers: &[(String, String)], body: &[u8]) -> (u16, String) {
+pub fn post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, String) {
     request(addr, "POST", path, headers, body)
 }
 
@@ -324,7 +336,11 @@ pub fn cli_ok(config: &Path, args: &[&str], code: i32) -> String {
 
 /// `history --json` as JSON values, newest first.
 pub fn history(config: &Path, project: &str) -> Vec<serde_json::Value> {
-    let out = cli_ok(config, &["history", project, "--json", "--limit", "1000"], 0);
+    let out = cli_ok(
+        config,
+        &["history", project, "--json", "--limit", "1000"],
+        0,
+    );
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("history --json: {e}: {out}"))
 }
 
@@ -340,7 +356,12 @@ pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
 }
 
 /// Waits until `project` has `n` finished runs; returns the history.
-pub fn wait_runs(config: &Path, project: &str, n: usize, limit: Duration) -> Vec<serde_json::Value> {
+pub fn wait_runs(
+    config: &Path,
+    project: &str,
+    n: usize,
+    limit: Duration,
+) -> Vec<serde_json::Value> {
     let mut last = Vec::new();
     let start = Instant::now();
     loop {
