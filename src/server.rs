@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::config::{Config, Project};
 use crate::deliveries::{Deliveries, Seen};
@@ -353,22 +353,18 @@ async fn route(
     hook(req, app, &config, project).await
 }
 
-/// Reads a body of at most `max` bytes within `deadline`, drawing on the
-/// shared body budget as it grows. Refuses at once on a Content-Length over
-/// `max`; stops reading as soon as the stream passes it.
+/// Reads a body of at most `max` bytes within `deadline`. Refuses at once
+/// on a Content-Length over `max`; stops reading as soon as the stream passes
+/// it. Memory comes from the shared body budget: a body with a length
+/// reserves all of it before reading (waiting its turn within the deadline,
+/// so no request holds part of the budget while waiting for more); a chunked
+/// body takes it as it grows and is refused with 503 when none is left.
 async fn read_body(
     req: Request<Incoming>,
     app: &App,
     max: u64,
     deadline: Duration,
-) -> Result<
-    (
-        hyper::HeaderMap,
-        Bytes,
-        Vec<tokio::sync::OwnedSemaphorePermit>,
-    ),
-    Reject,
-> {
+) -> Result<(hyper::HeaderMap, Bytes, Vec<OwnedSemaphorePermit>), Reject> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -378,9 +374,19 @@ async fn read_body(
         return Err(Reject::TooLarge);
     }
     let (parts, mut body) = req.into_parts();
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(8192).min(max) as usize);
-    let mut permits = Vec::new();
+    let kib = |bytes: u64| (bytes.div_ceil(1024).max(1)).min(u32::MAX as u64) as u32;
     let read = async {
+        let mut permits = Vec::new();
+        if let Some(n) = declared {
+            permits.push(
+                app.body_budget
+                    .clone()
+                    .acquire_many_owned(kib(n))
+                    .await
+                    .map_err(|_| Reject::Unavailable("shutting down".into()))?,
+            );
+        }
+        let mut buf = BytesMut::with_capacity(declared.unwrap_or(8192).min(max) as usize);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| Reject::BadBody(format!("reading the body: {e}")))?;
             let Ok(data) = frame.into_data() else {
@@ -389,20 +395,20 @@ async fn read_body(
             if buf.len() as u64 + data.len() as u64 > max {
                 return Err(Reject::TooLarge);
             }
-            let kib = (data.len() as u32).div_ceil(1024).max(1);
-            let permit = app
-                .body_budget
-                .clone()
-                .acquire_many_owned(kib)
-                .await
-                .map_err(|_| Reject::Unavailable("shutting down".into()))?;
-            permits.push(permit);
+            if declared.is_none() {
+                permits.push(
+                    app.body_budget
+                        .clone()
+                        .try_acquire_many_owned(kib(data.len() as u64))
+                        .map_err(|_| Reject::Unavailable("busy; retry later".into()))?,
+                );
+            }
             buf.extend_from_slice(&data);
         }
-        Ok(())
+        Ok((buf.freeze(), permits))
     };
     match tokio::time::timeout(deadline, read).await {
-        Ok(Ok(())) => Ok((parts.headers, buf.freeze(), permits)),
+        Ok(Ok((body, permits))) => Ok((parts.headers, body, permits)),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Reject::Timeout),
     }
