@@ -79,10 +79,18 @@ pub enum Command {
     },
     /// Print the signature header the project's forge would send for FILE
     /// (or stdin), to try a hook by hand with curl.
+    ///
+    /// Prints the value alone, e.g. `sha256=…`; with --header, whole
+    /// `Name: value` lines for `curl -H`. A GitLab project whose secret is a
+    /// signing token (`whsec_…`) needs --header: its signature comes with a
+    /// webhook-id and a webhook-timestamp (valid 5 minutes).
     Sign {
         /// The project whose secret signs.
         project: String,
         /// The body to sign [default: stdin]
         file: Option<PathBuf>,
+        /// Print `Name: value` header lines instead of the value alone.
+        #[arg(long)]
+        header: bool,
     },
 }

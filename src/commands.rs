@@ -59,24 +59,28 @@ pub fn run(cli: Cli) -> Result<()> {
             rt.block_on(daemon::serve(config)).map_err(Failure::Runtime)
         }
         Command::Check => check(&load(&path)?),
-        Command::Status { json } => status(&load(&path)?, json),
+        Command::Status { json } => status(&load_quiet(&path)?, json),
         Command::History {
             project,
             limit,
             json,
-        } => history(&load(&path)?, &project, limit, json),
+        } => history(&load_quiet(&path)?, &project, limit, json),
         Command::Logs {
             project,
             run_id,
             follow,
-        } => logs(&load(&path)?, &project, run_id, follow),
-        Command::Sign { project, file } => sign(&load(&path)?, &project, file.as_deref()),
+        } => logs(&load_quiet(&path)?, &project, run_id, follow),
+        Command::Sign {
+            project,
+            file,
+            header,
+        } => sign(&load(&path)?, &project, file.as_deref(), header),
         Command::Deploy {
             project,
             git_ref,
             sha,
             no_wait,
-        } => deploy(&load(&path)?, &project, git_ref, sha, !no_wait),
+        } => deploy(&load_quiet(&path)?, &project, git_ref, sha, !no_wait),
     }
 }
 
@@ -88,6 +92,11 @@ fn config_path(given: Option<PathBuf>) -> PathBuf {
 
 fn load(path: &Path) -> Result<Config> {
     config::load(path).map_err(|e| Failure::Usage(e.into()))
+}
+
+/// The config for commands that need no secret (see `load_without_secrets`).
+fn load_quiet(path: &Path) -> Result<Config> {
+    config::load_without_secrets(path).map_err(|e| Failure::Usage(e.into()))
 }
 
 fn project<'a>(config: &'a Config, name: &str) -> Result<&'a config::Project> {
@@ -145,7 +154,7 @@ fn check(config: &Config) -> Result<()> {
     Ok(())
 }
 
-fn sign(config: &Config, name: &str, file: Option<&Path>) -> Result<()> {
+fn sign(config: &Config, name: &str, file: Option<&Path>, as_headers: bool) -> Result<()> {
     let p = project(config, name)?;
     let mut body = Vec::new();
     match file {
@@ -156,17 +165,39 @@ fn sign(config: &Config, name: &str, file: Option<&Path>) -> Result<()> {
             std::io::stdin().read_to_end(&mut body)?;
         }
     }
-    match signature::sign_header(p.provider, &p.key, &body) {
-        Some((header, value)) => {
+    // A fresh message id, so that trying again is not answered `duplicate`.
+    let now = std::time::SystemTime::now();
+    let id = format!(
+        "msg_deployd_sign_{}",
+        now.duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    );
+    let Some(headers) = signature::sign_headers(p.provider, &p.key, &body, now, &id) else {
+        return Err(Failure::Usage(anyhow!(
+            "{name} is a {} project with a secret token: GitLab sends the token itself in \
+             X-Gitlab-Token, there is no signature to compute (send -H 'X-Gitlab-Token: <the \
+             secret>'). A secret that is a GitLab signing token (whsec_…) gets signatures.",
+            p.provider
+        )));
+    };
+    if as_headers {
+        for (header, value) in &headers {
+            println!("{header}: {value}");
+        }
+        return Ok(());
+    }
+    match headers.as_slice() {
+        [(header, value)] => {
             println!("{value}");
             if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
                 eprintln!("(send it as the {header} header)");
             }
             Ok(())
         }
-        None => Err(Failure::Usage(anyhow!(
-            "{name} is a {} project: the forge sends the secret itself in X-Gitlab-Token, \
-             there is no signature to compute",
+        _ => Err(Failure::Usage(anyhow!(
+            "{name} is a {} project with a signing token: its signature goes with a webhook-id \
+             and a webhook-timestamp; run `deployd sign --header` to print all three",
             p.provider
         ))),
     }
@@ -459,6 +490,9 @@ fn deploy(
                 "deployd: no daemon answers on {}; running {name} here, under its lock",
                 config.server.control_socket.display()
             );
+            if !wait {
+                eprintln!("deployd: --no-wait needs a daemon; running in the foreground");
+            }
             rt.block_on(deploy_direct(config, p, git_ref, sha))
         }
         Err(e) => Err(Failure::Runtime(anyhow!(
@@ -521,6 +555,7 @@ async fn deploy_direct(
         pusher: user(),
         delivery: String::new(),
         received_at: fsutil::now_rfc3339(),
+        coalesced: Vec::new(),
     };
     let mut run = history.create(&req).context("cannot record the run")?;
     eprintln!(

@@ -22,12 +22,13 @@ pub const DEFAULT_PATH: &str = "/etc/deployd/deploy.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read at all.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         /// The config file.
         path: PathBuf,
-        /// Why reading failed.
-        source: std::io::Error,
+        /// Why reading failed. Not named `source`: the message already says
+        /// it, and `{:#}` would print it twice as the error's cause.
+        error: std::io::Error,
     },
     /// The file was read but something in it is wrong.
     #[error("{file}:{line}: {key}: {message}")]
@@ -255,9 +256,9 @@ enum SecretSource {
 
 /// Reads the config file at `path` and everything it refers to (secrets).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let mut config = parse(&text, path, &SystemSecrets)?;
     if config
@@ -273,6 +274,35 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         ));
     }
     Ok(config)
+}
+
+/// Reads the config file at `path` without reading any secret: for the CLI
+/// commands that never sign or verify (status, history, logs, deploy), so
+/// they work where the secrets are out of reach — a `secret_credential`
+/// outside the service, a root-only secret file. Each key holds a
+/// placeholder that verifies nothing a forge would send.
+pub fn load_without_secrets(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    parse(&text, path, &NoSecrets)
+}
+
+/// Stands in for every secret source (see [`load_without_secrets`]).
+struct NoSecrets;
+
+impl Secrets for NoSecrets {
+    fn file(&self, _: &Path) -> std::io::Result<String> {
+        Ok("secret not loaded".into())
+    }
+    fn env(&self, name: &str) -> Option<String> {
+        Some(if name == "CREDENTIALS_DIRECTORY" {
+            "/".into()
+        } else {
+            "secret not loaded".into()
+        })
+    }
 }
 
 fn readable_by_others(path: &Path) -> bool {
@@ -437,6 +467,9 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
         let secret = read_secret(&source, secrets).map_err(|m| invalid(&k(skey), m))?;
         if secret.is_empty() {
             return Err(invalid(&k(skey), "the secret is empty".into()));
+        }
+        if let Some(problem) = crate::signature::secret_problem(p.provider, &secret) {
+            return Err(invalid(&k(skey), problem));
         }
         let branch = p.branch.unwrap_or_else(|| "main".into());
         if branch.is_empty() || branch.starts_with("refs/") {

@@ -153,6 +153,7 @@ async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Res
                 pusher: user,
                 delivery: String::new(),
                 received_at: fsutil::now_rfc3339(),
+                coalesced: Vec::new(),
             };
             let seq = req.seq;
             let queue = app.queue.clone();

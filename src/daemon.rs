@@ -40,9 +40,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Ids of accepted deliveries also live in queued requests and run records.
     for project in history.projects() {
         let runs = history.list(&project, None).unwrap_or_default();
-        deliveries.remember(runs.iter().map(|r| r.delivery.as_str()));
+        for r in &runs {
+            deliveries.remember(
+                std::iter::once(&r.delivery)
+                    .chain(&r.coalesced)
+                    .map(String::as_str),
+            );
+        }
         if let Some(p) = queue.pending(&project) {
-            deliveries.remember([p.delivery.as_str()]);
+            deliveries.remember(
+                std::iter::once(&p.delivery)
+                    .chain(&p.coalesced)
+                    .map(String::as_str),
+            );
         }
     }
 
@@ -117,12 +127,23 @@ async fn reload(path: &std::path::Path, app: &App, handle: &Handle) {
     match loaded {
         Ok(Ok(new)) => {
             let old = app.config();
-            if new.server.listen != old.server.listen
-                || new.server.control_socket != old.server.control_socket
-                || new.server.state_dir != old.server.state_dir
-            {
+            let (n, o) = (&new.server, &old.server);
+            let mut later = Vec::new();
+            for (key, changed) in [
+                ("listen", n.listen != o.listen),
+                ("state_dir", n.state_dir != o.state_dir),
+                ("log_dir", n.log_dir != o.log_dir),
+                ("control_socket", n.control_socket != o.control_socket),
+                ("max_connections", n.max_connections != o.max_connections),
+            ] {
+                if changed {
+                    later.push(key);
+                }
+            }
+            if !later.is_empty() {
                 tracing::warn!(
-                    "reload: listen, control_socket and state_dir changes take effect at restart"
+                    "reload: a change of server.{} takes effect at the next restart",
+                    later.join(", server.")
                 );
             }
             for w in &new.warnings {
@@ -139,25 +160,37 @@ async fn reload(path: &std::path::Path, app: &App, handle: &Handle) {
     systemd::notify("READY=1");
 }
 
-/// Keeps systemd's STATUS= line current and pings the watchdog.
+/// Keeps systemd's STATUS= line current (on every run event, and every few
+/// seconds for pending requests) and pings the watchdog at half its interval.
 async fn status_loop(handle: Handle, mut stop: watch::Receiver<bool>) {
     let watchdog = systemd::watchdog_interval();
     let tick = watchdog
         .unwrap_or(std::time::Duration::from_secs(5))
         .min(std::time::Duration::from_secs(5));
+    let mut events = handle.subscribe();
+    let mut next_ping = tokio::time::Instant::now();
     let mut last = String::new();
+    let mut settle = false;
     loop {
         let status = describe(&handle.status().await);
         if status != last {
             systemd::notify(&format!("STATUS={status}"));
             last = status;
         }
-        if watchdog.is_some() {
+        if watchdog.is_some() && tokio::time::Instant::now() >= next_ping {
             systemd::notify("WATCHDOG=1");
+            next_ping = tokio::time::Instant::now() + tick;
         }
         tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep_until(next_ping.max(tokio::time::Instant::now() + std::time::Duration::from_millis(10))), if watchdog.is_some() => {}
+            _ = tokio::time::sleep(tick), if watchdog.is_none() => {}
+            _ = events.recv() => settle = true,
+            _ = stop.changed() => return,
+        }
+        if settle {
+            // The executor updates its state right after the event.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            settle = false;
         }
     }
 }

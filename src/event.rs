@@ -4,7 +4,14 @@
 //!
 //! Payloads are parsed only after the signature checked out, and only the
 //! fields used are read (borrowed where the JSON has no escapes). Each forge
-//! has its own small function here; the rest of the program sees [`Push`].
+//! has its own small function here; the rest of the program sees [`Push`]:
+//!
+//! | provider | event header: push | delivery id | repository | pusher |
+//! | --- | --- | --- | --- | --- |
+//! | `github` | `X-GitHub-Event: push` | `X-GitHub-Delivery` | `repository.full_name` | `pusher.name` |
+//! | `gitea` | `X-Gitea-Event` / `X-Forgejo-Event: push` | `X-Gitea-Delivery` / `X-Forgejo-Delivery` | `repository.full_name` | `pusher.login` |
+//! | `gitlab` | `X-Gitlab-Event: Push Hook` (and `Tag Push Hook`) | `Idempotency-Key`, else `X-Gitlab-Webhook-UUID` | `project.path_with_namespace` | `user_username` |
+//! | `bitbucket` | `X-Event-Key: repo:push` | `X-Request-UUID` | `repository.full_name` | `actor.nickname` |
 
 use std::borrow::Cow;
 
@@ -22,7 +29,8 @@ pub struct Push {
     pub before: String,
     /// Commit after the push (40 zeros for a deleted branch).
     pub after: String,
-    /// `owner/name`.
+    /// `owner/name`; for GitLab the full path, which may hold subgroups
+    /// (`group/sub/name`).
     pub repository: String,
     /// Who pushed (a user name).
     pub pusher: String,
@@ -33,10 +41,11 @@ pub struct Push {
 /// The event a delivery carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// The forge checking the hook works.
+    /// The forge checking the hook works: GitHub's `ping`, Gitea's and
+    /// Forgejo's "Test delivery", Bitbucket's `diagnostics:ping`.
     Ping,
-    /// One or more ref updates (GitHub sends one, Bitbucket may send
-    /// several); never empty. The filter picks the one that deploys.
+    /// The ref updates of one push (GitHub sends one, Bitbucket may send
+    /// several, or none). [`choose`] picks the one that deploys.
     Push(Vec<Push>),
     /// Any other event, by its name; answered `ignored`.
     Other(String),
@@ -89,13 +98,26 @@ fn content_type(headers: &HeaderMap) -> Result<Body, EventError> {
     }
 }
 
+/// Whether the body is a form (`application/x-www-form-urlencoded`), whose
+/// JSON is in the `payload` field.
+pub fn is_form(headers: &HeaderMap) -> bool {
+    matches!(content_type(headers), Ok(Body::Form))
+}
+
+/// The decoded `payload` field of a form body (the first, if repeated): the
+/// JSON document parsed, and what Gitea and Forgejo sign.
+pub fn form_payload(body: &[u8]) -> Option<Vec<u8>> {
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| v.into_owned().into_bytes())
+}
+
 /// The JSON document of a body: itself, or a form's `payload` field.
-fn json_of<'a>(kind: Body, body: &'a [u8]) -> Result<Cow<'a, [u8]>, EventError> {
+fn json_of(kind: Body, body: &[u8]) -> Result<Cow<'_, [u8]>, EventError> {
     match kind {
         Body::Json => Ok(Cow::Borrowed(body)),
-        Body::Form => form_urlencoded::parse(body)
-            .find(|(k, _)| k == "payload")
-            .map(|(_, v)| Cow::Owned(v.into_owned().into_bytes()))
+        Body::Form => form_payload(body)
+            .map(Cow::Owned)
             .ok_or_else(|| EventError::Payload("form body without a payload field".into())),
     }
 }
@@ -108,22 +130,62 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// Each forge's delivery-id headers, best first. The id that matters is the
+/// one a redelivery repeats, so it can be answered `duplicate`.
+fn delivery_headers(provider: Provider) -> &'static [&'static str] {
+    match provider {
+        Provider::Github => &["x-github-delivery"],
+        // Forgejo sends one UUID under both names (and as X-GitHub-Delivery).
+        Provider::Gitea => &["x-forgejo-delivery", "x-gitea-delivery"],
+        // Idempotency-Key (GitLab 17.4+) is kept across retries and equals
+        // webhook-id; X-Gitlab-Webhook-UUID is new on every request, so it
+        // only names the request when nothing better is there.
+        Provider::Gitlab => &["idempotency-key", "webhook-id", "x-gitlab-webhook-uuid"],
+        Provider::Bitbucket => &["x-request-uuid"],
+    }
+}
+
+/// The delivery id `provider` sends, if any.
+pub fn delivery_id(provider: Provider, headers: &HeaderMap) -> Option<&str> {
+    delivery_headers(provider)
+        .iter()
+        .find_map(|h| header_str(headers, h))
+}
+
+/// The delivery id of a request whose project (and so forge) is not known
+/// yet, for the log line: the first forge's whose headers are present. It is
+/// the id [`parse`] finds, since each forge sends only its own headers (and
+/// Gitea's X-GitHub-Delivery is its own id again).
+pub fn any_delivery_id(headers: &HeaderMap) -> Option<&str> {
+    [
+        Provider::Github,
+        Provider::Gitea,
+        Provider::Gitlab,
+        Provider::Bitbucket,
+    ]
+    .into_iter()
+    .find_map(|p| delivery_id(p, headers))
+}
+
 /// Parses a delivery that already passed signature verification.
 /// Checks run in SPEC order: content type (415), then event and payload (400).
 pub fn parse(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
     let kind = content_type(headers)?;
-    match provider {
-        Provider::Github => github(headers, kind, body),
-        Provider::Gitea => gitea(headers, kind, body),
-        Provider::Gitlab => gitlab(headers, kind, body),
-        Provider::Bitbucket => bitbucket(headers, kind, body),
-    }
+    let id = delivery_id(provider, headers).map(str::to_string);
+    let event = match provider {
+        Provider::Github => github(headers, kind, body)?,
+        Provider::Gitea => gitea(headers, kind, body)?,
+        Provider::Gitlab => gitlab(headers, kind, body)?,
+        Provider::Bitbucket => bitbucket(headers, kind, body)?,
+    };
+    Ok(Delivery { id, event })
 }
 
 fn payload<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, EventError> {
     serde_json::from_slice(json).map_err(|e| EventError::Payload(e.to_string()))
 }
 
+/// A push as GitHub shapes it; Gitea and Forgejo send the same shape.
 #[derive(Deserialize)]
 struct GhPush<'a> {
     #[serde(rename = "ref", borrow)]
@@ -157,6 +219,8 @@ struct Who<'a> {
 }
 
 impl Who<'_> {
+    /// GitHub's pusher has `name` (the login); Gitea's has `login` and
+    /// `username` (both the login) and a `full_name` not wanted here.
     fn user(&self) -> String {
         self.login
             .as_ref()
@@ -171,51 +235,55 @@ fn zeros(sha: &str) -> bool {
     !sha.is_empty() && sha.bytes().all(|b| b == b'0')
 }
 
-/// GitHub, and Gitea/Forgejo which send the same push shape.
-fn github_like(
-    event: &str,
-    id: Option<&str>,
-    kind: Body,
-    body: &[u8],
-) -> Result<Delivery, EventError> {
-    let id = id.map(str::to_string);
-    let event = match event {
-        "ping" => Event::Ping,
-        "push" => {
-            let json = json_of(kind, body)?;
-            let p: GhPush = payload(&json)?;
-            let after = p.after.into_owned();
-            Event::Push(vec![Push {
-                deleted: p.deleted || zeros(&after),
-                git_ref: p.git_ref.into_owned(),
-                before: p.before.into_owned(),
-                after,
-                repository: p
-                    .repository
-                    .and_then(|r| r.full_name)
-                    .map(Cow::into_owned)
-                    .unwrap_or_default(),
-                pusher: p.pusher.map(|w| w.user()).unwrap_or_default(),
-            }])
-        }
-        other => Event::Other(other.to_string()),
-    };
-    Ok(Delivery { id, event })
+fn github_push(kind: Body, body: &[u8]) -> Result<Push, EventError> {
+    let json = json_of(kind, body)?;
+    let p: GhPush = payload(&json)?;
+    let after = p.after.into_owned();
+    Ok(Push {
+        deleted: p.deleted || zeros(&after),
+        git_ref: p.git_ref.into_owned(),
+        before: p.before.into_owned(),
+        after,
+        repository: p
+            .repository
+            .and_then(|r| r.full_name)
+            .map(Cow::into_owned)
+            .unwrap_or_default(),
+        pusher: p.pusher.map(|w| w.user()).unwrap_or_default(),
+    })
 }
 
-fn github(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Delivery, EventError> {
+fn github(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventError> {
     let event =
         header_str(headers, "x-github-event").ok_or(EventError::MissingEvent("X-GitHub-Event"))?;
-    github_like(event, header_str(headers, "x-github-delivery"), kind, body)
+    Ok(match event {
+        "ping" => Event::Ping,
+        "push" => Event::Push(vec![github_push(kind, body)?]),
+        other => Event::Other(other.to_string()),
+    })
 }
 
-fn gitea(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Delivery, EventError> {
-    let event = header_str(headers, "x-gitea-event")
-        .or_else(|| header_str(headers, "x-forgejo-event"))
+/// Gitea and Forgejo: GitHub's push shape under their own headers. A branch
+/// deletion comes as a `delete` event (ignored); a push with zeros for
+/// `after` is read as one too, to be safe.
+fn gitea(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventError> {
+    let event = header_str(headers, "x-forgejo-event")
+        .or_else(|| header_str(headers, "x-gitea-event"))
         .ok_or(EventError::MissingEvent("X-Gitea-Event"))?;
-    let id = header_str(headers, "x-gitea-delivery")
-        .or_else(|| header_str(headers, "x-forgejo-delivery"));
-    github_like(event, id, kind, body)
+    Ok(match event {
+        "push" => {
+            let push = github_push(kind, body)?;
+            // The "Test delivery" button sends a push of the default branch
+            // with before == after (the head commit, or zeros since Gitea
+            // 1.22). No ref moved: answer it as a ping, as GitHub's test is.
+            if push.before == push.after {
+                Event::Ping
+            } else {
+                Event::Push(vec![push])
+            }
+        }
+        other => Event::Other(other.to_string()),
+    })
 }
 
 #[derive(Deserialize)]
@@ -226,8 +294,6 @@ struct GlPush<'a> {
     before: Cow<'a, str>,
     #[serde(borrow)]
     after: Cow<'a, str>,
-    #[serde(borrow, default)]
-    checkout_sha: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     user_username: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -240,22 +306,22 @@ struct GlProject<'a> {
     path_with_namespace: Option<Cow<'a, str>>,
 }
 
-fn gitlab(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Delivery, EventError> {
+/// GitLab: `Push Hook` for branches, `Tag Push Hook` for tags (read as a push
+/// of `refs/tags/…`, which the filter ignores with its reason). A deleted
+/// branch has zeros for `after` (and `checkout_sha: null`); for a branch
+/// push `checkout_sha` is `after`, so `after` is what deploys. GitLab's
+/// "Test" button sends an ordinary-looking Push Hook of the default branch's
+/// head: it deploys like a push, as nothing tells it apart.
+fn gitlab(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventError> {
     let event =
         header_str(headers, "x-gitlab-event").ok_or(EventError::MissingEvent("X-Gitlab-Event"))?;
-    let id = header_str(headers, "x-gitlab-webhook-uuid")
-        .or_else(|| header_str(headers, "idempotency-key"))
-        .map(str::to_string);
-    let event = match event {
-        "Push Hook" => {
+    Ok(match event {
+        "Push Hook" | "Tag Push Hook" => {
             let json = json_of(kind, body)?;
             let p: GlPush = payload(&json)?;
             let after = p.after.into_owned();
-            // GitLab sends `checkout_sha: null` for a deletion; otherwise it
-            // names the commit to check out, which is `after` for a branch push.
-            let deleted = zeros(&after) || p.checkout_sha.is_none();
             Event::Push(vec![Push {
-                deleted,
+                deleted: zeros(&after),
                 git_ref: p.git_ref.into_owned(),
                 before: p.before.into_owned(),
                 after,
@@ -268,8 +334,7 @@ fn gitlab(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Delivery, Even
             }])
         }
         other => Event::Other(other.to_string()),
-    };
-    Ok(Delivery { id, event })
+    })
 }
 
 #[derive(Deserialize)]
@@ -312,6 +377,8 @@ struct BbTarget<'a> {
     hash: Cow<'a, str>,
 }
 
+/// Bitbucket dropped `username` from accounts in 2019 for `nickname`; both
+/// are read, then `display_name`.
 #[derive(Deserialize)]
 struct BbActor<'a> {
     #[serde(borrow, default)]
@@ -324,11 +391,10 @@ struct BbActor<'a> {
 
 /// Bitbucket Cloud: one delivery may carry several ref changes, each a
 /// [`Push`]; [`choose`] deploys the one to the project's branch.
-fn bitbucket(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Delivery, EventError> {
+fn bitbucket(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventError> {
     let event =
         header_str(headers, "x-event-key").ok_or(EventError::MissingEvent("X-Event-Key"))?;
-    let id = header_str(headers, "x-request-uuid").map(str::to_string);
-    let event = match event {
+    Ok(match event {
         "repo:push" => {
             let json = json_of(kind, body)?;
             let p: BbPush = payload(&json)?;
@@ -342,36 +408,39 @@ fn bitbucket(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Delivery, E
                 .and_then(|a| a.nickname.or(a.username).or(a.display_name))
                 .map(Cow::into_owned)
                 .unwrap_or_default();
-            let pushes = p
-                .push
-                .changes
-                .into_iter()
-                .map(|c| bitbucket_change(c, &repository, &pusher))
-                .collect::<Vec<_>>();
-            if pushes.is_empty() {
-                return Err(EventError::Payload("push without changes".into()));
-            }
-            Event::Push(pushes)
+            Event::Push(
+                p.push
+                    .changes
+                    .into_iter()
+                    .map(|c| bitbucket_change(c, &repository, &pusher))
+                    .collect(),
+            )
         }
+        // What Bitbucket's "Test connection" sends (Data Center has it).
+        "diagnostics:ping" => Event::Ping,
         other => Event::Other(other.to_string()),
-    };
-    Ok(Delivery { id, event })
+    })
 }
 
+/// One entry of `push.changes`: `new` is the ref after the push (`null` when
+/// it was deleted), `old` the ref before (`null` when it was created).
 fn bitbucket_change(c: BbChange<'_>, repository: &str, pusher: &str) -> Push {
-    let zero = "0".repeat(40);
     let hash = |r: &Option<BbRef<'_>>| {
         r.as_ref()
             .and_then(|r| r.target.as_ref())
             .map(|t| t.hash.to_string())
-            .unwrap_or_else(|| zero.clone())
+            .unwrap_or_else(|| "0".repeat(40))
     };
     let (before, after) = (hash(&c.old), hash(&c.new));
-    let named = c.new.as_ref().or(c.old.as_ref());
-    let git_ref = named
+    let git_ref = c
+        .new
+        .as_ref()
+        .or(c.old.as_ref())
         .map(|r| match r.kind.as_ref() {
-            "tag" => format!("refs/tags/{}", r.name),
-            _ => format!("refs/heads/{}", r.name),
+            "branch" | "named_branch" => format!("refs/heads/{}", r.name),
+            "tag" | "annotated_tag" => format!("refs/tags/{}", r.name),
+            // Mercurial bookmarks and whatever comes next: not a branch.
+            other => format!("{other}:{}", r.name),
         })
         .unwrap_or_default();
     Push {
@@ -393,19 +462,25 @@ pub enum Verdict {
     Ignore(String),
 }
 
-/// Picks the push of a delivery that deploys `project`, or says why none does
-/// (the reason of the first push).
+/// Picks the push of a delivery that deploys `project`, or says why none
+/// does (each distinct reason once, in order).
 pub fn choose(project: &Project, pushes: Vec<Push>) -> Result<Push, String> {
-    let mut reason = None;
+    let mut reasons: Vec<String> = Vec::new();
     for push in pushes {
         match filter(project, &push) {
             Verdict::Deploy => return Ok(push),
             Verdict::Ignore(r) => {
-                reason.get_or_insert(r);
+                if !reasons.contains(&r) {
+                    reasons.push(r);
+                }
             }
         }
     }
-    Err(reason.unwrap_or_else(|| "push without changes".into()))
+    if reasons.is_empty() {
+        Err("push without changes".into())
+    } else {
+        Err(reasons.join("; "))
+    }
 }
 
 /// Decides whether `push` deploys `project`.
@@ -607,5 +682,507 @@ mod tests {
             filter(&any, &push("refs/heads/release", SHA, "who/ever")),
             Verdict::Deploy
         );
+    }
+
+    fn push_of(d: Delivery) -> Vec<Push> {
+        match d.event {
+            Event::Push(p) => p,
+            e => panic!("not a push: {e:?}"),
+        }
+    }
+
+    fn ignored(v: Verdict) -> String {
+        match v {
+            Verdict::Ignore(r) => r,
+            Verdict::Deploy => panic!("deployed"),
+        }
+    }
+
+    /// A Gitea/Forgejo push in the documented shape (trimmed).
+    fn gitea_push(git_ref: &str, before: &str, after: &str) -> String {
+        serde_json::json!({
+            "ref": git_ref,
+            "before": before,
+            "after": after,
+            "compare_url": "http://localhost:3000/gitea/webhooks/compare/a...b",
+            "commits": [{
+                "id": after,
+                "message": "Webhooks Yay!",
+                "url": "http://localhost:3000/gitea/webhooks/commit/x",
+                "author": {"name": "Gitea", "email": "someone@gitea.io", "username": "gitea"},
+                "committer": {"name": "Gitea", "email": "someone@gitea.io", "username": "gitea"},
+                "timestamp": "2017-03-13T13:52:11-04:00"
+            }],
+            "repository": {
+                "id": 140,
+                "owner": {"id": 1, "login": "gitea", "full_name": "Gitea", "username": "gitea"},
+                "name": "webhooks",
+                "full_name": "gitea/webhooks",
+                "private": false,
+                "default_branch": "master"
+            },
+            "pusher": {"id": 1, "login": "gitea", "full_name": "Gitea Admin", "email": "someone@gitea.io", "username": "gitea"},
+            "sender": {"id": 1, "login": "gitea", "username": "gitea"}
+        })
+        .to_string()
+    }
+
+    fn gitea_headers<'a>(event: &'a str, ctype: &'a str) -> Vec<(&'static str, &'a str)> {
+        vec![
+            ("x-gitea-event", event),
+            ("x-gitea-event-type", event),
+            ("x-gitea-delivery", "f6266f16-1bf3-46a5-9ea4-602e06ead473"),
+            ("x-github-event", event),
+            ("x-github-delivery", "f6266f16-1bf3-46a5-9ea4-602e06ead473"),
+            ("content-type", ctype),
+        ]
+    }
+
+    #[test]
+    fn gitea_push_is_read() {
+        let body = gitea_push("refs/heads/master", SHA, &SHA.replace('0', "f"));
+        let d = parse(
+            Provider::Gitea,
+            &headers(&gitea_headers("push", "application/json")),
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            d.id.as_deref(),
+            Some("f6266f16-1bf3-46a5-9ea4-602e06ead473")
+        );
+        let p = push_of(d).remove(0);
+        assert_eq!(p.git_ref, "refs/heads/master");
+        assert_eq!(p.before, SHA);
+        assert_eq!(p.after, SHA.replace('0', "f"));
+        assert_eq!(p.repository, "gitea/webhooks");
+        assert_eq!(p.pusher, "gitea");
+        assert!(!p.deleted);
+        assert_eq!(
+            filter(&project("master", Some("gitea/webhooks")), &p),
+            Verdict::Deploy
+        );
+
+        // Forgejo's own headers, and a form body, read the same.
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &body)
+            .finish();
+        let forgejo = parse(
+            Provider::Gitea,
+            &headers(&[
+                ("x-forgejo-event", "push"),
+                ("x-forgejo-delivery", "fj-1"),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ]),
+            form.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(forgejo.id.as_deref(), Some("fj-1"));
+        assert_eq!(push_of(forgejo).remove(0), p);
+
+        // Without an event header: 400 naming the header.
+        assert_eq!(
+            parse(
+                Provider::Gitea,
+                &headers(&[("content-type", "application/json")]),
+                body.as_bytes()
+            ),
+            Err(EventError::MissingEvent("X-Gitea-Event"))
+        );
+    }
+
+    #[test]
+    fn gitea_test_delivery_deletion_and_tags() {
+        let gitea = |event: &str, body: &str| {
+            parse(
+                Provider::Gitea,
+                &headers(&gitea_headers(event, "application/json")),
+                body.as_bytes(),
+            )
+            .unwrap()
+            .event
+        };
+        let zero = "0".repeat(40);
+        // "Test delivery": before == after, the head commit (old Gitea) or
+        // zeros (Gitea 1.22+).
+        assert_eq!(
+            gitea("push", &gitea_push("refs/heads/master", SHA, SHA)),
+            Event::Ping
+        );
+        assert_eq!(
+            gitea("push", &gitea_push("refs/heads/master", &zero, &zero)),
+            Event::Ping
+        );
+        // A branch deletion is its own event; a push to zeros is one too.
+        assert_eq!(
+            gitea("delete", r#"{"ref":"main","ref_type":"branch"}"#),
+            Event::Other("delete".into())
+        );
+        let Event::Push(p) = gitea("push", &gitea_push("refs/heads/main", SHA, &zero)) else {
+            panic!()
+        };
+        assert!(p[0].deleted);
+        assert!(ignored(filter(&project("main", None), &p[0])).contains("deleted"));
+        // A tag push is a push of refs/tags/….
+        let Event::Push(p) = gitea("push", &gitea_push("refs/tags/v1.2", &zero, SHA)) else {
+            panic!()
+        };
+        assert_eq!(ignored(filter(&project("main", None), &p[0])), "tag v1.2");
+    }
+
+    /// A GitLab Push Hook in the documented shape (trimmed).
+    fn gitlab_push(git_ref: &str, before: &str, after: &str, path: &str) -> String {
+        let kind = if git_ref.starts_with("refs/tags/") {
+            "tag_push"
+        } else {
+            "push"
+        };
+        serde_json::json!({
+            "object_kind": kind,
+            "event_name": kind,
+            "before": before,
+            "after": after,
+            "ref": git_ref,
+            "ref_protected": true,
+            "checkout_sha": if zeros(after) { serde_json::Value::Null } else { after.into() },
+            "message": null,
+            "user_id": 4,
+            "user_name": "John Smith",
+            "user_username": "jsmith",
+            "user_email": "john@example.com",
+            "user_avatar": "https://s.gravatar.com/avatar/d4c74594d841139328695756648b6bd6?s=8://s.gravatar.com/avatar/d4c74594d841139328695756648b6bd6?s=80",
+            "project_id": 15,
+            "project": {
+                "id": 15,
+                "name": "Diaspora",
+                "web_url": "http://example.com/mike/diaspora",
+                "namespace": "Mike",
+                "visibility_level": 0,
+                "path_with_namespace": path,
+                "default_branch": "master"
+            },
+            "commits": [{
+                "id": after,
+                "message": "fixed readme",
+                "title": "fixed readme",
+                "timestamp": "2012-01-03T23:36:29+02:00",
+                "author": {"name": "GitLab dev user", "email": "gitlabdev@dv6700.(none)"},
+                "added": ["CHANGELOG"], "modified": ["app/controller/application.rb"], "removed": []
+            }],
+            "total_commits_count": 1,
+            "repository": {"name": "Diaspora", "url": "git@example.com:mike/diaspora.git", "visibility_level": 0}
+        })
+        .to_string()
+    }
+
+    fn gitlab(event: &str, extra: &[(&'static str, &str)], body: &str) -> Delivery {
+        let mut h = vec![
+            ("content-type", "application/json"),
+            ("x-gitlab-event", event),
+            ("x-gitlab-instance", "https://gitlab.example.com"),
+            (
+                "x-gitlab-event-uuid",
+                "13792a34-cac6-4fda-95a8-c58e00a3954e",
+            ),
+        ];
+        h.extend_from_slice(extra);
+        parse(Provider::Gitlab, &headers(&h), body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn gitlab_push_is_read() {
+        let after = SHA.replace('0', "d");
+        let body = gitlab_push("refs/heads/master", SHA, &after, "mike/diaspora");
+        let d = gitlab(
+            "Push Hook",
+            &[
+                ("idempotency-key", "a5461c4d-9c7f-4af9-add6-cddebe3c426f"),
+                (
+                    "x-gitlab-webhook-uuid",
+                    "3c5c0404-c866-44bc-a5f6-452bb1bfc76e",
+                ),
+            ],
+            &body,
+        );
+        // The id kept across retries wins over the per-request one.
+        assert_eq!(
+            d.id.as_deref(),
+            Some("a5461c4d-9c7f-4af9-add6-cddebe3c426f")
+        );
+        let p = push_of(d).remove(0);
+        assert_eq!(
+            p,
+            Push {
+                git_ref: "refs/heads/master".into(),
+                before: SHA.into(),
+                after: after.clone(),
+                repository: "mike/diaspora".into(),
+                pusher: "jsmith".into(),
+                deleted: false,
+            }
+        );
+        assert_eq!(
+            filter(&project("master", Some("mike/diaspora")), &p),
+            Verdict::Deploy
+        );
+        // Before GitLab 17.4 there is no Idempotency-Key.
+        let d = gitlab("Push Hook", &[("x-gitlab-webhook-uuid", "w-1")], &body);
+        assert_eq!(d.id.as_deref(), Some("w-1"));
+        assert_eq!(gitlab("Push Hook", &[], &body).id, None);
+
+        // Subgroups: the full path is the repository, kept as is.
+        let nested = gitlab_push("refs/heads/main", SHA, &after, "group/sub/app");
+        let p = push_of(gitlab("Push Hook", &[], &nested)).remove(0);
+        assert_eq!(p.repository, "group/sub/app");
+        assert_eq!(
+            filter(&project("main", Some("group/sub/app")), &p),
+            Verdict::Deploy
+        );
+        assert!(ignored(filter(&project("main", Some("group/app")), &p)).contains("repository"));
+    }
+
+    #[test]
+    fn gitlab_deletion_tags_and_other_events() {
+        let zero = "0".repeat(40);
+        let main = project("main", None);
+        let deleted = gitlab_push("refs/heads/main", SHA, &zero, "g/app");
+        let p = push_of(gitlab("Push Hook", &[], &deleted)).remove(0);
+        assert!(p.deleted);
+        assert_eq!(ignored(filter(&main, &p)), "branch main was deleted");
+        // A new branch (before = zeros) is a push like any other.
+        let created = gitlab_push("refs/heads/main", &zero, SHA, "g/app");
+        let p = push_of(gitlab("Push Hook", &[], &created)).remove(0);
+        assert_eq!(filter(&main, &p), Verdict::Deploy);
+        // Tag Push Hook: ignored by the filter with the tag's name.
+        let tag = gitlab_push("refs/tags/v1.0.0", &zero, SHA, "g/app");
+        let p = push_of(gitlab("Tag Push Hook", &[], &tag)).remove(0);
+        assert_eq!(ignored(filter(&main, &p)), "tag v1.0.0");
+        let other = gitlab(
+            "Merge Request Hook",
+            &[],
+            r#"{"object_kind":"merge_request"}"#,
+        );
+        assert_eq!(other.event, Event::Other("Merge Request Hook".into()));
+        assert_eq!(
+            parse(
+                Provider::Gitlab,
+                &headers(&[("content-type", "application/json")]),
+                deleted.as_bytes()
+            ),
+            Err(EventError::MissingEvent("X-Gitlab-Event"))
+        );
+        assert!(matches!(
+            parse(
+                Provider::Gitlab,
+                &headers(&[
+                    ("content-type", "application/json"),
+                    ("x-gitlab-event", "Push Hook")
+                ]),
+                br#"{"object_kind":"push"}"#
+            ),
+            Err(EventError::Payload(_))
+        ));
+    }
+
+    /// A Bitbucket Cloud ref state (`new` or `old` of a change), documented
+    /// shape (trimmed).
+    fn bb_ref(kind: &str, name: &str, hash: &str) -> serde_json::Value {
+        serde_json::json!({
+            "type": kind,
+            "name": name,
+            "target": {
+                "type": "commit",
+                "hash": hash,
+                "author": {"type": "author", "raw": "Alex <alex@example.com>"},
+                "message": "conflict free\n",
+                "date": "2024-05-15T23:09:07+00:00",
+                "parents": [{"type": "commit", "hash": "4c0d03e075d808b9241ec760087e114d6d0ccf00"}],
+                "links": {"html": {"href": "https://bitbucket.org/acme/app/commits/x"}}
+            },
+            "links": {"html": {"href": "https://bitbucket.org/acme/app/branch/x"}}
+        })
+    }
+
+    fn bb_push(changes: Vec<(serde_json::Value, serde_json::Value)>) -> String {
+        let changes: Vec<_> = changes
+            .into_iter()
+            .map(|(old, new)| {
+                serde_json::json!({
+                    "new": new, "old": old,
+                    "created": false, "forced": false, "closed": false, "truncated": false,
+                    "links": {"diff": {"href": "https://api.bitbucket.org/2.0/x"}},
+                    "commits": []
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "push": {"changes": changes},
+            "actor": {
+                "type": "user",
+                "display_name": "Alex Doe",
+                "nickname": "alexd",
+                "uuid": "{58e8bb1e-704e-4239-b082-b4ceaf8cc369}",
+                "account_id": "557058:c0b72ad0-1cb5-4018-9cdc-0cde8492c443"
+            },
+            "repository": {
+                "type": "repository",
+                "name": "app",
+                "full_name": "acme/app",
+                "uuid": "{5b6cc2a1-4841-469e-aebe-b0b58e14ffd3}",
+                "is_private": true,
+                "workspace": {"slug": "acme", "type": "workspace"}
+            }
+        })
+        .to_string()
+    }
+
+    fn bitbucket(event: &str, body: &str) -> Delivery {
+        parse(
+            Provider::Bitbucket,
+            &headers(&[
+                ("content-type", "application/json"),
+                ("x-event-key", event),
+                ("x-hook-uuid", "{hook-uuid}"),
+                ("x-request-uuid", "req-1"),
+                ("x-attempt-number", "1"),
+            ]),
+            body.as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn bitbucket_push_is_read() {
+        let old = "1".repeat(40);
+        let body = bb_push(vec![(
+            bb_ref("branch", "main", &old),
+            bb_ref("branch", "main", SHA),
+        )]);
+        let d = bitbucket("repo:push", &body);
+        assert_eq!(d.id.as_deref(), Some("req-1"));
+        let p = push_of(d).remove(0);
+        assert_eq!(
+            p,
+            Push {
+                git_ref: "refs/heads/main".into(),
+                before: old.clone(),
+                after: SHA.into(),
+                repository: "acme/app".into(),
+                pusher: "alexd".into(),
+                deleted: false,
+            }
+        );
+        // An account without a nickname: the older username, then the name.
+        let body = body.replace("\"nickname\":\"alexd\",", "");
+        assert_eq!(push_of(bitbucket("repo:push", &body))[0].pusher, "Alex Doe");
+    }
+
+    #[test]
+    fn bitbucket_several_changes_deletion_and_tags() {
+        let old = "1".repeat(40);
+        let main = project("main", Some("acme/app"));
+        let choose_in = |changes| choose(&main, push_of(bitbucket("repo:push", &bb_push(changes))));
+        let null = serde_json::Value::Null;
+        // One delivery with a tag, another branch and the deploy branch: the
+        // deploy branch's change deploys.
+        let chosen = choose_in(vec![
+            (null.clone(), bb_ref("tag", "v1", SHA)),
+            (bb_ref("branch", "dev", &old), bb_ref("branch", "dev", SHA)),
+            (
+                bb_ref("branch", "main", &old),
+                bb_ref("branch", "main", SHA),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            (chosen.git_ref.as_str(), chosen.after.as_str()),
+            ("refs/heads/main", SHA)
+        );
+        // None deploys: every reason, once.
+        let reason = choose_in(vec![
+            (null.clone(), bb_ref("annotated_tag", "v2", SHA)),
+            (bb_ref("branch", "dev", &old), bb_ref("branch", "dev", SHA)),
+            (bb_ref("branch", "dev", &old), bb_ref("branch", "dev", SHA)),
+        ])
+        .unwrap_err();
+        assert_eq!(reason, "tag v2; branch dev is not the deploy branch main");
+        // `new: null` is a deletion, named by `old`.
+        let deleted = push_of(bitbucket(
+            "repo:push",
+            &bb_push(vec![(bb_ref("branch", "main", &old), null.clone())]),
+        ))
+        .remove(0);
+        assert!(deleted.deleted);
+        assert_eq!(
+            (deleted.before.as_str(), deleted.after.as_str()),
+            (old.as_str(), "0000000000000000000000000000000000000000")
+        );
+        assert_eq!(ignored(filter(&main, &deleted)), "branch main was deleted");
+        // `old: null` is a new branch: it deploys.
+        assert!(choose_in(vec![(null.clone(), bb_ref("branch", "main", SHA))]).is_ok());
+        // Other ref kinds are not branches.
+        let reason = choose_in(vec![(null.clone(), bb_ref("bookmark", "main", SHA))]).unwrap_err();
+        assert!(reason.contains("not a branch"), "{reason}");
+        // A push without changes is ignored, not an error.
+        assert_eq!(choose_in(vec![]).unwrap_err(), "push without changes");
+        // Ping, other events, no event header.
+        assert_eq!(bitbucket("diagnostics:ping", "{}").event, Event::Ping);
+        assert_eq!(
+            bitbucket("pullrequest:created", "{}").event,
+            Event::Other("pullrequest:created".into())
+        );
+        assert_eq!(
+            parse(
+                Provider::Bitbucket,
+                &headers(&[("content-type", "application/json")]),
+                b"{}"
+            ),
+            Err(EventError::MissingEvent("X-Event-Key"))
+        );
+    }
+
+    #[test]
+    fn delivery_ids_agree_with_the_log_line() {
+        // What a forge sends; the log line (project unknown) must name the
+        // same id the dedupe uses.
+        type Case<'a> = (Provider, &'a [(&'static str, &'a str)], Option<&'a str>);
+        let cases: [Case; 6] = [
+            (Provider::Github, &[("x-github-delivery", "gh")], Some("gh")),
+            (
+                Provider::Gitea,
+                &[
+                    ("x-github-delivery", "u"),
+                    ("x-gitea-delivery", "u"),
+                    ("x-forgejo-delivery", "u"),
+                ],
+                Some("u"),
+            ),
+            (
+                Provider::Gitlab,
+                &[
+                    ("x-gitlab-webhook-uuid", "per-request"),
+                    ("x-gitlab-event-uuid", "per-event"),
+                    ("idempotency-key", "kept"),
+                    ("webhook-id", "kept"),
+                ],
+                Some("kept"),
+            ),
+            (
+                Provider::Gitlab,
+                &[("x-gitlab-webhook-uuid", "per-request")],
+                Some("per-request"),
+            ),
+            (
+                Provider::Bitbucket,
+                &[("x-request-uuid", "bb"), ("x-hook-uuid", "the-hook")],
+                Some("bb"),
+            ),
+            (Provider::Bitbucket, &[("x-hook-uuid", "the-hook")], None),
+        ];
+        for (provider, pairs, want) in cases {
+            let h = headers(pairs);
+            assert_eq!(delivery_id(provider, &h), want, "{provider}");
+            assert_eq!(any_delivery_id(&h), want, "{provider}");
+        }
     }
 }

@@ -441,6 +441,17 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
             return;
         }
     };
+    // Re-read the records now that the old processes are gone: a run that
+    // was going on under a manual `deployd deploy` has finished meanwhile
+    // and recorded its own result.
+    let runs: Vec<Run> = runs
+        .into_iter()
+        .filter_map(|r| match shared.history.get(&r.project, r.id) {
+            Ok(Some(now)) if now.status == Status::Running => Some(now),
+            Ok(_) => None,
+            Err(_) => Some(r),
+        })
+        .collect();
     let Some(newest) = runs.last().cloned() else {
         return;
     };

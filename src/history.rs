@@ -85,6 +85,9 @@ pub struct Run {
     /// The script's process id (its process group id too).
     #[serde(default)]
     pub pid: Option<u32>,
+    /// Delivery ids of the pushes this run's request replaced (coalesced).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coalesced: Vec<String>,
 }
 
 impl Run {
@@ -101,6 +104,7 @@ impl Run {
             pusher: self.pusher.clone(),
             delivery: self.delivery.clone(),
             received_at: fsutil::now_rfc3339(),
+            coalesced: self.coalesced.clone(),
         }
     }
 
@@ -176,6 +180,7 @@ impl History {
             request_seq: req.seq,
             received_at: req.received_at.clone(),
             pid: None,
+            coalesced: req.coalesced.clone(),
         };
         self.save(&run)?;
         Ok(run)
@@ -303,6 +308,7 @@ mod tests {
             pusher: "octocat".into(),
             delivery: "d".into(),
             received_at: fsutil::now_rfc3339(),
+            coalesced: Vec::new(),
         }
     }
 

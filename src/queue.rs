@@ -70,7 +70,15 @@ pub struct Request {
     pub delivery: String,
     /// When deployd accepted it (RFC 3339).
     pub received_at: String,
+    /// Delivery ids of older requests this one replaced while pending, so
+    /// they stay known as accepted (redeliveries are duplicates) through a
+    /// crash. Bounded to the newest [`MAX_COALESCED`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coalesced: Vec<String>,
 }
+
+/// How many replaced delivery ids a pending request carries at most.
+pub const MAX_COALESCED: usize = 1000;
 
 impl Request {
     /// The branch name of `git_ref` (`main` for `refs/heads/main`).
@@ -185,6 +193,15 @@ impl Queue {
         let mut slots = self.lock();
         let mine = {
             let slot = slots.entry(project.clone()).or_default();
+            let mut req = req;
+            if let Some(old) = slot.latest.take() {
+                req.coalesced = old.coalesced;
+                if !old.delivery.is_empty() {
+                    req.coalesced.push(old.delivery);
+                }
+                let excess = req.coalesced.len().saturating_sub(MAX_COALESCED);
+                req.coalesced.drain(..excess);
+            }
             slot.latest = Some(req);
             slot.version += 1;
             slot.version
@@ -310,6 +327,7 @@ mod tests {
             pusher: "octocat".into(),
             delivery: format!("d-{sha}"),
             received_at: fsutil::now_rfc3339(),
+            coalesced: Vec::new(),
         }
     }
 
@@ -330,6 +348,7 @@ mod tests {
         drop(q);
         let q = Queue::open(&dir).unwrap();
         assert_eq!(q.pending("app").unwrap().sha, "b");
+        assert_eq!(q.pending("app").unwrap().coalesced, vec!["d-a".to_string()]);
         let taken = q.take("app").unwrap();
         assert!(q.take("app").is_none());
         // A push after the take is a new pending request; settling the taken

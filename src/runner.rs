@@ -227,9 +227,35 @@ fn from_status(s: ExitStatus) -> Outcome {
     }
 }
 
-/// Whether any process of the group is left.
+/// Whether any live process of the group is left. Zombies do not count: an
+/// orphan that exited waits for init to reap it, and where no init reaps
+/// (a container without one) it would otherwise look alive forever.
 pub fn group_alive(pgid: Pid) -> bool {
-    pgid.as_raw() > 0 && killpg(pgid, None).is_ok()
+    if pgid.as_raw() <= 0 || killpg(pgid, None).is_err() {
+        return false;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    procs
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .any(|stat| {
+            // "pid (comm) state ppid pgrp …"; comm may hold spaces and parens.
+            let Some((_, rest)) = stat.rsplit_once(") ") else {
+                return false;
+            };
+            let mut fields = rest.split(' ');
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+            pgrp == Some(pgid.as_raw()) && state != Some("Z")
+        })
 }
 
 /// SIGTERM to the group; SIGKILL after `grace` to whatever is left. Returns

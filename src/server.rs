@@ -260,18 +260,10 @@ async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let delivery = [
-        "x-github-delivery",
-        "x-gitea-delivery",
-        "x-forgejo-delivery",
-        "x-gitlab-webhook-uuid",
-        "x-request-uuid",
-    ]
-    .iter()
-    .find_map(|h| req.headers().get(*h))
-    .and_then(|v| v.to_str().ok())
-    .map(|s| s.chars().take(64).collect::<String>())
-    .unwrap_or_else(|| "-".into());
+    // The id the dedupe will use, whichever forge sent it.
+    let delivery = event::any_delivery_id(req.headers())
+        .map(|s| s.chars().take(64).collect::<String>())
+        .unwrap_or_else(|| "-".into());
     let result = route(req, app, &method, &path).await;
     let mut detail = String::new();
     let (resp, quiet) = match result {
@@ -467,6 +459,7 @@ async fn hook(
         pusher: push.pusher,
         delivery: id.clone(),
         received_at: fsutil::now_rfc3339(),
+        coalesced: Vec::new(),
     };
     let answer = json!({
         "status": "queued",

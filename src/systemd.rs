@@ -46,12 +46,23 @@ pub fn watchdog_interval() -> Option<Duration> {
     {
         return None;
     }
-    (usec > 0).then(|| Duration::from_micros(usec / 2))
+    // A nonsensical WatchdogSec of a few microseconds must not make the
+    // status loop spin.
+    (usec > 0).then(|| Duration::from_micros(usec / 2).max(Duration::from_millis(100)))
 }
 
 /// The listening socket systemd passed, if any (fd 3, `LISTEN_PID` ours),
 /// made non-blocking for tokio.
 pub fn activated_listener() -> io::Result<Option<std::net::TcpListener>> {
+    // Only sockets passed to this very process: a LISTEN_FDS inherited by
+    // accident (no LISTEN_PID, or another pid's) is not ours to take.
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    if !ours {
+        return Ok(None);
+    }
     let mut fds = listenfd::ListenFd::from_env();
     let listener = fds.take_tcp_listener(0)?;
     if let Some(l) = &listener {
