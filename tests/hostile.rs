@@ -1,6 +1,7 @@
 //! Hostile input and load: stalled clients, floods of bad signatures, large
 //! bodies, connection caps — while a real signed push is still acknowledged
 //! at once and deploys.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 use common::*;

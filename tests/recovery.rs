@@ -1,5 +1,6 @@
 //! Nothing acknowledged is lost: SIGKILL at every stage, restarts, dedupe
 //! across restarts, graceful stop, reload, and an unwritable state_dir.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 use common::*;

@@ -1,4 +1,5 @@
 //! A first end-to-end check: a signed push deploys the demo-like project.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 use common::*;

@@ -100,12 +100,26 @@ impl Daemon {
     }
 
     pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Daemon {
-        let mut cmd = Command::new(BIN);
+        Daemon::start_wrapped(config, env, &[])
+    }
+
+    /// Starts `wrapper… deployd serve -c config` (e.g. under
+    /// systemd-socket-activate) with extra environment.
+    pub fn start_wrapped(config: &Path, env: &[(&str, &str)], wrapper: &[&str]) -> Daemon {
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("serve")
             .arg("-c")
             .arg(config)
             .env("RUST_LOG", "info")
             .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -362,7 +376,7 @@ pub fn wait_runs(
     n: usize,
     limit: Duration,
 ) -> Vec<serde_json::Value> {
-    let mut last = Vec::new();
+    let mut last;
     let start = Instant::now();
     loop {
         last = history(config, project);
