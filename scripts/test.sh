@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust unit and integration tests, then the shell-level
-# checks of the shipped scripts and units. Prints "N passed, M failed" last.
+# The whole test suite: Rust unit and integration tests, then the checks of
+# the shipped scripts and units. Installs the Debian packages the checks need
+# (git, curl, systemd-analyze, shellcheck) when they are missing and it may
+# (root, or sudo without a password). Prints "test steps: N passed, M failed"
+# last and exits non-zero if any step failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
+
+need=()
+command -v git >/dev/null || need+=(git)
+command -v curl >/dev/null || need+=(curl)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v shellcheck >/dev/null || need+=(shellcheck)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo -n); else sudo=(none); fi
+  if [ "${sudo[0]:-}" = none ]; then
+    echo "missing: ${need[*]} (install them: apt-get install ${need[*]}); their steps will fail"
+  else
+    echo "installing: ${need[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
+  fi
+fi
 
 failed=0
 passed=0
@@ -13,7 +32,7 @@ step() {
 }
 
 step "cargo test" cargo test --all-targets --quiet
-step "shellcheck" shellcheck scripts/*.sh
+step "shellcheck" shellcheck scripts/*.sh .ci/run
 step "systemd units" scripts/check-units.sh
 step "install.sh" scripts/test-install.sh
 
