@@ -237,20 +237,26 @@ fn a_redelivery_is_a_duplicate_across_restarts() {
     assert_eq!(history(&config, "app").len(), 1);
 }
 
-#[test]
-fn sigterm_lets_a_short_deploy_finish() {
-    let (_dir, config) = setup("term-within-grace", "1", "shutdown_grace = \"10s\"");
-    let mut d = Daemon::start(&config);
+/// Pushes, sends SIGTERM while the run goes on, checks the daemon exits 0,
+/// and returns the history.
+fn term_during_a_run(config: &Path) -> Vec<serde_json::Value> {
+    let mut d = Daemon::start(config);
     assert_eq!(d.push("app", "refs/heads/main", SHA_A, "d-1").0, 202);
     wait_until(T, "the run to start", || {
-        history(&config, "app")
+        history(config, "app")
             .first()
             .is_some_and(|r| r["status"] == "running")
     });
     d.signal("TERM");
     let status = d.wait_exit(T);
     assert!(status.success(), "exit {status:?}\n{}", d.log());
-    let runs = history(&config, "app");
+    history(config, "app")
+}
+
+#[test]
+fn sigterm_lets_a_short_deploy_finish() {
+    let (_dir, config) = setup("term-within-grace", "1", "shutdown_grace = \"10s\"");
+    let runs = term_during_a_run(&config);
     assert_eq!(
         statuses(&runs),
         vec![("webhook".into(), "succeeded".into(), SHA_A.into())]
@@ -260,17 +266,7 @@ fn sigterm_lets_a_short_deploy_finish() {
 #[test]
 fn sigterm_interrupts_a_long_deploy_after_the_grace_and_requeues_it() {
     let (_dir, config) = setup("term-beyond-grace", "30", "shutdown_grace = \"1s\"");
-    let mut d = Daemon::start(&config);
-    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "d-1").0, 202);
-    wait_until(T, "the run to start", || {
-        history(&config, "app")
-            .first()
-            .is_some_and(|r| r["status"] == "running")
-    });
-    d.signal("TERM");
-    let status = d.wait_exit(T);
-    assert!(status.success(), "exit {status:?}\n{}", d.log());
-    let runs = history(&config, "app");
+    let runs = term_during_a_run(&config);
     assert_eq!(
         statuses(&runs),
         vec![("webhook".into(), "interrupted".into(), SHA_A.into())]
