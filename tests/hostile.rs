@@ -253,3 +253,38 @@ fn garbage_never_panics_the_daemon() {
     assert_eq!(status, 200, "daemon unhealthy after garbage:\n{}", d.log());
     assert!(!d.log().contains("panicked"), "{}", d.log());
 }
+
+#[test]
+fn files_are_private_and_an_inline_secret_in_a_readable_config_is_flagged() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, config) = setup("modes", "");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // A private config: no warning.
+    let out = cli(&config, &["check"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("readable"),
+        "{out:?}"
+    );
+    // Group- or world-readable with an inline secret: warned in check and at start.
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = cli(&config, &["check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("inline secret"),
+        "{stderr}"
+    );
+    let d = Daemon::start(&config);
+    d.wait_log("inline secret", T);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "m-1").0, 202);
+    let runs = wait_runs(&config, "app", 1, T);
+    let log = std::path::PathBuf::from(runs[0]["log"].as_str().unwrap());
+    assert_eq!(mode(&log), 0o640, "run log");
+    assert_eq!(
+        mode(&dir.join("state/runs/app/1.json")),
+        0o600,
+        "run record"
+    );
+    assert_eq!(mode(&dir.join("state/deliveries")), 0o600, "delivery ids");
+    assert_eq!(mode(&dir.join("state/locks/app.lock")), 0o600, "lock");
+    assert_eq!(mode(&dir.join("control.sock")), 0o660, "control socket");
+}
