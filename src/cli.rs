@@ -50,7 +50,8 @@ pub enum Command {
     },
     /// Validate the config and list each project with its hook path.
     Check,
-    /// Show each project: idle, running or pending, and its last run.
+    /// Show each project: idle, running, pending (or recovering /
+    /// interrupted after a crash), and its last run.
     Status {
         /// Print JSON instead of a table.
         #[arg(long)]

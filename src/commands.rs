@@ -17,9 +17,20 @@ use crate::lock::{self, RunLock};
 use crate::queue::{self, Request, Trigger};
 use crate::{daemon, fsutil, runner, signature};
 
+/// Prints a line on stdout; a closed pipe (`deployd history | head`) ends
+/// the command quietly instead of panicking like `println!`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?;
+    }};
+}
+
 /// Why a command did not succeed; decides the exit code.
 #[derive(Debug)]
 pub enum Failure {
+    /// Whoever read our output went away (a closed pipe): stop, quietly.
+    Closed,
     /// A deploy ran and failed (its output already said so): exit 1.
     Deploy,
     /// Bad usage or configuration: exit 2.
@@ -40,7 +51,11 @@ impl From<anyhow::Error> for Failure {
 
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Failure {
-        Failure::Runtime(e.into())
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure::Closed
+        } else {
+            Failure::Runtime(e.into())
+        }
     }
 }
 
@@ -124,12 +139,12 @@ fn check(config: &Config) -> Result<()> {
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
-    println!(
+    outln!(
         "{}: OK, {} project(s)",
         config.path.display(),
         config.projects.len()
     );
-    println!(
+    outln!(
         "  listen {}  state {}  logs {}  control {}",
         config.server.listen,
         config.server.state_dir.display(),
@@ -137,7 +152,7 @@ fn check(config: &Config) -> Result<()> {
         config.server.control_socket.display()
     );
     for p in config.projects.values() {
-        println!(
+        outln!(
             "  {}: POST {}  ({} push to {}{}; script {}; {})",
             p.name,
             p.hook_path(),
@@ -183,13 +198,13 @@ fn sign(config: &Config, name: &str, file: Option<&Path>, as_headers: bool) -> R
     };
     if as_headers {
         for (header, value) in &headers {
-            println!("{header}: {value}");
+            outln!("{header}: {value}");
         }
         return Ok(());
     }
     match headers.as_slice() {
         [(header, value)] => {
-            println!("{value}");
+            outln!("{value}");
             if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
                 eprintln!("(send it as the {header} header)");
             }
@@ -222,47 +237,57 @@ fn status(config: &Config, json: bool) -> Result<()> {
         _ => (status_from_disk(config), false),
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&projects).map_err(anyhow::Error::from)?
         );
         return Ok(());
     }
     if !from_daemon {
-        println!(
+        outln!(
             "(no daemon answers on {}; state read from disk)",
             config.server.control_socket.display()
         );
     }
-    println!("{:<20} {:<11} LAST RUN", "PROJECT", "STATE");
     for p in &projects {
-        let mut state = p.state.to_string();
-        if let Some(r) = &p.running {
-            state = format!("running #{} {} since {}", r.id, r.short_sha(), r.started_at);
-        }
-        let last = p
-            .last
-            .as_ref()
-            .map(|r| {
-                format!(
-                    "#{} {} {} ({} {})",
-                    r.id,
-                    r.status,
-                    r.started_at,
-                    r.trigger,
-                    r.short_sha()
-                )
-            })
-            .unwrap_or_else(|| "never run".into());
-        println!("{:<20} {:<11} {last}", p.project, state);
+        let headline = match (&p.running, p.state.as_str()) {
+            (Some(r), "interrupted") => format!(
+                "interrupted: run {} ({} {}) was going when its daemon died; \
+                 it runs again when deployd starts",
+                r.id,
+                r.trigger,
+                r.short_sha()
+            ),
+            (Some(r), _) => format!(
+                "running run {} ({} {}) since {}",
+                r.id,
+                r.trigger,
+                r.short_sha(),
+                r.started_at
+            ),
+            (None, state) => state.to_string(),
+        };
+        outln!("{}: {headline}", p.project);
         if let Some(q) = &p.pending {
-            println!(
-                "{:<20} pending: {} {} ({})",
-                "",
+            outln!(
+                "  pending: {} {} ({}, received {})",
                 q.git_ref,
                 short(&q.sha),
-                q.trigger
+                q.trigger,
+                q.received_at
             );
+        }
+        match &p.last {
+            Some(r) => outln!(
+                "  last:    run {} {} {} ({} {}, took {})",
+                r.id,
+                r.status,
+                r.started_at,
+                r.trigger,
+                r.short_sha(),
+                duration(r)
+            ),
+            None => outln!("  last:    never run"),
         }
     }
     Ok(())
@@ -284,13 +309,13 @@ fn status_from_disk(config: &Config) -> Vec<ProjectStatus> {
         .map(|name| {
             let runs = history.list(name, Some(3)).unwrap_or_default();
             let held = RunLock::is_held(&lock::path(&config.server.state_dir, name));
-            let running = runs
-                .iter()
-                .find(|r| r.status == Status::Running && held)
-                .cloned();
+            let running = runs.iter().find(|r| r.status == Status::Running).cloned();
             let pending = queue::read_pending(&config.server.state_dir, name);
+            // Recorded running with nothing holding its lock: the daemon died
+            // during it and no process of it is left.
             let state = match (&running, &pending) {
-                (Some(_), _) => "running",
+                (Some(_), _) if held => "running",
+                (Some(_), _) => "interrupted",
                 (None, Some(_)) => "pending",
                 _ => "idle",
             };
@@ -324,26 +349,31 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
         .list(name, Some(limit))
         .with_context(|| format!("cannot read the history of {name}"))?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&runs).map_err(anyhow::Error::from)?
         );
         return Ok(());
     }
     if runs.is_empty() {
-        println!("{name} has not run yet");
+        outln!("{name} has not run yet");
         return Ok(());
     }
-    println!(
+    outln!(
         "{:>5}  {:<11} {:<9} {:<21} {:>9}  {:<12}  DELIVERY",
-        "RUN", "STATUS", "TRIGGER", "STARTED", "TOOK", "COMMIT"
+        "RUN",
+        "STATUS",
+        "TRIGGER",
+        "STARTED",
+        "TOOK",
+        "COMMIT"
     );
     for r in runs {
         let status = match (r.status, r.exit_code) {
             (Status::Failed, Some(c)) => format!("failed({c})"),
             (s, _) => s.to_string(),
         };
-        println!(
+        outln!(
             "{:>5}  {:<11} {:<9} {:<21} {:>9}  {:<12}  {}",
             r.id,
             status,
@@ -375,6 +405,7 @@ fn logs(config: &Config, name: &str, id: Option<u64>, follow: bool) -> Result<()
             .ok_or_else(|| Failure::Runtime(anyhow!("{name} has not run yet")))?,
     };
     let lock_path = lock::path(&config.server.state_dir, name);
+    let mut orphaned = false;
     runtime()?.block_on(follow_log(&run.log, || {
         if !follow {
             return true;
@@ -382,10 +413,20 @@ fn logs(config: &Config, name: &str, id: Option<u64>, follow: bool) -> Result<()
         match h.get(name, run.id) {
             // Recorded running but nothing holds the lock: its daemon died
             // and no process of the run is left; do not wait forever.
-            Ok(Some(r)) => r.status != Status::Running || !RunLock::is_held(&lock_path),
+            Ok(Some(r)) if r.status == Status::Running => {
+                orphaned = !RunLock::is_held(&lock_path);
+                orphaned
+            }
             _ => true,
         }
     }))?;
+    if orphaned {
+        eprintln!(
+            "deployd: run {} is recorded running but none of its processes is left: \
+             its daemon died. It is recorded interrupted and runs again when deployd starts.",
+            run.id
+        );
+    }
     Ok(())
 }
 
@@ -417,10 +458,20 @@ async fn follow_log(log: &Path, mut done: impl FnMut() -> bool) -> std::io::Resu
     }
 }
 
+/// Who runs `deployd deploy`, for DEPLOY_PUSHER: the user behind sudo, else
+/// this process's login name.
 fn user() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "manual".into())
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_else(|| "manual".into())
 }
 
 fn deploy(
@@ -447,6 +498,10 @@ fn deploy(
         &request,
         |reply| {
             match reply {
+                Reply::Queued { .. } if wait => eprintln!(
+                    "deployd: {name}: queued through the daemon \
+                 (Ctrl-C stops following; the run goes on in the daemon)"
+                ),
                 Reply::Queued { .. } => eprintln!("deployd: {name}: queued through the daemon"),
                 Reply::Started(r) => eprintln!(
                     "deployd: {name}: run {} started (log {})",

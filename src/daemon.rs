@@ -56,15 +56,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
 
+    // The control socket first: it is what tells a second daemon on the
+    // same config that one is already running.
+    let control = control::bind(&s.control_socket)
+        .await
+        .with_context(|| format!("control socket {}", s.control_socket.display()))?;
     let listener = match systemd::activated_listener().context("LISTEN_FDS")? {
         Some(l) => tokio::net::TcpListener::from_std(l)?,
         None => tokio::net::TcpListener::bind(s.listen)
             .await
             .with_context(|| format!("cannot listen on {}", s.listen))?,
     };
-    let control = control::bind(&s.control_socket)
-        .await
-        .with_context(|| format!("control socket {}", s.control_socket.display()))?;
 
     let (exec, handle) = Executor::new(config.clone(), queue.clone(), history.clone());
     let app = Arc::new(App::new(config.clone(), queue, deliveries, handle.clone()));

@@ -385,10 +385,14 @@ async fn finish(project: &Project, run: Run, outcome: Outcome, shared: &Shared) 
         Outcome::Exited(0) => tracing::info!("{name}: run {} succeeded", run.id),
         Outcome::NotStarted(m) => tracing::error!("{name}: run {} failed: {m}", run.id),
         _ => tracing::warn!(
-            "{name}: run {} {} (exit code {}, log {})",
+            "{name}: run {} {} ({}; log {})",
             run.id,
             run.status,
-            run.exit_code.map_or("none".into(), |c| c.to_string()),
+            match (run.exit_code, run.signal) {
+                (Some(c), _) => format!("exit code {c}"),
+                (None, Some(s)) => format!("killed by signal {s}"),
+                (None, None) => "stopped by deployd".into(),
+            },
             run.log.display()
         ),
     }
@@ -455,6 +459,15 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
     let Some(newest) = runs.last().cloned() else {
         return;
     };
+    // A run started after the interrupted one (a manual `deployd deploy`
+    // while no daemon ran) carried out a newer intent: running the old
+    // request again could roll the deploy back.
+    let later = shared
+        .history
+        .latest(name)
+        .ok()
+        .flatten()
+        .filter(|r| r.id > newest.id);
     for mut run in runs {
         if let Ok(mut log) = runner::open_log(&run) {
             runner::log_line(
@@ -471,6 +484,14 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
         tracing::warn!("{name}: run {} was interrupted", run.id);
         let _ = shared.events.send(RunEvent::Finished(run));
     }
-    requeue(&newest, shared).await;
+    match later {
+        Some(r) => tracing::info!(
+            "{name}: not running interrupted run {} again: run {} ({}) came after it",
+            newest.id,
+            r.id,
+            r.trigger
+        ),
+        None => requeue(&newest, shared).await,
+    }
     drop(lock);
 }

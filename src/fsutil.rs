@@ -52,7 +52,8 @@ pub fn create_dir(dir: &Path, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Now, as RFC 3339 in UTC with second precision.
+/// Now, as RFC 3339 in UTC with millisecond precision (so durations
+/// computed from a record's times are right to the millisecond).
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     deployd::logging::init();
     match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
         Err(Failure::Deploy) => ExitCode::from(1),
         Err(Failure::Usage(e)) => {
             eprintln!("deployd: {e:#}");

@@ -176,14 +176,25 @@ pub async fn run(
             Outcome::Interrupted
         }
     };
-    if matches!(outcome, Outcome::TimedOut | Outcome::Interrupted) {
-        stop_group(pgid, Some(&mut child), project.kill_grace).await;
+    let killed = if matches!(outcome, Outcome::TimedOut | Outcome::Interrupted) {
+        stop_group(pgid, Some(&mut child), project.kill_grace).await
     } else if group_alive(pgid) {
         log_line(
             &mut log,
             "the script exited but left processes behind: stopping them",
         );
-        stop_group(pgid, None, project.kill_grace).await;
+        stop_group(pgid, None, project.kill_grace).await
+    } else {
+        false
+    };
+    if killed {
+        log_line(
+            &mut log,
+            &format!(
+                "processes still there {} after SIGTERM got SIGKILL",
+                humantime::format_duration(project.kill_grace)
+            ),
+        );
     }
     let elapsed =
         humantime::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64));
@@ -260,10 +271,10 @@ pub fn group_alive(pgid: Pid) -> bool {
 
 /// SIGTERM to the group; SIGKILL after `grace` to whatever is left. Returns
 /// when the script (if given) is reaped and the group is empty, or a few
-/// seconds after SIGKILL at most.
-pub async fn stop_group(pgid: Pid, mut child: Option<&mut Child>, grace: Duration) {
+/// seconds after SIGKILL at most; says whether SIGKILL was needed.
+pub async fn stop_group(pgid: Pid, mut child: Option<&mut Child>, grace: Duration) -> bool {
     if pgid.as_raw() <= 0 {
-        return;
+        return false;
     }
     let _ = killpg(pgid, Signal::SIGTERM);
     let mut deadline = Instant::now() + grace;
@@ -274,12 +285,12 @@ pub async fn stop_group(pgid: Pid, mut child: Option<&mut Child>, grace: Duratio
             None => true,
         };
         if reaped && !group_alive(pgid) {
-            return;
+            return killed;
         }
         if Instant::now() >= deadline {
             if killed {
                 tracing::warn!("process group {pgid} survived SIGKILL for 5s");
-                return;
+                return killed;
             }
             let _ = killpg(pgid, Signal::SIGKILL);
             killed = true;

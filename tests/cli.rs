@@ -604,7 +604,7 @@ fn status_with_and_without_a_daemon() {
     let out = cli_ok(&config, &["status"], 0);
     assert!(
         out.lines()
-            .any(|l| l.starts_with("app") && l.contains("running #1") && l.contains(&SHA_A[..12])),
+            .any(|l| l.starts_with("app: running run 1") && l.contains(&SHA_A[..12])),
         "status should show app running #1:\n{out}"
     );
 
@@ -617,8 +617,7 @@ fn status_with_and_without_a_daemon() {
     });
     let out = cli_ok(&config, &["status"], 0);
     assert!(
-        out.lines()
-            .any(|l| l.starts_with("app") && l.contains("#1 succeeded")),
+        out.contains("app: idle\n  last:    run 1 succeeded"),
         "status should show the last run:\n{out}"
     );
 
@@ -629,8 +628,7 @@ fn status_with_and_without_a_daemon() {
     let out = cli_ok(&config, &["status"], 0);
     assert!(out.contains("no daemon"), "{out}");
     assert!(
-        out.lines()
-            .any(|l| l.starts_with("app") && l.contains("#1 succeeded")),
+        out.contains("app: idle\n  last:    run 1 succeeded"),
         "{out}"
     );
     let v: serde_json::Value =
@@ -704,4 +702,44 @@ fn help_mentions_every_command_and_option() {
     // A usage error is exit 2.
     let out = run(&["frobnicate"], &[], None);
     expect_code(&out, 2, "an unknown command");
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let dir = TestDir::new("cli-pipe");
+    let script = dir.script("deploy.sh", "#!/bin/sh\necho hi\n");
+    let config = write_config(&dir, "", &project("app", &script, ""));
+    cli_ok(&config, &["deploy", "app"], 0);
+    for args in [
+        &["history", "app", "--json"][..],
+        &["history", "app"],
+        &["status"],
+        &["status", "--json"],
+        &["check"],
+        &["logs", "app"],
+    ] {
+        let mut child = std::process::Command::new(BIN)
+            .arg("-c")
+            .arg(&config)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "deployd {args:?} into a closed pipe: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

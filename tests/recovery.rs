@@ -360,3 +360,34 @@ fn deploy_through_the_daemon_streams_and_no_wait_returns_once_queued() {
     assert!(runs.iter().all(|r| r["trigger"] == "manual"));
     assert_no_overlap(&read(&dir.join("marker")));
 }
+
+#[test]
+fn a_manual_run_after_a_crash_supersedes_the_recovery() {
+    let (dir, config) = setup("manual-after-crash", "1", "");
+    let mut d = Daemon::start(&config);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "d-1").0, 202);
+    wait_until(T, "the script to start", || {
+        read(&dir.join("marker")).contains("start")
+    });
+    d.kill9();
+    wait_until(T, "the orphaned script to end", || {
+        read(&dir.join("marker")).contains("end")
+    });
+    // With no daemon, status tells the story instead of "idle".
+    let status = cli_ok(&config, &["status"], 0);
+    assert!(status.contains("interrupted: run 1"), "{status}");
+    // The operator deploys a newer commit by hand...
+    cli_ok(&config, &["deploy", "app", "--sha", SHA_B], 0);
+    // ...so the next daemon must not roll back to the interrupted commit.
+    let d = Daemon::start(&config);
+    d.wait_log("not running interrupted run 1 again", T);
+    let runs = history(&config, "app");
+    assert_eq!(
+        statuses(&runs),
+        vec![
+            ("webhook".into(), "interrupted".into(), SHA_A.into()),
+            ("manual".into(), "succeeded".into(), SHA_B.into()),
+        ]
+    );
+    assert_eq!(read(&dir.join("deployed")).lines().last(), Some(SHA_B));
+}
