@@ -360,7 +360,7 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
         return Ok(());
     }
     outln!(
-        "{:>5}  {:<11} {:<9} {:<21} {:>9}  {:<12}  DELIVERY",
+        "{:>5}  {:<11} {:<9} {:<24} {:>9}  {:<12}  DELIVERY",
         "RUN",
         "STATUS",
         "TRIGGER",
@@ -374,7 +374,7 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
             (s, _) => s.to_string(),
         };
         outln!(
-            "{:>5}  {:<11} {:<9} {:<21} {:>9}  {:<12}  {}",
+            "{:>5}  {:<11} {:<9} {:<24} {:>9}  {:<12}  {}",
             r.id,
             status,
             r.trigger.to_string(),
