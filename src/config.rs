@@ -18,6 +18,12 @@ use crate::signature::Key;
 /// Where the config is looked for when neither `-c` nor `$DEPLOYD_CONFIG` says.
 pub const DEFAULT_PATH: &str = "/etc/deployd/deploy.toml";
 
+/// The longest duration accepted, a century: "never" for any timeout or
+/// grace. humantime parses up to `u64::MAX` seconds, but the daemon adds
+/// these to the clock (`Instant::now() + kill_grace`), which panics when
+/// the sum overflows; the fuzz target in `fuzz/` checks for that.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
 /// A configuration error, already pointing at where the user must look.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -426,6 +432,16 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             return Err(invalid(key, "must be more than 0s".into()));
         }
     }
+    for (key, d) in [
+        ("server.shutdown_grace", server.shutdown_grace),
+        ("server.header_timeout", server.header_timeout),
+        ("server.request_timeout", server.request_timeout),
+        ("server.idle_timeout", server.idle_timeout),
+    ] {
+        if d > MAX_DURATION {
+            return Err(invalid(key, "must be at most 100 years".into()));
+        }
+    }
 
     let mut projects = BTreeMap::new();
     for (name, p) in raw.projects {
@@ -493,6 +509,12 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
         if timeout.is_zero() {
             return Err(invalid(&k("timeout"), "must be more than 0s".into()));
         }
+        let kill_grace = p.kill_grace.unwrap_or(Duration::from_secs(10));
+        for (key, d) in [("timeout", timeout), ("kill_grace", kill_grace)] {
+            if d > MAX_DURATION {
+                return Err(invalid(&k(key), "must be at most 100 years".into()));
+            }
+        }
         for var in p.env.keys() {
             if var.is_empty() || var.contains('=') || var.contains('\0') {
                 return Err(invalid(
@@ -518,7 +540,7 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 args: p.args,
                 working_dir,
                 timeout,
-                kill_grace: p.kill_grace.unwrap_or(Duration::from_secs(10)),
+                kill_grace,
                 env: p.env,
                 keep_runs,
             },
@@ -779,6 +801,22 @@ mod tests {
             "[projects.app]\nprovider = \"sourcehut\"\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n"
         ));
         assert_eq!(provider.1, "projects.app.provider");
+        // Past a century is refused: the daemon adds durations to the clock,
+        // and humantime reads up to u64::MAX seconds, which would overflow it.
+        let huge = err(&format!(
+            "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\nkill_grace = \"18446744073709551615s\"\n"
+        ));
+        assert_eq!((huge.0, huge.1.as_str()), (4, "projects.app.kill_grace"));
+        assert_eq!(
+            err("[server]\nshutdown_grace = \"101years\"\n").1,
+            "server.shutdown_grace"
+        );
+        assert!(
+            cfg(&format!(
+                "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\ntimeout = \"100years\"\n"
+            ))
+            .is_ok()
+        );
     }
 
     #[test]

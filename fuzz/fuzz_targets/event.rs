@@ -1,0 +1,119 @@
+//! `event::parse` on hostile deliveries, then the filter on what it yields.
+//!
+//! Input: a message as in `common.rs` (headers, blank line, body). For every
+//! provider the message is parsed with its own `Content-Type`, then as
+//! `application/json` and as `application/x-www-form-urlencoded`; every push
+//! that comes out goes through `filter` and `choose`. Checks:
+//! - no panic;
+//! - a UTF-8 body parses the same as JSON and as the `payload` field of a
+//!   form (the two ways a forge may send it);
+//! - `filter` deploys a push to exactly its own branch and repository (any
+//!   case) unless it deleted the branch; `choose` picks a push that `filter`
+//!   deploys, or none when no push deploys.
+
+#![no_main]
+
+mod common;
+
+use std::path::Path;
+use std::sync::LazyLock;
+
+use deployd::config::{self, Project, Provider};
+use deployd::event::{self, Delivery, Event, EventError, Push, Verdict};
+use hyper::HeaderMap;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use libfuzzer_sys::fuzz_target;
+
+/// A project as a config file makes it; the target only changes its
+/// branch and repository.
+static PROJECT: LazyLock<Project> = LazyLock::new(|| {
+    let text = "[projects.app]\nsecret = \"s\"\nscript = \"/bin/sh\"\n\
+                branch = \"main\"\nrepository = \"acme/app\"\n";
+    config::parse(text, Path::new("/fuzz/deploy.toml"), &config::SystemSecrets)
+        .expect("the fixed project is valid")
+        .projects
+        .remove("app")
+        .expect("the fixed project is there")
+});
+
+const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fuzz_target!(|data: &[u8]| {
+    let (headers, body) = common::message(data);
+    for provider in common::PROVIDERS {
+        let _ = check(provider, &headers, body);
+        let as_json = check(provider, &with_type(&headers, JSON), body);
+        let form = with_type(&headers, FORM);
+        let _ = check(provider, &form, body);
+        if let Ok(text) = std::str::from_utf8(body) {
+            let wrapped = form_urlencoded::Serializer::new(String::new())
+                .append_pair("payload", text)
+                .finish();
+            let as_form = check(provider, &form, wrapped.as_bytes());
+            assert_eq!(
+                as_json, as_form,
+                "{provider}: JSON and form bodies parse differently"
+            );
+        }
+    }
+});
+
+fn with_type(headers: &HeaderMap, content_type: &'static str) -> HeaderMap {
+    let mut h = headers.clone();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h
+}
+
+fn check(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
+    let parsed = event::parse(provider, headers, body);
+    if let Ok(Delivery {
+        event: Event::Push(pushes),
+        ..
+    }) = &parsed
+    {
+        filter_all(pushes);
+    }
+    // Errors are shown to the sender; rendering them must not panic either.
+    if let Err(e) = &parsed {
+        let _ = e.to_string();
+    }
+    parsed
+}
+
+fn filter_all(pushes: &[Push]) {
+    let fixed = &*PROJECT;
+    for push in pushes {
+        let _ = event::filter(fixed, push);
+
+        // A project made for this very push deploys it, unless the branch
+        // went away; one for another branch never does.
+        if let Some(branch) = push.git_ref.strip_prefix("refs/heads/") {
+            let mut own = fixed.clone();
+            own.branch = branch.to_string();
+            own.repository = Some(push.repository.to_ascii_uppercase());
+            let verdict = event::filter(&own, push);
+            assert_eq!(
+                verdict == Verdict::Deploy,
+                !push.deleted,
+                "{push:?} under {own:?}: {verdict:?}"
+            );
+            own.branch.push('x');
+            assert_ne!(event::filter(&own, push), Verdict::Deploy, "{push:?}");
+        } else {
+            assert_ne!(event::filter(fixed, push), Verdict::Deploy, "{push:?}");
+        }
+    }
+
+    match event::choose(fixed, pushes.to_vec()) {
+        Ok(chosen) => {
+            assert_eq!(event::filter(fixed, &chosen), Verdict::Deploy);
+            assert!(pushes.contains(&chosen));
+        }
+        Err(_) => assert!(
+            pushes
+                .iter()
+                .all(|p| event::filter(fixed, p) != Verdict::Deploy)
+        ),
+    }
+}
