@@ -2,7 +2,7 @@
 # The whole test suite: Rust unit and integration tests, then the checks of
 # the shipped scripts and units. Installs the Debian packages the checks need
 # (git, curl, systemd-analyze, shellcheck) when they are missing and it may
-# (root, or sudo without a password). Prints "test steps: N passed, M failed"
+# (root, or sudo without a password). Prints "steps: N passed, M failed"
 # last and exits non-zero if any step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -31,10 +31,22 @@ step() {
   if "$@"; then passed=$((passed + 1)); else echo "!! $name failed"; failed=$((failed + 1)); fi
 }
 
-step "cargo test" cargo test --all-targets --quiet
+# cargo test, with its per-binary results added up into one line.
+cargo_tests() {
+  local out status
+  out=$(mktemp)
+  cargo test --all-targets --quiet 2>&1 | tee "$out"
+  status=${PIPESTATUS[0]}
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+       END { printf "cargo: %d passed, %d failed\n", p, f }' "$out"
+  rm -f "$out"
+  return "$status"
+}
+
+step "cargo test" cargo_tests
 step "shellcheck" shellcheck scripts/*.sh .ci/run
 step "systemd units" scripts/check-units.sh
 step "install.sh" scripts/test-install.sh
 
-echo "test steps: $passed passed, $failed failed"
+echo "steps: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
