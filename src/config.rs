@@ -85,7 +85,8 @@ pub struct Server {
     pub max_connections: usize,
     /// Deadline for a client to send the request line and headers.
     pub header_timeout: Duration,
-    /// Deadline for a whole request, body included.
+    /// Deadline for the body once the headers are in; with `header_timeout`
+    /// it bounds a whole request.
     pub request_timeout: Duration,
     /// How long an idle keep-alive connection is kept open.
     pub idle_timeout: Duration,
