@@ -566,6 +566,29 @@ fn finish_message(run: &Run) -> Result<()> {
     }
 }
 
+/// Refuses to run a deploy as root over a state_dir another user owns (the
+/// daemon's): the script would run outside the unit's sandbox and leave
+/// root-owned files that later break the daemon's own deploys.
+fn refuse_foreign_root(state_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(state_dir) else {
+        return Ok(());
+    };
+    if !nix::unistd::geteuid().is_root() || meta.uid() == 0 {
+        return Ok(());
+    }
+    let owner = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| meta.uid().to_string());
+    Err(Failure::Usage(anyhow!(
+        "{} belongs to {owner}: run the deploy as that user \
+         (sudo -u {owner} deployd deploy …) so its files keep their owner",
+        state_dir.display()
+    )))
+}
+
 /// Runs the script in this process exactly as the daemon would: same lock,
 /// same environment, same log and record (trigger `manual`).
 async fn deploy_direct(
@@ -575,6 +598,7 @@ async fn deploy_direct(
     sha: Option<String>,
 ) -> Result<()> {
     let s = &config.server;
+    refuse_foreign_root(&s.state_dir)?;
     fsutil::create_dir(&s.state_dir, 0o750)
         .with_context(|| format!("cannot create {}", s.state_dir.display()))?;
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -743,3 +743,29 @@ fn a_closed_pipe_ends_output_quietly() {
         );
     }
 }
+
+#[test]
+fn root_does_not_deploy_over_another_users_state() {
+    if !nix_is_root() {
+        eprintln!("SKIPPED: needs root to own files as another user");
+        return;
+    }
+    let dir = TestDir::new("cli-foreign");
+    let script = dir.script("deploy.sh", "#!/bin/sh\necho ran > ran.txt\n");
+    let config = write_config(&dir, "", &project("app", &script, ""));
+    let state = dir.join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+    let out = cli(&config, &["deploy", "app"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("run the deploy as that user"), "{stderr}");
+    assert!(!dir.join("ran.txt").exists(), "the script ran as root");
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
