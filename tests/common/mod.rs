@@ -135,11 +135,16 @@ impl Daemon {
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let addr = line
+                        .split("listening on http://")
+                        .nth(1)
+                        .map(|rest| rest.split_whitespace().next().unwrap_or("").to_string());
+                    // Kept before the address is announced, so Daemon::log()
+                    // holds the listening line once start() returns.
+                    lines.lock().unwrap().push(line);
+                    if let Some(addr) = addr {
                         let _ = tx.send(addr);
                     }
-                    lines.lock().unwrap().push(line);
                 }
             });
         }
