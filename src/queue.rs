@@ -4,7 +4,9 @@
 //! A push returns only once its request is on disk (written, fsynced,
 //! renamed, directory fsynced): that is what a 202 promises. Pushes that
 //! arrive while a write is in flight ride on the next write (group commit),
-//! so a burst costs a few fsyncs, not one each. The executor [`Queue::take`]s
+//! so a burst costs a few fsyncs, not one each; the HTTP side waits for it
+//! without holding a thread ([`Queue::push_async`]: one blocking thread
+//! writes for all of them). The executor [`Queue::take`]s
 //! a request only once it is durable, and [`Queue::settle`]s it (removes the
 //! file) once the run's record is on disk, so at every moment a request is
 //! on disk as pending, or as a run record, or both.
@@ -13,7 +15,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
@@ -113,11 +115,26 @@ struct Slot {
     on_disk: Option<u64>,
 }
 
+impl Slot {
+    /// What became of the push that staged `version`, once known.
+    fn outcome(&self, version: u64) -> Option<io::Result<()>> {
+        if self.durable >= version {
+            return Some(Ok(()));
+        }
+        match &self.failed {
+            Some((v, e)) if *v >= version => Some(Err(io::Error::other(e.clone()))),
+            _ => None,
+        }
+    }
+}
+
 /// The queue; shared between the HTTP side (push) and the executor (take).
 pub struct Queue {
     dir: PathBuf,
     slots: Mutex<HashMap<String, Slot>>,
     written: Condvar,
+    /// Wakes async pushers ([`Queue::push_async`]) when a write lands.
+    durable_changed: tokio::sync::Notify,
     last_seq: Mutex<u64>,
 }
 
@@ -159,6 +176,7 @@ impl Queue {
             dir,
             slots: Mutex::new(slots),
             written: Condvar::new(),
+            durable_changed: tokio::sync::Notify::new(),
             last_seq: Mutex::new(last_seq),
         })
     }
@@ -189,39 +207,87 @@ impl Queue {
     /// returns once it is on disk. Blocking: call from a blocking thread.
     pub fn push(&self, req: Request) -> io::Result<()> {
         let project = req.project.clone();
-        let path = self.file(&project);
+        let mine = self.stage(req);
         let mut slots = self.lock();
-        let mine = {
-            let slot = slots.entry(project.clone()).or_default();
-            let mut req = req;
-            if let Some(old) = slot.latest.take() {
-                req.coalesced = old.coalesced;
-                if !old.delivery.is_empty() {
-                    req.coalesced.push(old.delivery);
-                }
-                let excess = req.coalesced.len().saturating_sub(MAX_COALESCED);
-                req.coalesced.drain(..excess);
-            }
-            slot.latest = Some(req);
-            slot.version += 1;
-            slot.version
-        };
         loop {
             let slot = slots.entry(project.clone()).or_default();
-            if slot.durable >= mine {
-                return Ok(());
-            }
-            if let Some((v, e)) = &slot.failed
-                && *v >= mine
-            {
-                return Err(io::Error::other(e.clone()));
+            if let Some(result) = slot.outcome(mine) {
+                return result;
             }
             if slot.writing {
                 slots = self.written.wait(slots).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            // Write the newest request on behalf of every waiting push.
             slot.writing = true;
+            drop(slots);
+            self.write_pending(&project);
+            slots = self.lock();
+        }
+    }
+
+    /// [`Queue::push`] for async callers: the request is staged at once, and
+    /// the task waits (without holding a thread) until a write covers it.
+    /// One blocking thread per project writes, for every push that arrived
+    /// while the previous write was in flight.
+    pub async fn push_async(self: &Arc<Self>, req: Request) -> io::Result<()> {
+        let project = req.project.clone();
+        let mine = self.stage(req);
+        loop {
+            let notified = self.durable_changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check, so a write landing in between
+            // still wakes this task.
+            notified.as_mut().enable();
+            let start = {
+                let mut slots = self.lock();
+                let slot = slots.entry(project.clone()).or_default();
+                if let Some(result) = slot.outcome(mine) {
+                    return result;
+                }
+                !std::mem::replace(&mut slot.writing, true)
+            };
+            if start {
+                let (queue, project) = (self.clone(), project.clone());
+                // Detached: the writer runs to the end whoever waits.
+                drop(tokio::task::spawn_blocking(move || {
+                    queue.write_pending(&project)
+                }));
+            }
+            notified.await;
+        }
+    }
+
+    /// Puts `req` in its project's slot, coalescing the older pending
+    /// request into it; returns the version a write must reach.
+    fn stage(&self, req: Request) -> u64 {
+        let mut slots = self.lock();
+        let slot = slots.entry(req.project.clone()).or_default();
+        let mut req = req;
+        if let Some(old) = slot.latest.take() {
+            req.coalesced = old.coalesced;
+            if !old.delivery.is_empty() {
+                req.coalesced.push(old.delivery);
+            }
+            let excess = req.coalesced.len().saturating_sub(MAX_COALESCED);
+            req.coalesced.drain(..excess);
+        }
+        slot.latest = Some(req);
+        slot.version += 1;
+        slot.version
+    }
+
+    /// Writes `project`'s newest request until the file holds the newest
+    /// version (group commit: each write covers every push staged before
+    /// it), then clears `writing`. The caller set `writing`. Blocking.
+    fn write_pending(&self, project: &str) {
+        let path = self.file(project);
+        let mut slots = self.lock();
+        loop {
+            let slot = slots.entry(project.to_string()).or_default();
+            if slot.durable >= slot.version {
+                slot.writing = false;
+                break;
+            }
             let version = slot.version;
             let snapshot = slot.latest.clone();
             drop(slots);
@@ -232,8 +298,7 @@ impl Queue {
                 None => Ok(()),
             };
             slots = self.lock();
-            let slot = slots.entry(project.clone()).or_default();
-            slot.writing = false;
+            let slot = slots.entry(project.to_string()).or_default();
             match result {
                 Ok(()) => {
                     slot.durable = version;
@@ -241,10 +306,20 @@ impl Queue {
                         slot.on_disk = Some(r.seq);
                     }
                 }
-                Err(e) => slot.failed = Some((version, e.to_string())),
+                Err(e) => {
+                    // Pushes up to `version` get the error; a later push
+                    // starts a new attempt.
+                    slot.failed = Some((version, e.to_string()));
+                    slot.writing = false;
+                    break;
+                }
             }
             self.written.notify_all();
+            self.durable_changed.notify_waiters();
         }
+        drop(slots);
+        self.written.notify_all();
+        self.durable_changed.notify_waiters();
     }
 
     /// Projects with a durable pending request, oldest request first.
@@ -392,6 +467,35 @@ mod tests {
             serde_json::from_slice(&fs::read(dir.join("queue/app.json")).unwrap()).unwrap();
         assert_eq!(on_disk, pending);
         assert!(pending.seq <= max);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn async_pushes_return_once_durable() {
+        let dir = tempdir("async");
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let q = q.clone();
+                tokio::spawn(async move { q.push_async(req(&q, "app", &format!("{i}"))).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        // Every push answered means the newest is on disk, and only it.
+        let pending = q.pending("app").unwrap();
+        let on_disk: Request =
+            serde_json::from_slice(&fs::read(dir.join("queue/app.json")).unwrap()).unwrap();
+        assert_eq!(on_disk, pending);
+        assert_eq!(pending.coalesced.len(), 31);
+        assert_eq!(q.ready(), vec!["app".to_string()]);
+        // A write that fails answers the pushes it covered with the error.
+        fs::remove_dir_all(dir.join("queue")).unwrap();
+        assert!(q.push_async(req(&q, "app", "x")).await.is_err());
+        fsutil::create_dir(&dir.join("queue"), 0o700).unwrap();
+        q.push_async(req(&q, "app", "y")).await.unwrap();
+        assert_eq!(q.take("app").unwrap().sha, "y");
         fs::remove_dir_all(&dir).unwrap();
     }
 

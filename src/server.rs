@@ -468,19 +468,12 @@ async fn hook(
         "sha": request.sha,
         "delivery": id,
     });
-    let (queue, deliveries, id2) = (app.queue.clone(), app.deliveries.clone(), id.clone());
-    let stored = tokio::task::spawn_blocking(move || {
-        queue.push(request)?;
-        if !id2.is_empty()
-            && let Err(e) = deliveries.keep(&id2)
-        {
-            tracing::warn!("cannot append delivery id to the dedupe file: {e}");
-        }
-        Ok::<_, std::io::Error>(())
-    })
-    .await
-    .map_err(|e| std::io::Error::other(e.to_string()))
-    .and_then(|r| r);
+    let stored = app.queue.push_async(request).await;
+    if stored.is_ok() && !id.is_empty() {
+        // Not waited for: the request file (`delivery`, `coalesced`) already
+        // holds the id durably; this file is the longer, unsynced memory.
+        app.deliveries.keep_soon(&id);
+    }
     if let Err(e) = stored {
         if !id.is_empty() {
             app.deliveries.release(&id);

@@ -274,6 +274,10 @@ fn files_are_private_and_an_inline_secret_in_a_readable_config_is_flagged() {
         0o600,
         "run record"
     );
+    // Appended right after the answer, not before it.
+    wait_until(T, "the delivery ids file", || {
+        dir.join("state/deliveries").exists()
+    });
     assert_eq!(mode(&dir.join("state/deliveries")), 0o600, "delivery ids");
     assert_eq!(mode(&dir.join("state/locks/app.lock")), 0o600, "lock");
     assert_eq!(mode(&dir.join("control.sock")), 0o660, "control socket");
