@@ -67,11 +67,12 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve => {
             let config = load(&path)?;
-            // One thread runs every connection; blocking work (fsync, flock,
-            // children) goes to tokio's blocking threads, started on demand.
-            // Measured against 2 and 1 multi-thread workers (scripts/bench.sh,
-            // 2 CPUs shared with wrk): more requests/s, less CPU per request
-            // and a lower p99 than either, and 0.5 MB less at idle.
+            // One thread serves every connection; blocking work (fsync,
+            // flock, children) goes to tokio's blocking threads, started on
+            // demand. Against 2 and 1 multi-thread workers, on 2 CPUs shared
+            // with wrk (docs/performance.md): less CPU per request, a p99 as
+            // low or lower, 0.4 MB less at idle, and a flood of requests
+            // takes one core at most.
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
