@@ -58,6 +58,16 @@ fn statuses(runs: &[serde_json::Value]) -> Vec<(String, String, String)> {
     v
 }
 
+/// The push of SHA_A ran exactly once, as a webhook run, and succeeded.
+fn assert_deployed_once(dir: &TestDir, config: &Path) {
+    let runs = wait_runs(config, "app", 1, T);
+    assert_eq!(
+        statuses(&runs),
+        vec![("webhook".into(), "succeeded".into(), SHA_A.into())]
+    );
+    assert_eq!(read(&dir.join("deployed")), format!("{SHA_A}\n"));
+}
+
 #[test]
 fn kill_before_the_202_then_restart_runs_the_recorded_request() {
     let (dir, config) = setup("kill-before-ack", "0", "");
@@ -84,12 +94,7 @@ fn kill_before_the_202_then_restart_runs_the_recorded_request() {
     );
     // The request was already durable: the next daemon runs it, once.
     let _d = Daemon::start(&config);
-    let runs = wait_runs(&config, "app", 1, T);
-    assert_eq!(
-        statuses(&runs),
-        vec![("webhook".into(), "succeeded".into(), SHA_A.into())]
-    );
-    assert_eq!(read(&dir.join("deployed")), format!("{SHA_A}\n"));
+    assert_deployed_once(&dir, &config);
 }
 
 #[test]
@@ -102,12 +107,7 @@ fn kill_after_the_202_before_the_run() {
     d.kill9();
     assert!(history(&config, "app").is_empty());
     let _d = Daemon::start(&config);
-    let runs = wait_runs(&config, "app", 1, T);
-    assert_eq!(
-        statuses(&runs),
-        vec![("webhook".into(), "succeeded".into(), SHA_A.into())]
-    );
-    assert_eq!(read(&dir.join("deployed")), format!("{SHA_A}\n"));
+    assert_deployed_once(&dir, &config);
 }
 
 #[test]
