@@ -396,7 +396,7 @@ async fn finish(project: &Project, run: Run, outcome: Outcome, shared: &Shared) 
             run.log.display()
         ),
     }
-    if outcome == Outcome::Interrupted {
+    if matches!(outcome, Outcome::Interrupted(_)) {
         requeue(&run, shared).await;
     }
     let _ = shared.events.send(RunEvent::Finished(run));
@@ -475,7 +475,7 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
                 "deployd stopped during this run; recorded as interrupted",
             );
         }
-        Outcome::Interrupted.apply(&mut run);
+        Outcome::Interrupted(None).apply(&mut run);
         let history = shared.history.clone();
         let r = run.clone();
         if let Err(e) = blocking(move || history.save(&r)).await {

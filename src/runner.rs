@@ -41,10 +41,12 @@ pub enum Outcome {
     Exited(i32),
     /// The script was killed by this signal (not by deployd).
     Signaled(i32),
-    /// deployd stopped it at its timeout.
-    TimedOut,
-    /// deployd stopped it because the daemon is stopping.
-    Interrupted,
+    /// deployd stopped it at its timeout; the signal that ended the script,
+    /// when it died of one (15 if SIGTERM sufficed, 9 if SIGKILL was needed).
+    TimedOut(Option<i32>),
+    /// deployd stopped it because the daemon is stopping (or a recovering
+    /// daemon found it cut off: then the signal is unknown).
+    Interrupted(Option<i32>),
     /// The script could not be started.
     NotStarted(String),
 }
@@ -56,8 +58,8 @@ impl Outcome {
             Outcome::Exited(0) => (Status::Succeeded, Some(0), None),
             Outcome::Exited(c) => (Status::Failed, Some(*c), None),
             Outcome::Signaled(s) => (Status::Failed, None, Some(*s)),
-            Outcome::TimedOut => (Status::TimedOut, None, None),
-            Outcome::Interrupted => (Status::Interrupted, None, None),
+            Outcome::TimedOut(s) => (Status::TimedOut, None, *s),
+            Outcome::Interrupted(s) => (Status::Interrupted, None, *s),
             Outcome::NotStarted(_) => (Status::Failed, None, None),
         };
         run.status = status;
@@ -150,9 +152,11 @@ pub async fn run(
     let mut child = match spawn(project, run, lock, &log) {
         Ok(c) => c,
         Err(e) => {
-            let msg = format!("cannot start {}: {e}", project.script.display());
+            let msg = not_started(project, &e);
             log_line(&mut log, &msg);
-            return Outcome::NotStarted(msg);
+            let outcome = Outcome::NotStarted(msg);
+            log_line(&mut log, &summary(run, &outcome, started));
+            return outcome;
         }
     };
     let pid = child.id().unwrap_or(0);
@@ -169,15 +173,26 @@ pub async fn run(
                 "timeout of {} reached: stopping the run (SIGTERM, SIGKILL after {})",
                 humantime::format_duration(project.timeout),
                 humantime::format_duration(project.kill_grace)));
-            Outcome::TimedOut
+            Outcome::TimedOut(None)
         }
         _ = stop.wait_for(|s| *s) => {
             log_line(&mut log, "deployd is stopping: interrupting the run");
-            Outcome::Interrupted
+            Outcome::Interrupted(None)
         }
     };
-    let killed = if matches!(outcome, Outcome::TimedOut | Outcome::Interrupted) {
-        stop_group(pgid, Some(&mut child), project.kill_grace).await
+    let (outcome, killed) = match outcome {
+        Outcome::TimedOut(_) => {
+            let (killed, signal) = stop_script(pgid, &mut child, project.kill_grace).await;
+            (Outcome::TimedOut(signal), killed)
+        }
+        Outcome::Interrupted(_) => {
+            let (killed, signal) = stop_script(pgid, &mut child, project.kill_grace).await;
+            (Outcome::Interrupted(signal), killed)
+        }
+        other => (other, false),
+    };
+    let killed = if matches!(outcome, Outcome::TimedOut(_) | Outcome::Interrupted(_)) {
+        killed
     } else if group_alive(pgid) {
         log_line(
             &mut log,
@@ -196,18 +211,52 @@ pub async fn run(
             ),
         );
     }
+    log_line(&mut log, &summary(run, &outcome, started));
+    outcome
+}
+
+/// The last line deployd writes into a run's log: how it ended.
+fn summary(run: &Run, outcome: &Outcome, started: Instant) -> String {
     let elapsed =
         humantime::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64));
-    let summary = match &outcome {
+    match outcome {
         Outcome::Exited(0) => format!("run {} succeeded in {elapsed}", run.id),
         Outcome::Exited(c) => format!("run {} failed with exit code {c} after {elapsed}", run.id),
         Outcome::Signaled(s) => format!("run {} killed by signal {s} after {elapsed}", run.id),
-        Outcome::TimedOut => format!("run {} timed out after {elapsed}", run.id),
-        Outcome::Interrupted => format!("run {} interrupted after {elapsed}", run.id),
+        Outcome::TimedOut(_) => format!("run {} timed out after {elapsed}", run.id),
+        Outcome::Interrupted(_) => format!("run {} interrupted after {elapsed}", run.id),
         Outcome::NotStarted(m) => format!("run {} failed: {m}", run.id),
+    }
+}
+
+/// Why the script could not be started. A `working_dir` that cannot be
+/// entered fails the spawn with the same error as a missing script (the
+/// `chdir` happens in the child, before `exec`), so look at the directory
+/// first and name whichever of the two is at fault.
+fn not_started(project: &Project, e: &io::Error) -> String {
+    let dir = &project.working_dir;
+    let dir_problem = match std::fs::metadata(dir) {
+        Err(de) => Some(de.to_string()),
+        Ok(m) if !m.is_dir() => Some("not a directory".to_string()),
+        Ok(_) => nix::unistd::access(dir, nix::unistd::AccessFlags::X_OK)
+            .err()
+            .map(|errno| io::Error::from(errno).to_string()),
     };
-    log_line(&mut log, &summary);
-    outcome
+    match dir_problem {
+        Some(why) => format!("cannot enter working_dir {}: {why}", dir.display()),
+        None => format!("cannot start {}: {e}", project.script.display()),
+    }
+}
+
+/// Stops the group of a script still running (timeout, shutdown); returns
+/// whether SIGKILL was needed and the signal the script itself died of.
+async fn stop_script(pgid: Pid, child: &mut Child, grace: Duration) -> (bool, Option<i32>) {
+    let killed = stop_group(pgid, Some(child), grace).await;
+    let signal = match child.try_wait() {
+        Ok(Some(status)) => status.signal(),
+        _ => None,
+    };
+    (killed, signal)
 }
 
 fn spawn(project: &Project, run: &Run, lock: &RunLock, log: &File) -> io::Result<Child> {

@@ -1,0 +1,213 @@
+//! What a run leaves behind, whoever ran it (the daemon, or `deployd deploy`
+//! with no daemon): the last line of its log when the script cannot start,
+//! which of script and working directory is at fault, the signal of a run
+//! stopped at its timeout, the modes of every file and directory created,
+//! the end time of an interrupted run, and what `status` says after a crash.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(30);
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+fn pretty(runs: &[Value]) -> String {
+    serde_json::to_string_pretty(runs).unwrap()
+}
+
+/// The log of the newest run of `project`.
+fn last_log(config: &Path, project: &str) -> (Value, String) {
+    let runs = history(config, project);
+    let run = runs.first().cloned().expect("a run");
+    let log = read(Path::new(run["log"].as_str().unwrap()));
+    (run, log)
+}
+
+/// The last line of `text`.
+fn last_line(text: &str) -> &str {
+    text.lines().last().unwrap_or("")
+}
+
+/// Runs `project` once through a daemon (a push), waits for the run to end.
+fn run_by_daemon(config: &Path, project: &str) -> (Value, String) {
+    let d = Daemon::start(config);
+    let delivery = format!("d-{project}");
+    assert_eq!(d.push(project, "refs/heads/main", SHA_A, &delivery).0, 202);
+    wait_runs(config, project, 1, T);
+    drop(d);
+    last_log(config, project)
+}
+
+/// Runs `project` once with `deployd deploy` and no daemon; expects exit 1.
+fn run_direct(config: &Path, project: &str) -> (Value, String) {
+    let out = cli(config, &["deploy", project]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    last_log(config, project)
+}
+
+#[test]
+fn a_script_that_cannot_start_still_gets_the_final_line() {
+    let dir = TestDir::new("not-exec");
+    let script = dir.join("deploy.sh");
+    std::fs::write(&script, "#!/bin/sh\necho never\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = write_config(&dir, "", &project("app", &script, ""));
+    for (who, (run, log)) in [
+        ("daemon", run_by_daemon(&config, "app")),
+        ("direct deploy", run_direct(&config, "app")),
+    ] {
+        let id = run["id"].as_u64().unwrap();
+        assert_eq!(run["status"], "failed", "{who}: {run}");
+        assert!(
+            log.contains(&format!("=== deployd: cannot start {}", script.display())),
+            "{who}:\n{log}"
+        );
+        assert!(
+            last_line(&log).starts_with(&format!("=== deployd: run {id} failed: cannot start ")),
+            "{who}: the log must end with the final line:\n{log}"
+        );
+    }
+}
+
+/// Holds the project's run lock, as another run would, until dropped.
+fn hold_lock(config_dir: &TestDir, project: &str) -> File {
+    let dir = config_dir.join("state/locks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{project}.lock")))
+        .unwrap();
+    f.lock().unwrap();
+    f
+}
+
+/// A CLI in the background whose stderr is collected line by line.
+fn spawn_cli(config: &Path, args: &[&str]) -> (Child, Arc<Mutex<String>>) {
+    let mut child = Command::new(BIN)
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let e = err.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let mut e = e.lock().unwrap();
+            e.push_str(&line);
+            e.push('\n');
+        }
+    });
+    (child, err)
+}
+
+fn wait_child(child: &mut Child) -> std::process::ExitStatus {
+    let mut status = None;
+    wait_until(T, "the CLI to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status.unwrap()
+}
+
+#[test]
+fn a_missing_working_dir_is_named_not_the_script() {
+    let dir = TestDir::new("no-workdir");
+    let script = dir.script("ok.sh", "#!/bin/sh\necho fine\n");
+    let work = dir.join("work");
+    std::fs::create_dir(&work).unwrap();
+    let extra = format!("working_dir = \"{}\"", work.display());
+    let config = write_config(&dir, "", &project("app", &script, &extra));
+    // The directory is there when the config is read, gone when the run
+    // starts (it was deleted in between, as happens on a live server).
+    let d = Daemon::start(&config);
+    std::fs::remove_dir(&work).unwrap();
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "d-1").0, 202);
+    wait_runs(&config, "app", 1, T);
+    drop(d);
+    let daemon = last_log(&config, "app");
+
+    std::fs::create_dir(&work).unwrap();
+    let lock = hold_lock(&dir, "app");
+    let (mut child, stderr) = spawn_cli(&config, &["deploy", "app"]);
+    wait_until(T, "the direct deploy to wait for the lock", || {
+        stderr.lock().unwrap().contains("waiting")
+    });
+    std::fs::remove_dir(&work).unwrap();
+    drop(lock);
+    let status = wait_child(&mut child);
+    assert_eq!(status.code(), Some(1), "{}", stderr.lock().unwrap());
+    let direct = last_log(&config, "app");
+
+    for (who, (run, log)) in [("daemon", daemon), ("direct deploy", direct)] {
+        let id = run["id"].as_u64().unwrap();
+        let want = format!("cannot enter working_dir {}: No such file or directory", work.display());
+        assert!(
+            log.contains(&format!("=== deployd: {want}")),
+            "{who}: the directory must be named:\n{log}"
+        );
+        assert!(!log.contains("cannot start"), "{who}: the script is not at fault:\n{log}");
+        assert!(
+            last_line(&log).starts_with(&format!("=== deployd: run {id} failed: {want}")),
+            "{who}: the log must end with the final line:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn a_run_killed_at_its_timeout_records_the_signal() {
+    let dir = TestDir::new("timeout-signal");
+    // Ignores SIGTERM (and so do its children): only SIGKILL ends it.
+    let stubborn = dir.script(
+        "stubborn.sh",
+        "#!/bin/sh\ntrap '' TERM\necho started\nwhile :; do sleep 0.1; done\n",
+    );
+    // Dies of the SIGTERM deployd sends at the timeout.
+    let meek = dir.script("meek.sh", "#!/bin/sh\necho started\nexec sleep 60\n");
+    let limits = "timeout = \"1s\"\nkill_grace = \"1s\"";
+    let config = write_config(
+        &dir,
+        "",
+        &(project("stubborn", &stubborn, limits) + &project("meek", &meek, limits)),
+    );
+    let mut seen = Vec::new();
+    for (name, signal) in [("stubborn", 9), ("meek", 15)] {
+        let (run, log) = run_by_daemon(&config, name);
+        seen.push((format!("daemon {name}"), run, log, signal));
+        let (run, log) = run_direct(&config, name);
+        seen.push((format!("direct {name}"), run, log, signal));
+    }
+    for (who, run, log, signal) in seen {
+        assert_eq!(run["status"], "timed_out", "{who}: {run}\n{log}");
+        assert!(run["exit_code"].is_null(), "{who}: {run}");
+        assert_eq!(run["signal"], signal, "{who}: {run}\n{log}");
+    }
+    let runs = history(&config, "stubborn");
+    assert_eq!(runs.len(), 2, "{}", pretty(&runs));
+}
