@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "deployd",
     version,
+    // Our own `help` command, so that `deployd help --help` is help too.
+    disable_help_subcommand = true,
     about = "Auto-deploy daemon for git pushes: verifies the forge's webhook, runs the \
              project's deploy script one run at a time under a lock, keeps every line of output.",
     after_help = "Exit codes: 0 success, 1 a deploy failed or a runtime error, 2 usage or configuration error.\n\
@@ -61,8 +63,8 @@ pub enum Command {
     History {
         /// The project.
         project: String,
-        /// How many runs at most.
-        #[arg(long, short = 'n', default_value_t = 20)]
+        /// How many runs at most (1 or more).
+        #[arg(long, short = 'n', default_value_t = 20, value_name = "N", value_parser = at_least_one)]
         limit: usize,
         /// Print a JSON array instead of a table.
         #[arg(long)]
@@ -78,10 +80,10 @@ pub enum Command {
         #[arg(short, long)]
         follow: bool,
     },
-    /// Print the signature header the project's forge would send for FILE
-    /// (or stdin), to try a hook by hand with curl.
+    /// Print the signature the project's forge would send for FILE (or
+    /// stdin), e.g. `sha256=…`, to try a hook by hand with curl.
     ///
-    /// Prints the value alone, e.g. `sha256=…`; with --header, whole
+    /// Prints the header's value alone; with --header, whole
     /// `Name: value` lines for `curl -H`. A GitLab project whose secret is a
     /// signing token (`whsec_…`) needs --header: its signature comes with a
     /// webhook-id and a webhook-timestamp (valid 5 minutes).
@@ -94,4 +96,19 @@ pub enum Command {
         #[arg(long)]
         header: bool,
     },
+    /// Print this help, or the help of the given command.
+    Help {
+        /// The command to explain.
+        command: Option<String>,
+    },
+}
+
+/// `--limit`: a count of runs to show. 0 is refused rather than read as
+/// "all" or answered with nothing, since either could surprise.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("0 would show no runs; give 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a number of runs; give 1 or more")),
+    }
 }

@@ -101,6 +101,28 @@ pub fn run(cli: Cli) -> Result<()> {
             sha,
             no_wait,
         } => deploy(&load_quiet(&path)?, &project, git_ref, sha, !no_wait),
+        Command::Help { command } => help(command.as_deref()),
+    }
+}
+
+/// `deployd help [COMMAND]`: exactly what `deployd [COMMAND] --help` prints.
+fn help(name: Option<&str>) -> Result<()> {
+    use clap::Parser as _;
+    let args = ["deployd"].into_iter().chain(name).chain(["--help"]);
+    match Cli::try_parse_from(args) {
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            e.print()?;
+            Ok(())
+        }
+        _ => {
+            let cli = <Cli as clap::CommandFactory>::command();
+            let known: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+            Err(Failure::Usage(anyhow!(
+                "no command {:?} (commands: {})",
+                name.unwrap_or_default(),
+                known.join(", ")
+            )))
+        }
     }
 }
 
@@ -503,10 +525,15 @@ fn deploy(
         &request,
         |reply| {
             match reply {
-                Reply::Queued { .. } if wait => eprintln!(
-                    "deployd: {name}: queued through the daemon \
-                 (Ctrl-C stops following; the run goes on in the daemon)"
-                ),
+                Reply::Queued { behind, .. } if wait => {
+                    eprintln!(
+                        "deployd: {name}: queued through the daemon \
+                         (Ctrl-C stops following; the run goes on in the daemon)"
+                    );
+                    if let Some(r) = behind {
+                        eprintln!("deployd: {name}: {}", waiting_for(&r));
+                    }
+                }
                 Reply::Queued { .. } => eprintln!("deployd: {name}: queued through the daemon"),
                 Reply::Started(r) => eprintln!(
                     "deployd: {name}: run {} started (log {})",
@@ -562,6 +589,17 @@ fn deploy(
     }
 }
 
+/// What a deploy waits for when another run of the project is going on.
+fn waiting_for(run: &Run) -> String {
+    format!(
+        "waiting for run {} ({} {}, started {}) to finish",
+        run.id,
+        run.trigger,
+        run.short_sha(),
+        run.started_at
+    )
+}
+
 fn finish_message(run: &Run) -> Result<()> {
     eprintln!("deployd: {}: run {} {}", run.project, run.id, run.status);
     if run.status == Status::Succeeded {
@@ -610,20 +648,30 @@ async fn deploy_direct(
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
+    let history = History::new(&s.state_dir, &s.log_dir);
     let lock = RunLock::acquire(
         &lock::path(&s.state_dir, &p.name),
         || {
-            eprintln!(
-                "deployd: {} is being deployed by another run; waiting for it to end",
-                p.name
-            )
+            // The newest run recorded running holds the lock, unless
+            // processes of a run whose daemon died do (no record says so).
+            let holder = history
+                .list(&p.name, Some(3))
+                .unwrap_or_default()
+                .into_iter()
+                .find(|r| r.status == Status::Running);
+            match holder {
+                Some(r) => eprintln!("deployd: {}: {}", p.name, waiting_for(&r)),
+                None => eprintln!(
+                    "deployd: {}: another run of it holds its lock; waiting for it to finish",
+                    p.name
+                ),
+            }
         },
         ctrl_c,
     )
     .await
     .context("cannot take the run lock")?
     .ok_or_else(|| Failure::Runtime(anyhow!("interrupted while waiting for the lock")))?;
-    let history = History::new(&s.state_dir, &s.log_dir);
     let seq = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)

@@ -50,6 +50,10 @@ pub enum Reply {
     Queued {
         /// Its sequence number.
         seq: u64,
+        /// The project's run that was going on when the request was queued:
+        /// the request waits for it to finish.
+        #[serde(default)]
+        behind: Option<Run>,
     },
     /// The run carrying the request started.
     Started(Run),
@@ -156,6 +160,14 @@ async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Res
                 coalesced: Vec::new(),
             };
             let seq = req.seq;
+            // Asked before queueing, so the run found is the one before ours.
+            let behind = app
+                .executor
+                .status()
+                .await
+                .into_iter()
+                .find(|s| s.project == project)
+                .and_then(|s| s.running);
             let queue = app.queue.clone();
             let pushed = tokio::task::spawn_blocking(move || queue.push(req))
                 .await
@@ -170,7 +182,7 @@ async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Res
             }
             tracing::info!("{project}: manual deploy queued");
             app.executor.queued();
-            send(&mut w, &Reply::Queued { seq }).await?;
+            send(&mut w, &Reply::Queued { seq, behind }).await?;
             if wait {
                 stream_run(&mut w, history, &project, seq).await?;
             }

@@ -705,6 +705,59 @@ fn help_mentions_every_command_and_option() {
 }
 
 #[test]
+fn help_is_a_command_that_has_help_too() {
+    let out = run(&["help", "--help"], &[], None);
+    let (stdout, _) = expect_code(&out, 0, "deployd help --help");
+    assert!(stdout.contains("deployd help"), "{stdout}");
+    let out = run(&["help"], &[], None);
+    let (stdout, _) = expect_code(&out, 0, "deployd help");
+    assert_eq!(stdout, expect_code(&run(&["--help"], &[], None), 0, "--help").0);
+    let out = run(&["help", "deploy"], &[], None);
+    let (stdout, _) = expect_code(&out, 0, "deployd help deploy");
+    assert!(stdout.contains("Usage: deployd deploy"), "{stdout}");
+    let out = run(&["help", "frobnicate"], &[], None);
+    let (_, stderr) = expect_code(&out, 2, "deployd help frobnicate");
+    assert!(stderr.contains("deploy, check"), "{stderr}");
+}
+
+#[test]
+fn sign_help_says_it_prints_the_value() {
+    // What it prints is the header's value (`sha256=…`), not a header line;
+    // `--header` prints those.
+    let out = run(&["--help"], &[], None);
+    let (stdout, _) = expect_code(&out, 0, "deployd --help");
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("sign "))
+        .unwrap_or_else(|| panic!("no sign line:\n{stdout}"));
+    assert!(
+        !line.contains("signature header") && line.contains("sha256="),
+        "{line}"
+    );
+    let out = run(&["sign", "--help"], &[], None);
+    let (stdout, _) = expect_code(&out, 0, "deployd sign --help");
+    let first = stdout.lines().next().unwrap_or("");
+    assert!(
+        !first.contains("signature header") && first.contains("sha256="),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn history_limit_zero_is_refused_plainly() {
+    let dir = TestDir::new("cli-limit0");
+    let script = dir.script("deploy.sh", "#!/bin/sh\necho hi\n");
+    let config = write_config(&dir, "", &project("big", &script, ""));
+    cli_ok(&config, &["deploy", "big"], 0);
+    let out = cli(&config, &["history", "big", "-n", "0"]);
+    let (stdout, stderr) = expect_code(&out, 2, "history big -n 0");
+    assert!(!stdout.contains("has not run yet"), "{stdout}");
+    assert!(stderr.contains("give 1 or more"), "{stderr}");
+    let table = cli_ok(&config, &["history", "big", "-n", "1"], 0);
+    assert!(table.contains("succeeded"), "{table}");
+}
+
+#[test]
 fn a_closed_pipe_ends_output_quietly() {
     let dir = TestDir::new("cli-pipe");
     let script = dir.script("deploy.sh", "#!/bin/sh\necho hi\n");

@@ -446,7 +446,13 @@ fn direct_deploy_waits_for_another_direct_deploy() {
         started(&marker, "app", &a)
     });
     let mut second = Bg::spawn(&dir, &config, &["deploy", "app", "--sha", &b], "second");
-    second.wait_stderr("waiting for it to end");
+    // It names what it waits for.
+    let first_run = history(&config, "app").remove(0);
+    second.wait_stderr(&format!(
+        "deployd: app: waiting for run 1 (manual {}, started {}) to finish",
+        &a[..12],
+        first_run["started_at"].as_str().unwrap()
+    ));
     assert!(
         !started(&marker, "app", &b),
         "the second run started while the first held the lock:\n{}",
@@ -479,6 +485,34 @@ fn direct_deploy_waits_for_another_direct_deploy() {
 }
 
 #[test]
+fn deploy_through_the_daemon_says_which_run_it_waits_for() {
+    let dir = TestDir::new("behind");
+    let (script, marker) = gated_script(&dir);
+    let config = write_config(&dir, "", &project("app", &script, ""));
+    let d = Daemon::start(&config);
+    let (a, b) = (sha(1), sha(2));
+    assert_eq!(d.push("app", "refs/heads/main", &a, "behind-1").0, 202);
+    wait_until(LIMIT, "the webhook run to start", || {
+        started(&marker, "app", &a)
+    });
+    let first_run = history(&config, "app").remove(0);
+    let mut manual = Bg::spawn(&dir, &config, &["deploy", "app", "--sha", &b], "manual");
+    manual.wait_stderr(&format!(
+        "deployd: app: waiting for run 1 (webhook {}, started {}) to finish",
+        &a[..12],
+        first_run["started_at"].as_str().unwrap()
+    ));
+    assert!(!started(&marker, "app", &b), "{}", read(&marker));
+    open_gate(&dir, "all");
+    manual.expect_exit(0);
+    assert!(
+        manual.stderr().contains("run 2 started"),
+        "{}",
+        manual.describe()
+    );
+}
+
+#[test]
 fn direct_deploy_and_daemon_runs_share_the_lock() {
     let dir = TestDir::new("direct3");
     let (script, marker) = gated_script(&dir);
@@ -502,7 +536,10 @@ fn direct_deploy_and_daemon_runs_share_the_lock() {
         started(&marker, "app", &a)
     });
     let mut direct = Bg::spawn(&dir, &blind, &["deploy", "app", "--sha", &m], "direct-m");
-    direct.wait_stderr("waiting for it to end");
+    direct.wait_stderr(&format!(
+        "deployd: app: waiting for run 1 (webhook {}, started ",
+        &a[..12]
+    ));
     assert!(
         direct.stderr().contains("no daemon answers"),
         "{}",
