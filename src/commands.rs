@@ -642,8 +642,7 @@ async fn deploy_direct(
 ) -> Result<()> {
     let s = &config.server;
     refuse_foreign_root(&s.state_dir)?;
-    fsutil::create_dir(&s.state_dir, 0o750)
-        .with_context(|| format!("cannot create {}", s.state_dir.display()))?;
+    fsutil::create_top_dirs(&s.state_dir, &s.log_dir)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -71,7 +71,7 @@ pub enum Reply {
 /// refuses to start beside a live one. Mode 0660: the deployd group may use it.
 pub async fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
-        fsutil::create_dir(dir, 0o750)?;
+        fsutil::create_dir(dir, fsutil::TOP_DIR_MODE)?;
     }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {

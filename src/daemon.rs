@@ -26,10 +26,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let s = &config.server;
-    fsutil::create_dir(&s.state_dir, 0o750)
-        .with_context(|| format!("cannot create state_dir {}", s.state_dir.display()))?;
-    fsutil::create_dir(&s.log_dir, 0o750)
-        .with_context(|| format!("cannot create log_dir {}", s.log_dir.display()))?;
+    fsutil::create_top_dirs(&s.state_dir, &s.log_dir)?;
     let queue = Arc::new(
         Queue::open(&s.state_dir)
             .with_context(|| format!("cannot open the queue in {}", s.state_dir.display()))?,

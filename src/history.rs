@@ -146,9 +146,9 @@ impl History {
     /// log file, and writes the record as `running`, durably. Blocking.
     pub fn create(&self, req: &Request) -> io::Result<Run> {
         let dir = self.dir(&req.project);
-        fsutil::create_dir(&dir, 0o700)?;
+        fsutil::create_dir(&dir, fsutil::STATE_DIR_MODE)?;
         let log_dir = self.log_dir.join(&req.project);
-        fsutil::create_dir(&log_dir, 0o750)?;
+        fsutil::create_dir(&log_dir, fsutil::LOG_DIR_MODE)?;
         let mut id = self.ids(&req.project)?.into_iter().max().unwrap_or(0) + 1;
         loop {
             match fs::OpenOptions::new()

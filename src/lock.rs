@@ -37,7 +37,7 @@ impl RunLock {
     /// Takes the lock if it is free, without waiting.
     pub fn try_acquire(path: &Path) -> io::Result<Option<RunLock>> {
         if let Some(dir) = path.parent() {
-            fsutil::create_dir(dir, 0o700)?;
+            fsutil::create_dir(dir, fsutil::STATE_DIR_MODE)?;
         }
         // A fresh open each time: flock is per open file description, and a
         // second lock on the same description would wrongly succeed.

@@ -142,7 +142,7 @@ impl Queue {
     /// Opens `<state_dir>/queue`, loading the requests a previous daemon left.
     pub fn open(state_dir: &Path) -> io::Result<Queue> {
         let dir = state_dir.join("queue");
-        fsutil::create_dir(&dir, 0o700)?;
+        fsutil::create_dir(&dir, fsutil::STATE_DIR_MODE)?;
         let mut slots = HashMap::new();
         let mut last_seq = 0;
         for entry in fs::read_dir(&dir)? {

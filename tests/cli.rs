@@ -711,7 +711,10 @@ fn help_is_a_command_that_has_help_too() {
     assert!(stdout.contains("deployd help"), "{stdout}");
     let out = run(&["help"], &[], None);
     let (stdout, _) = expect_code(&out, 0, "deployd help");
-    assert_eq!(stdout, expect_code(&run(&["--help"], &[], None), 0, "--help").0);
+    assert_eq!(
+        stdout,
+        expect_code(&run(&["--help"], &[], None), 0, "--help").0
+    );
     let out = run(&["help", "deploy"], &[], None);
     let (stdout, _) = expect_code(&out, 0, "deployd help deploy");
     assert!(stdout.contains("Usage: deployd deploy"), "{stdout}");

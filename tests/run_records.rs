@@ -167,12 +167,18 @@ fn a_missing_working_dir_is_named_not_the_script() {
 
     for (who, (run, log)) in [("daemon", daemon), ("direct deploy", direct)] {
         let id = run["id"].as_u64().unwrap();
-        let want = format!("cannot enter working_dir {}: No such file or directory", work.display());
+        let want = format!(
+            "cannot enter working_dir {}: No such file or directory",
+            work.display()
+        );
         assert!(
             log.contains(&format!("=== deployd: {want}")),
             "{who}: the directory must be named:\n{log}"
         );
-        assert!(!log.contains("cannot start"), "{who}: the script is not at fault:\n{log}");
+        assert!(
+            !log.contains("cannot start"),
+            "{who}: the script is not at fault:\n{log}"
+        );
         assert!(
             last_line(&log).starts_with(&format!("=== deployd: run {id} failed: {want}")),
             "{who}: the log must end with the final line:\n{log}"
@@ -210,4 +216,106 @@ fn a_run_killed_at_its_timeout_records_the_signal() {
     }
     let runs = history(&config, "stubborn");
     assert_eq!(runs.len(), 2, "{}", pretty(&runs));
+}
+
+/// Runs `deployd ARGS` under umask 022, the usual default, which would let
+/// anything created without an explicit mode come out 0755 / 0644.
+fn under_umask() -> Vec<&'static str> {
+    vec!["sh", "-c", "umask 022; exec \"$0\" \"$@\""]
+}
+
+/// Every directory and file under `root`, with its mode, `root` first.
+fn modes(root: &Path) -> Vec<(String, bool, u32)> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        out.push((
+            p.display().to_string(),
+            m.is_dir(),
+            m.permissions().mode() & 0o7777,
+        ));
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                todo.push(e.unwrap().path());
+            }
+        }
+    }
+    out
+}
+
+/// State: 0600 files in 0700 directories (state_dir itself 0750, so the
+/// group can reach a control socket kept there); logs: 0640 in 0750.
+fn assert_documented_modes(dir: &TestDir, who: &str) {
+    let (state, logs) = (dir.join("var/state"), dir.join("var/logs"));
+    let mut wrong = Vec::new();
+    let mut seen = 0;
+    for (root, top, dirs, files) in [(&state, 0o750, 0o700, 0o600), (&logs, 0o750, 0o750, 0o640)] {
+        for (path, is_dir, mode) in modes(root) {
+            seen += 1;
+            let want = if path == root.display().to_string() {
+                top
+            } else if is_dir {
+                dirs
+            } else {
+                files
+            };
+            if mode != want {
+                wrong.push(format!("{path}: {mode:o}, want {want:o}"));
+            }
+        }
+    }
+    // The parent made for them holds nothing of others either.
+    let var = std::fs::metadata(dir.join("var"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    if var != 0o750 {
+        wrong.push(format!("var: {var:o}, want 750"));
+    }
+    assert!(
+        seen >= 8,
+        "{who}: too few files to mean anything:\n{:#?}",
+        modes(&dir.path)
+    );
+    assert!(
+        wrong.is_empty(),
+        "{who}: wrong modes:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn daemon_and_direct_deploy_create_files_with_the_documented_modes() {
+    for who in ["daemon", "direct deploy"] {
+        let dir = TestDir::new("modes");
+        let script = dir.script("deploy.sh", "#!/bin/sh\necho hi\n");
+        // Fresh directories, one level deeper than the config, so that a
+        // missing parent has to be made too.
+        let text = read(&write_config(&dir, "", &project("app", &script, "")))
+            .replace("state_dir = \"state\"", "state_dir = \"var/state\"")
+            .replace("log_dir = \"logs\"", "log_dir = \"var/logs\"");
+        let config = dir.join("deploy.toml");
+        std::fs::write(&config, text).unwrap();
+        if who == "daemon" {
+            let d = Daemon::start_wrapped(&config, &[], &under_umask());
+            assert_eq!(d.push("app", "refs/heads/main", SHA_A, "m-1").0, 202);
+            wait_runs(&config, "app", 1, T);
+            drop(d);
+        } else {
+            let wrap = under_umask();
+            let out = Command::new(wrap[0])
+                .args(&wrap[1..])
+                .arg(BIN)
+                .arg("-c")
+                .arg(&config)
+                .args(["deploy", "app"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        }
+        assert_documented_modes(&dir, who);
+    }
 }
