@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
 use crate::control::{self, Reply, Request as ControlRequest};
-use crate::executor::ProjectStatus;
+use crate::executor::{self, ProjectStatus};
 use crate::history::{History, Run, Status};
 use crate::lock::{self, RunLock};
 use crate::queue::{self, Request, Trigger};
@@ -279,11 +279,11 @@ fn status(config: &Config, json: bool) -> Result<()> {
     for p in &projects {
         let headline = match (&p.running, p.state.as_str()) {
             (Some(r), "interrupted") => format!(
-                "interrupted: run {} ({} {}) was going when its daemon died; \
-                 it runs again when deployd starts",
+                "interrupted: run {} ({} {}) was going when its daemon died; {}",
                 r.id,
                 r.trigger,
-                r.short_sha()
+                r.short_sha(),
+                next_daemon_will(config, r, p.pending.as_ref())
             ),
             (Some(r), _) => format!(
                 "running run {} ({} {}) since {}",
@@ -318,6 +318,14 @@ fn status(config: &Config, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the next daemon will do about `interrupted`, the newest run of its
+/// project left recorded `running` (the decision recovery itself takes).
+fn next_daemon_will(config: &Config, interrupted: &Run, pending: Option<&Request>) -> String {
+    let history = History::new(&config.server.state_dir, &config.server.log_dir);
+    let latest = history.latest(&interrupted.project).ok().flatten();
+    executor::recovery_plan(interrupted, latest.as_ref(), pending).describe()
 }
 
 fn short(sha: &str) -> &str {
@@ -448,9 +456,22 @@ fn logs(config: &Config, name: &str, id: Option<u64>, follow: bool) -> Result<()
         }
     }))?;
     if orphaned {
+        let newest_running = h
+            .list(name, None)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.status == Status::Running);
+        let next = match newest_running {
+            // Only the newest interrupted run can be run again.
+            Some(r) if r.id == run.id => {
+                let pending = queue::read_pending(&config.server.state_dir, name);
+                next_daemon_will(config, &run, pending.as_ref())
+            }
+            _ => "it is not run again: a later run came after it".into(),
+        };
         eprintln!(
             "deployd: run {} is recorded running but none of its processes is left: \
-             its daemon died. It is recorded interrupted and runs again when deployd starts.",
+             its daemon died. The next daemon records it interrupted; {next}.",
             run.id
         );
     }

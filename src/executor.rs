@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::config::{Config, Project};
+use crate::fsutil;
 use crate::history::{History, Run, Status};
 use crate::lock::{self, RunLock};
 use crate::queue::{Queue, Request, Trigger};
@@ -402,14 +403,58 @@ async fn finish(project: &Project, run: Run, outcome: Outcome, shared: &Shared) 
     let _ = shared.events.send(RunEvent::Finished(run));
 }
 
+/// What a daemon does about an interrupted run (README, "Crash recovery").
+/// One decision, used by recovery itself and by `deployd status` and
+/// `deployd logs` when they tell what the next daemon will do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// Its request is queued again, with trigger `recovery`.
+    RunAgain,
+    /// A newer request is pending: it runs instead.
+    Superseded,
+    /// A later run (say, a `deployd deploy` made while no daemon ran)
+    /// carried out a newer intent; running the old request again could roll
+    /// the deploy back.
+    LaterRun(Box<Run>),
+}
+
+/// Decides about `interrupted`, the newest interrupted run of its project,
+/// given the project's `latest` run and its `pending` request.
+pub fn recovery_plan(
+    interrupted: &Run,
+    latest: Option<&Run>,
+    pending: Option<&Request>,
+) -> Recovery {
+    match latest {
+        Some(later) if later.id > interrupted.id => Recovery::LaterRun(Box::new(later.clone())),
+        _ if pending.is_some_and(|p| p.seq > interrupted.request_seq) => Recovery::Superseded,
+        _ => Recovery::RunAgain,
+    }
+}
+
+impl Recovery {
+    /// What happens to run `id`, as the end of a sentence about it.
+    pub fn describe(&self) -> String {
+        match self {
+            Recovery::RunAgain => "it runs again when deployd starts".into(),
+            Recovery::Superseded => {
+                "it is not run again: the newer pending request runs instead when deployd starts"
+                    .into()
+            }
+            Recovery::LaterRun(r) => format!(
+                "it is not run again: run {} ({}) came after it",
+                r.id, r.trigger
+            ),
+        }
+    }
+}
+
 /// Queues an interrupted run again as `recovery`, unless a newer request is
 /// already pending (it supersedes the old commit).
 async fn requeue(run: &Run, shared: &Shared) {
     let queue = shared.queue.clone();
-    if queue
-        .pending(&run.project)
-        .is_some_and(|p| p.seq > run.request_seq)
-    {
+    let pending = queue.pending(&run.project);
+    if recovery_plan(run, None, pending.as_ref()) == Recovery::Superseded {
         tracing::info!(
             "{}: interrupted run {} superseded by a newer pending push",
             run.project,
@@ -426,9 +471,11 @@ async fn requeue(run: &Run, shared: &Shared) {
 
 async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, shared: &Shared) {
     let ids: Vec<String> = runs.iter().map(|r| r.id.to_string()).collect();
+    let mut waited = false;
     let lock = match RunLock::acquire(
         lock_path,
         || {
+            waited = true;
             tracing::warn!(
                 "{name}: run {} is still going without a daemon; waiting for its processes to exit",
                 ids.join(", ")
@@ -445,6 +492,8 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
             return;
         }
     };
+    // Seen within one lock poll of the last process exiting.
+    let released_at = fsutil::now_rfc3339();
     // Re-read the records now that the old processes are gone: a run that
     // was going on under a manual `deployd deploy` has finished meanwhile
     // and recorded its own result.
@@ -469,13 +518,27 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
         .flatten()
         .filter(|r| r.id > newest.id);
     for mut run in runs {
+        // When its processes were last known alive: when this daemon saw the
+        // lock they held released, if they held it (the newest run, with no
+        // later one that could have held it instead); else the last write
+        // to its log (they were gone before this daemon started, and it
+        // cannot know how much longer they went on silently).
+        let last_alive = if waited && run.id == newest.id && later.is_none() {
+            released_at.clone()
+        } else {
+            last_write(&run).unwrap_or_else(fsutil::now_rfc3339)
+        };
         if let Ok(mut log) = runner::open_log(&run) {
             runner::log_line(
                 &mut log,
-                "deployd stopped during this run; recorded as interrupted",
+                &format!(
+                    "deployd stopped during this run; recorded as interrupted \
+                     (its processes were last known alive at {last_alive})"
+                ),
             );
         }
         Outcome::Interrupted(None).apply(&mut run);
+        run.finished_at = Some(last_alive);
         let history = shared.history.clone();
         let r = run.clone();
         if let Err(e) = blocking(move || history.save(&r)).await {
@@ -484,14 +547,21 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
         tracing::warn!("{name}: run {} was interrupted", run.id);
         let _ = shared.events.send(RunEvent::Finished(run));
     }
-    match later {
-        Some(r) => tracing::info!(
+    match recovery_plan(&newest, later.as_ref(), shared.queue.pending(name).as_ref()) {
+        Recovery::LaterRun(r) => tracing::info!(
             "{name}: not running interrupted run {} again: run {} ({}) came after it",
             newest.id,
             r.id,
             r.trigger
         ),
-        None => requeue(&newest, shared).await,
+        _ => requeue(&newest, shared).await,
     }
     drop(lock);
+}
+
+/// When a run's log was last written, as RFC 3339 (not before its start).
+fn last_write(run: &Run) -> Option<String> {
+    let modified = std::fs::metadata(&run.log).ok()?.modified().ok()?;
+    let started = humantime::parse_rfc3339(&run.started_at).ok()?;
+    Some(fsutil::rfc3339(modified.max(started)))
 }

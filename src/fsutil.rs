@@ -89,5 +89,10 @@ fn with_path(e: io::Error, what: &str, path: &Path) -> io::Error {
 /// Now, as RFC 3339 in UTC with millisecond precision (so durations
 /// computed from a record's times are right to the millisecond).
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// `t` as a record timestamp: RFC 3339 in UTC, milliseconds.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
 }

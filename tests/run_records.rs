@@ -319,3 +319,187 @@ fn daemon_and_direct_deploy_create_files_with_the_documented_modes() {
         assert_documented_modes(&dir, who);
     }
 }
+
+/// A project whose script appends `start SHA` and `end SHA` to `marker`
+/// around a sleep of `sleep` seconds, and says `done` in its log last (as
+/// deploy scripts do).
+fn sleeper(name: &str, sleep: &str) -> (TestDir, std::path::PathBuf) {
+    let dir = TestDir::new(name);
+    let script = dir.script(
+        "deploy.sh",
+        &format!(
+            "#!/bin/sh\necho \"start $DEPLOY_SHA\" >> marker\nsleep {sleep}\necho done\n\
+             echo \"end $DEPLOY_SHA\" >> marker\n"
+        ),
+    );
+    let extra = format!("working_dir = \"{}\"", dir.path.display());
+    let config = write_config(&dir, "", &project("app", &script, &extra));
+    (dir, config)
+}
+
+fn time(v: &Value) -> std::time::SystemTime {
+    humantime::parse_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a time: {v}"))).unwrap()
+}
+
+fn status_text(config: &Path) -> String {
+    cli_ok(config, &["status"], 0)
+}
+
+#[test]
+fn status_after_a_crash_says_what_the_next_daemon_will_do() {
+    // Run 1 is cut off by kill -9; nothing else happened: it runs again.
+    let (dir, config) = sleeper("crash-status", "0.5");
+    let mut d = Daemon::start(&config);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "c-1").0, 202);
+    wait_until(T, "the script to start", || {
+        read(&dir.join("marker")).contains("start")
+    });
+    d.kill9();
+    wait_until(T, "the orphan to end", || {
+        read(&dir.join("marker")).contains("end")
+    });
+    let s = status_text(&config);
+    assert!(
+        s.contains("interrupted: run 1") && s.contains("it runs again when deployd starts"),
+        "{s}"
+    );
+    // A manual deploy with no daemon comes after it: the next daemon does
+    // not run it again, and status must say so.
+    cli_ok(&config, &["deploy", "app", "--sha", SHA_B], 0);
+    let s = status_text(&config);
+    assert!(
+        s.contains("interrupted: run 1")
+            && s.contains("it is not run again: run 2 (manual) came after it")
+            && !s.contains("runs again when deployd starts"),
+        "{s}"
+    );
+    let d = Daemon::start(&config);
+    d.wait_log(
+        "not running interrupted run 1 again: run 2 (manual) came after it",
+        T,
+    );
+    drop(d);
+
+    // A newer push was pending when the daemon died: it runs instead.
+    let (dir, config) = sleeper("crash-status-pending", "0.5");
+    let mut d = Daemon::start(&config);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "p-1").0, 202);
+    wait_until(T, "the script to start", || {
+        read(&dir.join("marker")).contains("start")
+    });
+    assert_eq!(d.push("app", "refs/heads/main", SHA_B, "p-2").0, 202);
+    d.kill9();
+    wait_until(T, "the orphan to end", || {
+        read(&dir.join("marker")).contains("end")
+    });
+    let s = status_text(&config);
+    assert!(
+        s.contains("interrupted: run 1")
+            && s.contains("the newer pending request runs instead")
+            && s.contains("pending: refs/heads/main bbbbbbbbbbbb"),
+        "{s}"
+    );
+    let d = Daemon::start(&config);
+    d.wait_log("interrupted run 1 superseded by a newer pending push", T);
+    let runs = wait_runs(&config, "app", 2, T);
+    assert_eq!(runs[0]["sha"], SHA_B, "{}", pretty(&runs));
+    assert_eq!(runs.len(), 2, "{}", pretty(&runs));
+}
+
+/// Kills whoever runs the script (`kill`), waits for the orphaned script to
+/// end, lets time pass with nobody watching, restarts the daemon, and
+/// checks the interrupted run's end time is not the restart's.
+fn assert_downtime_not_counted(dir: &TestDir, config: &Path, kill: impl FnOnce()) {
+    kill();
+    wait_until(T, "the orphan to end", || {
+        read(&dir.join("marker")).contains("end")
+    });
+    // Downtime: the daemon is not running; nothing to wait for but the clock.
+    std::thread::sleep(Duration::from_millis(1500));
+    let restart = std::time::SystemTime::now();
+    let d = Daemon::start(config);
+    d.wait_log("run 1 was interrupted", T);
+    let runs = history(config, "app");
+    let run = runs.iter().find(|r| r["id"] == 1).unwrap();
+    assert_eq!(run["status"], "interrupted", "{}", pretty(&runs));
+    let (start, end) = (time(&run["started_at"]), time(&run["finished_at"]));
+    // The script slept 1 s: it was alive at least that long...
+    assert!(
+        end.duration_since(start).unwrap() >= Duration::from_millis(1000),
+        "{}",
+        pretty(&runs)
+    );
+    // ...and had ended well before the restart.
+    assert!(
+        end < restart,
+        "the downtime was counted:\n{}",
+        pretty(&runs)
+    );
+    let log = read(Path::new(run["log"].as_str().unwrap()));
+    assert!(
+        last_line(&log).contains(&format!(
+            "its processes were last known alive at {}",
+            run["finished_at"].as_str().unwrap()
+        )),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_interrupted_run_ends_when_its_processes_were_last_known_alive() {
+    // Cut off with its daemon.
+    let (dir, config) = sleeper("downtime-daemon", "1");
+    let mut d = Daemon::start(&config);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "t-1").0, 202);
+    wait_until(T, "the script to start", || {
+        read(&dir.join("marker")).contains("start")
+    });
+    assert_downtime_not_counted(&dir, &config, || d.kill9());
+
+    // Cut off with the `deployd deploy` that ran it itself.
+    let (dir, config) = sleeper("downtime-direct", "1");
+    let mut direct = Command::new(BIN)
+        .arg("-c")
+        .arg(&config)
+        .args(["deploy", "app", "--sha", SHA_A])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(T, "the script to start", || {
+        read(&dir.join("marker")).contains("start")
+    });
+    assert_downtime_not_counted(&dir, &config, || {
+        direct.kill().unwrap();
+        direct.wait().unwrap();
+    });
+}
+
+#[test]
+fn a_run_the_restarted_daemon_waited_for_ends_when_it_saw_it_end() {
+    let (dir, config) = sleeper("downtime-wait", "2");
+    let mut d = Daemon::start(&config);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "w-1").0, 202);
+    wait_until(T, "the script to start", || {
+        read(&dir.join("marker")).contains("start")
+    });
+    d.kill9();
+    let d = Daemon::start(&config);
+    d.wait_log("waiting for its processes to exit", T);
+    wait_until(T, "the orphan to end", || {
+        read(&dir.join("marker")).contains("end")
+    });
+    let ended = std::time::SystemTime::now();
+    d.wait_log("run 1 was interrupted", T);
+    let runs = history(&config, "app");
+    let run = runs.iter().find(|r| r["id"] == 1).unwrap();
+    let (start, end) = (time(&run["started_at"]), time(&run["finished_at"]));
+    assert!(
+        end.duration_since(start).unwrap() >= Duration::from_secs(2),
+        "{}",
+        pretty(&runs)
+    );
+    // Seen within a lock poll (and a loaded machine's scheduling) of the end.
+    assert!(end <= ended + Duration::from_secs(2), "{}", pretty(&runs));
+}
