@@ -565,3 +565,59 @@ fn last_write(run: &Run) -> Option<String> {
     let started = humantime::parse_rfc3339(&run.started_at).ok()?;
     Some(fsutil::rfc3339(modified.max(started)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: u64, request_seq: u64, trigger: Trigger) -> Run {
+        Run {
+            id,
+            project: "app".into(),
+            trigger,
+            git_ref: "refs/heads/main".into(),
+            sha: String::new(),
+            before: String::new(),
+            repository: String::new(),
+            pusher: String::new(),
+            delivery: String::new(),
+            status: Status::Running,
+            exit_code: None,
+            signal: None,
+            started_at: String::new(),
+            finished_at: None,
+            log: format!("{id}.log").into(),
+            request_seq,
+            received_at: String::new(),
+            pid: None,
+            coalesced: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn recovery_plan_prefers_what_came_later() {
+        let cut = run(5, 100, Trigger::Webhook);
+        // Alone: run again.
+        assert_eq!(recovery_plan(&cut, Some(&cut), None), Recovery::RunAgain);
+        // An older pending request (impossible in practice) does not count.
+        let old = cut.request(50, Trigger::Webhook);
+        assert_eq!(
+            recovery_plan(&cut, Some(&cut), Some(&old)),
+            Recovery::RunAgain
+        );
+        // A newer pending request runs instead.
+        let newer = cut.request(200, Trigger::Webhook);
+        assert_eq!(
+            recovery_plan(&cut, Some(&cut), Some(&newer)),
+            Recovery::Superseded
+        );
+        // A later run wins over everything.
+        let later = run(6, 150, Trigger::Manual);
+        let plan = recovery_plan(&cut, Some(&later), Some(&newer));
+        assert_eq!(plan, Recovery::LaterRun(Box::new(later)));
+        assert_eq!(
+            plan.describe(),
+            "it is not run again: run 6 (manual) came after it"
+        );
+    }
+}
