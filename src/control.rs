@@ -70,12 +70,20 @@ pub async fn bind(path: &Path) -> io::Result<UnixListener> {
         fsutil::create_dir(dir, 0o750)?;
     }
     if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
+        if let Ok(other) = UnixStream::connect(path).await {
+            // The credentials of a listening socket's peer are those of the
+            // process that listens: the other daemon.
+            let pid = other.peer_cred().ok().and_then(|c| c.pid());
+            let (who, kill) = match pid {
+                Some(p) => (format!("another deployd (pid {p})"), format!("kill {p}")),
+                None => ("another deployd".to_string(), "kill PID".to_string()),
+            };
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 format!(
-                    "another deployd is running (it answers on {})",
-                    path.display()
+                    "{who} is running and answers on it; stop it first \
+                     (`systemctl stop deployd`, or `{kill}`), or give this one \
+                     a config with another control_socket and state_dir"
                 ),
             ));
         }

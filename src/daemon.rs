@@ -14,6 +14,7 @@ use crate::deliveries::Deliveries;
 use crate::executor::{Executor, Handle};
 use crate::fsutil;
 use crate::history::History;
+use crate::lock::StateLock;
 use crate::queue::Queue;
 use crate::server::{self, App};
 use crate::systemd;
@@ -30,6 +31,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create state_dir {}", s.state_dir.display()))?;
     fsutil::create_dir(&s.log_dir, 0o750)
         .with_context(|| format!("cannot create log_dir {}", s.log_dir.display()))?;
+    // Before anything reads the queue: a second daemon on this state_dir
+    // would run the same requests again.
+    let _state_lock = StateLock::acquire(&s.state_dir, &s.control_socket)?;
     let queue = Arc::new(
         Queue::open(&s.state_dir)
             .with_context(|| format!("cannot open the queue in {}", s.state_dir.display()))?,
