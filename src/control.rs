@@ -53,8 +53,10 @@ pub enum Reply {
     },
     /// The run carrying the request started.
     Started(Run),
-    /// Output of the run, as written to its log.
-    Output(String),
+    /// Output of the run: this many raw bytes of its log follow the line,
+    /// exactly as the file holds them (not JSON: the log need not be UTF-8,
+    /// and a character may be split across two writes).
+    Output(u64),
     /// The run ended.
     Finished(Run),
     /// Status of every project.
@@ -220,43 +222,68 @@ async fn stream_run(
     }
 }
 
-/// Sends what the log file holds past `offset`; returns the new offset.
+/// How much of a log is read, sent and held at once, whatever its size: the
+/// socket's backpressure keeps a slow reader from making the daemon buffer.
+const CHUNK: usize = 64 * 1024;
+
+/// Sends what the log file holds past `offset`, in chunks of at most
+/// [`CHUNK`] bytes; returns the new offset.
 async fn forward_log(
     w: &mut (impl AsyncWriteExt + Unpin),
     log: &Path,
-    offset: u64,
+    mut offset: u64,
 ) -> io::Result<u64> {
     let Ok(mut f) = tokio::fs::File::open(log).await else {
         return Ok(offset);
     };
     f.seek(io::SeekFrom::Start(offset)).await?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf).await?;
-    if !buf.is_empty() {
-        send(
-            w,
-            &Reply::Output(String::from_utf8_lossy(&buf).into_owned()),
-        )
-        .await?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(offset);
+        }
+        send(w, &Reply::Output(n as u64)).await?;
+        w.write_all(&buf[..n]).await?;
+        offset += n as u64;
     }
-    Ok(offset + buf.len() as u64)
 }
 
-/// The CLI's side: sends `request`, calls `each` for every reply.
+/// The CLI's side: sends `request`, calls `each` for every reply and
+/// `output` for the raw log bytes that follow an [`Reply::Output`], in
+/// pieces of at most 64 KiB.
 pub async fn call(
     socket: &Path,
     request: &Request,
     mut each: impl FnMut(Reply) -> io::Result<()>,
+    mut output: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
     let stream = UnixStream::connect(socket).await?;
     let (r, mut w) = stream.into_split();
     let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
     line.push(b'\n');
     w.write_all(&line).await?;
-    let mut lines = BufReader::new(r).lines();
-    while let Some(line) = lines.next_line().await? {
-        let reply: Reply = serde_json::from_str(&line).map_err(io::Error::other)?;
-        each(reply)?;
+    let mut r = BufReader::with_capacity(CHUNK, r);
+    let mut line = String::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        match serde_json::from_str(&line).map_err(io::Error::other)? {
+            Reply::Output(mut left) => {
+                while left > 0 {
+                    let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let n = r.read(&mut buf[..want]).await?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    output(&buf[..n])?;
+                    left -= n as u64;
+                }
+            }
+            reply => each(reply)?,
+        }
     }
-    Ok(())
 }

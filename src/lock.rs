@@ -223,7 +223,10 @@ mod tests {
         let err = StateLock::acquire(&dir, Path::new("/run/b.sock")).unwrap_err();
         let msg = err.to_string();
         let me = std::process::id();
-        assert!(msg.contains(&format!("pid {me}, control socket /run/a.sock")), "{msg}");
+        assert!(
+            msg.contains(&format!("pid {me}, control socket /run/a.sock")),
+            "{msg}"
+        );
         assert!(msg.contains(&format!("kill {me}")), "{msg}");
         drop(held);
         let again = StateLock::acquire(&dir, Path::new("/run/b.sock")).unwrap();
