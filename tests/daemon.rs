@@ -94,6 +94,8 @@ fn a_second_daemon_on_the_same_state_dir_is_refused_until_the_first_dies() {
     // The kernel drops the lock of a killed daemon: a new one starts.
     first.kill9();
     let mut second = Daemon::start(&b);
+    let status = cli_ok(&b, &["status"], 0);
+    assert!(!status.contains("no daemon answers"), "{status}");
     second.signal("TERM");
     assert!(second.wait_exit(T).success(), "{}", second.log());
 }
@@ -115,5 +117,135 @@ fn a_second_daemon_on_the_same_control_socket_names_the_first() {
     assert!(
         err.contains("systemctl stop deployd") && err.contains("another control_socket"),
         "the refusal does not say what to do:\n{err}"
+    );
+}
+
+/// Context switches of each thread of `pid`, by thread id.
+fn switches(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut all = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap();
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue; // the thread just exited
+        };
+        let n: u64 = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        all.insert(task.file_name().to_string_lossy().into_owned(), n);
+    }
+    all
+}
+
+/// A field of /proc/<pid>/io (`syscr`: read-like system calls so far).
+fn io_field(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}: ")))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A daemon that ran one deploy, then waits for the run to be recorded.
+fn after_one_run(dir: &TestDir, env: &[(&str, &str)]) -> Daemon {
+    let script = dir.script("deploy.sh", "#!/bin/sh\necho deployed\n");
+    let config = write_config(
+        dir,
+        "",
+        &project(
+            "app",
+            &script,
+            &format!("working_dir = \"{}\"", dir.path.display()),
+        ),
+    );
+    let d = Daemon::start_with(&config, env);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "idle-1").0, 202);
+    wait_runs(&config, "app", 1, T);
+    d
+}
+
+#[test]
+fn an_idle_daemon_without_systemd_never_wakes() {
+    let dir = TestDir::new("idle");
+    let d = after_one_run(&dir, &[]);
+    let pid = d.child.id();
+    // Let what the push and the run started settle (the record written,
+    // the connection closed).
+    std::thread::sleep(Duration::from_millis(500));
+    let before = switches(pid);
+    // Longer than any periodic timer deployd ever had (5 s).
+    std::thread::sleep(Duration::from_secs(6));
+    let after = switches(pid);
+    let woke: Vec<String> = before
+        .iter()
+        .filter_map(|(tid, n)| {
+            let m = after.get(tid)?;
+            (m > n).then(|| format!("thread {tid}: {n} -> {m} context switches"))
+        })
+        .collect();
+    assert!(
+        woke.is_empty(),
+        "the idle daemon woke up:\n{}",
+        woke.join("\n")
+    );
+}
+
+#[test]
+fn watchdog_pings_read_no_file() {
+    use std::os::unix::net::UnixDatagram;
+    use std::sync::{Arc, Mutex};
+    let dir = TestDir::new("idle-watchdog");
+    let sock_path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let got = Arc::new(Mutex::new(Vec::<String>::new()));
+    {
+        let got = got.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                got.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        });
+    }
+    let pings = || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter(|m| *m == "WATCHDOG=1")
+            .count()
+    };
+    let d = after_one_run(
+        &dir,
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "200000"),
+        ],
+    );
+    let pid = d.child.id();
+    // The run is recorded; a few pings later the executor has taken note
+    // of its end too.
+    let settled = pings();
+    wait_until(T, "three watchdog pings after the run", || {
+        pings() >= settled + 3
+    });
+    assert!(
+        got.lock().unwrap().iter().any(|m| m == "STATUS=idle"),
+        "{:?}",
+        got.lock().unwrap()
+    );
+    let (reads, first) = (io_field(pid, "syscr"), pings());
+    wait_until(T, "ten more watchdog pings", || pings() >= first + 10);
+    let reads_after = io_field(pid, "syscr");
+    assert_eq!(
+        reads,
+        reads_after,
+        "{} read calls during {} watchdog pings",
+        reads_after - reads,
+        pings() - first
     );
 }
