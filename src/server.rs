@@ -134,6 +134,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
     if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
         tracing::warn!("connections still open after {grace:?}; closing them");
     }
+    app.quiet.flush();
 }
 
 /// When a connection last finished a request, and how many are in progress.
@@ -492,10 +493,38 @@ async fn hook(
 }
 
 /// Rate-limits log lines about rejected requests: up to [`Quiet::BURST`] a
-/// window, then one summary of how many were left out.
+/// window, then one line saying how many were left out, when the window
+/// ends. The timer for that line is armed only while something is left
+/// uncounted, so a quiet daemon has no timer; at shutdown, [`Quiet::flush`]
+/// says what is still uncounted.
 #[derive(Default)]
-struct Quiet {
-    state: Mutex<(Option<Instant>, u64, u64)>,
+pub(crate) struct Quiet {
+    state: Arc<Mutex<QuietState>>,
+}
+
+#[derive(Default)]
+struct QuietState {
+    /// When the current window began.
+    start: Option<Instant>,
+    /// Lines logged in it.
+    shown: u64,
+    /// Rejections left out of the log and not yet counted in a line.
+    hidden: u64,
+    /// A task is waiting for the window's end to count them.
+    armed: bool,
+}
+
+impl QuietState {
+    fn count(&mut self) {
+        if self.hidden > 0 {
+            tracing::warn!(
+                "{} more rejected requests in the last {}s were not logged",
+                self.hidden,
+                Quiet::WINDOW.as_secs()
+            );
+            self.hidden = 0;
+        }
+    }
 }
 
 impl Quiet {
@@ -505,23 +534,34 @@ impl Quiet {
     fn reject(&self, line: &str) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let (start, shown, hidden) = &mut *s;
-        if start.is_none_or(|t| now.duration_since(t) >= Self::WINDOW) {
-            if *hidden > 0 {
-                tracing::warn!(
-                    "{hidden} more rejected requests in the last {}s were not logged",
-                    Self::WINDOW.as_secs()
-                );
-            }
-            *start = Some(now);
-            *shown = 0;
-            *hidden = 0;
+        if s.start
+            .is_none_or(|t| now.duration_since(t) >= Self::WINDOW)
+        {
+            s.count();
+            s.start = Some(now);
+            s.shown = 0;
         }
-        if *shown < Self::BURST {
-            *shown += 1;
+        if s.shown < Self::BURST {
+            s.shown += 1;
             tracing::warn!("{line}");
-        } else {
-            *hidden += 1;
+            return;
         }
+        s.hidden += 1;
+        if !s.armed {
+            s.armed = true;
+            let end = s.start.unwrap_or(now) + Self::WINDOW;
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(end.into()).await;
+                let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                s.armed = false;
+                s.count();
+            });
+        }
+    }
+
+    /// Logs how many rejections are still uncounted (at shutdown).
+    pub(crate) fn flush(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).count();
     }
 }

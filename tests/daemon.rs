@@ -249,3 +249,58 @@ fn watchdog_pings_read_no_file() {
         pings() - first
     );
 }
+
+/// 30 unsigned pushes: 20 logged, then the rest counted.
+fn thirty_unsigned(d: &Daemon) {
+    let body = push_body("refs/heads/main", SHA_A, "acme/app");
+    for i in 0..30 {
+        let headers = github_headers("push", &format!("unsigned-{i}"), "sha256=00");
+        assert_eq!(post(d.addr, "/hooks/app", &headers, body.as_bytes()).0, 401);
+    }
+    wait_until(T, "20 logged rejections", || {
+        d.log().matches(" 401 (").count() >= 20
+    });
+}
+
+fn quiet_daemon(dir: &TestDir) -> Daemon {
+    let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
+    let config = write_config(
+        dir,
+        "",
+        &project(
+            "app",
+            &script,
+            &format!("working_dir = \"{}\"", dir.path.display()),
+        ),
+    );
+    Daemon::start(&config)
+}
+
+#[test]
+fn rejections_left_out_of_the_log_are_counted_when_the_window_ends() {
+    let dir = TestDir::new("quiet-window");
+    let d = quiet_daemon(&dir);
+    thirty_unsigned(&d);
+    // The window is 10 s; nothing more arrives to trigger the count.
+    d.wait_log(
+        "10 more rejected requests in the last 10s were not logged",
+        Duration::from_secs(25),
+    );
+    assert_eq!(d.log().matches(" 401 (").count(), 20, "{}", d.log());
+}
+
+#[test]
+fn rejections_left_out_of_the_log_are_counted_at_shutdown() {
+    let dir = TestDir::new("quiet-stop");
+    let mut d = quiet_daemon(&dir);
+    thirty_unsigned(&d);
+    d.signal("TERM");
+    assert!(d.wait_exit(T).success());
+    let log = d.log();
+    assert!(
+        log.contains("10 more rejected requests in the last 10s were not logged"),
+        "{log}"
+    );
+    let counted = log.find("were not logged").unwrap();
+    assert!(counted < log.find("stopped").unwrap(), "{log}");
+}
