@@ -388,12 +388,14 @@ async fn read_body(
             if buf.len() as u64 + data.len() as u64 > max {
                 return Err(Reject::TooLarge);
             }
-            if buf.len() + data.len() > buf.capacity() {
-                // Once, to the size of a large body: no doubling through
-                // mid-sized buffers (see `body_capacity`).
-                let mut large = BytesMut::with_capacity(body_capacity(max));
-                large.extend_from_slice(&buf);
-                buf = large;
+            let need = (buf.len() + data.len()) as u64;
+            if need > buf.capacity() as u64 {
+                // To a small body's size, then once to a large one's: no
+                // doubling through mid-sized buffers (see `body_capacity`).
+                let size = if need <= SMALL_BODY { SMALL_BODY } else { max };
+                let mut bigger = BytesMut::with_capacity(body_capacity(size));
+                bigger.extend_from_slice(&buf);
+                buf = bigger;
             }
             if declared.is_none() {
                 permits.push(
