@@ -1,5 +1,6 @@
 //! The control socket: a Unix socket (never TCP) on which the CLI talks to
-//! the running daemon. One JSON request a connection, answered by JSON lines.
+//! the running daemon. One JSON request a connection, answered by JSON lines;
+//! an output line announces the raw bytes of the run's log that follow it.
 //!
 //! `deploy` queues a manual request through the daemon's durable queue (so
 //! coalescing, the lock and `parallel` apply as for a push), then streams the
