@@ -16,6 +16,9 @@
 # distinct deploy pushes during a running deploy, counting the runs it
 # caused. Memory from /proc/PID/status: VmRSS once started (idle), VmHWM
 # after the load. CPU per request from /proc/PID/stat around each wrk run.
+# Last, a deploy printing BIGLOG_MB MiB (default 200) followed by two slow
+# readers at once (`deployd deploy` through the daemon and `deployd logs
+# -f`): peak RSS (VmHWM) of the daemon, reset before, and of each command.
 # Rounds interleave the servers, so a noisy neighbour hits all of them.
 #
 # As root it installs what is missing with apt-get; otherwise it says what to
@@ -29,6 +32,7 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
 BURST=${BURST:-1000}
 BURST_PARALLEL=${BURST_PARALLEL:-32}
+BIGLOG_MB=${BIGLOG_MB:-200}
 SECRET=bench-secret-5d1f0c
 HERE=$PWD
 
@@ -132,6 +136,11 @@ i=0
 while [ -e "$GATE" ] && [ "$i" -lt 12000 ]; do sleep 0.05; i=$((i + 1)); done
 EOF
 chmod +x "$WORK/deploy.sh"
+cat >"$WORK/biglog.sh" <<EOF
+#!/bin/sh
+yes 'a line of deploy output, long enough to look like a real one' | head -c $((BIGLOG_MB << 20))
+EOF
+chmod +x "$WORK/biglog.sh"
 
 mkdir -p "$WORK/deployd"
 CONFIG=$WORK/deployd/deploy.toml
@@ -149,6 +158,10 @@ branch = "main"
 script = "$WORK/deploy.sh"
 env = { GATE = "$GATE" }
 keep_runs = 1000
+
+[projects.biglog]
+secret = "$SECRET"
+script = "$WORK/biglog.sh"
 EOF
 chmod 600 "$CONFIG"
 ctl() { "$DEPLOYD" -c "$CONFIG" "$@"; }
@@ -352,6 +365,45 @@ if $have_webhook; then
   webhook_settle
   BURST_RUNS_WEBHOOK=$(grep -c "^$tag-" "$WORK/webhook-runs" || true)
 fi
+
+# --- big log ------------------------------------------------------------------
+# Reads its stdin 1 MiB at a time with a pause between: a slow terminal.
+slow_reader() { local n; while n=$(head -c 1048576 | wc -c) && [ "$n" -gt 0 ]; do sleep 0.02; done; }
+# follow_peak PID: the largest VmHWM of PID until it exits, in KiB.
+follow_peak() {
+  local pid=$1 peak=0 v
+  while kill -0 "$pid" 2>/dev/null; do
+    v=$(status_kb "$pid" VmHWM 2>/dev/null || true)
+    [ -n "$v" ] && [ "$v" -gt "$peak" ] && peak=$v
+    sleep 0.05
+  done
+  echo "$peak"
+}
+say "a deploy printing $BIGLOG_MB MiB, followed by two slow readers"
+# Peak RSS from here on (proc(5): clear_refs).
+echo 5 >"/proc/$DEPLOYD_PID/clear_refs" 2>/dev/null || say "cannot reset the daemon's VmHWM"
+mkfifo "$WORK/deploy.out" "$WORK/follow.out"
+slow_reader <"$WORK/deploy.out" &
+READERS=("$!")
+# Not through ctl: $! must be the command itself, not a subshell.
+"$DEPLOYD" -c "$CONFIG" deploy biglog >"$WORK/deploy.out" 2>/dev/null &
+BIG_DEPLOY=$!
+for _ in $(seq 100); do
+  ctl history biglog --json | grep -q '"id"' && break
+  sleep 0.1
+done
+slow_reader <"$WORK/follow.out" &
+READERS+=("$!")
+"$DEPLOYD" -c "$CONFIG" logs -f biglog >"$WORK/follow.out" &
+BIG_FOLLOW=$!
+follow_peak "$BIG_FOLLOW" >"$WORK/follow.peak" &
+READERS+=("$!")
+BIG_DEPLOY_PEAK=$(follow_peak "$BIG_DEPLOY")
+wait "$BIG_DEPLOY" || say "deploy biglog failed"
+wait "$BIG_FOLLOW" || say "logs -f biglog failed"
+wait "${READERS[@]}"
+BIG_FOLLOW_PEAK=$(cat "$WORK/follow.peak")
+BIG_DAEMON_PEAK=$(status_kb "$DEPLOYD_PID" VmHWM)
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- report -------------------------------------------------------------------
@@ -412,6 +464,8 @@ echo
 echo "Non-2xx answers seen by wrk from deployd (only the bad-signature path should have any):" \
   "ignored $(non2xx deployd ignored), deploy $(non2xx deployd deploy), bad signature $(non2xx deployd badsig)."
 echo
+echo "A deploy printing $BIGLOG_MB MiB, followed at once by \`deployd deploy\` (through the daemon) and \`deployd logs -f\`, each into a slow reader: peak RSS (VmHWM) daemon $(mib "$BIG_DAEMON_PEAK"), \`deploy\` $(mib "$BIG_DEPLOY_PEAK"), \`logs -f\` $(mib "$BIG_FOLLOW_PEAK")."
+echo
 echo "### Targets (issue 6)"
 echo
 d_ign=$(num deployd ignored rps); d_bad=$(num deployd badsig rps)
@@ -427,4 +481,5 @@ if $have_nginx; then
 fi
 echo "- idle RSS ≤ 4 MiB: $(mib "$IDLE_DEPLOYD") $(check "$IDLE_DEPLOYD <= 4096")"
 echo "- $BURST-push burst → exactly 1 extra run: $((BURST_RUNS_DEPLOYD - 1)) $(check "$BURST_RUNS_DEPLOYD == 2 && $BURST_OK_DEPLOYD == $BURST")"
+echo "- following a $BIGLOG_MB MiB log: daemon and each command < 16 MiB peak RSS: $(mib "$BIG_DAEMON_PEAK"), $(mib "$BIG_DEPLOY_PEAK"), $(mib "$BIG_FOLLOW_PEAK") $(check "$BIG_DAEMON_PEAK < 16384 && $BIG_DEPLOY_PEAK < 16384 && $BIG_FOLLOW_PEAK < 16384")"
 echo "- p99 request-to-202 with the durable write ≤ 5 ms: $(awk -v v="$dep_p99" 'BEGIN { printf "%.2f ms", v / 1000 }') $(check "$dep_p99 <= 5000")"

@@ -258,6 +258,7 @@ fn status(config: &Config, json: bool) -> Result<()> {
             }
             Ok(())
         },
+        |_| Ok(()),
     ));
     let (projects, from_daemon) = match (asked, live) {
         (Ok(()), Some(s)) => (s, true),
@@ -483,15 +484,21 @@ fn logs(config: &Config, name: &str, id: Option<u64>, follow: bool) -> Result<()
 async fn follow_log(log: &Path, mut done: impl FnMut() -> bool) -> std::io::Result<()> {
     let mut offset = 0u64;
     let mut out = std::io::stdout();
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let finished = done();
         if let Ok(mut f) = std::fs::File::open(log) {
             use std::io::Seek;
             f.seek(std::io::SeekFrom::Start(offset))?;
-            let mut buf = Vec::new();
-            f.read_to_end(&mut buf)?;
-            offset += buf.len() as u64;
-            out.write_all(&buf)?;
+            // A piece at a time: a log of any size costs one buffer.
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                offset += n as u64;
+                out.write_all(&buf[..n])?;
+            }
             out.flush()?;
         } else if finished {
             return Err(std::io::Error::new(
@@ -561,15 +568,15 @@ fn deploy(
                     r.id,
                     r.log.display()
                 ),
-                Reply::Output(text) => {
-                    out.write_all(text.as_bytes())?;
-                    out.flush()?;
-                }
                 Reply::Finished(r) => result = Some(r),
                 Reply::Error(e) => error = Some(e),
-                Reply::Status(_) => {}
+                Reply::Output(_) | Reply::Status(_) => {}
             }
             Ok(())
+        },
+        |bytes| {
+            out.write_all(bytes)?;
+            out.flush()
         },
     ));
     match asked {

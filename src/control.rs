@@ -1,5 +1,6 @@
 //! The control socket: a Unix socket (never TCP) on which the CLI talks to
-//! the running daemon. One JSON request a connection, answered by JSON lines.
+//! the running daemon. One JSON request a connection, answered by JSON lines;
+//! an output line announces the raw bytes of the run's log that follow it.
 //!
 //! `deploy` queues a manual request through the daemon's durable queue (so
 //! coalescing, the lock and `parallel` apply as for a push), then streams the
@@ -57,8 +58,10 @@ pub enum Reply {
     },
     /// The run carrying the request started.
     Started(Run),
-    /// Output of the run, as written to its log.
-    Output(String),
+    /// Output of the run: this many raw bytes of its log follow the line,
+    /// exactly as the file holds them (not JSON: the log need not be UTF-8,
+    /// and a character may be split across two writes).
+    Output(u64),
     /// The run ended.
     Finished(Run),
     /// Status of every project.
@@ -74,12 +77,20 @@ pub async fn bind(path: &Path) -> io::Result<UnixListener> {
         fsutil::create_dir(dir, fsutil::TOP_DIR_MODE)?;
     }
     if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
+        if let Ok(other) = UnixStream::connect(path).await {
+            // The credentials of a listening socket's peer are those of the
+            // process that listens: the other daemon.
+            let pid = other.peer_cred().ok().and_then(|c| c.pid());
+            let (who, kill) = match pid {
+                Some(p) => (format!("another deployd (pid {p})"), format!("kill {p}")),
+                None => ("another deployd".to_string(), "kill PID".to_string()),
+            };
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 format!(
-                    "another deployd is running (it answers on {})",
-                    path.display()
+                    "{who} is running and answers on it; stop it first \
+                     (`systemctl stop deployd`, or `{kill}`), or give this one \
+                     a config with another control_socket and state_dir"
                 ),
             ));
         }
@@ -224,43 +235,68 @@ async fn stream_run(
     }
 }
 
-/// Sends what the log file holds past `offset`; returns the new offset.
+/// How much of a log is read, sent and held at once, whatever its size: the
+/// socket's backpressure keeps a slow reader from making the daemon buffer.
+const CHUNK: usize = 64 * 1024;
+
+/// Sends what the log file holds past `offset`, in chunks of at most
+/// [`CHUNK`] bytes; returns the new offset.
 async fn forward_log(
     w: &mut (impl AsyncWriteExt + Unpin),
     log: &Path,
-    offset: u64,
+    mut offset: u64,
 ) -> io::Result<u64> {
     let Ok(mut f) = tokio::fs::File::open(log).await else {
         return Ok(offset);
     };
     f.seek(io::SeekFrom::Start(offset)).await?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf).await?;
-    if !buf.is_empty() {
-        send(
-            w,
-            &Reply::Output(String::from_utf8_lossy(&buf).into_owned()),
-        )
-        .await?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(offset);
+        }
+        send(w, &Reply::Output(n as u64)).await?;
+        w.write_all(&buf[..n]).await?;
+        offset += n as u64;
     }
-    Ok(offset + buf.len() as u64)
 }
 
-/// The CLI's side: sends `request`, calls `each` for every reply.
+/// The CLI's side: sends `request`, calls `each` for every reply and
+/// `output` for the raw log bytes that follow an [`Reply::Output`], in
+/// pieces of at most 64 KiB.
 pub async fn call(
     socket: &Path,
     request: &Request,
     mut each: impl FnMut(Reply) -> io::Result<()>,
+    mut output: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
     let stream = UnixStream::connect(socket).await?;
     let (r, mut w) = stream.into_split();
     let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
     line.push(b'\n');
     w.write_all(&line).await?;
-    let mut lines = BufReader::new(r).lines();
-    while let Some(line) = lines.next_line().await? {
-        let reply: Reply = serde_json::from_str(&line).map_err(io::Error::other)?;
-        each(reply)?;
+    let mut r = BufReader::with_capacity(CHUNK, r);
+    let mut line = String::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        match serde_json::from_str(&line).map_err(io::Error::other)? {
+            Reply::Output(mut left) => {
+                while left > 0 {
+                    let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let n = r.read(&mut buf[..want]).await?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    output(&buf[..n])?;
+                    left -= n as u64;
+                }
+            }
+            reply => each(reply)?,
+        }
     }
-    Ok(())
 }

@@ -14,6 +14,7 @@ use crate::deliveries::Deliveries;
 use crate::executor::{Executor, Handle};
 use crate::fsutil;
 use crate::history::History;
+use crate::lock::StateLock;
 use crate::queue::Queue;
 use crate::server::{self, App};
 use crate::systemd;
@@ -27,6 +28,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let s = &config.server;
     fsutil::create_top_dirs(&s.state_dir, &s.log_dir)?;
+    // Before anything reads the queue: a second daemon on this state_dir
+    // would run the same requests again.
+    let _state_lock = StateLock::acquire(&s.state_dir, &s.control_socket)?;
     let queue = Arc::new(
         Queue::open(&s.state_dir)
             .with_context(|| format!("cannot open the queue in {}", s.state_dir.display()))?,
@@ -76,7 +80,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         handle.clone(),
         stop_tx,
     ));
-    tokio::spawn(status_loop(handle.clone(), stop_rx.clone()));
+    if systemd::enabled() {
+        tokio::spawn(status_loop(handle.watch(), stop_rx.clone()));
+    }
 
     tracing::info!(
         "listening on http://{} ({} project(s); control socket {})",
@@ -159,38 +165,44 @@ async fn reload(path: &std::path::Path, app: &App, handle: &Handle) {
     systemd::notify("READY=1");
 }
 
-/// Keeps systemd's STATUS= line current (on every run event, and every few
-/// seconds for pending requests) and pings the watchdog at half its interval.
-async fn status_loop(handle: Handle, mut stop: watch::Receiver<bool>) {
+/// Keeps systemd's STATUS= line current and pings the watchdog at half its
+/// interval. Only started under systemd. It wakes when the executor's state
+/// changes and for the pings, and neither reads a file: an idle daemon
+/// without a watchdog never wakes at all.
+async fn status_loop(
+    mut live: watch::Receiver<Vec<executor::ProjectStatus>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let watchdog = systemd::watchdog_interval();
-    let tick = watchdog
-        .unwrap_or(std::time::Duration::from_secs(5))
-        .min(std::time::Duration::from_secs(5));
-    let mut events = handle.subscribe();
-    let mut next_ping = tokio::time::Instant::now();
+    let mut ping = watchdog.map(|every| {
+        let mut i = tokio::time::interval(every);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
     let mut last = String::new();
-    let mut settle = false;
     loop {
-        let status = describe(&handle.status().await);
+        let status = describe(&live.borrow_and_update());
         if status != last {
             systemd::notify(&format!("STATUS={status}"));
             last = status;
         }
-        if watchdog.is_some() && tokio::time::Instant::now() >= next_ping {
-            systemd::notify("WATCHDOG=1");
-            next_ping = tokio::time::Instant::now() + tick;
-        }
         tokio::select! {
-            _ = tokio::time::sleep_until(next_ping.max(tokio::time::Instant::now() + std::time::Duration::from_millis(10))), if watchdog.is_some() => {}
-            _ = tokio::time::sleep(tick), if watchdog.is_none() => {}
-            _ = events.recv() => settle = true,
+            _ = tick(&mut ping) => systemd::notify("WATCHDOG=1"),
+            changed = live.changed() => if changed.is_err() {
+                return;
+            },
             _ = stop.changed() => return,
         }
-        if settle {
-            // The executor updates its state right after the event.
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            settle = false;
+    }
+}
+
+/// The next tick of `interval`; never, without one.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
         }
+        None => std::future::pending().await,
     }
 }
 

@@ -59,6 +59,9 @@ enum Msg {
 pub struct Handle {
     tx: mpsc::UnboundedSender<Msg>,
     events: broadcast::Sender<RunEvent>,
+    /// What runs and what waits, republished after every change, from
+    /// memory alone (no `last` run: that is read from disk on request).
+    live: watch::Receiver<Vec<ProjectStatus>>,
 }
 
 impl Handle {
@@ -82,6 +85,12 @@ impl Handle {
     /// Run events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
         self.events.subscribe()
+    }
+
+    /// Live state of every project without its `last` run, updated when it
+    /// changes: to follow without polling and without file I/O.
+    pub fn watch(&self) -> watch::Receiver<Vec<ProjectStatus>> {
+        self.live.clone()
     }
 }
 
@@ -109,6 +118,7 @@ pub struct Executor {
     rx: mpsc::UnboundedReceiver<Msg>,
     busy: HashMap<String, Busy>,
     stop_tx: watch::Sender<bool>,
+    live: watch::Sender<Vec<ProjectStatus>>,
 }
 
 impl Executor {
@@ -121,9 +131,11 @@ impl Executor {
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(256);
         let (stop_tx, stop) = watch::channel(false);
+        let (live, live_rx) = watch::channel(Vec::new());
         let handle = Handle {
             tx: tx.clone(),
             events: events.clone(),
+            live: live_rx,
         };
         let exec = Executor {
             config,
@@ -137,6 +149,7 @@ impl Executor {
             rx,
             busy: HashMap::new(),
             stop_tx,
+            live,
         };
         (exec, handle)
     }
@@ -146,6 +159,7 @@ impl Executor {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         self.recover();
         self.start_ready();
+        self.publish();
         let mut grace_end: Option<tokio::time::Instant> = None;
         let mut interrupted = false;
         loop {
@@ -208,6 +222,25 @@ impl Executor {
         if !stopping {
             self.start_ready();
         }
+        self.publish();
+    }
+
+    /// Republishes the live status if it changed.
+    fn publish(&mut self) {
+        let now = self.live_status();
+        self.live.send_if_modified(|old| {
+            let same = old.len() == now.len()
+                && old.iter().zip(&now).all(|(a, b)| {
+                    a.project == b.project
+                        && a.state == b.state
+                        && a.running.as_ref().map(|r| r.id) == b.running.as_ref().map(|r| r.id)
+                        && a.pending.as_ref().map(|r| r.seq) == b.pending.as_ref().map(|r| r.seq)
+                });
+            if !same {
+                *old = now;
+            }
+            !same
+        });
     }
 
     /// Starts every durable pending request that may start now.
@@ -264,6 +297,20 @@ impl Executor {
     }
 
     fn status(&self) -> Vec<ProjectStatus> {
+        let mut all = self.live_status();
+        for p in &mut all {
+            p.last = self
+                .shared
+                .history
+                .list(&p.project, Some(3))
+                .ok()
+                .and_then(|runs| runs.into_iter().find(|r| r.status != Status::Running));
+        }
+        all
+    }
+
+    /// Status from memory alone: `last` is left out.
+    fn live_status(&self) -> Vec<ProjectStatus> {
         self.config
             .projects
             .keys()
@@ -275,18 +322,12 @@ impl Executor {
                     None if pending.is_some() => ("pending", None),
                     None => ("idle", None),
                 };
-                let last = self
-                    .shared
-                    .history
-                    .list(name, Some(3))
-                    .ok()
-                    .and_then(|runs| runs.into_iter().find(|r| r.status != Status::Running));
                 ProjectStatus {
                     project: name.clone(),
                     state: state.to_string(),
                     running,
                     pending,
-                    last,
+                    last: None,
                 }
             })
             .collect()

@@ -1,6 +1,7 @@
 //! The per-project run lock: an exclusive `flock` on
 //! `<state_dir>/locks/<project>.lock`, shared by the daemon and by a manual
-//! `deployd deploy` that runs the script itself.
+//! `deployd deploy` that runs the script itself. And the daemon's lock on
+//! its whole state directory ([`StateLock`]): one daemon per `state_dir`.
 //!
 //! The lock lives on an open file description. The run's script inherits a
 //! descriptor of it (see [`RunLock::inheritable`]), so the lock stays held
@@ -99,6 +100,101 @@ impl RunLock {
     }
 }
 
+/// The daemon's hold on its `state_dir`: an exclusive `flock` on
+/// `<state_dir>/daemon.lock`, taken at start and kept for the daemon's
+/// lifetime, so that two daemons never share a queue and run the same
+/// request twice. The kernel releases it when the daemon dies, however it
+/// dies. The descriptor is close-on-exec: a run's script does not keep it
+/// (the per-project run lock is what outlives a daemon). A direct `deployd
+/// deploy` does not take it; it works under the run lock alone.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
+/// Why [`StateLock::acquire`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateLockError {
+    /// Another process holds the lock.
+    #[error(
+        "another deployd ({holder}) uses {state_dir}; \
+         stop it first (`systemctl stop deployd`, or `kill {pid}`), \
+         or give this one a config with another state_dir",
+        state_dir = .state_dir.display(),
+        pid = .pid.map(|p| p.to_string()).unwrap_or_else(|| "PID".into()),
+    )]
+    Held {
+        /// The state directory.
+        state_dir: PathBuf,
+        /// The holder's pid, as it wrote it.
+        pid: Option<u32>,
+        /// How to name the holder: `pid N, control socket S`.
+        holder: String,
+    },
+    /// The lock file could not be opened, locked or written.
+    #[error("cannot lock {}: {source}", .path.display())]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// What failed.
+        source: io::Error,
+    },
+}
+
+impl StateLock {
+    /// The lock file of `state_dir`.
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("daemon.lock")
+    }
+
+    /// Takes the lock without waiting and writes this process's pid and
+    /// `control_socket` into it, for whoever finds it held.
+    pub fn acquire(state_dir: &Path, control_socket: &Path) -> Result<StateLock, StateLockError> {
+        use std::io::{Read, Seek, Write};
+        let path = StateLock::path(state_dir);
+        let io_err = |source| StateLockError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(fsutil::STATE_MODE)
+            .open(&path)
+            .map_err(io_err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let mut lines = text.lines();
+                let pid = lines.next().and_then(|l| l.trim().parse::<u32>().ok());
+                let socket = lines.next().map(str::trim).filter(|s| !s.is_empty());
+                let holder = match (pid, socket) {
+                    (Some(p), Some(s)) => format!("pid {p}, control socket {s}"),
+                    (Some(p), None) => format!("pid {p}"),
+                    // Locked but not yet written: it is starting right now.
+                    _ => "starting".into(),
+                };
+                return Err(StateLockError::Held {
+                    state_dir: state_dir.to_path_buf(),
+                    pid,
+                    holder,
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io_err(e)),
+        }
+        let text = format!("{}\n{}\n", std::process::id(), control_socket.display());
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(text.as_bytes()))
+            .map_err(io_err)?;
+        Ok(StateLock { _file: file })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +212,25 @@ mod tests {
         assert!(RunLock::is_held(&p));
         drop(dup);
         assert!(!RunLock::is_held(&p));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn state_lock_names_its_holder() {
+        let dir = std::env::temp_dir().join(format!("deployd-state-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let held = StateLock::acquire(&dir, Path::new("/run/a.sock")).unwrap();
+        let err = StateLock::acquire(&dir, Path::new("/run/b.sock")).unwrap_err();
+        let msg = err.to_string();
+        let me = std::process::id();
+        assert!(
+            msg.contains(&format!("pid {me}, control socket /run/a.sock")),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("kill {me}")), "{msg}");
+        drop(held);
+        let again = StateLock::acquire(&dir, Path::new("/run/b.sock")).unwrap();
+        drop(again);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -134,6 +134,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
     if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
         tracing::warn!("connections still open after {grace:?}; closing them");
     }
+    app.quiet.flush();
 }
 
 /// When a connection last finished a request, and how many are in progress.
@@ -378,7 +379,7 @@ async fn read_body(
                     .map_err(|_| Reject::Unavailable("shutting down".into()))?,
             );
         }
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(8192).min(max) as usize);
+        let mut buf = BytesMut::with_capacity(body_capacity(declared.unwrap_or(8192).min(max)));
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| Reject::BadBody(format!("reading the body: {e}")))?;
             let Ok(data) = frame.into_data() else {
@@ -386,6 +387,15 @@ async fn read_body(
             };
             if buf.len() as u64 + data.len() as u64 > max {
                 return Err(Reject::TooLarge);
+            }
+            let need = (buf.len() + data.len()) as u64;
+            if need > buf.capacity() as u64 {
+                // To a small body's size, then once to a large one's: no
+                // doubling through mid-sized buffers (see `body_capacity`).
+                let size = if need <= SMALL_BODY { SMALL_BODY } else { max };
+                let mut bigger = BytesMut::with_capacity(body_capacity(size));
+                bigger.extend_from_slice(&buf);
+                buf = bigger;
             }
             if declared.is_none() {
                 permits.push(
@@ -404,6 +414,28 @@ async fn read_body(
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Reject::Timeout),
     }
+}
+
+/// Bodies up to this size are read into a buffer of their size.
+const SMALL_BODY: u64 = 64 * 1024;
+
+/// Larger ones get a buffer of at least this size: over glibc's largest
+/// dynamic mmap threshold (32 MiB on 64-bit), so that it is always mapped on
+/// its own and unmapped when freed. A buffer of a few MiB to 32 MiB would
+/// raise that threshold when freed, and the next one would come from the
+/// heap and stay resident after it is freed: one 20 MB request refused with
+/// 401 left the daemon 20 MB larger. Only the pages a body fills are ever
+/// resident, so the large capacity costs address space, not memory.
+const LARGE_BODY_CAPACITY: u64 = 33 << 20;
+
+/// The capacity to read a body of `len` bytes into.
+fn body_capacity(len: u64) -> usize {
+    let cap = if len <= SMALL_BODY {
+        len
+    } else {
+        len.max(LARGE_BODY_CAPACITY)
+    };
+    usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
 async fn hook(
@@ -492,10 +524,38 @@ async fn hook(
 }
 
 /// Rate-limits log lines about rejected requests: up to [`Quiet::BURST`] a
-/// window, then one summary of how many were left out.
+/// window, then one line saying how many were left out, when the window
+/// ends. The timer for that line is armed only while something is left
+/// uncounted, so a quiet daemon has no timer; at shutdown, [`Quiet::flush`]
+/// says what is still uncounted.
 #[derive(Default)]
-struct Quiet {
-    state: Mutex<(Option<Instant>, u64, u64)>,
+pub(crate) struct Quiet {
+    state: Arc<Mutex<QuietState>>,
+}
+
+#[derive(Default)]
+struct QuietState {
+    /// When the current window began.
+    start: Option<Instant>,
+    /// Lines logged in it.
+    shown: u64,
+    /// Rejections left out of the log and not yet counted in a line.
+    hidden: u64,
+    /// A task is waiting for the window's end to count them.
+    armed: bool,
+}
+
+impl QuietState {
+    fn count(&mut self) {
+        if self.hidden > 0 {
+            tracing::warn!(
+                "{} more rejected requests in the last {}s were not logged",
+                self.hidden,
+                Quiet::WINDOW.as_secs()
+            );
+            self.hidden = 0;
+        }
+    }
 }
 
 impl Quiet {
@@ -505,23 +565,34 @@ impl Quiet {
     fn reject(&self, line: &str) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let (start, shown, hidden) = &mut *s;
-        if start.is_none_or(|t| now.duration_since(t) >= Self::WINDOW) {
-            if *hidden > 0 {
-                tracing::warn!(
-                    "{hidden} more rejected requests in the last {}s were not logged",
-                    Self::WINDOW.as_secs()
-                );
-            }
-            *start = Some(now);
-            *shown = 0;
-            *hidden = 0;
+        if s.start
+            .is_none_or(|t| now.duration_since(t) >= Self::WINDOW)
+        {
+            s.count();
+            s.start = Some(now);
+            s.shown = 0;
         }
-        if *shown < Self::BURST {
-            *shown += 1;
+        if s.shown < Self::BURST {
+            s.shown += 1;
             tracing::warn!("{line}");
-        } else {
-            *hidden += 1;
+            return;
         }
+        s.hidden += 1;
+        if !s.armed {
+            s.armed = true;
+            let end = s.start.unwrap_or(now) + Self::WINDOW;
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(end.into()).await;
+                let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                s.armed = false;
+                s.count();
+            });
+        }
+    }
+
+    /// Logs how many rejections are still uncounted (at shutdown).
+    pub(crate) fn flush(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).count();
     }
 }

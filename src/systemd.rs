@@ -30,6 +30,11 @@ fn send(path: &str, state: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether systemd listens for notifications (`$NOTIFY_SOCKET` is set).
+pub fn enabled() -> bool {
+    std::env::var_os("NOTIFY_SOCKET").is_some()
+}
+
 /// `RELOADING=1` with the `MONOTONIC_USEC` systemd wants beside it.
 pub fn reloading() {
     let usec = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
