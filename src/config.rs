@@ -2,8 +2,8 @@
 //! program uses, and the errors that point at a file, a line and a key.
 //!
 //! Parsing is split in two, like ripgrep does it: [`parse`] turns text into a
-//! [`Config`] (unit tests cover it; it looks at the disk only to see that
-//! the script exists), [`load`] reads the file and the
+//! [`Config`] (unit tests cover it; it looks at the disk only for the script
+//! and working directory a run will use), [`load`] reads the file and the
 //! secrets it names. Lines and keys in errors come from the TOML parser's own
 //! spans, so a quoted name, an inline table or a dotted key is found where
 //! it is written.
@@ -39,6 +39,26 @@ pub enum ConfigError {
         /// Why reading failed. Not named `source`: the message already says
         /// it, and `{:#}` would print it twice as the error's cause.
         error: std::io::Error,
+    },
+    /// Nothing named a config (no `-c`, no `$DEPLOYD_CONFIG`) and there is
+    /// none at [`DEFAULT_PATH`]: say how to give one, not only "No such file".
+    #[error(
+        "no config at {DEFAULT_PATH}, where deployd looks when neither -c nor $DEPLOYD_CONFIG \
+         names one.\n  Point at yours with -c FILE (or DEPLOYD_CONFIG=FILE).\n  To write one: \
+         deploy.example.toml, at the top of deployd's source, shows every key with a comment \
+         (and runs as a demo: deployd serve -c deploy.example.toml); scripts/install.sh \
+         installs it as {DEFAULT_PATH}."
+    )]
+    NoConfig,
+    /// The config holds no project: a daemon would never deploy anything.
+    /// An error for `serve` and a reload, a warning for `check`.
+    #[error(
+        "{path}: no projects, so nothing will deploy: add a [projects.NAME] table \
+         (deploy.example.toml shows one)"
+    )]
+    NoProjects {
+        /// The config file.
+        path: PathBuf,
     },
     /// The file was read but something in it is wrong.
     #[error("{file}:{line}: {key}: {message}")]
@@ -153,6 +173,19 @@ pub struct Project {
     pub env: BTreeMap<String, String>,
     /// Run records and logs kept per project.
     pub keep_runs: usize,
+}
+
+impl Config {
+    /// [`ConfigError::NoProjects`] when there is nothing to deploy.
+    pub fn require_projects(&self) -> Result<(), ConfigError> {
+        if self.projects.is_empty() {
+            Err(ConfigError::NoProjects {
+                path: self.path.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl Project {
@@ -537,7 +570,9 @@ impl Secrets for SystemSecrets {
 }
 
 /// Parses and validates config text. `path` names the file in errors and is
-/// the base for relative paths; `secrets` reads the secrets it names.
+/// the base for relative paths; `secrets` reads the secrets it names. The
+/// disk is only looked at for the paths a run will use (the script and its
+/// working directory), so that what `check` accepts is what can run.
 pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let doc = match DeTable::parse(text) {
@@ -727,6 +762,17 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             return Err(invalid(&k(skey), problem));
         }
         let repository = p.repository.map(|r| r.0).filter(|r| !r.is_empty());
+        if let Some(r) = &repository
+            && (r.split('/').count() < 2 || r.split('/').any(str::is_empty))
+        {
+            return Err(invalid(
+                &k("repository"),
+                format!(
+                    "{r:?} is not owner/name, such as \"acme/app\" \
+                     (GitLab groups may nest: \"group/subgroup/app\")"
+                ),
+            ));
+        }
         let branch = p.branch.map_or_else(|| "main".into(), |b| b.0);
         if branch.is_empty() || branch.starts_with("refs/") {
             return Err(invalid(
@@ -750,6 +796,9 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             Some(w) => resolve(&w.0),
             None => script.parent().unwrap_or(&base).to_path_buf(),
         };
+        if let Some(problem) = dir_problem(&working_dir) {
+            return Err(invalid(&k("working_dir"), problem));
+        }
         let timeout = p.timeout.map_or(Duration::from_secs(15 * 60), |d| d.0);
         if timeout.is_zero() {
             return Err(invalid(&k("timeout"), "must be more than 0s".into()));
@@ -814,9 +863,41 @@ fn name_problem(name: &str) -> Option<String> {
     })
 }
 
-/// Why `script` cannot be the script, if it cannot.
+/// Why the runner could not execute `script`, if it could not: it runs the
+/// path as it is (no shell, no `$PATH` search), so it must be a file this
+/// user may execute. Checked as the user running this command: run `check`
+/// as the daemon's user to see what the daemon sees.
 fn script_problem(script: &Path) -> Option<String> {
-    (!script.is_file()).then(|| format!("{} does not exist or is not a file", script.display()))
+    let shown = script.display();
+    match std::fs::metadata(script) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("{shown} does not exist"))
+        }
+        Err(e) => Some(format!("cannot look at {shown}: {e}")),
+        Ok(m) if !m.is_file() => Some(format!("{shown} is not a file")),
+        Ok(_) => nix::unistd::access(script, nix::unistd::AccessFlags::X_OK)
+            .err()
+            .map(|e| {
+                format!(
+                    "{shown} is not executable ({}): the script runs directly, without a \
+                     shell; chmod +x it",
+                    e.desc()
+                )
+            }),
+    }
+}
+
+/// Why `dir` cannot be a run's working directory, if it cannot.
+fn dir_problem(dir: &Path) -> Option<String> {
+    let shown = dir.display();
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("{shown} does not exist"))
+        }
+        Err(e) => Some(format!("cannot look at {shown}: {e}")),
+        Ok(m) if !m.is_dir() => Some(format!("{shown} is not a directory")),
+        Ok(_) => None,
+    }
 }
 
 fn describe_source(source: &SecretSource) -> String {
@@ -1411,6 +1492,34 @@ mod tests {
         ))
         .2;
         assert!(!m.contains("123456789") && m.contains("a number"), "{m}");
+    }
+
+    #[test]
+    fn repository_is_owner_and_name() {
+        let repo = |r: &str| {
+            cfg(&format!(
+                "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\nrepository = \"{r}\"\n"
+            ))
+        };
+        for good in ["acme/app", "group/sub/app", ""] {
+            assert!(repo(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "notaslash",
+            "acme/",
+            "/app",
+            "a//b",
+            "https://github.com/acme/app",
+        ] {
+            let Err(ConfigError::Invalid {
+                line, key, message, ..
+            }) = repo(bad)
+            else {
+                panic!("{bad} accepted");
+            };
+            assert_eq!((line, key.as_str()), (4, "projects.app.repository"));
+            assert!(message.contains("owner/name"), "{message}");
+        }
     }
 
     #[test]
