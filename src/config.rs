@@ -585,8 +585,10 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 text,
                 root: partial.into_inner(),
             };
-            let offset = e.span().map(|s| s.start).unwrap_or(0);
-            let key = places.path_at(offset);
+            let (offset, key) = match e.span() {
+                Some(span) => (span.start, places.path_at(span.start)),
+                None => (0, Vec::new()),
+            };
             return Err(ConfigError::Invalid {
                 file,
                 line: places.line(offset),
@@ -595,7 +597,7 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 } else {
                     dotted(&key)
                 },
-                message: e.message().trim().to_string(),
+                message: e.message().trim().replace('`', "\""),
             });
         }
     };
@@ -614,8 +616,12 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
         invalid(&key, message)
     })?;
     let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc)).map_err(|e| {
-        let offset = e.span().map(|s| s.start).unwrap_or(0);
-        let mut key = places.path_at(offset);
+        // Without a span (none seen so far), line 1 and no key: better
+        // than whatever key happens to start the file.
+        let (offset, mut key) = match e.span() {
+            Some(span) => (span.start, places.path_at(span.start)),
+            None => (0, Vec::new()),
+        };
         let message = match in_words(e.message()) {
             (Some(missing), message) => {
                 key.push(missing);
