@@ -1079,11 +1079,11 @@ fn dotted<S: AsRef<str>>(path: &[S]) -> String {
         .join(".")
 }
 
-/// Serde's own messages for the shape of a table, in words. Its
-/// `unknown field `x`, expected one of `a`, `b`` becomes "unknown field
-/// "x"; the keys here are: a, b"; its `missing field `x`` names the key
-/// (returned, to be added to the path) and says it is required. The
-/// value types above already speak for themselves.
+/// Serde's own messages about a table's keys, in words: "unknown field
+/// (x), expected one of (a), (b)" (in backticks) becomes `unknown field "x";
+/// the keys here are: a, b`; "missing field (x)" returns the key, to be
+/// added to the path, and says it is required. The value types above
+/// already speak for themselves.
 fn in_words(message: &str) -> (Option<String>, String) {
     let message = message.trim();
     if let Some(rest) = message.strip_prefix("unknown field `")

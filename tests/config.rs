@@ -259,3 +259,35 @@ fn no_config_anywhere_says_how_to_give_one() {
         "no raw OS error for a missing default:\n{stderr}"
     );
 }
+
+#[test]
+fn names_and_keys_are_shown_where_they_are_written() {
+    let dir = TestDir::new("config-names");
+    let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
+    let table = |name: &str, extra: &str| {
+        format!(
+            "[projects.{name:?}]\nsecret = \"{SECRET}\"\nscript = \"{}\"\n{extra}\n",
+            script.display()
+        )
+    };
+    for (name, problem) in [
+        (".hidden", "starts with a dot"),
+        ("my app", "holds a space"),
+    ] {
+        let config = write_config(&dir, "", &table(name, ""));
+        refused(
+            &config,
+            line_of(&config, "[projects."),
+            &format!("projects.{name:?}"),
+            &[problem],
+        );
+    }
+    // A name with a dot is allowed; a key under it keeps its quotes.
+    let config = write_config(&dir, "", &table("my.app", "timeout = 15"));
+    refused(
+        &config,
+        line_of(&config, "timeout"),
+        "projects.\"my.app\".timeout",
+        &["expected a duration such as \"15m\" or \"90s\", found the number 15"],
+    );
+}
