@@ -881,16 +881,54 @@ fn script_problem(script: &Path) -> Option<String> {
         }
         Err(e) => Some(format!("cannot look at {shown}: {e}")),
         Ok(m) if !m.is_file() => Some(format!("{shown} is not a file")),
-        Ok(_) => nix::unistd::access(script, nix::unistd::AccessFlags::X_OK)
-            .err()
-            .map(|e| {
-                format!(
-                    "{shown} is not executable ({}): the script runs directly, without a \
-                     shell; chmod +x it",
-                    e.desc()
-                )
-            }),
+        Ok(_) => match nix::unistd::access(script, nix::unistd::AccessFlags::X_OK) {
+            Err(e) => Some(format!(
+                "{shown} is not executable ({}): the script runs directly, without a \
+                 shell; chmod +x it",
+                e.desc()
+            )),
+            Ok(()) => interpreter_problem(script),
+        },
     }
+}
+
+/// Why the `#!` line of `script` names nothing the kernel can run, if it
+/// does not: exec then fails with "No such file or directory", naming the
+/// script, which exists. Only an absolute interpreter path is looked at
+/// (`#!/usr/bin/env bash` is checked as far as `env`); a script that cannot
+/// be read, or a binary, is left to the kernel.
+fn interpreter_problem(script: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(script)
+        .and_then(|mut f| f.read(&mut head))
+        .ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    // Split as the kernel does, on spaces and tabs only: a '\r' left by
+    // Windows line ends is part of the name it looks for.
+    let interpreter = std::str::from_utf8(line)
+        .ok()?
+        .split([' ', '\t'])
+        .find(|s| !s.is_empty())?;
+    let path = Path::new(interpreter);
+    if !path.is_absolute() {
+        return None;
+    }
+    let usable =
+        path.is_file() && nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok();
+    (!usable).then(|| {
+        format!(
+            "{} starts with #!{}, which is not an executable file here{}",
+            script.display(),
+            interpreter.trim_end_matches('\r'),
+            if interpreter.ends_with('\r') {
+                " (the line ends in \\r: the file has Windows line ends)"
+            } else {
+                ""
+            }
+        )
+    })
 }
 
 /// Why `dir` cannot be a run's working directory, if it cannot.

@@ -86,6 +86,27 @@ fn a_script_that_cannot_be_executed_is_refused_before_any_run() {
         &["scripts.d", "not a file"],
     );
 
+    // Executable, but its #! names an interpreter that is not there: exec
+    // would fail with "No such file or directory" about a script that exists.
+    let odd = dir.script("odd.sh", "#!/no/such/interpreter -e\ntrue\n");
+    let config = write_config(&dir, "", &project("app", &odd, ""));
+    refused(
+        &config,
+        line_of(&config, "script ="),
+        "projects.app.script",
+        &["#!/no/such/interpreter", "not an executable file"],
+    );
+
+    // The same when the '\r' of Windows line ends is part of the name.
+    let crlf = dir.script("crlf.sh", "#!/bin/sh\r\ntrue\r\n");
+    let config = write_config(&dir, "", &project("app", &crlf, ""));
+    refused(
+        &config,
+        line_of(&config, "script ="),
+        "projects.app.script",
+        &["#!/bin/sh,", "Windows line ends"],
+    );
+
     // Relative to the config's directory, as the runner will execute it:
     // executable there, so accepted wherever check runs from.
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
