@@ -67,6 +67,9 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve => {
             let config = load(&path)?;
+            config
+                .require_projects()
+                .map_err(|e| Failure::Usage(e.into()))?;
             // One thread serves every connection; blocking work (fsync,
             // flock, children) goes to tokio's blocking threads, started on
             // demand. Against 2 and 1 multi-thread workers, on 2 CPUs shared
@@ -126,19 +129,45 @@ fn help(name: Option<&str>) -> Result<()> {
     }
 }
 
-fn config_path(given: Option<PathBuf>) -> PathBuf {
-    given
-        .or_else(|| std::env::var_os("DEPLOYD_CONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH))
+/// The config file a command reads.
+struct ConfigPath {
+    path: PathBuf,
+    /// Nothing named it (no `-c`, no `$DEPLOYD_CONFIG`): it is the default,
+    /// and its absence says how to give one.
+    by_default: bool,
 }
 
-fn load(path: &Path) -> Result<Config> {
-    config::load(path).map_err(|e| Failure::Usage(e.into()))
+fn config_path(given: Option<PathBuf>) -> ConfigPath {
+    match given.or_else(|| std::env::var_os("DEPLOYD_CONFIG").map(PathBuf::from)) {
+        Some(path) => ConfigPath {
+            path,
+            by_default: false,
+        },
+        None => ConfigPath {
+            path: PathBuf::from(config::DEFAULT_PATH),
+            by_default: true,
+        },
+    }
+}
+
+fn load(path: &ConfigPath) -> Result<Config> {
+    config::load(&path.path).map_err(|e| config_failure(path, e))
 }
 
 /// The config for commands that need no secret (see `load_without_secrets`).
-fn load_quiet(path: &Path) -> Result<Config> {
-    config::load_without_secrets(path).map_err(|e| Failure::Usage(e.into()))
+fn load_quiet(path: &ConfigPath) -> Result<Config> {
+    config::load_without_secrets(&path.path).map_err(|e| config_failure(path, e))
+}
+
+fn config_failure(path: &ConfigPath, e: ConfigError) -> Failure {
+    Failure::Usage(match e {
+        ConfigError::Read { error, .. }
+            if path.by_default && error.kind() == std::io::ErrorKind::NotFound =>
+        {
+            ConfigError::NoConfig.into()
+        }
+        e => e.into(),
+    })
 }
 
 fn project<'a>(config: &'a Config, name: &str) -> Result<&'a config::Project> {
@@ -165,6 +194,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn check(config: &Config) -> Result<()> {
     for w in &config.warnings {
         eprintln!("warning: {w}");
+    }
+    if let Err(e) = config.require_projects() {
+        eprintln!("warning: {e}");
     }
     outln!(
         "{}: OK, {} project(s)",

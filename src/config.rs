@@ -2,8 +2,11 @@
 //! program uses, and the errors that point at a file, a line and a key.
 //!
 //! Parsing is split in two, like ripgrep does it: [`parse`] turns text into a
-//! [`Config`] without touching the disk (unit tests cover it), [`load`] reads
-//! the file and the secrets it names.
+//! [`Config`] (unit tests cover it; it looks at the disk only for the script
+//! and working directory a run will use), [`load`] reads the file and the
+//! secrets it names. Lines and keys in errors come from the TOML parser's own
+//! spans, so a quoted name, an inline table or a dotted key is found where
+//! it is written.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 
 use crate::signature::Key;
 
@@ -36,14 +40,36 @@ pub enum ConfigError {
         /// it, and `{:#}` would print it twice as the error's cause.
         error: std::io::Error,
     },
+    /// Nothing named a config (no `-c`, no `$DEPLOYD_CONFIG`) and there is
+    /// none at [`DEFAULT_PATH`]: say how to give one, not only "No such file".
+    #[error(
+        "no config at {DEFAULT_PATH}, where deployd looks when neither -c nor $DEPLOYD_CONFIG \
+         names one.\n  Point at yours with -c FILE (or DEPLOYD_CONFIG=FILE).\n  To write one: \
+         deploy.example.toml, at the top of deployd's source, shows every key with a comment \
+         (and runs as a demo: deployd serve -c deploy.example.toml); scripts/install.sh \
+         installs it as {DEFAULT_PATH}."
+    )]
+    NoConfig,
+    /// The config holds no project: a daemon would never deploy anything.
+    /// An error for `serve` and a reload, a warning for `check`.
+    #[error(
+        "{path}: no projects, so nothing will deploy: add a [projects.NAME] table \
+         (deploy.example.toml shows one)"
+    )]
+    NoProjects {
+        /// The config file.
+        path: PathBuf,
+    },
     /// The file was read but something in it is wrong.
     #[error("{file}:{line}: {key}: {message}")]
     Invalid {
         /// The config file (as given).
         file: String,
-        /// 1-based line of the offending key, 0 when it is not in the file.
+        /// 1-based line of the offending key; for a key left out, of the
+        /// table it belongs in.
         line: usize,
-        /// Dotted key path, e.g. `projects.myapp.timeout`.
+        /// Dotted key path as TOML writes it, e.g. `projects.myapp.timeout`
+        /// or `projects."my.app".timeout`.
         key: String,
         /// What is wrong, in words.
         message: String,
@@ -94,8 +120,7 @@ pub struct Server {
 
 /// Which forge sends a project's webhooks; decides header names, signature
 /// format and payload shape (see `signature.rs` and `event.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Provider {
     /// GitHub: `X-Hub-Signature-256`, `X-GitHub-Event`, `X-GitHub-Delivery`.
     #[default]
@@ -150,12 +175,30 @@ pub struct Project {
     pub keep_runs: usize,
 }
 
+impl Config {
+    /// [`ConfigError::NoProjects`] when there is nothing to deploy.
+    pub fn require_projects(&self) -> Result<(), ConfigError> {
+        if self.projects.is_empty() {
+            Err(ConfigError::NoProjects {
+                path: self.path.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl Project {
     /// The hook path the forge must POST to.
     pub fn hook_path(&self) -> String {
         format!("/hooks/{}", self.name)
     }
 }
+
+// The file's shape. Every leaf has a type of its own below, so that a wrong
+// value is answered in words ("expected a duration such as …, found the
+// number 15") rather than in serde's terms ("invalid type: integer 15,
+// expected a duration").
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -169,62 +212,240 @@ struct RawConfig {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
-    listen: Option<String>,
-    state_dir: Option<PathBuf>,
-    log_dir: Option<PathBuf>,
+    listen: Option<Text>,
+    state_dir: Option<PathText>,
+    log_dir: Option<PathText>,
     max_body: Option<Size>,
-    parallel: Option<usize>,
-    #[serde(default, with = "humantime_serde")]
-    shutdown_grace: Option<Duration>,
-    control_socket: Option<PathBuf>,
-    max_connections: Option<usize>,
-    #[serde(default, with = "humantime_serde")]
-    header_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    request_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    idle_timeout: Option<Duration>,
+    parallel: Option<Count>,
+    shutdown_grace: Option<Human>,
+    control_socket: Option<PathText>,
+    max_connections: Option<Count>,
+    header_timeout: Option<Human>,
+    request_timeout: Option<Human>,
+    idle_timeout: Option<Human>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProject {
+    provider: Option<Forge>,
+    secret: Option<SecretText>,
+    secret_file: Option<PathText>,
+    secret_env: Option<Text>,
+    secret_credential: Option<Text>,
+    repository: Option<Text>,
+    branch: Option<Text>,
+    /// Required, but checked by hand: "missing" then points at the project.
+    script: Option<PathText>,
     #[serde(default)]
-    provider: Provider,
-    secret: Option<String>,
-    secret_file: Option<PathBuf>,
-    secret_env: Option<String>,
-    secret_credential: Option<String>,
-    repository: Option<String>,
-    branch: Option<String>,
-    script: PathBuf,
+    args: Args,
+    working_dir: Option<PathText>,
+    timeout: Option<Human>,
+    kill_grace: Option<Human>,
     #[serde(default)]
-    args: Vec<String>,
-    working_dir: Option<PathBuf>,
-    #[serde(default, with = "humantime_serde")]
-    timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    kill_grace: Option<Duration>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    keep_runs: Option<usize>,
+    env: Env,
+    keep_runs: Option<Count>,
+}
+
+/// A value as the file wrote it, in words, for "expected …, found …".
+fn found(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) if s.is_empty() => "empty text \"\"".into(),
+        toml::Value::String(s) => format!("the text {s:?}"),
+        toml::Value::Integer(n) => format!("the number {n}"),
+        toml::Value::Float(f) => format!("the number {f:?}"),
+        toml::Value::Boolean(b) => format!("{b}"),
+        toml::Value::Datetime(d) => format!("the date {d}"),
+        toml::Value::Array(_) => "a list [...]".into(),
+        toml::Value::Table(_) => "a table {...}".into(),
+    }
+}
+
+fn expected<E: serde::de::Error>(what: &str, value: &toml::Value) -> E {
+    E::custom(format!("expected {what}, found {}", found(value)))
+}
+
+/// Deserializes any value, to be judged by the types below. The parser
+/// attaches the value's span to whatever error they return.
+fn value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<toml::Value, D::Error> {
+    toml::Value::deserialize(d)
+}
+
+/// Text in quotes: an address, a name, a variable.
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match value(d)? {
+            toml::Value::String(s) => Ok(Text(s)),
+            v => Err(expected("text in quotes", &v)),
+        }
+    }
+}
+
+/// An inline secret: like [`Text`], but a wrong value is not repeated in
+/// the error, which may end up in a log.
+struct SecretText(String);
+
+impl<'de> Deserialize<'de> for SecretText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let kind = match value(d)? {
+            toml::Value::String(s) => return Ok(SecretText(s)),
+            toml::Value::Integer(_) | toml::Value::Float(_) => "a number",
+            toml::Value::Boolean(_) => "true or false",
+            toml::Value::Datetime(_) => "a date",
+            toml::Value::Array(_) => "a list",
+            toml::Value::Table(_) => "a table",
+        };
+        Err(serde::de::Error::custom(format!(
+            "expected the secret as text in quotes, found {kind}"
+        )))
+    }
+}
+
+/// A path in quotes; relative ones resolve against the config's directory.
+struct PathText(PathBuf);
+
+impl<'de> Deserialize<'de> for PathText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match value(d)? {
+            toml::Value::String(s) if !s.is_empty() => Ok(PathText(s.into())),
+            v => Err(expected("a path in quotes, such as \"/srv/app\"", &v)),
+        }
+    }
+}
+
+/// A whole number of 1 or more: `parallel`, `max_connections`, `keep_runs`
+/// (none of them means anything at 0).
+struct Count(usize);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const WHAT: &str = "a whole number of 1 or more";
+        match value(d)? {
+            toml::Value::Integer(n) if n >= 1 => usize::try_from(n)
+                .map(Count)
+                .map_err(|_| serde::de::Error::custom(format!("{n} is too large"))),
+            toml::Value::String(s) if s.trim().parse::<u64>().is_ok_and(|n| n >= 1) => {
+                Err(serde::de::Error::custom(format!(
+                    "expected {WHAT}, found the text {s:?}: write {} without quotes",
+                    s.trim()
+                )))
+            }
+            v => Err(expected(WHAT, &v)),
+        }
+    }
+}
+
+/// A duration written for people: `"90s"`, `"15m"`, `"1h 30m"`.
+struct Human(Duration);
+
+impl<'de> Deserialize<'de> for Human {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const WHAT: &str = "a duration such as \"15m\" or \"90s\"";
+        match value(d)? {
+            toml::Value::String(s) => humantime::parse_duration(&s)
+                .map(Human)
+                .map_err(|e| serde::de::Error::custom(format!("{s:?} is not {WHAT}: {e}"))),
+            toml::Value::Integer(n) => Err(serde::de::Error::custom(format!(
+                "expected {WHAT}, found the number {n}: give the unit too, \
+                 e.g. \"{n}s\" for {n} seconds"
+            ))),
+            v => Err(expected(WHAT, &v)),
+        }
+    }
 }
 
 /// A byte size written as `25MiB`, `512KB`, `1048576` or `"1 GiB"`.
-#[derive(Debug, Clone, Copy)]
 struct Size(u64);
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Int(u64),
-            Text(String),
+        match value(d)? {
+            toml::Value::Integer(n) if n >= 0 => Ok(Size(n.unsigned_abs())),
+            toml::Value::String(s) => parse_size(&s).map(Size).map_err(serde::de::Error::custom),
+            v => Err(expected(
+                "a size such as \"25MiB\" or \"512KB\", or a number of bytes",
+                &v,
+            )),
         }
-        match Either::deserialize(d)? {
-            Either::Int(n) => Ok(Size(n)),
-            Either::Text(s) => parse_size(&s).map(Size).map_err(serde::de::Error::custom),
+    }
+}
+
+/// A forge's name, as `provider` takes it.
+struct Forge(Provider);
+
+impl<'de> Deserialize<'de> for Forge {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const NAMES: &str = "\"github\", \"gitea\" (also for Forgejo), \"gitlab\" or \"bitbucket\"";
+        match value(d)? {
+            toml::Value::String(s) => match s.as_str() {
+                "github" => Ok(Forge(Provider::Github)),
+                "gitea" => Ok(Forge(Provider::Gitea)),
+                "gitlab" => Ok(Forge(Provider::Gitlab)),
+                "bitbucket" => Ok(Forge(Provider::Bitbucket)),
+                other => Err(serde::de::Error::custom(format!(
+                    "{other:?} is not a forge deployd knows: give {NAMES}{}",
+                    if other.chars().any(|c| c.is_ascii_uppercase()) {
+                        ", in lower case"
+                    } else {
+                        ""
+                    }
+                ))),
+            },
+            v => Err(expected(&format!("one of {NAMES}"), &v)),
+        }
+    }
+}
+
+/// The script's arguments: a list of text.
+#[derive(Default)]
+struct Args(Vec<String>);
+
+impl<'de> Deserialize<'de> for Args {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match value(d)? {
+            toml::Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    toml::Value::String(s) => Ok(s),
+                    v => Err(serde::de::Error::custom(format!(
+                        "argument {}: expected text in quotes, found {}",
+                        i + 1,
+                        found(&v)
+                    ))),
+                })
+                .collect::<Result<_, _>>()
+                .map(Args),
+            v => Err(expected("a list of text, such as [\"--prod\", \"eu\"]", &v)),
+        }
+    }
+}
+
+/// Extra environment: a table of text values.
+#[derive(Default)]
+struct Env(BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for Env {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match value(d)? {
+            toml::Value::Table(vars) => vars
+                .into_iter()
+                .map(|(name, v)| match v {
+                    toml::Value::String(s) => Ok((name, s)),
+                    v => Err(serde::de::Error::custom(format!(
+                        "{name}: expected text in quotes (an environment variable \
+                         holds text), found {}",
+                        found(&v)
+                    ))),
+                })
+                .collect::<Result<_, _>>()
+                .map(Env),
+            v => Err(expected(
+                "a table of variables, such as { APP_ENV = \"prod\" }",
+                &v,
+            )),
         }
     }
 }
@@ -232,12 +453,16 @@ impl<'de> Deserialize<'de> for Size {
 /// Parses `25MiB`, `10 MB`, `512k`, `1024`: binary (KiB, MiB, GiB) and decimal
 /// (KB, MB, GB) units, case-insensitive, bytes when there is none.
 pub fn parse_size(text: &str) -> Result<u64, String> {
+    let not = || format!("{text:?} is not a size such as \"25MiB\" or \"512KB\"");
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
+    if digits.is_empty() {
+        return Err(format!("{}: it must start with a number", not()));
+    }
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("invalid size {text:?}: expected e.g. \"25MiB\""))?;
+        .map_err(|_| format!("{}: the number is too large", not()))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
@@ -246,10 +471,15 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "g" | "gb" => 1_000_000_000,
         "gib" => 1 << 30,
-        other => return Err(format!("invalid size {text:?}: unknown unit {other:?}")),
+        other => {
+            return Err(format!(
+                "{}: {other:?} is not a unit (KiB, MiB, GiB, KB, MB, GB)",
+                not()
+            ));
+        }
     };
     n.checked_mul(mult)
-        .ok_or_else(|| format!("invalid size {text:?}: too large"))
+        .ok_or_else(|| format!("{text:?} is too large a size"))
 }
 
 /// Where a secret comes from, before it is read.
@@ -340,23 +570,74 @@ impl Secrets for SystemSecrets {
 }
 
 /// Parses and validates config text. `path` names the file in errors and is
-/// the base for relative paths; `secrets` reads the secrets it names.
+/// the base for relative paths; `secrets` reads the secrets it names. The
+/// disk is only looked at for the paths a run will use (the script and its
+/// working directory), so that what `check` accepts is what can run.
 pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let invalid = |key: &str, message: String| ConfigError::Invalid {
+    let doc = match DeTable::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            // Broken TOML: the part before the mistake still says which
+            // key it is in.
+            let (partial, _) = DeTable::parse_recoverable(text);
+            let places = Places {
+                text,
+                root: partial.into_inner(),
+            };
+            let (offset, key) = match e.span() {
+                Some(span) => (span.start, places.path_at(span.start)),
+                None => (0, Vec::new()),
+            };
+            return Err(ConfigError::Invalid {
+                file,
+                line: places.line(offset),
+                key: if key.is_empty() {
+                    "(TOML syntax)".into()
+                } else {
+                    dotted(&key)
+                },
+                message: e.message().trim().replace('`', "\""),
+            });
+        }
+    };
+    let places = Places {
+        text,
+        root: doc.get_ref().clone(),
+    };
+    let invalid = |key: &[&str], message: String| ConfigError::Invalid {
         file: file.clone(),
-        line: locate_key(text, key),
-        key: key.to_string(),
+        line: places.line_of(key),
+        key: dotted(key),
         message,
     };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map(|s| s.start).unwrap_or(0);
-        let (line, key) = key_at(text, offset);
+    places.tables_are_tables().map_err(|(key, message)| {
+        let key: Vec<&str> = key.iter().map(String::as_str).collect();
+        invalid(&key, message)
+    })?;
+    let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc)).map_err(|e| {
+        // Without a span (none seen so far), line 1 and no key: better
+        // than whatever key happens to start the file.
+        let (offset, mut key) = match e.span() {
+            Some(span) => (span.start, places.path_at(span.start)),
+            None => (0, Vec::new()),
+        };
+        let message = match in_words(e.message()) {
+            (Some(missing), message) => {
+                key.push(missing);
+                message
+            }
+            (None, message) => message,
+        };
         ConfigError::Invalid {
             file: file.clone(),
-            line,
-            key,
-            message: e.message().trim().to_string(),
+            line: places.line(offset),
+            key: if key.is_empty() {
+                "(top level)".into()
+            } else {
+                dotted(&key)
+            },
+            message,
         }
     })?;
     let base = path
@@ -379,99 +660,97 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
     };
 
     let s = raw.server;
-    let listen_text = s.listen.unwrap_or_else(|| "127.0.0.1:9000".into());
+    let listen_text = s
+        .listen
+        .map(|t| t.0)
+        .unwrap_or_else(|| "127.0.0.1:9000".into());
     let listen: SocketAddr = listen_text.parse().map_err(|_| {
         invalid(
-            "server.listen",
+            &["server", "listen"],
             format!("{listen_text:?} is not an address like \"127.0.0.1:9000\""),
         )
     })?;
     let state_dir = resolve(
         s.state_dir
-            .as_deref()
-            .unwrap_or(Path::new("/var/lib/deployd")),
+            .as_ref()
+            .map_or(Path::new("/var/lib/deployd"), |p| &p.0),
     );
     let server = Server {
         listen,
         log_dir: resolve(
             s.log_dir
-                .as_deref()
-                .unwrap_or(Path::new("/var/log/deployd")),
+                .as_ref()
+                .map_or(Path::new("/var/log/deployd"), |p| &p.0),
         ),
         control_socket: s
             .control_socket
-            .as_deref()
-            .map(resolve)
+            .as_ref()
+            .map(|p| resolve(&p.0))
             .unwrap_or_else(|| state_dir.join("control.sock")),
         state_dir,
         max_body: s.max_body.map(|s| s.0).unwrap_or(25 << 20),
-        parallel: s.parallel.unwrap_or(1),
-        shutdown_grace: s.shutdown_grace.unwrap_or(Duration::from_secs(60)),
-        max_connections: s.max_connections.unwrap_or(512),
-        header_timeout: s.header_timeout.unwrap_or(Duration::from_secs(10)),
-        request_timeout: s.request_timeout.unwrap_or(Duration::from_secs(30)),
-        idle_timeout: s.idle_timeout.unwrap_or(Duration::from_secs(30)),
+        parallel: s.parallel.map_or(1, |n| n.0),
+        shutdown_grace: s.shutdown_grace.map_or(Duration::from_secs(60), |d| d.0),
+        max_connections: s.max_connections.map_or(512, |n| n.0),
+        header_timeout: s.header_timeout.map_or(Duration::from_secs(10), |d| d.0),
+        request_timeout: s.request_timeout.map_or(Duration::from_secs(30), |d| d.0),
+        idle_timeout: s.idle_timeout.map_or(Duration::from_secs(30), |d| d.0),
     };
-    if server.parallel == 0 {
-        return Err(invalid("server.parallel", "must be at least 1".into()));
-    }
-    if server.max_connections == 0 {
+    if server.max_body == 0 {
         return Err(invalid(
-            "server.max_connections",
-            "must be at least 1".into(),
+            &["server", "max_body"],
+            "must be more than 0".into(),
         ));
     }
-    if server.max_body == 0 {
-        return Err(invalid("server.max_body", "must be more than 0".into()));
-    }
     for (key, d) in [
-        ("server.header_timeout", server.header_timeout),
-        ("server.request_timeout", server.request_timeout),
-        ("server.idle_timeout", server.idle_timeout),
+        ("header_timeout", server.header_timeout),
+        ("request_timeout", server.request_timeout),
+        ("idle_timeout", server.idle_timeout),
     ] {
         if d.is_zero() {
-            return Err(invalid(key, "must be more than 0s".into()));
+            return Err(invalid(&["server", key], "must be more than 0s".into()));
         }
     }
     for (key, d) in [
-        ("server.shutdown_grace", server.shutdown_grace),
-        ("server.header_timeout", server.header_timeout),
-        ("server.request_timeout", server.request_timeout),
-        ("server.idle_timeout", server.idle_timeout),
+        ("shutdown_grace", server.shutdown_grace),
+        ("header_timeout", server.header_timeout),
+        ("request_timeout", server.request_timeout),
+        ("idle_timeout", server.idle_timeout),
     ] {
         if d > MAX_DURATION {
-            return Err(invalid(key, "must be at most 100 years".into()));
+            return Err(invalid(
+                &["server", key],
+                "must be at most 100 years".into(),
+            ));
         }
     }
 
     let mut projects = BTreeMap::new();
     for (name, p) in raw.projects {
-        let k = |key: &str| format!("projects.{name}.{key}");
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-            || name.starts_with('.')
-        {
+        let k = |key: &'static str| ["projects", name.as_str(), key];
+        if let Some(problem) = name_problem(&name) {
             return Err(invalid(
-                &format!("projects.{name}"),
-                "a project name may only hold letters, digits, '-', '_' and '.' \
-                 (it becomes a URL path and a file name)"
-                    .into(),
+                &["projects", &name],
+                format!(
+                    "the project name {name:?} {problem}: it becomes a URL path and a \
+                     file name, so it may only hold letters, digits, '-', '_' and '.', \
+                     and may not start with '.'"
+                ),
             ));
         }
+        let provider = p.provider.map_or(Provider::default(), |f| f.0);
         let mut sources = Vec::new();
         if let Some(s) = p.secret {
-            sources.push(("secret", SecretSource::Inline(s)));
+            sources.push(("secret", SecretSource::Inline(s.0)));
         }
         if let Some(f) = p.secret_file {
-            sources.push(("secret_file", SecretSource::File(resolve(&f))));
+            sources.push(("secret_file", SecretSource::File(resolve(&f.0))));
         }
         if let Some(v) = p.secret_env {
-            sources.push(("secret_env", SecretSource::Env(v)));
+            sources.push(("secret_env", SecretSource::Env(v.0)));
         }
         if let Some(c) = p.secret_credential {
-            sources.push(("secret_credential", SecretSource::Credential(c)));
+            sources.push(("secret_credential", SecretSource::Credential(c.0)));
         }
         if sources.len() != 1 {
             let key = sources.get(1).map(|s| s.0).unwrap_or("secret");
@@ -485,38 +764,58 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
         if secret.is_empty() {
             return Err(invalid(&k(skey), "the secret is empty".into()));
         }
-        if let Some(problem) = crate::signature::secret_problem(p.provider, &secret) {
+        if let Some(problem) = crate::signature::secret_problem(provider, &secret) {
             return Err(invalid(&k(skey), problem));
         }
-        let branch = p.branch.unwrap_or_else(|| "main".into());
+        let repository = p.repository.map(|r| r.0).filter(|r| !r.is_empty());
+        if let Some(r) = &repository
+            && (r.split('/').count() < 2 || r.split('/').any(str::is_empty))
+        {
+            return Err(invalid(
+                &k("repository"),
+                format!(
+                    "{r:?} is not owner/name, such as \"acme/app\" \
+                     (GitLab groups may nest: \"group/subgroup/app\")"
+                ),
+            ));
+        }
+        let branch = p.branch.map_or_else(|| "main".into(), |b| b.0);
         if branch.is_empty() || branch.starts_with("refs/") {
             return Err(invalid(
                 &k("branch"),
                 "give the branch name alone, e.g. \"main\"".into(),
             ));
         }
-        let script = resolve(&p.script);
-        if !script.is_file() {
+        let Some(script) = p.script else {
             return Err(invalid(
                 &k("script"),
-                format!("{} does not exist or is not a file", script.display()),
+                "missing: every project needs the deploy script to run, \
+                 e.g. script = \"/usr/local/share/deployd/deploy-git.sh\""
+                    .into(),
             ));
+        };
+        let script = resolve(&script.0);
+        if let Some(problem) = script_problem(&script) {
+            return Err(invalid(&k("script"), problem));
         }
-        let working_dir = match p.working_dir {
-            Some(w) => resolve(&w),
+        let working_dir = match &p.working_dir {
+            Some(w) => resolve(&w.0),
             None => script.parent().unwrap_or(&base).to_path_buf(),
         };
-        let timeout = p.timeout.unwrap_or(Duration::from_secs(15 * 60));
+        if let Some(problem) = dir_problem(&working_dir) {
+            return Err(invalid(&k("working_dir"), problem));
+        }
+        let timeout = p.timeout.map_or(Duration::from_secs(15 * 60), |d| d.0);
         if timeout.is_zero() {
             return Err(invalid(&k("timeout"), "must be more than 0s".into()));
         }
-        let kill_grace = p.kill_grace.unwrap_or(Duration::from_secs(10));
+        let kill_grace = p.kill_grace.map_or(Duration::from_secs(10), |d| d.0);
         for (key, d) in [("timeout", timeout), ("kill_grace", kill_grace)] {
             if d > MAX_DURATION {
                 return Err(invalid(&k(key), "must be at most 100 years".into()));
             }
         }
-        for var in p.env.keys() {
+        for var in p.env.0.keys() {
             if var.is_empty() || var.contains('=') || var.contains('\0') {
                 return Err(invalid(
                     &k("env"),
@@ -524,26 +823,22 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 ));
             }
         }
-        let keep_runs = p.keep_runs.unwrap_or(100);
-        if keep_runs == 0 {
-            return Err(invalid(&k("keep_runs"), "must be at least 1".into()));
-        }
         projects.insert(
             name.clone(),
             Project {
                 name: name.clone(),
-                provider: p.provider,
+                provider,
                 key: Key::new(secret.as_bytes()),
                 secret_source: describe_source(&source),
-                repository: p.repository.filter(|r| !r.is_empty()),
+                repository,
                 branch,
                 script,
-                args: p.args,
+                args: p.args.0,
                 working_dir,
                 timeout,
                 kill_grace,
-                env: p.env,
-                keep_runs,
+                env: p.env.0,
+                keep_runs: p.keep_runs.map_or(100, |n| n.0),
             },
         );
     }
@@ -553,6 +848,100 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
         projects,
         warnings: Vec::new(),
     })
+}
+
+/// What is wrong with a project name, if anything, said of the name itself.
+fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("is empty".into());
+    }
+    if name.starts_with('.') {
+        return Some("starts with a dot".into());
+    }
+    let bad = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))?;
+    Some(match bad {
+        ' ' => "holds a space".into(),
+        '/' => "holds a '/'".into(),
+        c if c.is_whitespace() || c.is_control() => format!("holds the character {c:?}"),
+        c => format!("holds '{c}'"),
+    })
+}
+
+/// Why the runner could not execute `script`, if it could not: it runs the
+/// path as it is (no shell, no `$PATH` search), so it must be a file this
+/// user may execute. Checked as the user running this command: run `check`
+/// as the daemon's user to see what the daemon sees.
+fn script_problem(script: &Path) -> Option<String> {
+    let shown = script.display();
+    match std::fs::metadata(script) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("{shown} does not exist"))
+        }
+        Err(e) => Some(format!("cannot look at {shown}: {e}")),
+        Ok(m) if !m.is_file() => Some(format!("{shown} is not a file")),
+        Ok(_) => match nix::unistd::access(script, nix::unistd::AccessFlags::X_OK) {
+            Err(e) => Some(format!(
+                "{shown} is not executable ({}): the script runs directly, without a \
+                 shell; chmod +x it",
+                e.desc()
+            )),
+            Ok(()) => interpreter_problem(script),
+        },
+    }
+}
+
+/// Why the `#!` line of `script` names nothing the kernel can run, if it
+/// does not: exec then fails with "No such file or directory", naming the
+/// script, which exists. Only an absolute interpreter path is looked at
+/// (`#!/usr/bin/env bash` is checked as far as `env`); a script that cannot
+/// be read, or a binary, is left to the kernel.
+fn interpreter_problem(script: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(script)
+        .and_then(|mut f| f.read(&mut head))
+        .ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    // Split as the kernel does, on spaces and tabs only: a '\r' left by
+    // Windows line ends is part of the name it looks for.
+    let interpreter = std::str::from_utf8(line)
+        .ok()?
+        .split([' ', '\t'])
+        .find(|s| !s.is_empty())?;
+    let path = Path::new(interpreter);
+    if !path.is_absolute() {
+        return None;
+    }
+    let usable =
+        path.is_file() && nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok();
+    (!usable).then(|| {
+        format!(
+            "{} starts with #!{}, which is not an executable file here{}",
+            script.display(),
+            interpreter.trim_end_matches('\r'),
+            if interpreter.ends_with('\r') {
+                " (the line ends in \\r: the file has Windows line ends)"
+            } else {
+                ""
+            }
+        )
+    })
+}
+
+/// Why `dir` cannot be a run's working directory, if it cannot.
+fn dir_problem(dir: &Path) -> Option<String> {
+    let shown = dir.display();
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("{shown} does not exist"))
+        }
+        Err(e) => Some(format!("cannot look at {shown}: {e}")),
+        Ok(m) if !m.is_dir() => Some(format!("{shown} is not a directory")),
+        Ok(_) => None,
+    }
 }
 
 fn describe_source(source: &SecretSource) -> String {
@@ -597,80 +986,164 @@ fn read_secret(source: &SecretSource, secrets: &dyn Secrets) -> Result<String, S
     }
 }
 
-/// The 1-based line and dotted key path of the key at byte `offset`.
-fn key_at(text: &str, offset: usize) -> (usize, String) {
-    let offset = offset.min(text.len());
-    let line_no = text[..offset].matches('\n').count() + 1;
-    let mut table = String::new();
-    let mut key = String::new();
-    for (i, line) in text.lines().enumerate() {
-        if i + 1 > line_no {
-            break;
-        }
-        let t = line.trim();
-        if let Some(h) = t.strip_prefix('[') {
-            table = h
-                .trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .replace(' ', "");
-            key.clear();
-        } else if let Some((k, _)) = t.split_once('=') {
-            key = k.trim().trim_matches('"').to_string();
-        }
-        if i + 1 == line_no && !t.contains('=') && !t.starts_with('[') {
-            key.clear();
-        }
-    }
-    let path = match (table.is_empty(), key.is_empty()) {
-        (true, _) => key,
-        (false, true) => table,
-        (false, false) => format!("{table}.{key}"),
-    };
-    (
-        line_no,
-        if path.is_empty() {
-            "(top level)".into()
-        } else {
-            path
-        },
-    )
+/// Where each key is in the text, from the TOML parser's own spans. Quoted
+/// names (`[projects."my.app"]`), inline tables and dotted keys all come out
+/// of the parser as the same nested tables, so one walk serves them all.
+struct Places<'t> {
+    text: &'t str,
+    root: DeTable<'t>,
 }
 
-/// The 1-based line where a dotted key is set, or the line of its table when
-/// the key itself is absent (a default was used); 0 when neither is there.
-fn locate_key(text: &str, dotted: &str) -> usize {
-    let (table, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
-    let mut current = String::new();
-    let mut table_line = 0;
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if let Some(h) = t.strip_prefix('[') {
-            current = h.split(']').next().unwrap_or("").trim().replace(' ', "");
-            if current == table || format!("{current}.") == format!("{table}.") {
-                table_line = i + 1;
-            }
-            continue;
-        }
-        if current == table
-            && let Some((k, _)) = t.split_once('=')
-            && k.trim().trim_matches('"') == key
-        {
-            return i + 1;
-        }
+impl Places<'_> {
+    /// The 1-based line holding byte `offset`.
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
-    if table_line == 0 {
-        // Perhaps `dotted` itself names a table (e.g. `projects.x`).
-        for (i, line) in text.lines().enumerate() {
-            let t = line.trim();
-            if t.starts_with('[') && t.trim_matches(|c| c == '[' || c == ']').trim() == dotted {
-                return i + 1;
+
+    /// The line of the key at `path`. For a key that is not in the file
+    /// (its default was used), the line of the nearest table around it that
+    /// is, and line 1 when none is.
+    fn line_of(&self, path: &[&str]) -> usize {
+        let mut table = &self.root;
+        let mut line = 1;
+        for segment in path {
+            let Some((key, value)) = table.get_key_value(*segment) else {
+                break;
+            };
+            line = self.line(key.span().start);
+            match value.get_ref() {
+                DeValue::Table(t) => table = t,
+                _ => break,
             }
         }
+        line
     }
-    table_line
+
+    /// The path of the innermost key whose name or value holds byte
+    /// `offset`; empty when none does. A table opened by a `[header]` has
+    /// the header as its value's span, and its keys elsewhere, so the
+    /// whole tree is searched, not only the branch whose span holds it.
+    fn path_at(&self, offset: usize) -> Vec<String> {
+        fn walk(
+            table: &DeTable<'_>,
+            offset: usize,
+            path: &mut Vec<String>,
+            best: &mut Vec<String>,
+        ) {
+            for (key, value) in table.iter() {
+                path.push(key.get_ref().to_string());
+                let holds = |span: std::ops::Range<usize>| {
+                    span.contains(&offset) || (span.is_empty() && span.start == offset)
+                };
+                if (holds(key.span()) || holds(value.span())) && path.len() > best.len() {
+                    *best = path.clone();
+                }
+                if let DeValue::Table(t) = value.get_ref() {
+                    walk(t, offset, path, best);
+                }
+                path.pop();
+            }
+        }
+        let mut best = Vec::new();
+        walk(&self.root, offset, &mut Vec::new(), &mut best);
+        best
+    }
+
+    /// `[server]`, `[projects]` and each `[projects.NAME]` must be tables;
+    /// said here, in words, before serde would say "expected struct
+    /// RawServer".
+    fn tables_are_tables(&self) -> Result<(), (Vec<String>, String)> {
+        let not_a_table = |path: Vec<String>, example: &str, value: &DeValue<'_>| {
+            let found = match value {
+                DeValue::String(s) => format!("the text {s:?}"),
+                DeValue::Integer(n) => format!("the number {}", n.as_str()),
+                DeValue::Float(f) => format!("the number {}", f.as_str()),
+                DeValue::Boolean(b) => format!("{b}"),
+                DeValue::Datetime(d) => format!("the date {d}"),
+                DeValue::Array(_) => "a list [...]".into(),
+                DeValue::Table(_) => "a table".into(),
+            };
+            Err((path, format!("expected a table ({example}), found {found}")))
+        };
+        for (key, value) in self.root.iter() {
+            let example = match key.get_ref().as_ref() {
+                "server" => "[server] and its keys on the lines below",
+                "projects" => "[projects.NAME] and the project's keys on the lines below",
+                _ => continue, // an unknown key: serde names it.
+            };
+            let DeValue::Table(table) = value.get_ref() else {
+                return not_a_table(vec![key.get_ref().to_string()], example, value.get_ref());
+            };
+            if key.get_ref() == "projects" {
+                for (name, project) in table.iter() {
+                    if !matches!(project.get_ref(), DeValue::Table(_)) {
+                        return not_a_table(
+                            vec!["projects".into(), name.get_ref().to_string()],
+                            &format!(
+                                "[projects.{}] and the project's keys on the lines below",
+                                dotted(&[name.get_ref()])
+                            ),
+                            project.get_ref(),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A key path as TOML writes it: `projects."my.app".timeout`. A segment
+/// that is not a bare key (a dot, a space, nothing at all) is quoted.
+fn dotted<S: AsRef<str>>(path: &[S]) -> String {
+    path.iter()
+        .map(|s| {
+            let s = s.as_ref();
+            if !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                s.to_string()
+            } else {
+                format!("{s:?}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Serde's own messages about a table's keys, in words: "unknown field
+/// (x), expected one of (a), (b)" (in backticks) becomes `unknown field "x";
+/// the keys here are: a, b`; "missing field (x)" returns the key, to be
+/// added to the path, and says it is required. The value types above
+/// already speak for themselves.
+fn in_words(message: &str) -> (Option<String>, String) {
+    let message = message.trim();
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((name, known)) = rest.split_once('`')
+    {
+        let known = known
+            .trim_start_matches(", ")
+            .trim_start_matches("expected ")
+            .trim_start_matches("one of ")
+            .replace('`', "")
+            .replace(" or ", ", ");
+        return (
+            None,
+            format!("unknown field {name:?}; the keys here are: {known}"),
+        );
+    }
+    if let Some(rest) = message.strip_prefix("missing field `")
+        && let Some((name, _)) = rest.split_once('`')
+    {
+        return (Some(name.to_string()), "missing: it is required".into());
+    }
+    (None, message.replace('`', "\""))
 }
 
 #[cfg(test)]
@@ -818,6 +1291,279 @@ mod tests {
             ))
             .is_ok()
         );
+    }
+
+    #[test]
+    fn quoted_names_inline_tables_and_dotted_keys_point_at_their_line() {
+        // A quoted name holding a dot: the key keeps its quotes, and checks
+        // made after parsing find the line too.
+        let quoted = format!(
+            "[server]\nparallel = 2\n\n[projects.\"my.app\"]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n"
+        );
+        let (line, key, _) = err(&format!("{quoted}branch = \"refs/heads/main\"\n"));
+        assert_eq!((line, key.as_str()), (7, "projects.\"my.app\".branch"));
+        let (line, key, msg) = err(&format!("{quoted}timeout = \"5 parsecs\"\n"));
+        assert_eq!(
+            (line, key.as_str()),
+            (7, "projects.\"my.app\".timeout"),
+            "{msg}"
+        );
+        let (line, key, msg) = err(&format!("{quoted}scirpt = 1\n"));
+        assert_eq!((line, key.as_str()), (7, "projects.\"my.app\".scirpt"));
+        assert!(msg.contains("unknown field"), "{msg}");
+        // A key left out points at its project's table.
+        let (line, key, _) = err(&format!(
+            "[server]\n\n[projects.\"my.app\"]\nscript = \"{SCRIPT}\"\n"
+        ));
+        assert_eq!((line, key.as_str()), (3, "projects.\"my.app\".secret"));
+
+        // Inline tables, on one line and (TOML 1.1) over several.
+        let (line, key, _) = err(&format!(
+            "[server]\nparallel = 2\n\n[projects]\napp = {{ secret = \"x\", script = \"{SCRIPT}\", branch = \"refs/heads/x\" }}\n"
+        ));
+        assert_eq!((line, key.as_str()), (5, "projects.app.branch"));
+        let (line, key, _) = err(&format!(
+            "projects = {{ app = {{\n  secret = \"x\",\n  script = \"{SCRIPT}\",\n  timeout = \"0s\" }} }}\n"
+        ));
+        assert_eq!((line, key.as_str()), (4, "projects.app.timeout"));
+        let (line, key, _) = err(&format!(
+            "projects = {{ app = {{\n  secret = \"x\",\n  script = \"{SCRIPT}\",\n  timeout = 15 }} }}\n"
+        ));
+        assert_eq!((line, key.as_str()), (4, "projects.app.timeout"));
+
+        // Dotted keys, at the top level and inside a table.
+        let (line, key, _) = err(&format!(
+            "projects.app.secret = \"x\"\nprojects.app.script = \"{SCRIPT}\"\n\nprojects.app.kill_grace = \"1 fortnight\"\n"
+        ));
+        assert_eq!((line, key.as_str()), (4, "projects.app.kill_grace"));
+        let (line, key, _) = err(&format!(
+            "[projects]\napp.secret = \"x\"\napp.script = \"{SCRIPT}\"\napp.branch = \"refs/heads/x\"\n"
+        ));
+        assert_eq!((line, key.as_str()), (4, "projects.app.branch"));
+        let (line, key, _) = err("[server]\nlisten = \"x\"\n");
+        assert_eq!((line, key.as_str()), (2, "server.listen"));
+
+        // Broken TOML still names the key it broke in.
+        let (line, key, _) = err(&format!("{quoted}timeout = \n"));
+        assert_eq!((line, key.as_str()), (7, "projects.\"my.app\".timeout"));
+    }
+
+    #[test]
+    fn a_bad_project_name_is_shown_on_its_line_with_what_is_wrong() {
+        for (name, problem) in [
+            (".hidden", "starts with a dot"),
+            ("my app", "holds a space"),
+            ("a/b", "holds a '/'"),
+            ("", "is empty"),
+            ("caf\u{e9}", "holds '\u{e9}'"),
+        ] {
+            let (line, key, msg) = err(&format!(
+                "[server]\nparallel = 2\n\n[projects.{name:?}]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n"
+            ));
+            assert_eq!(line, 4, "{name:?}: {msg}");
+            assert_eq!(key, format!("projects.{name:?}"));
+            assert!(msg.contains(problem), "{name:?}: {msg}");
+            assert!(msg.contains("project name"), "{msg}");
+        }
+        // Allowed: dots inside, dashes, underscores, digits.
+        let c = cfg(&format!(
+            "[projects.\"my.app-2_b\"]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.projects["my.app-2_b"].hook_path(), "/hooks/my.app-2_b");
+    }
+
+    /// Every key, given values of the wrong kind: each error is in words,
+    /// on the key's own line, with none of serde's or Rust's vocabulary.
+    #[test]
+    fn wrong_values_are_answered_in_words() {
+        const SERVER: [&str; 11] = [
+            "listen",
+            "state_dir",
+            "log_dir",
+            "max_body",
+            "parallel",
+            "shutdown_grace",
+            "control_socket",
+            "max_connections",
+            "header_timeout",
+            "request_timeout",
+            "idle_timeout",
+        ];
+        const PROJECT: [&str; 15] = [
+            "provider",
+            "secret",
+            "secret_file",
+            "secret_env",
+            "secret_credential",
+            "repository",
+            "branch",
+            "script",
+            "args",
+            "working_dir",
+            "timeout",
+            "kill_grace",
+            "env",
+            "keep_runs",
+            "secret",
+        ];
+        const WRONG: [&str; 10] = [
+            "\"2\"",
+            "-1",
+            "0",
+            "15",
+            "1.5",
+            "true",
+            "[1, 2]",
+            "{ a = 1 }",
+            "2024-05-01",
+            "\"\"",
+        ];
+        const JARGON: [&str; 14] = [
+            "invalid type",
+            "invalid value",
+            "usize",
+            "u64",
+            "i64",
+            "struct",
+            "sequence",
+            "a map",
+            "variant",
+            "untagged",
+            "`",
+            "expected a string",
+            "expected a duration,",
+            "data did not match",
+        ];
+        let mut texts = Vec::new();
+        for key in SERVER {
+            for v in WRONG {
+                texts.push((format!("server.{key}"), format!("[server]\n{key} = {v}\n")));
+            }
+        }
+        for key in PROJECT {
+            for v in WRONG {
+                let mut text = format!("[projects.app]\n{key} = {v}\n");
+                if key != "script" {
+                    text.push_str(&format!("script = \"{SCRIPT}\"\n"));
+                }
+                if !key.starts_with("secret") {
+                    text.push_str("secret = \"x\"\n");
+                }
+                texts.push((format!("projects.app.{key}"), text));
+            }
+        }
+        for v in WRONG {
+            texts.push(("server".into(), format!("server = {v}\n")));
+            texts.push(("projects".into(), format!("projects = {v}\n")));
+            texts.push(("projects.app".into(), format!("[projects]\napp = {v}\n")));
+        }
+        let mut refused = 0;
+        for (want_key, text) in &texts {
+            let Err(e) = cfg(text) else { continue };
+            refused += 1;
+            let shown = e.to_string();
+            for word in JARGON {
+                assert!(!shown.contains(word), "{word:?} in {shown:?}\nfor\n{text}");
+            }
+            let ConfigError::Invalid { line, key, .. } = &e else {
+                panic!("{e:?}");
+            };
+            // The key itself, or (for a missing secret) its project.
+            assert!(
+                key == want_key
+                    // {...} for a table: its key "a" is unknown.
+                    || key.starts_with(&format!("{want_key}."))
+                    // A value left out of its table, or a missing secret.
+                    || want_key.starts_with(&format!("{key}."))
+                    || key.starts_with("projects.app.secret"),
+                "{key} for {want_key}: {shown}\n{text}"
+            );
+            assert!(*line <= 2, "{shown}\n{text}");
+        }
+        assert!(
+            refused > texts.len() * 3 / 4,
+            "{refused} of {}",
+            texts.len()
+        );
+
+        // What the examples of the report say now.
+        let say = |text: &str| {
+            err(&format!(
+                "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n{text}\n"
+            ))
+            .2
+        };
+        let m = say("keep_runs = \"2\"");
+        assert_eq!(
+            m,
+            "expected a whole number of 1 or more, found the text \"2\": write 2 without quotes"
+        );
+        let m = say("keep_runs = -1");
+        assert_eq!(
+            m,
+            "expected a whole number of 1 or more, found the number -1"
+        );
+        let m = say("timeout = 15");
+        assert!(
+            m.starts_with("expected a duration such as \"15m\" or \"90s\", found the number 15"),
+            "{m}"
+        );
+        assert!(m.contains("\"15s\""), "{m}");
+        let m = say("kill_grace = \"15 fortnights\"");
+        assert!(
+            m.starts_with("\"15 fortnights\" is not a duration such as \"15m\" or \"90s\""),
+            "{m}"
+        );
+        let m = say("provider = \"GitHub\"");
+        assert!(m.contains("\"github\"") && m.contains("lower case"), "{m}");
+        let m = say("args = \"--prod\"");
+        assert!(m.starts_with("expected a list of text"), "{m}");
+        let m = say("env = { N = 1 }");
+        assert!(m.starts_with("N: expected text in quotes"), "{m}");
+        let m = say("scirpt = 1");
+        assert!(
+            m.starts_with("unknown field \"scirpt\"; the keys here are: provider, secret,"),
+            "{m}"
+        );
+        let m = err("[server]\nmax_body = -1\n").2;
+        assert!(m.starts_with("expected a size such as \"25MiB\""), "{m}");
+        let m = err("[server]\nmax_body = \"12 parsecs\"\n").2;
+        assert!(m.contains("\"parsecs\" is not a unit"), "{m}");
+        // An inline secret of the wrong kind is not repeated.
+        let m = err(&format!(
+            "[projects.app]\nsecret = 123456789\nscript = \"{SCRIPT}\"\n"
+        ))
+        .2;
+        assert!(!m.contains("123456789") && m.contains("a number"), "{m}");
+    }
+
+    #[test]
+    fn repository_is_owner_and_name() {
+        let repo = |r: &str| {
+            cfg(&format!(
+                "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\nrepository = \"{r}\"\n"
+            ))
+        };
+        for good in ["acme/app", "group/sub/app", ""] {
+            assert!(repo(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "notaslash",
+            "acme/",
+            "/app",
+            "a//b",
+            "https://github.com/acme/app",
+        ] {
+            let Err(ConfigError::Invalid {
+                line, key, message, ..
+            }) = repo(bad)
+            else {
+                panic!("{bad} accepted");
+            };
+            assert_eq!((line, key.as_str()), (4, "projects.app.repository"));
+            assert!(message.contains("owner/name"), "{message}");
+        }
     }
 
     #[test]

@@ -128,7 +128,10 @@ async fn signals(path: PathBuf, app: Arc<App>, handle: Handle, stop: watch::Send
 async fn reload(path: &std::path::Path, app: &App, handle: &Handle) {
     systemd::reloading();
     let p = path.to_path_buf();
-    let loaded = tokio::task::spawn_blocking(move || config::load(&p)).await;
+    let loaded = tokio::task::spawn_blocking(move || {
+        config::load(&p).and_then(|c| c.require_projects().map(|()| c))
+    })
+    .await;
     match loaded {
         Ok(Ok(new)) => {
             let old = app.config();

@@ -4,7 +4,7 @@
 //! fixed value (a few names fail on purpose), and relative paths resolve
 //! against the repository root, so `script = "/bin/sh"` or
 //! `script = "scripts/deploy-git.sh"` pass and validation goes all the way.
-//! Checks: no panic; an error's line is within the text; a config that
+//! Checks: no panic; an error's line is within the text (never 0); a config that
 //! parses keeps the promises `Config` documents, and each of its durations
 //! can be added to the clock (the daemon turns them into deadlines).
 
@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = e.to_string();
             if let ConfigError::Invalid { line, .. } = e {
                 assert!(
-                    line <= text.lines().count() + 1,
+                    line >= 1 && line <= text.lines().count() + 1,
                     "line {line} of a {}-line text",
                     text.lines().count()
                 );
