@@ -540,6 +540,9 @@ impl Secrets for NoSecrets {
             "secret not loaded".into()
         })
     }
+    fn check_run_paths(&self) -> bool {
+        false
+    }
 }
 
 fn readable_by_others(path: &Path) -> bool {
@@ -555,6 +558,13 @@ pub trait Secrets {
     fn file(&self, path: &Path) -> std::io::Result<String>;
     /// Value of an environment variable.
     fn env(&self, name: &str) -> Option<String>;
+    /// Whether the paths a run will use (script, working directory) are
+    /// looked at too. The commands that only read state (status, history,
+    /// logs) say no: they must still work when a script has just broken —
+    /// that is when an operator reads the history.
+    fn check_run_paths(&self) -> bool {
+        true
+    }
 }
 
 /// The real sources: the filesystem and the process environment.
@@ -795,14 +805,22 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             ));
         };
         let script = resolve(&script.0);
-        if let Some(problem) = script_problem(&script) {
+        if let Some(problem) = secrets
+            .check_run_paths()
+            .then(|| script_problem(&script))
+            .flatten()
+        {
             return Err(invalid(&k("script"), problem));
         }
         let working_dir = match &p.working_dir {
             Some(w) => resolve(&w.0),
             None => script.parent().unwrap_or(&base).to_path_buf(),
         };
-        if let Some(problem) = dir_problem(&working_dir) {
+        if let Some(problem) = secrets
+            .check_run_paths()
+            .then(|| dir_problem(&working_dir))
+            .flatten()
+        {
             return Err(invalid(&k("working_dir"), problem));
         }
         let timeout = p.timeout.map_or(Duration::from_secs(15 * 60), |d| d.0);
