@@ -15,7 +15,7 @@ use crate::executor::ProjectStatus;
 use crate::history::{History, Run, Status};
 use crate::lock::{self, RunLock};
 use crate::queue::{self, Request, Trigger};
-use crate::{daemon, fsutil, runner, signature};
+use crate::{daemon, forge, fsutil, runner};
 
 /// Prints a line on stdout; a closed pipe (`deployd history | head`) ends
 /// the command quietly instead of panicking like `println!`.
@@ -193,7 +193,7 @@ fn sign(config: &Config, name: &str, file: Option<&Path>, as_headers: bool) -> R
             .unwrap_or_default()
             .as_nanos()
     );
-    let Some(headers) = signature::sign_headers(p.provider, &p.key, &body, now, &id) else {
+    let Some(headers) = forge::sign_headers(p.provider, &p.key, &body, now, &id) else {
         return Err(Failure::Usage(anyhow!(
             "{name} is a {} project with a secret token: GitLab sends the token itself in \
              X-Gitlab-Token, there is no signature to compute (send -H 'X-Gitlab-Token: <the \

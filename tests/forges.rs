@@ -13,8 +13,7 @@ use common::*;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use deployd::config::Provider;
-use deployd::signature::{Key, hmac_hex, sign_headers};
+use deployd::forge::{Key, Provider, hmac_hex, sign_headers};
 use serde_json::{Value, json};
 
 /// A GitLab signing token: `whsec_` + base64 of a 32-byte key, as GitLab makes them.
