@@ -18,9 +18,10 @@
 //! `common.rs` holds what they share and is specific to none: the prepared
 //! secret, constant-time checks, header and body readers. Payloads are
 //! parsed only after the signature checked out, and only the fields used are
-//! read (borrowed where the JSON has no escapes). The order of the checks is
-//! the order of the answers in the README's "HTTP answers": signature (401),
-//! content type (415), then event and payload (400).
+//! read (borrowed where the JSON has no escapes). The checks run in the
+//! order the README's *HTTP* section lists them: signature (401), content
+//! type (415), then event and payload (400). docs/forges.md is the same
+//! ground from the user's side.
 
 use std::fmt;
 use std::time::SystemTime;
