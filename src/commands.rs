@@ -1,5 +1,5 @@
-//! The CLI commands of SPEC §1, each a function from parsed arguments to a
-//! result; `main` turns the result into an exit code.
+//! The CLI commands (the README's *Commands* section), each a function from
+//! parsed arguments to a result; `main` turns the result into an exit code.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
