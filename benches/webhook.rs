@@ -8,9 +8,9 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use deployd::config::{self, Provider};
-use deployd::event::{self, Event};
-use deployd::signature::{self, Key};
+use deployd::config;
+use deployd::filter;
+use deployd::forge::{self, Event, Key, Provider};
 use hyper::HeaderMap;
 use hyper::header::HeaderValue;
 
@@ -32,7 +32,7 @@ fn project() -> config::Project {
 }
 
 fn headers(key: &Key, body: &[u8]) -> HeaderMap {
-    let (name, value) = signature::sign_header(Provider::Github, key, body).expect("github signs");
+    let (name, value) = forge::sign_header(Provider::Github, key, body).expect("github signs");
     let mut h = HeaderMap::new();
     h.insert(name, HeaderValue::from_str(&value).expect("hex"));
     h.insert("x-github-event", HeaderValue::from_static("push"));
@@ -51,10 +51,10 @@ fn verify(c: &mut Criterion) {
     let mut g = c.benchmark_group("verify");
     g.throughput(Throughput::Bytes(PUSH.len() as u64));
     g.bench_function("8 KB, good signature", |b| {
-        b.iter(|| signature::verify(Provider::Github, &key, black_box(&good), black_box(PUSH)))
+        b.iter(|| forge::verify(Provider::Github, &key, black_box(&good), black_box(PUSH)))
     });
     g.bench_function("8 KB, bad signature", |b| {
-        b.iter(|| signature::verify(Provider::Github, &key, black_box(&bad), black_box(PUSH)))
+        b.iter(|| forge::verify(Provider::Github, &key, black_box(&bad), black_box(PUSH)))
     });
     g.finish();
 }
@@ -65,7 +65,7 @@ fn parse(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
     g.throughput(Throughput::Bytes(PUSH.len() as u64));
     g.bench_function("8 KB push", |b| {
-        b.iter(|| event::parse(Provider::Github, black_box(&h), black_box(PUSH)))
+        b.iter(|| forge::parse(Provider::Github, black_box(&h), black_box(PUSH)))
     });
     g.finish();
 }
@@ -74,10 +74,10 @@ fn filter(c: &mut Criterion) {
     let project = project();
     let key = Key::new(SECRET.as_bytes());
     let h = headers(&key, PUSH);
-    let Ok(event::Delivery {
+    let Ok(forge::Delivery {
         event: Event::Push(pushes),
         ..
-    }) = event::parse(Provider::Github, &h, PUSH)
+    }) = forge::parse(Provider::Github, &h, PUSH)
     else {
         panic!("the fixture is a push");
     };
@@ -85,10 +85,10 @@ fn filter(c: &mut Criterion) {
     ignored[0].git_ref = "refs/heads/feat".into();
     let mut g = c.benchmark_group("filter");
     g.bench_function("deploys", |b| {
-        b.iter(|| event::choose(black_box(&project), black_box(pushes.clone())))
+        b.iter(|| filter::choose(black_box(&project), black_box(pushes.clone())))
     });
     g.bench_function("ignored branch", |b| {
-        b.iter(|| event::choose(black_box(&project), black_box(ignored.clone())))
+        b.iter(|| filter::choose(black_box(&project), black_box(ignored.clone())))
     });
     g.finish();
 }

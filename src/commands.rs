@@ -1,5 +1,5 @@
-//! The CLI commands of SPEC §1, each a function from parsed arguments to a
-//! result; `main` turns the result into an exit code.
+//! The CLI commands (the README's *Commands* section), each a function from
+//! parsed arguments to a result; `main` turns the result into an exit code.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use crate::executor::{self, ProjectStatus};
 use crate::history::{History, Run, Status};
 use crate::lock::{self, RunLock};
 use crate::queue::{self, Request, Trigger};
-use crate::{daemon, fsutil, runner, signature};
+use crate::{daemon, forge, fsutil, runner};
 
 /// Prints a line on stdout; a closed pipe (`deployd history | head`) ends
 /// the command quietly instead of panicking like `println!`.
@@ -247,7 +247,7 @@ fn sign(config: &Config, name: &str, file: Option<&Path>, as_headers: bool) -> R
             .unwrap_or_default()
             .as_nanos()
     );
-    let Some(headers) = signature::sign_headers(p.provider, &p.key, &body, now, &id) else {
+    let Some(headers) = forge::sign_headers(p.provider, &p.key, &body, now, &id) else {
         return Err(Failure::Usage(anyhow!(
             "{name} is a {} project with a secret token: GitLab sends the token itself in \
              X-Gitlab-Token, there is no signature to compute (send -H 'X-Gitlab-Token: <the \

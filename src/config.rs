@@ -9,7 +9,6 @@
 //! it is written.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
-use crate::signature::Key;
+use crate::forge::{self, Key, Provider};
 
 /// Where the config is looked for when neither `-c` nor `$DEPLOYD_CONFIG` says.
 pub const DEFAULT_PATH: &str = "/etc/deployd/deploy.toml";
@@ -116,32 +115,6 @@ pub struct Server {
     pub request_timeout: Duration,
     /// How long an idle keep-alive connection is kept open.
     pub idle_timeout: Duration,
-}
-
-/// Which forge sends a project's webhooks; decides header names, signature
-/// format and payload shape (see `signature.rs` and `event.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Provider {
-    /// GitHub: `X-Hub-Signature-256`, `X-GitHub-Event`, `X-GitHub-Delivery`.
-    #[default]
-    Github,
-    /// Gitea and Forgejo: `X-Gitea-Signature`/`X-Forgejo-Signature` (bare hex).
-    Gitea,
-    /// GitLab: `X-Gitlab-Token` (and Standard Webhooks signatures).
-    Gitlab,
-    /// Bitbucket Cloud: `X-Hub-Signature`, `X-Event-Key`.
-    Bitbucket,
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Provider::Github => "github",
-            Provider::Gitea => "gitea",
-            Provider::Gitlab => "gitlab",
-            Provider::Bitbucket => "bitbucket",
-        })
-    }
 }
 
 /// One `[projects.NAME]` table, checked.
@@ -774,7 +747,7 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
         if secret.is_empty() {
             return Err(invalid(&k(skey), "the secret is empty".into()));
         }
-        if let Some(problem) = crate::signature::secret_problem(provider, &secret) {
+        if let Some(problem) = forge::secret_problem(provider, &secret) {
             return Err(invalid(&k(skey), problem));
         }
         let repository = p.repository.map(|r| r.0).filter(|r| !r.is_empty());
@@ -1222,10 +1195,7 @@ mod tests {
         assert_eq!(p.working_dir, Path::new("/bin"));
         assert_eq!(p.keep_runs, 100);
         assert_eq!(p.provider, Provider::Github);
-        assert!(p.key.verify_hex(
-            &crate::signature::hmac_hex(&Key::new(b"s3cret"), b"x"),
-            b"x"
-        ));
+        assert_eq!(p.key.sign(b"x"), Key::new(b"s3cret").sign(b"x"));
     }
 
     #[test]

@@ -20,11 +20,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::config::{Config, Project};
 use crate::deliveries::{Deliveries, Seen};
-use crate::event::{self, Event, EventError};
 use crate::executor::Handle;
+use crate::filter;
+use crate::forge::{self, Event, EventError, Rejected, SignatureError};
 use crate::fsutil;
 use crate::queue::{self, Queue, Trigger};
-use crate::signature::{self, SignatureError};
 
 /// What every connection shares.
 pub struct App {
@@ -262,7 +262,7 @@ async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     // The id the dedupe will use, whichever forge sent it.
-    let delivery = event::any_delivery_id(req.headers())
+    let delivery = forge::any_delivery_id(req.headers())
         .map(|s| s.chars().take(64).collect::<String>())
         .unwrap_or_else(|| "-".into());
     let result = route(req, app, &method, &path).await;
@@ -451,9 +451,11 @@ async fn hook(
         config.server.request_timeout,
     )
     .await?;
-    signature::verify(project.provider, &project.key, &headers, &body)
-        .map_err(Reject::Signature)?;
-    let delivery = event::parse(project.provider, &headers, &body).map_err(Reject::Event)?;
+    let delivery =
+        forge::read(project.provider, &project.key, &headers, &body).map_err(|e| match e {
+            Rejected::Signature(e) => Reject::Signature(e),
+            Rejected::Event(e) => Reject::Event(e),
+        })?;
     let pushes = match delivery.event {
         Event::Ping => return Ok(respond(StatusCode::OK, json!({"status": "pong"}))),
         Event::Other(name) => {
@@ -464,7 +466,7 @@ async fn hook(
         }
         Event::Push(p) => p,
     };
-    let push = match event::choose(project, pushes) {
+    let push = match filter::choose(project, pushes) {
         Ok(p) => p,
         Err(reason) => {
             return Ok(respond(

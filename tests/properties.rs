@@ -10,9 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use deployd::config::{self, Project, Provider};
-use deployd::event::{self, Push, Verdict};
-use deployd::signature::{self, Key, SignatureError};
+use deployd::config::{self, Project};
+use deployd::filter::{self, Verdict};
+use deployd::forge::{self, Key, Provider, SignatureError};
+use deployd::push::Push;
 use hyper::HeaderMap;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use proptest::prelude::*;
@@ -35,7 +36,7 @@ fn now() -> SystemTime {
 /// The headers `provider` would send for `body`, or `None` when it signs
 /// nothing (GitLab with a plain token).
 fn signed(provider: Provider, key: &Key, body: &[u8]) -> Option<HeaderMap> {
-    let pairs = signature::sign_headers(provider, key, body, now(), "msg_prop")?;
+    let pairs = forge::sign_headers(provider, key, body, now(), "msg_prop")?;
     let mut h = HeaderMap::new();
     for (name, value) in pairs {
         h.append(
@@ -52,7 +53,7 @@ fn verify(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), SignatureError> {
-    signature::verify_at(provider, key, headers, body, now())
+    forge::verify_at(provider, key, headers, body, now())
 }
 
 /// The one header of `headers` that carries the MAC.
@@ -275,12 +276,12 @@ proptest! {
         let expected = push.git_ref == format!("refs/heads/{branch}")
             && !push.deleted
             && want_repo.as_deref().is_none_or(|r| r.eq_ignore_ascii_case(&push.repository));
-        let verdict = event::filter(&p, &push);
+        let verdict = filter::filter(&p, &push);
         prop_assert_eq!(verdict == Verdict::Deploy, expected, "{:?} {:?}: {:?}", push, p, verdict);
 
         // `choose` takes the first push that deploys, wherever it is.
         let other = Push { git_ref: "refs/notes/x".into(), ..push.clone() };
-        let chosen = event::choose(&p, vec![other, push.clone()]);
+        let chosen = filter::choose(&p, vec![other, push.clone()]);
         prop_assert_eq!(chosen.is_ok(), expected);
         if let Ok(c) = chosen {
             prop_assert_eq!(c, push);
@@ -296,10 +297,10 @@ proptest! {
             repository: repo,
             ..Push::default()
         };
-        prop_assert_ne!(event::filter(&p, &push), Verdict::Deploy);
+        prop_assert_ne!(filter::filter(&p, &push), Verdict::Deploy);
         // Not even a project "on" the tag's own name.
         p.branch = tag;
-        prop_assert_ne!(event::filter(&p, &push), Verdict::Deploy);
+        prop_assert_ne!(filter::filter(&p, &push), Verdict::Deploy);
     }
 
     /// Parsing and verifying never panic, whatever the bytes, the event
@@ -339,9 +340,9 @@ proptest! {
         let key = Key::new(b"s3cret");
         let p = project("main", None);
         for provider in PROVIDERS {
-            let _ = signature::verify(provider, &key, &h, &body);
-            if let Ok(event::Delivery { event: event::Event::Push(pushes), .. }) = event::parse(provider, &h, &body) {
-                let _ = event::choose(&p, pushes);
+            let _ = forge::verify(provider, &key, &h, &body);
+            if let Ok(forge::Delivery { event: forge::Event::Push(pushes), .. }) = forge::parse(provider, &h, &body) {
+                let _ = filter::choose(&p, pushes);
             }
         }
     }

@@ -14,7 +14,7 @@
 //! A line that is not a valid header (no colon, a name or value hyper would
 //! refuse) is skipped, as hyper would never hand deployd such a header.
 
-use deployd::config::Provider;
+use deployd::forge::Provider;
 use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
 

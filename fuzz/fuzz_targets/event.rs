@@ -1,4 +1,4 @@
-//! `event::parse` on hostile deliveries, then the filter on what it yields.
+//! `forge::parse` on hostile deliveries, then the filter on what it yields.
 //!
 //! Input: a message as in `common.rs` (headers, blank line, body). For every
 //! provider the message is parsed with its own `Content-Type`, then as
@@ -18,8 +18,10 @@ mod common;
 use std::path::Path;
 use std::sync::LazyLock;
 
-use deployd::config::{self, Project, Provider};
-use deployd::event::{self, Delivery, Event, EventError, Push, Verdict};
+use deployd::config::{self, Project};
+use deployd::filter::{self, Verdict};
+use deployd::forge::{self, Delivery, Event, EventError, Provider};
+use deployd::push::Push;
 use hyper::HeaderMap;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use libfuzzer_sys::fuzz_target;
@@ -66,7 +68,7 @@ fn with_type(headers: &HeaderMap, content_type: &'static str) -> HeaderMap {
 }
 
 fn check(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
-    let parsed = event::parse(provider, headers, body);
+    let parsed = forge::parse(provider, headers, body);
     if let Ok(Delivery {
         event: Event::Push(pushes),
         ..
@@ -84,7 +86,7 @@ fn check(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Result<Deliver
 fn filter_all(pushes: &[Push]) {
     let fixed = &*PROJECT;
     for push in pushes {
-        let _ = event::filter(fixed, push);
+        let _ = filter::filter(fixed, push);
 
         // A project made for this very push deploys it, unless the branch
         // went away; one for another branch never does.
@@ -92,28 +94,28 @@ fn filter_all(pushes: &[Push]) {
             let mut own = fixed.clone();
             own.branch = branch.to_string();
             own.repository = Some(push.repository.to_ascii_uppercase());
-            let verdict = event::filter(&own, push);
+            let verdict = filter::filter(&own, push);
             assert_eq!(
                 verdict == Verdict::Deploy,
                 !push.deleted,
                 "{push:?} under {own:?}: {verdict:?}"
             );
             own.branch.push('x');
-            assert_ne!(event::filter(&own, push), Verdict::Deploy, "{push:?}");
+            assert_ne!(filter::filter(&own, push), Verdict::Deploy, "{push:?}");
         } else {
-            assert_ne!(event::filter(fixed, push), Verdict::Deploy, "{push:?}");
+            assert_ne!(filter::filter(fixed, push), Verdict::Deploy, "{push:?}");
         }
     }
 
-    match event::choose(fixed, pushes.to_vec()) {
+    match filter::choose(fixed, pushes.to_vec()) {
         Ok(chosen) => {
-            assert_eq!(event::filter(fixed, &chosen), Verdict::Deploy);
+            assert_eq!(filter::filter(fixed, &chosen), Verdict::Deploy);
             assert!(pushes.contains(&chosen));
         }
         Err(_) => assert!(
             pushes
                 .iter()
-                .all(|p| event::filter(fixed, p) != Verdict::Deploy)
+                .all(|p| filter::filter(fixed, p) != Verdict::Deploy)
         ),
     }
 }

@@ -1,4 +1,4 @@
-//! `signature::verify` on hostile headers: arbitrary secret, arbitrary
+//! `forge::verify` on hostile headers: arbitrary secret, arbitrary
 //! authentication headers (any name, any bytes hyper accepts), arbitrary
 //! body, for every provider.
 //!
@@ -21,9 +21,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use deployd::config::Provider;
-use deployd::event;
-use deployd::signature::{self, Key, SignatureError};
+use deployd::forge::{self, Key, Provider, SignatureError};
 use hyper::HeaderMap;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
@@ -45,8 +43,8 @@ fuzz_target!(|data: &[u8]| {
 
     for provider in common::PROVIDERS {
         // The real clock once, for the function the server calls.
-        let _ = signature::verify(provider, &key, &headers, body);
-        if signature::verify_at(provider, &key, &headers, body, now).is_ok() {
+        let _ = forge::verify(provider, &key, &headers, body);
+        if forge::verify_at(provider, &key, &headers, body, now).is_ok() {
             assert!(
                 genuine(provider, &key, secret, &headers, body),
                 "{provider} accepted headers without the MAC: {headers:?}"
@@ -61,9 +59,9 @@ fuzz_target!(|data: &[u8]| {
 /// Whether `headers` could be authentic: they hold the MAC, the secret, or
 /// (GitLab with a signing token) a Standard Webhooks signature.
 fn genuine(provider: Provider, key: &Key, secret: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
-    let mut macs = vec![signature::hmac_hex(key, body)];
-    if let Some(payload) = event::form_payload(body) {
-        macs.push(signature::hmac_hex(key, &payload));
+    let mut macs = vec![forge::hmac_hex(key, body)];
+    if let Some(payload) = forge::form_payload(body) {
+        macs.push(forge::hmac_hex(key, &payload));
     }
     let holds_mac = |v: &HeaderValue| {
         let v = v.as_bytes().to_ascii_lowercase();
@@ -94,23 +92,23 @@ fn round_trip(
     }
     // Gitea and Forgejo sign the JSON document, which a form carries in its
     // `payload` field; a form without one cannot be verified at all.
-    let form_payload = event::form_payload(body);
-    let signed_over = match (provider, event::is_form(&base)) {
+    let form_payload = forge::form_payload(body);
+    let signed_over = match (provider, forge::is_form(&base)) {
         (Provider::Gitea, true) => match &form_payload {
             Some(p) => p.as_slice(),
             None => {
                 let mut h = base.clone();
-                let value = HeaderValue::from_str(&signature::hmac_hex(key, body))
+                let value = HeaderValue::from_str(&forge::hmac_hex(key, body))
                     .expect("hex is a valid header value");
                 h.insert("x-gitea-signature", value);
-                assert!(signature::verify_at(provider, key, &h, body, now).is_err());
+                assert!(forge::verify_at(provider, key, &h, body, now).is_err());
                 return;
             }
         },
         _ => body,
     };
 
-    if let Some(signed) = signature::sign_headers(provider, key, signed_over, now, "msg_fuzz") {
+    if let Some(signed) = forge::sign_headers(provider, key, signed_over, now, "msg_fuzz") {
         let mut h = base.clone();
         for (name, value) in signed {
             let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
@@ -118,14 +116,14 @@ fn round_trip(
             h.append(name, value);
         }
         assert_eq!(
-            signature::verify_at(provider, key, &h, body, now),
+            forge::verify_at(provider, key, &h, body, now),
             Ok(()),
             "{provider}: its own signature {h:?} did not verify"
         );
         if provider == Provider::Gitlab {
-            let late = now + signature::TOLERANCE + Duration::from_secs(1);
+            let late = now + forge::TOLERANCE + Duration::from_secs(1);
             assert_eq!(
-                signature::verify_at(provider, key, &h, body, late),
+                forge::verify_at(provider, key, &h, body, late),
                 Err(SignatureError::Expired)
             );
         }
@@ -137,6 +135,6 @@ fn round_trip(
     {
         let mut h = base;
         h.insert("x-gitlab-token", token);
-        assert_eq!(signature::verify_at(provider, key, &h, body, now), Ok(()));
+        assert_eq!(forge::verify_at(provider, key, &h, body, now), Ok(()));
     }
 }

@@ -267,7 +267,7 @@ pub fn push_body(git_ref: &str, after: &str, repo: &str) -> String {
 pub fn sign(secret: &str, body: &[u8]) -> String {
     format!(
         "sha256={}",
-        deployd::signature::hmac_hex(&deployd::signature::Key::new(secret.as_bytes()), body)
+        deployd::forge::hmac_hex(&deployd::forge::Key::new(secret.as_bytes()), body)
     )
 }
 

@@ -1,0 +1,322 @@
+//! Bitbucket Cloud: everything deployd knows of its webhooks.
+//!
+//! | what | where |
+//! | --- | --- |
+//! | signature | `X-Hub-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw body |
+//! | event | `X-Event-Key`: `repo:push`, `diagnostics:ping`; any other is ignored |
+//! | delivery id | `X-Request-UUID` |
+//! | push | each of `push.changes` (`old`, `new`), `repository.full_name`, `actor.nickname` |
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use hyper::HeaderMap;
+use serde::Deserialize;
+
+use super::common::{
+    Body, Delivery, Event, EventError, Key, SignatureError, auth_header, header_str, hmac_hex,
+    json_of, payload, read_delivery, verify_sha256_prefixed,
+};
+use crate::push::Push;
+
+/// The delivery-id header.
+pub(super) const DELIVERY_HEADERS: &[&str] = &["x-request-uuid"];
+
+/// Checks `X-Hub-Signature` (GitHub's `-256` header name is not Bitbucket's).
+pub(super) fn verify(
+    key: &Key,
+    headers: &HeaderMap,
+    body: &[u8],
+    _now: SystemTime,
+) -> Result<(), SignatureError> {
+    verify_sha256_prefixed(auth_header(headers, "x-hub-signature")?, key, body)
+}
+
+/// The header Bitbucket would send for `body`.
+pub(super) fn sign(key: &Key, body: &[u8]) -> Vec<(&'static str, String)> {
+    vec![("X-Hub-Signature", format!("sha256={}", hmac_hex(key, body)))]
+}
+
+/// Reads a verified delivery.
+pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
+    read_delivery(headers, body, DELIVERY_HEADERS, event)
+}
+
+#[derive(Deserialize)]
+struct BbPush<'a> {
+    #[serde(borrow)]
+    push: BbChanges<'a>,
+    #[serde(borrow)]
+    repository: Option<BbRepo<'a>>,
+    #[serde(borrow)]
+    actor: Option<BbActor<'a>>,
+}
+
+#[derive(Deserialize)]
+struct BbRepo<'a> {
+    #[serde(borrow)]
+    full_name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct BbChanges<'a> {
+    #[serde(borrow, default)]
+    changes: Vec<BbChange<'a>>,
+}
+
+#[derive(Deserialize)]
+struct BbChange<'a> {
+    #[serde(borrow)]
+    new: Option<BbRef<'a>>,
+    #[serde(borrow)]
+    old: Option<BbRef<'a>>,
+}
+
+#[derive(Deserialize)]
+struct BbRef<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    target: Option<BbTarget<'a>>,
+}
+
+#[derive(Deserialize)]
+struct BbTarget<'a> {
+    #[serde(borrow)]
+    hash: Cow<'a, str>,
+}
+
+/// Bitbucket dropped `username` from accounts in 2019 for `nickname`; both
+/// are read, then `display_name`.
+#[derive(Deserialize)]
+struct BbActor<'a> {
+    #[serde(borrow, default)]
+    nickname: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    username: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    display_name: Option<Cow<'a, str>>,
+}
+
+/// One delivery may carry several ref changes, each a [`Push`];
+/// `filter::choose` deploys the one to the project's branch.
+fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventError> {
+    let event =
+        header_str(headers, "x-event-key").ok_or(EventError::MissingEvent("X-Event-Key"))?;
+    Ok(match event {
+        "repo:push" => {
+            let json = json_of(kind, body)?;
+            let p: BbPush = payload(&json)?;
+            let repository = p
+                .repository
+                .and_then(|r| r.full_name)
+                .map(Cow::into_owned)
+                .unwrap_or_default();
+            let pusher = p
+                .actor
+                .and_then(|a| a.nickname.or(a.username).or(a.display_name))
+                .map(Cow::into_owned)
+                .unwrap_or_default();
+            Event::Push(
+                p.push
+                    .changes
+                    .into_iter()
+                    .map(|c| change(c, &repository, &pusher))
+                    .collect(),
+            )
+        }
+        // What Bitbucket's "Test connection" sends (Data Center has it).
+        "diagnostics:ping" => Event::Ping,
+        other => Event::Other(other.to_string()),
+    })
+}
+
+/// One entry of `push.changes`: `new` is the ref after the push (`null` when
+/// it was deleted), `old` the ref before (`null` when it was created).
+fn change(c: BbChange<'_>, repository: &str, pusher: &str) -> Push {
+    let hash = |r: &Option<BbRef<'_>>| {
+        r.as_ref()
+            .and_then(|r| r.target.as_ref())
+            .map(|t| t.hash.to_string())
+            .unwrap_or_else(|| "0".repeat(40))
+    };
+    let (before, after) = (hash(&c.old), hash(&c.new));
+    let git_ref = c
+        .new
+        .as_ref()
+        .or(c.old.as_ref())
+        .map(|r| match r.kind.as_ref() {
+            "branch" | "named_branch" => format!("refs/heads/{}", r.name),
+            "tag" | "annotated_tag" => format!("refs/tags/{}", r.name),
+            // Mercurial bookmarks and whatever comes next: not a branch.
+            other => format!("{other}:{}", r.name),
+        })
+        .unwrap_or_default();
+    Push {
+        git_ref,
+        before,
+        deleted: c.new.is_none(),
+        after,
+        repository: repository.to_string(),
+        pusher: pusher.to_string(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::forge::common::tests::{SHA, headers, push_of};
+
+    fn check(key: &Key, h: &HeaderMap, body: &[u8]) -> Result<(), SignatureError> {
+        verify(key, h, body, SystemTime::now())
+    }
+
+    #[test]
+    fn bitbucket_prefixed_sha256() {
+        let key = Key::new(b"forge secret");
+        let body = br#"{"push":{"changes":[]}}"#;
+        let hex = hmac_hex(&key, body);
+        let check_value = |v: &str| check(&key, &headers(&[("x-hub-signature", v)]), body);
+        assert_eq!(check_value(&format!("sha256={hex}")), Ok(()));
+        let (name, value) = sign(&key, body).remove(0);
+        assert_eq!((name, check_value(&value)), ("X-Hub-Signature", Ok(())));
+        assert_eq!(check_value(&hex), Err(SignatureError::Malformed));
+        assert_eq!(
+            check_value(&format!("sha256={}", hmac_hex(&key, b"x"))),
+            Err(SignatureError::Mismatch)
+        );
+        // GitHub's header name is not Bitbucket's.
+        let h = headers(&[("x-hub-signature-256", &format!("sha256={hex}"))]);
+        assert_eq!(check(&key, &h, body), Err(SignatureError::Missing));
+    }
+
+    /// A Bitbucket Cloud ref state (`new` or `old` of a change), documented
+    /// shape (trimmed).
+    pub(crate) fn bb_ref(kind: &str, name: &str, hash: &str) -> serde_json::Value {
+        serde_json::json!({
+            "type": kind,
+            "name": name,
+            "target": {
+                "type": "commit",
+                "hash": hash,
+                "author": {"type": "author", "raw": "Alex <alex@example.com>"},
+                "message": "conflict free\n",
+                "date": "2024-05-15T23:09:07+00:00",
+                "parents": [{"type": "commit", "hash": "4c0d03e075d808b9241ec760087e114d6d0ccf00"}],
+                "links": {"html": {"href": "https://bitbucket.org/acme/app/commits/x"}}
+            },
+            "links": {"html": {"href": "https://bitbucket.org/acme/app/branch/x"}}
+        })
+    }
+
+    /// A `repo:push` body with these `(old, new)` changes.
+    pub(crate) fn bb_push(changes: Vec<(serde_json::Value, serde_json::Value)>) -> String {
+        let changes: Vec<_> = changes
+            .into_iter()
+            .map(|(old, new)| {
+                serde_json::json!({
+                    "new": new, "old": old,
+                    "created": false, "forced": false, "closed": false, "truncated": false,
+                    "links": {"diff": {"href": "https://api.bitbucket.org/2.0/x"}},
+                    "commits": []
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "push": {"changes": changes},
+            "actor": {
+                "type": "user",
+                "display_name": "Alex Doe",
+                "nickname": "alexd",
+                "uuid": "{58e8bb1e-704e-4239-b082-b4ceaf8cc369}",
+                "account_id": "557058:c0b72ad0-1cb5-4018-9cdc-0cde8492c443"
+            },
+            "repository": {
+                "type": "repository",
+                "name": "app",
+                "full_name": "acme/app",
+                "uuid": "{5b6cc2a1-4841-469e-aebe-b0b58e14ffd3}",
+                "is_private": true,
+                "workspace": {"slug": "acme", "type": "workspace"}
+            }
+        })
+        .to_string()
+    }
+
+    /// Parses a Bitbucket delivery of `event` with its usual headers.
+    pub(crate) fn bitbucket(event: &str, body: &str) -> Delivery {
+        parse(
+            &headers(&[
+                ("content-type", "application/json"),
+                ("x-event-key", event),
+                ("x-hook-uuid", "{hook-uuid}"),
+                ("x-request-uuid", "req-1"),
+                ("x-attempt-number", "1"),
+            ]),
+            body.as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn bitbucket_push_is_read() {
+        let old = "1".repeat(40);
+        let body = bb_push(vec![(
+            bb_ref("branch", "main", &old),
+            bb_ref("branch", "main", SHA),
+        )]);
+        let d = bitbucket("repo:push", &body);
+        assert_eq!(d.id.as_deref(), Some("req-1"));
+        let p = push_of(d.event).remove(0);
+        assert_eq!(
+            p,
+            Push {
+                git_ref: "refs/heads/main".into(),
+                before: old.clone(),
+                after: SHA.into(),
+                repository: "acme/app".into(),
+                pusher: "alexd".into(),
+                deleted: false,
+            }
+        );
+        // An account without a nickname: the older username, then the name.
+        let body = body.replace("\"nickname\":\"alexd\",", "");
+        assert_eq!(
+            push_of(bitbucket("repo:push", &body).event)[0].pusher,
+            "Alex Doe"
+        );
+    }
+
+    #[test]
+    fn bitbucket_deletion_ping_and_other_events() {
+        let old = "1".repeat(40);
+        let null = serde_json::Value::Null;
+        // `new: null` is a deletion, named by `old` (what the filter and
+        // `choose` make of changes is in filter.rs's tests).
+        let deleted = push_of(
+            bitbucket(
+                "repo:push",
+                &bb_push(vec![(bb_ref("branch", "main", &old), null.clone())]),
+            )
+            .event,
+        )
+        .remove(0);
+        assert!(deleted.deleted);
+        assert_eq!(
+            (deleted.before.as_str(), deleted.after.as_str()),
+            (old.as_str(), "0000000000000000000000000000000000000000")
+        );
+        // Ping, other events, no event header.
+        assert_eq!(bitbucket("diagnostics:ping", "{}").event, Event::Ping);
+        assert_eq!(
+            bitbucket("pullrequest:created", "{}").event,
+            Event::Other("pullrequest:created".into())
+        );
+        assert_eq!(
+            parse(&headers(&[("content-type", "application/json")]), b"{}"),
+            Err(EventError::MissingEvent("X-Event-Key"))
+        );
+    }
+}

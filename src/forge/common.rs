@@ -1,0 +1,329 @@
+//! What every forge's file is built from, and knows no forge itself: the
+//! prepared secret ([`Key`]) and constant-time checks, the forge-neutral
+//! answer ([`Delivery`], [`Event`]) and its errors, and the readers of headers
+//! and bodies (JSON, or a form whose `payload` field holds the JSON).
+//!
+//! No answer says *why* a signature failed: a missing, malformed or wrong
+//! signature all answer the same 401 so a prober learns nothing; the kinds of
+//! [`SignatureError`] exist for tests and for the (rate-limited) log line.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, KeyInit, Mac};
+use hyper::HeaderMap;
+use serde::Deserialize;
+use sha2::Sha256;
+
+use crate::push::Push;
+
+/// HMAC-SHA256, the MAC every forge uses.
+pub(crate) type HmacSha256 = Hmac<Sha256>;
+
+/// The prefix of a Standard Webhooks secret (GitLab's signing token).
+pub(crate) const WHSEC: &str = "whsec_";
+
+/// A project's secret, ready to sign: the HMAC key schedule is done once at
+/// config load, and each request clones the prepared state.
+#[derive(Clone)]
+pub struct Key {
+    mac: HmacSha256,
+    /// MAC of the secret under itself: lets a token-style forge (GitLab) be
+    /// compared in constant time without keeping the secret around.
+    token_mac: Vec<u8>,
+    /// When the secret is a Standard Webhooks secret (`whsec_<base64>`, the
+    /// form GitLab requires of a signing token), the HMAC keyed with the
+    /// decoded bytes: such signatures are not keyed with the text itself.
+    signing: Option<HmacSha256>,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(<redacted>)")
+    }
+}
+
+impl Key {
+    /// Prepares `secret` for signing and verifying.
+    pub fn new(secret: &[u8]) -> Key {
+        // HMAC takes keys of any length; this cannot fail.
+        let mac = <HmacSha256 as KeyInit>::new_from_slice(secret)
+            .expect("HMAC accepts keys of any length");
+        let mut t = mac.clone();
+        t.update(secret);
+        let signing = signing_key(secret).map(|k| {
+            <HmacSha256 as KeyInit>::new_from_slice(&k).expect("HMAC accepts keys of any length")
+        });
+        Key {
+            token_mac: t.finalize().into_bytes().to_vec(),
+            mac,
+            signing,
+        }
+    }
+
+    /// Whether the secret is a Standard Webhooks secret (`whsec_<base64>`),
+    /// so that GitLab signing-token signatures can be checked with it.
+    pub fn has_signing_token(&self) -> bool {
+        self.signing.is_some()
+    }
+
+    /// The raw HMAC-SHA256 of `body`.
+    pub fn sign(&self, body: &[u8]) -> [u8; 32] {
+        let mut m = self.mac.clone();
+        m.update(body);
+        m.finalize().into_bytes().into()
+    }
+
+    /// Whether `token` equals the secret, in constant time.
+    pub fn verify_token(&self, token: &[u8]) -> bool {
+        let mut m = self.mac.clone();
+        m.update(token);
+        m.verify_slice(&self.token_mac).is_ok()
+    }
+
+    /// Whether `sig` is the HMAC of `body`, in constant time.
+    pub(crate) fn verify_raw(&self, sig: &[u8; 32], body: &[u8]) -> bool {
+        let mut m = self.mac.clone();
+        m.update(body);
+        m.verify_slice(sig).is_ok()
+    }
+
+    /// The HMAC keyed with a Standard Webhooks secret's decoded bytes, when
+    /// the secret is one.
+    pub(crate) fn signing(&self) -> Option<&HmacSha256> {
+        self.signing.as_ref()
+    }
+}
+
+/// The key bytes of a `whsec_<base64>` secret; `None` for any other secret.
+pub(crate) fn signing_key(secret: &[u8]) -> Option<Vec<u8>> {
+    let rest = secret.strip_prefix(WHSEC.as_bytes())?;
+    BASE64.decode(rest).ok().filter(|k| !k.is_empty())
+}
+
+/// The HMAC-SHA256 of `body` as lowercase hex.
+pub fn hmac_hex(key: &Key, body: &[u8]) -> String {
+    hex::encode(key.sign(body))
+}
+
+/// Why a delivery was not authenticated. Callers answer 401 for every kind;
+/// the kinds exist for tests and for the (rate-limited) log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// No signature header at all.
+    #[error("missing signature")]
+    Missing,
+    /// A header that is not of the forge's format.
+    #[error("malformed signature")]
+    Malformed,
+    /// Well-formed, but not made with this project's secret over this body.
+    #[error("wrong signature")]
+    Mismatch,
+    /// A right Standard Webhooks signature whose timestamp is more than
+    /// the tolerance away from our clock: a replay, or a clock that is off.
+    #[error("signature timestamp outside the allowed window (replay, or clock skew)")]
+    Expired,
+}
+
+/// A header's text for a signature check: missing and non-text values are
+/// told apart, as [`SignatureError`] does.
+pub(crate) fn auth_header<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+) -> Result<&'a str, SignatureError> {
+    let v = headers.get(name).ok_or(SignatureError::Missing)?;
+    v.to_str().map_err(|_| SignatureError::Malformed)
+}
+
+/// 64 hex digits, either case, as the 32 bytes they spell.
+pub(crate) fn parse_hex(hex_sig: &str) -> Result<[u8; 32], SignatureError> {
+    let mut sig = [0u8; 32];
+    let hex_sig = hex_sig.trim();
+    if hex_sig.len() != 64 || hex::decode_to_slice(hex_sig, &mut sig).is_err() {
+        return Err(SignatureError::Malformed);
+    }
+    Ok(sig)
+}
+
+/// `sha256=<64 hex>` over the raw body, as GitHub and Bitbucket send it
+/// (each under its own header name).
+pub(crate) fn verify_sha256_prefixed(
+    value: &str,
+    key: &Key,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    let hex_sig = value
+        .trim()
+        .strip_prefix("sha256=")
+        .ok_or(SignatureError::Malformed)?;
+    let sig = parse_hex(hex_sig)?;
+    if key.verify_raw(&sig, body) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// Seconds since the Unix epoch, negative before it.
+pub(crate) fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
+/// The event a delivery carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The forge checking the hook works: GitHub's `ping`, Gitea's and
+    /// Forgejo's "Test delivery", Bitbucket's `diagnostics:ping`.
+    Ping,
+    /// The ref updates of one push (GitHub sends one, Bitbucket may send
+    /// several, or none). `filter::choose` picks the one that deploys.
+    Push(Vec<Push>),
+    /// Any other event, by its name; answered `ignored`.
+    Other(String),
+}
+
+/// A verified and parsed delivery, whatever forge sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The forge's delivery id, used to answer redeliveries `duplicate`.
+    pub id: Option<String>,
+    /// What happened.
+    pub event: Event,
+}
+
+/// Why a signed delivery could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// Neither JSON nor a form with a `payload` field: 415.
+    #[error(
+        "unsupported content type {0:?}: send application/json or application/x-www-form-urlencoded"
+    )]
+    ContentType(String),
+    /// No event header: 400.
+    #[error("missing {0} header")]
+    MissingEvent(&'static str),
+    /// The body is not the payload the event promises: 400.
+    #[error("malformed payload: {0}")]
+    Payload(String),
+}
+
+/// A delivery's body: JSON, or a form whose `payload` field holds JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Body {
+    Json,
+    Form,
+}
+
+/// Checks the content type (415) without looking at the body.
+pub(crate) fn content_type(headers: &HeaderMap) -> Result<Body, EventError> {
+    let raw = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let media = raw.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("application/json") {
+        Ok(Body::Json)
+    } else if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Ok(Body::Form)
+    } else {
+        Err(EventError::ContentType(raw))
+    }
+}
+
+/// Whether the body is a form (`application/x-www-form-urlencoded`), whose
+/// JSON is in the `payload` field.
+pub fn is_form(headers: &HeaderMap) -> bool {
+    matches!(content_type(headers), Ok(Body::Form))
+}
+
+/// The decoded `payload` field of a form body (the first, if repeated): the
+/// JSON document parsed, and what Gitea and Forgejo sign.
+pub fn form_payload(body: &[u8]) -> Option<Vec<u8>> {
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| v.into_owned().into_bytes())
+}
+
+/// The JSON document of a body: itself, or a form's `payload` field.
+pub(crate) fn json_of(kind: Body, body: &[u8]) -> Result<Cow<'_, [u8]>, EventError> {
+    match kind {
+        Body::Json => Ok(Cow::Borrowed(body)),
+        Body::Form => form_payload(body)
+            .map(Cow::Owned)
+            .ok_or_else(|| EventError::Payload("form body without a payload field".into())),
+    }
+}
+
+/// A header's trimmed text, `None` when missing, empty or not text.
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// The first of `names` present: a forge's delivery-id headers, best first.
+pub(crate) fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+    names.iter().find_map(|h| header_str(headers, h))
+}
+
+/// A verified delivery read the way every forge's is: content type first
+/// (415), then the forge's `event` reader on the body (400), with the first
+/// of the forge's delivery-id headers `ids`.
+pub(crate) fn read_delivery(
+    headers: &HeaderMap,
+    body: &[u8],
+    ids: &[&str],
+    event: fn(&HeaderMap, Body, &[u8]) -> Result<Event, EventError>,
+) -> Result<Delivery, EventError> {
+    let kind = content_type(headers)?;
+    let id = first_header(headers, ids).map(str::to_string);
+    Ok(Delivery {
+        id,
+        event: event(headers, kind, body)?,
+    })
+}
+
+/// Deserializes a payload, any error a 400.
+pub(crate) fn payload<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, EventError> {
+    serde_json::from_slice(json).map_err(|e| EventError::Payload(e.to_string()))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    /// A commit id for fixtures.
+    pub(crate) const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    /// Headers from pairs; a repeated name keeps every value.
+    pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    /// The pushes of an event that must be a push.
+    pub(crate) fn push_of(e: Event) -> Vec<Push> {
+        match e {
+            Event::Push(p) => p,
+            e => panic!("not a push: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let key = Key::new(b"hunter2");
+        assert_eq!(format!("{key:?}"), "Key(<redacted>)");
+    }
+}

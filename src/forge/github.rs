@@ -1,0 +1,401 @@
+//! GitHub: everything deployd knows of its webhooks.
+//!
+//! | what | where |
+//! | --- | --- |
+//! | signature | `X-Hub-Signature-256: sha256=<hex>`, the HMAC-SHA256 of the raw body |
+//! | event | `X-GitHub-Event`: `push`, `ping`; any other is ignored |
+//! | delivery id | `X-GitHub-Delivery` |
+//! | push | `ref`, `before`, `after`, `deleted`, `repository.full_name`, `pusher.name` |
+//!
+//! Gitea and Forgejo send the same push shape: [`read_push`] serves them too.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use hyper::HeaderMap;
+use serde::Deserialize;
+
+use super::common::{
+    Body, Delivery, Event, EventError, Key, SignatureError, auth_header, header_str, hmac_hex,
+    json_of, read_delivery, verify_sha256_prefixed,
+};
+use crate::push::{Push, zeros};
+
+/// The delivery-id header.
+pub(super) const DELIVERY_HEADERS: &[&str] = &["x-github-delivery"];
+
+/// Checks `X-Hub-Signature-256`; the older SHA-1 `X-Hub-Signature` alone
+/// does not count.
+pub(super) fn verify(
+    key: &Key,
+    headers: &HeaderMap,
+    body: &[u8],
+    _now: SystemTime,
+) -> Result<(), SignatureError> {
+    verify_sha256_prefixed(auth_header(headers, "x-hub-signature-256")?, key, body)
+}
+
+/// The header GitHub would send for `body`.
+pub(super) fn sign(key: &Key, body: &[u8]) -> Vec<(&'static str, String)> {
+    vec![(
+        "X-Hub-Signature-256",
+        format!("sha256={}", hmac_hex(key, body)),
+    )]
+}
+
+/// Reads a verified delivery.
+pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
+    read_delivery(headers, body, DELIVERY_HEADERS, event)
+}
+
+/// The event of a verified delivery.
+fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventError> {
+    let event =
+        header_str(headers, "x-github-event").ok_or(EventError::MissingEvent("X-GitHub-Event"))?;
+    Ok(match event {
+        "ping" => Event::Ping,
+        "push" => Event::Push(vec![read_push(kind, body)?]),
+        other => Event::Other(other.to_string()),
+    })
+}
+
+/// A push as GitHub shapes it; Gitea and Forgejo send the same shape.
+/// Read by [`gh_fields`], which stops at the last field it needs.
+#[derive(Default)]
+struct GhPush<'a> {
+    git_ref: Option<Cow<'a, str>>,
+    before: Option<Cow<'a, str>>,
+    after: Option<Cow<'a, str>>,
+    deleted: Option<bool>,
+    repository: Option<Option<Repo<'a>>>,
+    pusher: Option<Option<Who<'a>>>,
+}
+
+impl GhPush<'_> {
+    /// Every field is there: the rest of the body can go unread.
+    fn complete(&self) -> bool {
+        self.git_ref.is_some()
+            && self.before.is_some()
+            && self.after.is_some()
+            && self.deleted.is_some()
+            && self.repository.is_some()
+            && self.pusher.is_some()
+    }
+}
+
+/// The top-level keys [`gh_fields`] reads; any other is skipped unread.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum GhField {
+    Ref,
+    Before,
+    After,
+    Deleted,
+    Repository,
+    Pusher,
+    #[serde(other)]
+    Other,
+}
+
+/// Reads the fields of a GitHub-shaped push from `json`, and nothing after
+/// the last of them: GitHub sends `ref`, `before`, `after`, `repository`,
+/// `pusher` and `deleted` first and the commits (most of the body, up to
+/// megabytes) after, so an 8 KB push is parsed in a third of the time
+/// (`cargo bench -- parse`: 6.2 µs before, 2.2 µs now).
+/// What is read is read by serde_json, with its checks; the rest of a body
+/// whose signature checked out is not looked at. When a field is missing
+/// (Gitea sends no `deleted`, and its commits first) the whole body is read,
+/// as before.
+fn gh_fields(json: &[u8]) -> Result<GhPush<'_>, EventError> {
+    use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
+
+    struct Walk<'p, 'a>(&'p mut GhPush<'a>);
+
+    fn set<'a, A: MapAccess<'a>, T: Deserialize<'a>>(
+        map: &mut A,
+        slot: &mut Option<T>,
+        name: &'static str,
+    ) -> Result<(), A::Error> {
+        if slot.is_some() {
+            return Err(de::Error::duplicate_field(name));
+        }
+        *slot = Some(map.next_value()?);
+        Ok(())
+    }
+
+    impl<'a> Visitor<'a> for Walk<'_, 'a> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a push payload (a JSON object)")
+        }
+
+        fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<(), A::Error> {
+            let p = self.0;
+            while let Some(key) = map.next_key::<GhField>()? {
+                match key {
+                    GhField::Ref => set(&mut map, &mut p.git_ref, "ref")?,
+                    GhField::Before => set(&mut map, &mut p.before, "before")?,
+                    GhField::After => set(&mut map, &mut p.after, "after")?,
+                    GhField::Deleted => set(&mut map, &mut p.deleted, "deleted")?,
+                    GhField::Repository => set(&mut map, &mut p.repository, "repository")?,
+                    GhField::Pusher => set(&mut map, &mut p.pusher, "pusher")?,
+                    GhField::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                if p.complete() {
+                    return Err(de::Error::custom("stop: every field read"));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let mut push = GhPush::default();
+    let mut de = serde_json::Deserializer::from_slice(json);
+    // The visitor fails on purpose once `complete`: serde_json then stops.
+    if let Err(e) = de.deserialize_map(Walk(&mut push)).and_then(|()| de.end())
+        && !push.complete()
+    {
+        return Err(EventError::Payload(e.to_string()));
+    }
+    if push.git_ref.is_none() {
+        return Err(EventError::Payload("missing field `ref`".into()));
+    }
+    if push.after.is_none() {
+        return Err(EventError::Payload("missing field `after`".into()));
+    }
+    Ok(push)
+}
+
+#[derive(Deserialize)]
+struct Repo<'a> {
+    #[serde(borrow)]
+    full_name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Who<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    login: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    username: Option<Cow<'a, str>>,
+}
+
+impl Who<'_> {
+    /// GitHub's pusher has `name` (the login); Gitea's has `login` and
+    /// `username` (both the login) and a `full_name` not wanted here.
+    fn user(&self) -> String {
+        self.login
+            .as_ref()
+            .or(self.username.as_ref())
+            .or(self.name.as_ref())
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// A GitHub-shaped push body (JSON, or a form's `payload`) as a [`Push`].
+pub(super) fn read_push(kind: Body, body: &[u8]) -> Result<Push, EventError> {
+    let json = json_of(kind, body)?;
+    let p = gh_fields(&json)?;
+    let after = p.after.unwrap_or_default().into_owned();
+    Ok(Push {
+        deleted: p.deleted.unwrap_or(false) || zeros(&after),
+        git_ref: p.git_ref.unwrap_or_default().into_owned(),
+        before: p.before.unwrap_or_default().into_owned(),
+        after,
+        repository: p
+            .repository
+            .flatten()
+            .and_then(|r| r.full_name)
+            .map(Cow::into_owned)
+            .unwrap_or_default(),
+        pusher: p.pusher.flatten().map(|w| w.user()).unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    pub(crate) use crate::forge::common::tests::SHA;
+    use crate::forge::common::tests::headers;
+    use hyper::header::HeaderValue;
+
+    /// GitHub's published test vector for X-Hub-Signature-256.
+    const GH_SECRET: &str = "It's a Secret to Everybody";
+    const GH_BODY: &str = "Hello, World!";
+    const GH_SIG: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+
+    fn check(key: &Key, h: &HeaderMap, body: &[u8]) -> Result<(), SignatureError> {
+        verify(key, h, body, SystemTime::now())
+    }
+
+    #[test]
+    fn github_published_vector() {
+        let key = Key::new(GH_SECRET.as_bytes());
+        let (name, value) = sign(&key, GH_BODY.as_bytes()).remove(0);
+        assert_eq!(name, "X-Hub-Signature-256");
+        assert_eq!(value, GH_SIG);
+        let h = headers(&[("x-hub-signature-256", GH_SIG)]);
+        assert_eq!(check(&key, &h, GH_BODY.as_bytes()), Ok(()));
+        // Upper-case hex is the same signature.
+        let h = headers(&[("x-hub-signature-256", &GH_SIG.replace("ea0e", "EA0E"))]);
+        assert_eq!(check(&key, &h, GH_BODY.as_bytes()), Ok(()));
+    }
+
+    #[test]
+    fn github_rejections() {
+        let key = Key::new(GH_SECRET.as_bytes());
+        let body = GH_BODY.as_bytes();
+        let check = |h: &HeaderMap| check(&key, h, body);
+        assert_eq!(check(&HeaderMap::new()), Err(SignatureError::Missing));
+        for bad in [
+            "",
+            "sha256=",
+            "sha1=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+            "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e1",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17aa",
+            "sha256=z57107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+            "sha256=💥",
+        ] {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(bad) {
+                h.insert("x-hub-signature-256", v);
+                assert_eq!(check(&h), Err(SignatureError::Malformed), "{bad:?}");
+            }
+        }
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-hub-signature-256",
+            HeaderValue::from_bytes(b"sha256=\xff\xfe").unwrap(),
+        );
+        assert_eq!(check(&h), Err(SignatureError::Malformed));
+        // Right format, wrong secret or changed body.
+        let other = Key::new(b"another secret");
+        let h = headers(&[("x-hub-signature-256", GH_SIG)]);
+        assert_eq!(
+            verify(&other, &h, body, SystemTime::now()),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(&key, &h, b"Hello, World?", SystemTime::now()),
+            Err(SignatureError::Mismatch)
+        );
+        // The old SHA-1 header alone does not count.
+        let h = headers(&[("x-hub-signature", GH_SIG)]);
+        assert_eq!(check(&h), Err(SignatureError::Missing));
+    }
+
+    /// A GitHub push in the documented order (fields first, commits last).
+    pub(crate) fn gh_push(git_ref: &str, after: &str, repo: &str) -> String {
+        serde_json::json!({
+            "ref": git_ref, "before": "1111111111111111111111111111111111111111", "after": after,
+            "created": false, "deleted": zeros(after),
+            "repository": {"full_name": repo, "name": "x", "owner": {"login": "acme"}},
+            "pusher": {"name": "octocat", "email": "o@example.com"},
+            "commits": [{"id": after, "message": "a \"quoted\" message\n"}],
+        })
+        .to_string()
+    }
+
+    /// Parses a GitHub delivery of `event` with content type `ctype`.
+    pub(crate) fn gh(event: &str, ctype: &str, body: &[u8]) -> Result<Delivery, EventError> {
+        parse(
+            &headers(&[
+                ("x-github-event", event),
+                ("x-github-delivery", "d-1"),
+                ("content-type", ctype),
+            ]),
+            body,
+        )
+    }
+
+    #[test]
+    fn json_and_form_bodies_parse_alike() {
+        let json = gh_push("refs/heads/main", SHA, "acme/app");
+        let a = gh("push", "application/json", json.as_bytes()).unwrap();
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &json)
+            .finish();
+        let b = gh("push", "application/x-www-form-urlencoded", form.as_bytes()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.id.as_deref(), Some("d-1"));
+        let Event::Push(mut p) = a.event else {
+            panic!()
+        };
+        let p = p.remove(0);
+        assert_eq!(p.git_ref, "refs/heads/main");
+        assert_eq!(p.after, SHA);
+        assert_eq!(p.repository, "acme/app");
+        assert_eq!(p.pusher, "octocat");
+        assert!(!p.deleted);
+        // Charset parameters and case do not matter.
+        assert!(gh("push", "Application/JSON; charset=utf-8", json.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_github_push_is_read_up_to_its_last_used_field() {
+        // GitHub's order: what deployd uses first, the commits last. Once
+        // `deleted` is read, the rest of the (signed) body is not looked at.
+        let head = format!(r#"{{"ref":"refs/heads/main","before":"{SHA}","after":"{SHA}","#)
+            + r#""repository":{"id":1,"full_name":"acme/app","owner":{"login":"acme"}},"#
+            + r#""pusher":{"name":"octocat","email":"o@example.com"},"sender":{"id":2},"#
+            + r#""created":false,"deleted":false,"commits":["#;
+        let d = gh("push", "application/json", head.as_bytes()).unwrap();
+        let Event::Push(p) = d.event else { panic!() };
+        assert_eq!(p[0].git_ref, "refs/heads/main");
+        assert_eq!(p[0].repository, "acme/app");
+        assert_eq!(p[0].pusher, "octocat");
+        // Before that point it is JSON as serde_json checks it.
+        let cut = &head[..head.find(r#""deleted""#).unwrap()];
+        assert!(matches!(
+            gh("push", "application/json", cut.as_bytes()),
+            Err(EventError::Payload(_))
+        ));
+        let twice = r#"{"ref":"refs/heads/a","ref":"refs/heads/b","after":"1"}"#;
+        assert!(matches!(
+            gh("push", "application/json", twice.as_bytes()),
+            Err(EventError::Payload(e)) if e.contains("duplicate field `ref`")
+        ));
+    }
+
+    #[test]
+    fn malformed_input() {
+        assert!(matches!(
+            gh("push", "text/plain", b"{}"),
+            Err(EventError::ContentType(_))
+        ));
+        assert!(matches!(
+            gh("push", "", b"{}"),
+            Err(EventError::ContentType(_))
+        ));
+        assert!(matches!(
+            gh("push", "application/json", b"{\"ref\": 1}"),
+            Err(EventError::Payload(_))
+        ));
+        assert!(matches!(
+            gh("push", "application/json", b"\xff\xfe"),
+            Err(EventError::Payload(_))
+        ));
+        assert!(matches!(
+            gh("push", "application/x-www-form-urlencoded", b"other=1"),
+            Err(EventError::Payload(_))
+        ));
+        let no_event = parse(&headers(&[("content-type", "application/json")]), b"{}");
+        assert_eq!(no_event, Err(EventError::MissingEvent("X-GitHub-Event")));
+        // Ping and other events need no particular payload.
+        assert_eq!(
+            gh("ping", "application/json", b"{}").unwrap().event,
+            Event::Ping
+        );
+        assert_eq!(
+            gh("issues", "application/json", b"{}").unwrap().event,
+            Event::Other("issues".into())
+        );
+    }
+}

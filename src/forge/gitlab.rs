@@ -1,0 +1,497 @@
+//! GitLab: everything deployd knows of its webhooks.
+//!
+//! | what | where |
+//! | --- | --- |
+//! | authentication | `X-Gitlab-Token: <secret>`, or `webhook-signature: v1,<base64>` over `{webhook-id}.{webhook-timestamp}.{body}` |
+//! | event | `X-Gitlab-Event`: `Push Hook`, `Tag Push Hook`; any other is ignored |
+//! | delivery id | `Idempotency-Key`, else `webhook-id`, else `X-Gitlab-Webhook-UUID` |
+//! | push | `ref`, `before`, `after`, `project.path_with_namespace`, `user_username` |
+//!
+//! GitLab has two mechanisms and a project has one secret, so either proves a
+//! delivery: the secret token sent as is, or a Standard Webhooks signature
+//! made with the secret as GitLab *signing token* (`whsec_` + base64 of the
+//! key), whose timestamp must be within [`TOLERANCE`] of our clock. Both need
+//! the secret; the signature also covers the body and limits replays.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::Mac;
+use hyper::HeaderMap;
+use serde::Deserialize;
+
+use super::common::{
+    Body, Delivery, Event, EventError, Key, SignatureError, WHSEC, auth_header, header_str,
+    json_of, payload, read_delivery, signing_key, unix_seconds,
+};
+use crate::push::{Push, zeros};
+
+/// How far a Standard Webhooks `webhook-timestamp` may be from our clock,
+/// either way: the spec's recommendation, and what its libraries enforce.
+pub const TOLERANCE: Duration = Duration::from_secs(5 * 60);
+
+/// The delivery-id headers, best first. Idempotency-Key (GitLab 17.4+) is
+/// kept across retries and equals webhook-id; X-Gitlab-Webhook-UUID is new
+/// on every request, so it only names the request when nothing better is
+/// there.
+pub(super) const DELIVERY_HEADERS: &[&str] =
+    &["idempotency-key", "webhook-id", "x-gitlab-webhook-uuid"];
+
+/// Why `secret` cannot be used by a GitLab project, for `check`: a secret
+/// that looks like a signing token (`whsec_…`) but whose key does not decode
+/// would silently never verify a signature.
+pub(super) fn secret_problem(secret: &str) -> Option<String> {
+    (secret.starts_with(WHSEC) && signing_key(secret.as_bytes()).is_none()).then(|| {
+        "a GitLab signing token is \"whsec_\" followed by base64 (as GitLab generates it); \
+         this one does not decode"
+            .to_string()
+    })
+}
+
+/// The secret token as is, or a Standard Webhooks signature.
+pub(super) fn verify(
+    key: &Key,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<(), SignatureError> {
+    let token = headers.get("x-gitlab-token");
+    if token.is_some_and(|t| key.verify_token(t.as_bytes())) {
+        return Ok(());
+    }
+    if headers.contains_key("webhook-signature") {
+        return standard_webhooks(key, headers, body, now);
+    }
+    Err(if token.is_some() {
+        SignatureError::Mismatch
+    } else {
+        SignatureError::Missing
+    })
+}
+
+/// A Standard Webhooks signature: `webhook-signature` holds space-separated
+/// `v1,<base64>` entries, one of which must be the HMAC-SHA256 of
+/// `{webhook-id}.{webhook-timestamp}.{body}` under the decoded signing key;
+/// the timestamp (Unix seconds) must be within [`TOLERANCE`] of `now`.
+fn standard_webhooks(
+    key: &Key,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<(), SignatureError> {
+    let malformed = |_| SignatureError::Malformed;
+    let id = auth_header(headers, "webhook-id").map_err(malformed)?;
+    let ts_text = auth_header(headers, "webhook-timestamp").map_err(malformed)?;
+    let ts: i64 = ts_text.parse().map_err(|_| SignatureError::Malformed)?;
+    let candidates: Vec<[u8; 32]> = auth_header(headers, "webhook-signature")?
+        .split_whitespace()
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .filter_map(|b64| BASE64.decode(b64).ok()?.try_into().ok())
+        .collect();
+    if candidates.is_empty() {
+        return Err(SignatureError::Malformed);
+    }
+    let Some(signing) = key.signing() else {
+        // The project's secret is a plain token: no signature can match.
+        return Err(SignatureError::Mismatch);
+    };
+    let mut m = signing.clone();
+    for part in [id.as_bytes(), b".", ts_text.as_bytes(), b".", body] {
+        m.update(part);
+    }
+    if !candidates.iter().any(|c| m.clone().verify_slice(c).is_ok()) {
+        return Err(SignatureError::Mismatch);
+    }
+    // Checked after the signature, so only an authentic delivery is ever
+    // reported as expired: that line then means replay or clock skew.
+    if unix_seconds(now).abs_diff(ts) > TOLERANCE.as_secs() {
+        return Err(SignatureError::Expired);
+    }
+    Ok(())
+}
+
+/// For a project whose secret is a signing token, the Standard Webhooks
+/// trio for message `id` at time `now`. `None` for a plain secret token:
+/// GitLab sends the token itself, there is nothing to compute, and deployd
+/// never prints a secret.
+pub(super) fn sign(
+    key: &Key,
+    body: &[u8],
+    now: SystemTime,
+    id: &str,
+) -> Option<Vec<(&'static str, String)>> {
+    let mut m = key.signing()?.clone();
+    let ts = unix_seconds(now).to_string();
+    for part in [id.as_bytes(), b".", ts.as_bytes(), b".", body] {
+        m.update(part);
+    }
+    let sig = BASE64.encode(m.finalize().into_bytes());
+    Some(vec![
+        ("webhook-id", id.to_string()),
+        ("webhook-timestamp", ts),
+        ("webhook-signature", format!("v1,{sig}")),
+    ])
+}
+
+/// Reads a verified delivery.
+pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
+    read_delivery(headers, body, DELIVERY_HEADERS, event)
+}
+
+#[derive(Deserialize)]
+struct GlPush<'a> {
+    #[serde(rename = "ref", borrow)]
+    git_ref: Cow<'a, str>,
+    #[serde(borrow, default)]
+    before: Cow<'a, str>,
+    #[serde(borrow)]
+    after: Cow<'a, str>,
+    #[serde(borrow, default)]
+    user_username: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    project: Option<GlProject<'a>>,
+}
+
+#[derive(Deserialize)]
+struct GlProject<'a> {
+    #[serde(borrow)]
+    path_with_namespace: Option<Cow<'a, str>>,
+}
+
+/// `Push Hook` for branches, `Tag Push Hook` for tags (read as a push of
+/// `refs/tags/…`, which the filter ignores with its reason). A deleted
+/// branch has zeros for `after` (and `checkout_sha: null`); for a branch
+/// push `checkout_sha` is `after`, so `after` is what deploys. GitLab's
+/// "Test" button sends an ordinary-looking Push Hook of the default branch's
+/// head: it deploys like a push, as nothing tells it apart.
+fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventError> {
+    let event =
+        header_str(headers, "x-gitlab-event").ok_or(EventError::MissingEvent("X-Gitlab-Event"))?;
+    Ok(match event {
+        "Push Hook" | "Tag Push Hook" => {
+            let json = json_of(kind, body)?;
+            let p: GlPush = payload(&json)?;
+            let after = p.after.into_owned();
+            Event::Push(vec![Push {
+                deleted: zeros(&after),
+                git_ref: p.git_ref.into_owned(),
+                before: p.before.into_owned(),
+                after,
+                repository: p
+                    .project
+                    .and_then(|p| p.path_with_namespace)
+                    .map(Cow::into_owned)
+                    .unwrap_or_default(),
+                pusher: p.user_username.map(Cow::into_owned).unwrap_or_default(),
+            }])
+        }
+        other => Event::Other(other.to_string()),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::forge::common::tests::{SHA, headers, push_of};
+    use std::time::UNIX_EPOCH;
+
+    /// The Standard Webhooks reference vector (also Svix's documented example).
+    const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const SW_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const SW_TS: u64 = 1614265330;
+    const SW_BODY: &str = r#"{"test": 2432232314}"#;
+    const SW_SIG: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn gitlab_secret_token() {
+        let key = Key::new(b"forge secret");
+        let body = b"{}";
+        let check = |h: &HeaderMap| verify(&key, h, body, SystemTime::now());
+        assert_eq!(
+            check(&headers(&[("x-gitlab-token", "forge secret")])),
+            Ok(())
+        );
+        for wrong in ["forge secreT", "forge secret ", "forge", ""] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                "x-gitlab-token",
+                hyper::header::HeaderValue::from_str(wrong).unwrap(),
+            );
+            assert_eq!(check(&h), Err(SignatureError::Mismatch), "{wrong:?}");
+        }
+        assert_eq!(check(&HeaderMap::new()), Err(SignatureError::Missing));
+        assert!(!key.has_signing_token());
+        // (That `sign_header` has no one-header form for GitLab is in
+        // mod.rs's tests.)
+        assert!(sign(&key, body, at(SW_TS), "id").is_none());
+    }
+
+    #[test]
+    fn gitlab_signing_token_reference_vector() {
+        let key = Key::new(SW_SECRET.as_bytes());
+        assert!(key.has_signing_token());
+        let body = SW_BODY.as_bytes();
+        let h = headers(&[
+            ("webhook-id", SW_ID),
+            ("webhook-timestamp", "1614265330"),
+            ("webhook-signature", SW_SIG),
+        ]);
+        assert_eq!(verify(&key, &h, body, at(SW_TS)), Ok(()));
+        let signed = sign(&key, body, at(SW_TS), SW_ID).unwrap();
+        assert_eq!(
+            signed,
+            vec![
+                ("webhook-id", SW_ID.to_string()),
+                ("webhook-timestamp", SW_TS.to_string()),
+                ("webhook-signature", SW_SIG.to_string()),
+            ]
+        );
+        // Within the window either way; outside it, expired.
+        let window = TOLERANCE.as_secs();
+        for now in [SW_TS - window, SW_TS + window] {
+            assert_eq!(verify(&key, &h, body, at(now)), Ok(()));
+        }
+        for now in [SW_TS - window - 1, SW_TS + window + 1, 0] {
+            assert_eq!(
+                verify(&key, &h, body, at(now)),
+                Err(SignatureError::Expired)
+            );
+        }
+        // The secret token header with the same secret also passes.
+        let h = headers(&[("x-gitlab-token", SW_SECRET)]);
+        assert_eq!(verify(&key, &h, body, at(SW_TS)), Ok(()));
+    }
+
+    #[test]
+    fn gitlab_signing_token_rejections() {
+        let key = Key::new(SW_SECRET.as_bytes());
+        let body = SW_BODY.as_bytes();
+        let now = at(SW_TS);
+        let check =
+            |pairs: &[(&'static str, &str)], body: &[u8]| verify(&key, &headers(pairs), body, now);
+        let id = ("webhook-id", SW_ID);
+        let ts = ("webhook-timestamp", "1614265330");
+        let sig = ("webhook-signature", SW_SIG);
+        // Changed body, id or timestamp: the signature covers all three.
+        assert_eq!(check(&[id, ts, sig], b"{}"), Err(SignatureError::Mismatch));
+        assert_eq!(
+            check(&[("webhook-id", "msg_other"), ts, sig], body),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check(&[id, ("webhook-timestamp", "1614265331"), sig], body),
+            Err(SignatureError::Mismatch)
+        );
+        // One right entry among several is enough; none right is a mismatch.
+        let other = format!("v1,{}", BASE64.encode([0u8; 32]));
+        let several = format!("v2,xyz {other} {SW_SIG}");
+        assert_eq!(
+            check(&[id, ts, ("webhook-signature", &several)], body),
+            Ok(())
+        );
+        assert_eq!(
+            check(&[id, ts, ("webhook-signature", &other)], body),
+            Err(SignatureError::Mismatch)
+        );
+        // Malformed: no v1 entry, bad base64, wrong length, bad timestamp,
+        // a signature without its id or timestamp.
+        for bad in ["", "v1,", "v1g0hM9SsE", "v1,%%%", "v1,AAAA", "v2,abc"] {
+            assert_eq!(
+                check(&[id, ts, ("webhook-signature", bad)], body),
+                Err(SignatureError::Malformed),
+                "{bad:?}"
+            );
+        }
+        for bad_ts in ["", "soon", "1614265330.5", "99999999999999999999"] {
+            assert_eq!(
+                check(&[id, ("webhook-timestamp", bad_ts), sig], body),
+                Err(SignatureError::Malformed),
+                "{bad_ts:?}"
+            );
+        }
+        assert_eq!(check(&[ts, sig], body), Err(SignatureError::Malformed));
+        assert_eq!(check(&[id, sig], body), Err(SignatureError::Malformed));
+        // A signature made with another signing token.
+        let other_key = Key::new(format!("whsec_{}", BASE64.encode(b"another key")).as_bytes());
+        let forged = sign(&other_key, body, now, SW_ID).unwrap();
+        let forged: Vec<(&'static str, &str)> =
+            forged.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(check(&forged, body), Err(SignatureError::Mismatch));
+        // A plain-token project cannot be satisfied by any signature, and a
+        // wrong token does not stop a right signature from counting.
+        let plain = Key::new(b"forge secret");
+        assert_eq!(
+            verify(&plain, &headers(&[id, ts, sig]), body, now),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check(&[("x-gitlab-token", "nope"), id, ts, sig], body),
+            Ok(())
+        );
+        assert_eq!(
+            check(&[("x-gitlab-token", "nope")], body),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn signing_token_form() {
+        // Only `whsec_` + base64 is a signing token; anything else is a plain
+        // secret token, and `check` refuses a `whsec_` that does not decode.
+        assert!(Key::new(b"whsec_c2VjcmV0").has_signing_token());
+        assert!(!Key::new(b"c2VjcmV0").has_signing_token());
+        assert!(!Key::new(b"whsec_").has_signing_token());
+        assert!(!Key::new(b"whsec_not base64!").has_signing_token());
+        assert!(secret_problem("whsec_not base64!").is_some());
+        assert!(secret_problem("whsec_").is_some());
+        assert!(secret_problem(SW_SECRET).is_none());
+        assert!(secret_problem("plain token").is_none());
+        // (Other forges take any secret: mod.rs's tests.)
+    }
+
+    /// A GitLab Push Hook in the documented shape (trimmed).
+    pub(crate) fn gitlab_push(git_ref: &str, before: &str, after: &str, path: &str) -> String {
+        let kind = if git_ref.starts_with("refs/tags/") {
+            "tag_push"
+        } else {
+            "push"
+        };
+        serde_json::json!({
+            "object_kind": kind,
+            "event_name": kind,
+            "before": before,
+            "after": after,
+            "ref": git_ref,
+            "ref_protected": true,
+            "checkout_sha": if zeros(after) { serde_json::Value::Null } else { after.into() },
+            "message": null,
+            "user_id": 4,
+            "user_name": "John Smith",
+            "user_username": "jsmith",
+            "user_email": "john@example.com",
+            "user_avatar": "https://s.gravatar.com/avatar/d4c74594d841139328695756648b6bd6?s=8://s.gravatar.com/avatar/d4c74594d841139328695756648b6bd6?s=80",
+            "project_id": 15,
+            "project": {
+                "id": 15,
+                "name": "Diaspora",
+                "web_url": "http://example.com/mike/diaspora",
+                "namespace": "Mike",
+                "visibility_level": 0,
+                "path_with_namespace": path,
+                "default_branch": "master"
+            },
+            "commits": [{
+                "id": after,
+                "message": "fixed readme",
+                "title": "fixed readme",
+                "timestamp": "2012-01-03T23:36:29+02:00",
+                "author": {"name": "GitLab dev user", "email": "gitlabdev@dv6700.(none)"},
+                "added": ["CHANGELOG"], "modified": ["app/controller/application.rb"], "removed": []
+            }],
+            "total_commits_count": 1,
+            "repository": {"name": "Diaspora", "url": "git@example.com:mike/diaspora.git", "visibility_level": 0}
+        })
+        .to_string()
+    }
+
+    /// Parses a GitLab delivery of `event` with its usual headers and `extra`.
+    pub(crate) fn gitlab(event: &str, extra: &[(&'static str, &str)], body: &str) -> Delivery {
+        let mut h = vec![
+            ("content-type", "application/json"),
+            ("x-gitlab-event", event),
+            ("x-gitlab-instance", "https://gitlab.example.com"),
+            (
+                "x-gitlab-event-uuid",
+                "13792a34-cac6-4fda-95a8-c58e00a3954e",
+            ),
+        ];
+        h.extend_from_slice(extra);
+        parse(&headers(&h), body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn gitlab_push_is_read() {
+        let after = SHA.replace('0', "d");
+        let body = gitlab_push("refs/heads/master", SHA, &after, "mike/diaspora");
+        let d = gitlab(
+            "Push Hook",
+            &[
+                ("idempotency-key", "a5461c4d-9c7f-4af9-add6-cddebe3c426f"),
+                (
+                    "x-gitlab-webhook-uuid",
+                    "3c5c0404-c866-44bc-a5f6-452bb1bfc76e",
+                ),
+            ],
+            &body,
+        );
+        // The id kept across retries wins over the per-request one.
+        assert_eq!(
+            d.id.as_deref(),
+            Some("a5461c4d-9c7f-4af9-add6-cddebe3c426f")
+        );
+        let p = push_of(d.event).remove(0);
+        assert_eq!(
+            p,
+            Push {
+                git_ref: "refs/heads/master".into(),
+                before: SHA.into(),
+                after: after.clone(),
+                repository: "mike/diaspora".into(),
+                pusher: "jsmith".into(),
+                deleted: false,
+            }
+        );
+        // Before GitLab 17.4 there is no Idempotency-Key.
+        let d = gitlab("Push Hook", &[("x-gitlab-webhook-uuid", "w-1")], &body);
+        assert_eq!(d.id.as_deref(), Some("w-1"));
+        assert_eq!(gitlab("Push Hook", &[], &body).id, None);
+
+        // Subgroups: the full path is the repository, kept as is (and the
+        // filter's view of it is in filter.rs's tests).
+        let nested = gitlab_push("refs/heads/main", SHA, &after, "group/sub/app");
+        let p = push_of(gitlab("Push Hook", &[], &nested).event).remove(0);
+        assert_eq!(p.repository, "group/sub/app");
+    }
+
+    #[test]
+    fn gitlab_deletion_tags_and_other_events() {
+        let zero = "0".repeat(40);
+        let deleted = gitlab_push("refs/heads/main", SHA, &zero, "g/app");
+        let p = push_of(gitlab("Push Hook", &[], &deleted).event).remove(0);
+        assert!(p.deleted);
+        // Tag Push Hook: a push of refs/tags/… (what the filter says of
+        // deletions, new branches and tags is in filter.rs's tests).
+        let tag = gitlab_push("refs/tags/v1.0.0", &zero, SHA, "g/app");
+        let p = push_of(gitlab("Tag Push Hook", &[], &tag).event).remove(0);
+        assert_eq!(p.git_ref, "refs/tags/v1.0.0");
+        let other = gitlab(
+            "Merge Request Hook",
+            &[],
+            r#"{"object_kind":"merge_request"}"#,
+        );
+        assert_eq!(other.event, Event::Other("Merge Request Hook".into()));
+        assert_eq!(
+            parse(
+                &headers(&[("content-type", "application/json")]),
+                deleted.as_bytes()
+            ),
+            Err(EventError::MissingEvent("X-Gitlab-Event"))
+        );
+        assert!(matches!(
+            parse(
+                &headers(&[
+                    ("content-type", "application/json"),
+                    ("x-gitlab-event", "Push Hook")
+                ]),
+                br#"{"object_kind":"push"}"#
+            ),
+            Err(EventError::Payload(_))
+        ));
+    }
+}

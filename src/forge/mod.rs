@@ -1,0 +1,321 @@
+//! The forges deployd takes webhooks from, one file each: its header names,
+//! signature scheme and payload shapes live in that file and nowhere else.
+//! Adding an event kind or an API call to a forge is editing its file.
+//!
+//! The rest of deployd sees one seam: [`read`] — given a project's forge and
+//! key, and a request's headers and body, verify the request and read it
+//! into a forge-neutral [`Delivery`]: a push ([`crate::push::Push`]), a
+//! ping, or another event that is ignored. [`sign_headers`] is the other
+//! way round, for `deployd sign`.
+//!
+//! | provider | file | signature | event header | delivery id |
+//! | --- | --- | --- | --- | --- |
+//! | `github` | `github.rs` | `X-Hub-Signature-256: sha256=<hex>` | `X-GitHub-Event` | `X-GitHub-Delivery` |
+//! | `gitea` | `gitea.rs` | `X-Forgejo-Signature` / `X-Gitea-Signature: <hex>` | `X-Forgejo-Event` / `X-Gitea-Event` | `X-Forgejo-Delivery` / `X-Gitea-Delivery` |
+//! | `gitlab` | `gitlab.rs` | `X-Gitlab-Token`, or Standard Webhooks `webhook-signature` | `X-Gitlab-Event` | `Idempotency-Key`, else `X-Gitlab-Webhook-UUID` |
+//! | `bitbucket` | `bitbucket.rs` | `X-Hub-Signature: sha256=<hex>` | `X-Event-Key` | `X-Request-UUID` |
+//!
+//! `common.rs` holds what they share and is specific to none: the prepared
+//! secret, constant-time checks, header and body readers. Payloads are
+//! parsed only after the signature checked out, and only the fields used are
+//! read (borrowed where the JSON has no escapes). The checks run in the
+//! order the README's *HTTP* section lists them: signature (401), content
+//! type (415), then event and payload (400). docs/forges.md is the same
+//! ground from the user's side.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use hyper::HeaderMap;
+use serde::Deserialize;
+
+// `pub(crate)` so that the filter's tests can build each forge's payloads;
+// what each file offers the rest of the crate goes through the functions
+// below.
+pub(crate) mod bitbucket;
+mod common;
+pub(crate) mod gitea;
+pub(crate) mod github;
+pub(crate) mod gitlab;
+
+pub use common::{
+    Delivery, Event, EventError, Key, SignatureError, form_payload, hmac_hex, is_form,
+};
+pub use gitlab::TOLERANCE;
+
+/// Which forge sends a project's webhooks; decides header names, signature
+/// format and payload shape (each forge's file in this module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// GitHub: `X-Hub-Signature-256`, `X-GitHub-Event`, `X-GitHub-Delivery`.
+    #[default]
+    Github,
+    /// Gitea and Forgejo: `X-Gitea-Signature`/`X-Forgejo-Signature` (bare hex).
+    Gitea,
+    /// GitLab: `X-Gitlab-Token` (and Standard Webhooks signatures).
+    Gitlab,
+    /// Bitbucket Cloud: `X-Hub-Signature`, `X-Event-Key`.
+    Bitbucket,
+}
+
+impl Provider {
+    /// Every forge, in the order [`any_delivery_id`] tries them.
+    pub const ALL: [Provider; 4] = [
+        Provider::Github,
+        Provider::Gitea,
+        Provider::Gitlab,
+        Provider::Bitbucket,
+    ];
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provider::Github => "github",
+            Provider::Gitea => "gitea",
+            Provider::Gitlab => "gitlab",
+            Provider::Bitbucket => "bitbucket",
+        })
+    }
+}
+
+/// Why a request to a project's hook is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    /// Not authenticated: 401, whatever the kind.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// Authenticated, but not understood: 415 or 400.
+    #[error(transparent)]
+    Event(#[from] EventError),
+}
+
+/// The seam: verifies a request to a project of `provider` whose secret is
+/// `key`, then reads it into a [`Delivery`].
+pub fn read(
+    provider: Provider,
+    key: &Key,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Delivery, Rejected> {
+    verify(provider, key, headers, body)?;
+    Ok(parse(provider, headers, body)?)
+}
+
+/// Checks the authentication headers of `provider` on a delivery, now.
+pub fn verify(
+    provider: Provider,
+    key: &Key,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    verify_at(provider, key, headers, body, SystemTime::now())
+}
+
+/// [`verify`] as if the clock said `now` (only GitLab signatures carry a time).
+pub fn verify_at(
+    provider: Provider,
+    key: &Key,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<(), SignatureError> {
+    match provider {
+        Provider::Github => github::verify(key, headers, body, now),
+        Provider::Gitea => gitea::verify(key, headers, body, now),
+        Provider::Gitlab => gitlab::verify(key, headers, body, now),
+        Provider::Bitbucket => bitbucket::verify(key, headers, body, now),
+    }
+}
+
+/// Parses a delivery that already passed signature verification: content
+/// type (415), then event and payload (400).
+pub fn parse(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
+    match provider {
+        Provider::Github => github::parse(headers, body),
+        Provider::Gitea => gitea::parse(headers, body),
+        Provider::Gitlab => gitlab::parse(headers, body),
+        Provider::Bitbucket => bitbucket::parse(headers, body),
+    }
+}
+
+/// Each forge's delivery-id headers, best first. The id that matters is the
+/// one a redelivery repeats, so it can be answered `duplicate`.
+fn delivery_headers(provider: Provider) -> &'static [&'static str] {
+    match provider {
+        Provider::Github => github::DELIVERY_HEADERS,
+        Provider::Gitea => gitea::DELIVERY_HEADERS,
+        Provider::Gitlab => gitlab::DELIVERY_HEADERS,
+        Provider::Bitbucket => bitbucket::DELIVERY_HEADERS,
+    }
+}
+
+/// The delivery id `provider` sends, if any.
+pub fn delivery_id(provider: Provider, headers: &HeaderMap) -> Option<&str> {
+    common::first_header(headers, delivery_headers(provider))
+}
+
+/// The delivery id of a request whose project (and so forge) is not known
+/// yet, for the log line: the first forge's whose headers are present. It is
+/// the id [`parse`] finds, since each forge sends only its own headers (and
+/// Gitea's X-GitHub-Delivery is its own id again).
+pub fn any_delivery_id(headers: &HeaderMap) -> Option<&str> {
+    Provider::ALL
+        .into_iter()
+        .find_map(|p| delivery_id(p, headers))
+}
+
+/// Why a `secret` cannot be used by a `provider` project, for `check`.
+pub fn secret_problem(provider: Provider, secret: &str) -> Option<String> {
+    match provider {
+        Provider::Gitlab => gitlab::secret_problem(secret),
+        Provider::Github | Provider::Gitea | Provider::Bitbucket => None,
+    }
+}
+
+/// Every header that authenticates `body` as `provider` would send it; for
+/// a GitLab project whose secret is a signing token, the Standard Webhooks
+/// trio for message `id` at time `now`. `None` for a GitLab project with a
+/// plain secret token: there is nothing to compute, and deployd never prints
+/// a secret.
+pub fn sign_headers(
+    provider: Provider,
+    key: &Key,
+    body: &[u8],
+    now: SystemTime,
+    id: &str,
+) -> Option<Vec<(&'static str, String)>> {
+    match provider {
+        Provider::Github => Some(github::sign(key, body)),
+        Provider::Gitea => Some(gitea::sign(key, body)),
+        Provider::Gitlab => gitlab::sign(key, body, now, id),
+        Provider::Bitbucket => Some(bitbucket::sign(key, body)),
+    }
+}
+
+/// The one header a forge would send for `body`. `None` for GitLab, which
+/// sends either the secret itself or a signature that needs more than one
+/// header (see [`sign_headers`]).
+pub fn sign_header(provider: Provider, key: &Key, body: &[u8]) -> Option<(&'static str, String)> {
+    match provider {
+        Provider::Github => Some(github::sign(key, body)),
+        Provider::Gitea => Some(gitea::sign(key, body)),
+        Provider::Bitbucket => Some(bitbucket::sign(key, body)),
+        Provider::Gitlab => None,
+    }?
+    .pop()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::tests::headers;
+
+    #[test]
+    fn sign_headers_per_forge() {
+        let key = Key::new(b"forge secret");
+        let body = b"{}";
+        let hex = hmac_hex(&key, body);
+        let at0 = SystemTime::UNIX_EPOCH;
+        let one = |p| sign_headers(p, &key, body, at0, "unused").unwrap();
+        assert_eq!(
+            one(Provider::Github),
+            vec![("X-Hub-Signature-256", format!("sha256={hex}"))]
+        );
+        assert_eq!(
+            one(Provider::Gitea),
+            vec![("X-Gitea-Signature", hex.clone())]
+        );
+        assert_eq!(
+            one(Provider::Bitbucket),
+            vec![("X-Hub-Signature", format!("sha256={hex}"))]
+        );
+        // One header each, the same as `sign_header`; none for GitLab,
+        // whatever its secret.
+        for p in [Provider::Github, Provider::Gitea, Provider::Bitbucket] {
+            assert_eq!(sign_header(p, &key, body), one(p).pop());
+        }
+        assert!(sign_header(Provider::Gitlab, &key, body).is_none());
+        assert!(sign_headers(Provider::Gitlab, &key, body, at0, "id").is_none());
+        let whsec = Key::new(b"whsec_c2VjcmV0");
+        assert!(sign_header(Provider::Gitlab, &whsec, body).is_none());
+    }
+
+    #[test]
+    fn only_gitlab_has_a_secret_form() {
+        assert!(secret_problem(Provider::Gitlab, "whsec_not base64!").is_some());
+        assert!(secret_problem(Provider::Github, "whsec_not base64!").is_none());
+    }
+
+    #[test]
+    fn the_seam_verifies_before_it_reads() {
+        let key = Key::new(b"forge secret");
+        let body = br#"{"ref":"refs/heads/main","after":"1"}"#;
+        // Not signed: 401 before the missing content type (415) is seen.
+        assert_eq!(
+            read(Provider::Github, &key, &HeaderMap::new(), body),
+            Err(Rejected::Signature(SignatureError::Missing))
+        );
+        let (name, value) = sign_header(Provider::Github, &key, body).unwrap();
+        let signed = headers(&[(name, &value)]);
+        assert!(matches!(
+            read(Provider::Github, &key, &signed, body),
+            Err(Rejected::Event(EventError::ContentType(_)))
+        ));
+        let h = headers(&[
+            (name, &value),
+            ("content-type", "application/json"),
+            ("x-github-event", "push"),
+        ]);
+        assert_eq!(
+            read(Provider::Github, &key, &h, body),
+            Ok(parse(Provider::Github, &h, body).unwrap())
+        );
+    }
+
+    #[test]
+    fn delivery_ids_agree_with_the_log_line() {
+        // What a forge sends; the log line (project unknown) must name the
+        // same id the dedupe uses.
+        type Case<'a> = (Provider, &'a [(&'static str, &'a str)], Option<&'a str>);
+        let cases: [Case; 6] = [
+            (Provider::Github, &[("x-github-delivery", "gh")], Some("gh")),
+            (
+                Provider::Gitea,
+                &[
+                    ("x-github-delivery", "u"),
+                    ("x-gitea-delivery", "u"),
+                    ("x-forgejo-delivery", "u"),
+                ],
+                Some("u"),
+            ),
+            (
+                Provider::Gitlab,
+                &[
+                    ("x-gitlab-webhook-uuid", "per-request"),
+                    ("x-gitlab-event-uuid", "per-event"),
+                    ("idempotency-key", "kept"),
+                    ("webhook-id", "kept"),
+                ],
+                Some("kept"),
+            ),
+            (
+                Provider::Gitlab,
+                &[("x-gitlab-webhook-uuid", "per-request")],
+                Some("per-request"),
+            ),
+            (
+                Provider::Bitbucket,
+                &[("x-request-uuid", "bb"), ("x-hook-uuid", "the-hook")],
+                Some("bb"),
+            ),
+            (Provider::Bitbucket, &[("x-hook-uuid", "the-hook")], None),
+        ];
+        for (provider, pairs, want) in cases {
+            let h = headers(pairs);
+            assert_eq!(delivery_id(provider, &h), want, "{provider}");
+            assert_eq!(any_delivery_id(&h), want, "{provider}");
+        }
+    }
+}
