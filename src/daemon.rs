@@ -74,7 +74,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let executor_task = tokio::spawn(exec.run(stop_rx.clone()));
     let control_task = tokio::spawn(control::serve(control, app.clone(), history));
+    // Installed here, before READY: a SIGHUP that arrived before the
+    // handler was would take its default action and end the daemon.
+    let installed = Signals {
+        term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+    };
     tokio::spawn(signals(
+        installed,
         config.path.clone(),
         app.clone(),
         handle.clone(),
@@ -105,15 +113,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn signals(path: PathBuf, app: Arc<App>, handle: Handle, stop: watch::Sender<bool>) {
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+/// The signals the daemon handles, installed before it says it is ready.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+async fn signals(
+    Signals {
+        mut term,
+        mut int,
+        mut hup,
+    }: Signals,
+    path: PathBuf,
+    app: Arc<App>,
+    handle: Handle,
+    stop: watch::Sender<bool>,
+) {
     loop {
         tokio::select! {
             _ = term.recv() => break,
