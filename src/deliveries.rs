@@ -1,13 +1,20 @@
-//! Delivery ids already accepted, so a forge's redelivery (or a retry after a
-//! timeout) answers `duplicate` and deploys nothing — across restarts.
+//! Delivery ids and body MACs already accepted, so a forge's redelivery (or
+//! a retry after a timeout) answers `duplicate` and deploys nothing, and so
+//! does a captured body replayed under a new delivery id — across restarts.
 //!
-//! Kept in memory (the newest [`CAPACITY`]) and appended to
-//! `<state_dir>/deliveries`, one id a line, compacted when it doubles. The
+//! A body is remembered as [`body_entry`]: `=` and 32 hex digits of the
+//! SHA-256 of the project name and the body's MAC, so the same body sent to
+//! two projects' hooks is two entries, and an entry is as short as an id.
+//!
+//! Kept in memory (the newest [`CAPACITY`], ids and MACs together: 10,000
+//! deliveries) and appended to `<state_dir>/deliveries`, one a line,
+//! compacted when it doubles. The
 //! append is not fsynced, and not waited for by the request: the request
 //! file and run record that an accepted delivery leaves carry its id too,
 //! and are read back at start ([`Deliveries::remember`]), so a crash loses
-//! no id that matters. Ids accepted close together share one append
-//! ([`Deliveries::keep_soon`]).
+//! no id that matters; a body MAC is only in this file, so a crash in the
+//! few milliseconds before its append can forget it. Ids accepted close
+//! together share one append ([`Deliveries::keep_soon`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -19,8 +26,19 @@ use std::time::Duration;
 
 use crate::fsutil;
 
-/// How many ids are remembered.
-pub const CAPACITY: usize = 10_000;
+/// How many ids and body MACs are remembered, together: those of the newest
+/// 10,000 deliveries (README, *Security notes*).
+pub const CAPACITY: usize = 20_000;
+
+/// The entry that remembers a body whose MAC is `mac`, sent to `project`.
+pub fn body_entry(project: &str, mac: &[u8; 32]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(project.as_bytes());
+    h.update([0]);
+    h.update(mac);
+    format!("={}", hex::encode(&h.finalize()[..16]))
+}
 
 /// Longest id kept; GitHub's are 36-character UUIDs.
 const MAX_ID: usize = 128;
@@ -118,6 +136,19 @@ impl Deliveries {
             insert(&mut inner, id);
             Seen::New
         }
+    }
+
+    /// [`Deliveries::check`] for several keys of one delivery (its id and
+    /// its body): a duplicate when any is known; otherwise all are reserved.
+    pub fn check_all(&self, keys: &[&str]) -> Seen {
+        let mut inner = self.lock();
+        if keys.iter().any(|k| inner.set.contains(clip(k))) {
+            return Seen::Duplicate;
+        }
+        for k in keys {
+            insert(&mut inner, k);
+        }
+        Seen::New
     }
 
     /// Forgets a reserved id whose request could not be recorded, so the

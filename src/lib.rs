@@ -7,6 +7,7 @@
 //! under a lock ([`lock`]) and records what happened ([`history`]). The CLI ([`commands`]) talks to the daemon over
 //! the [`control`] socket.
 
+pub(crate) mod allow;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -91,6 +91,52 @@ pub enum Rejected {
     Event(#[from] EventError),
 }
 
+/// A delivery that passed [`receive`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// What it says.
+    pub delivery: Delivery,
+    /// The HMAC-SHA256 of the body under the secret that verified it: what
+    /// the forge signed, whatever its scheme, so the same body under a new
+    /// delivery id is known again (a replay). Kept per key: a capture made
+    /// under the previous secret still matches its own MAC.
+    pub mac: [u8; 32],
+    /// It was signed with the project's previous secret: a rotation is not
+    /// finished in the forge.
+    pub previous: bool,
+}
+
+/// The seam for the HTTP side: verifies a request with the project's
+/// secret and, during a rotation, its previous one — both always checked,
+/// each in constant time, so the answer's timing does not say which
+/// matched — then reads it. Errors are the current secret's, except that a
+/// right signature under the previous secret that is out of its time window
+/// says so.
+pub fn receive(
+    provider: Provider,
+    key: &Key,
+    previous: Option<&Key>,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<Received, Rejected> {
+    let current = verify_at(provider, key, headers, body, now);
+    let old = previous.map(|k| (k, verify_at(provider, k, headers, body, now)));
+    let (signer, was_previous) = match (current, old) {
+        (Ok(()), _) => (key, false),
+        (Err(_), Some((k, Ok(())))) => (k, true),
+        (Err(_), Some((_, Err(SignatureError::Expired)))) => {
+            return Err(SignatureError::Expired.into());
+        }
+        (Err(e), _) => return Err(e.into()),
+    };
+    Ok(Received {
+        delivery: parse(provider, headers, body)?,
+        mac: signer.sign(body),
+        previous: was_previous,
+    })
+}
+
 /// The seam: verifies a request to a project of `provider` whose secret is
 /// `key`, then reads it into a [`Delivery`].
 pub fn read(
