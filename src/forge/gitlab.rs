@@ -5,7 +5,8 @@
 //! | authentication | `X-Gitlab-Token: <secret>`, or `webhook-signature: v1,<base64>` over `{webhook-id}.{webhook-timestamp}.{body}` |
 //! | event | `X-Gitlab-Event`: `Push Hook`, `Tag Push Hook`; any other is ignored |
 //! | delivery id | `Idempotency-Key`, else `webhook-id`, else `X-Gitlab-Webhook-UUID` |
-//! | push | `ref`, `before`, `after`, `project.path_with_namespace`, `user_username` |
+//! | push | `ref`, `before`, `after`, `project.path_with_namespace`, `user_username` (else `user_name`) |
+//! | signed time | `webhook-timestamp` (Standard Webhooks) |
 //!
 //! GitLab has two mechanisms and a project has one secret, so either proves a
 //! delivery: the secret token sent as is, or a Standard Webhooks signature

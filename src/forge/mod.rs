@@ -2,11 +2,13 @@
 //! signature scheme and payload shapes live in that file and nowhere else.
 //! Adding an event kind or an API call to a forge is editing its file.
 //!
-//! The rest of deployd sees one seam: [`read`] — given a project's forge and
-//! key, and a request's headers and body, verify the request and read it
-//! into a forge-neutral [`Delivery`]: a push ([`crate::push::Push`]), a
-//! ping, or another event that is ignored. [`sign_headers`] is the other
-//! way round, for `deployd sign`.
+//! The rest of deployd sees one seam: [`receive`] — given a project's forge
+//! and key (and a previous key during a rotation), and a request's headers
+//! and body, verify the request and read it into a forge-neutral
+//! [`Delivery`]: a push ([`crate::push::Push`]), a ping, or another event
+//! that is ignored; with the body's MAC, for dedupe whatever the event, and
+//! the time the forge signed, if any. [`read`] is the same with one key.
+//! [`sign_headers`] is the other way round, for `deployd sign`.
 //!
 //! | provider | file | signature | event header | delivery id |
 //! | --- | --- | --- | --- | --- |
@@ -318,6 +320,59 @@ mod tests {
             read(Provider::Github, &key, &h, body),
             Ok(parse(Provider::Github, &h, body).unwrap())
         );
+    }
+
+    #[test]
+    fn a_rotation_accepts_either_secret_and_says_which() {
+        let new = Key::new(b"new secret");
+        let old = Key::new(b"old secret");
+        let body = br#"{"ref":"refs/heads/main","after":"1"}"#;
+        let now = SystemTime::now();
+        let with = |key: &Key| {
+            let (name, value) = sign_header(Provider::Github, key, body).unwrap();
+            headers(&[
+                (name, &value),
+                ("content-type", "application/json"),
+                ("x-github-event", "push"),
+            ])
+        };
+        let got = receive(Provider::Github, &new, Some(&old), &with(&new), body, now).unwrap();
+        assert!(!got.previous);
+        assert_eq!(got.mac, new.sign(body));
+        let got = receive(Provider::Github, &new, Some(&old), &with(&old), body, now).unwrap();
+        assert!(got.previous);
+        // The MAC under the key that verified it: a capture made before the
+        // rotation is known by the MAC it was accepted with.
+        assert_eq!(got.mac, old.sign(body));
+        // Without the previous key, the old signature is refused; and a
+        // third secret is refused either way.
+        assert_eq!(
+            receive(Provider::Github, &new, None, &with(&old), body, now),
+            Err(Rejected::Signature(SignatureError::Mismatch))
+        );
+        let other = Key::new(b"neither");
+        assert_eq!(
+            receive(Provider::Github, &new, Some(&old), &with(&other), body, now),
+            Err(Rejected::Signature(SignatureError::Mismatch))
+        );
+        // GitLab's token works the same way.
+        let token = |t: &str| {
+            headers(&[
+                ("x-gitlab-token", t),
+                ("content-type", "application/json"),
+                ("x-gitlab-event", "Push Hook"),
+            ])
+        };
+        let got = receive(
+            Provider::Gitlab,
+            &new,
+            Some(&old),
+            &token("old secret"),
+            body,
+            now,
+        )
+        .unwrap();
+        assert!(got.previous);
     }
 
     #[test]
