@@ -128,8 +128,9 @@ log "binary $destdir$prefix/bin/deployd"
 install -m 0755 "$repo/scripts/deploy-git.sh" "$destdir$prefix/share/deployd/deploy-git.sh"
 log "script $destdir$prefix/share/deployd/deploy-git.sh"
 
-# The unit names /usr/local/bin/deployd; follow PREFIX when it differs.
-sed "s|^ExecStart=/usr/local/bin/deployd |ExecStart=$prefix/bin/deployd |" \
+# The unit names /usr/local/bin/deployd (ExecStart=, ExecReload=); follow
+# PREFIX when it differs.
+sed "s|^\(Exec[A-Za-z]*\)=/usr/local/bin/deployd |\1=$prefix/bin/deployd |" \
     "$repo/systemd/deployd.service" >"$destdir/etc/systemd/system/deployd.service.tmp"
 chmod 0644 "$destdir/etc/systemd/system/deployd.service.tmp"
 mv -f "$destdir/etc/systemd/system/deployd.service.tmp" "$destdir/etc/systemd/system/deployd.service"

@@ -113,6 +113,10 @@ check "PREFIX=/usr exits 0" is_zero "$status"
 check "PREFIX=/usr puts the binary in /usr/bin" same_file "$fake" "$root/usr/bin/deployd"
 check "PREFIX=/usr points ExecStart at /usr/bin/deployd" \
     contains "$root/etc/systemd/system/deployd.service" "ExecStart=/usr/bin/deployd serve"
+check "PREFIX=/usr points ExecReload at /usr/bin/deployd" \
+    contains "$root/etc/systemd/system/deployd.service" "ExecReload=/usr/bin/deployd reload"
+check "PREFIX=/usr leaves no /usr/local path in the unit" \
+    lacks "$root/etc/systemd/system/deployd.service" "=/usr/local/bin/deployd"
 check "PREFIX=/usr leaves /usr/local alone" test ! -e "$root/usr/local"
 PREFIX=relative/path run_install "$tmp/relative" "$fake"
 check "a relative PREFIX is refused" is_not_zero "$status"
