@@ -40,7 +40,7 @@ d() { install -d -m 0755 "$root/$1"; }
 for dir in DEBIAN usr/bin usr/share/deployd lib/systemd/system etc/deployd \
     usr/lib/sysusers.d usr/share/man/man1 usr/share/doc/deployd/examples \
     usr/share/bash-completion/completions usr/share/zsh/vendor-completions \
-    usr/share/fish/vendor_completions.d; do
+    usr/share/fish/vendor_completions.d usr/share/lintian/overrides; do
     d "$dir"
 done
 
@@ -69,6 +69,7 @@ install -m 0644 "$stage/gen/completions/deployd.fish" "$root/usr/share/fish/vend
 gzip -9n <README.md >"$root/usr/share/doc/deployd/README.md.gz"
 install -m 0644 deploy.example.toml "$root/usr/share/doc/deployd/examples/deploy.example.toml"
 install -m 0644 packaging/deb/copyright "$root/usr/share/doc/deployd/copyright"
+install -m 0644 packaging/deb/lintian-overrides "$root/usr/share/lintian/overrides/deployd"
 date=$(git log -1 --format=%aD 2>/dev/null || date -R)
 gzip -9n >"$root/usr/share/doc/deployd/changelog.Debian.gz" <<EOF
 deployd ($version) unstable; urgency=medium
@@ -82,6 +83,8 @@ chmod 0644 "$root/usr/share/doc/deployd/changelog.Debian.gz" "$root"/usr/share/m
 
 # The binary links libc and libgcc_s: require the newest symbol versions it uses.
 glibc=$(objdump -T "$root/usr/bin/deployd" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
+# systemd: the units and systemd-sysusers (deb-systemd-invoke comes with
+# init-system-helpers, which is essential).
 depends="libc6 (>= $glibc), libgcc-s1, systemd"
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 cat >"$root/DEBIAN/control" <<EOF
@@ -102,6 +105,9 @@ Description: webhook auto-deploy daemon for git pushes
  script, and a CLI for status, history, logs and manual deploys.
 EOF
 echo /etc/deployd/deploy.toml >"$root/DEBIAN/conffiles"
+(cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) \
+    >"$root/DEBIAN/md5sums"
+chmod 0644 "$root/DEBIAN/md5sums" "$root/DEBIAN/control" "$root/DEBIAN/conffiles"
 for s in postinst prerm postrm; do
     install -m 0755 "packaging/deb/$s" "$root/DEBIAN/$s"
 done

@@ -13,9 +13,9 @@
 # purges. One line per step, `ok` or `FAIL` with what it saw; exits non-zero
 # when any step failed. The container is always powered off and removed.
 #
-# Needs: root, cargo, and systemd-container, debootstrap, openssl and curl
-# (installed with apt-get when missing). The container shares the host's
-# network; deployd.socket listens on a free loopback port.
+# Needs: root, cargo, and systemd-container, debootstrap, openssl, curl,
+# python3 and lintian (installed with apt-get when missing). The container
+# shares the host's network; deployd.socket listens on a free loopback port.
 #
 # The Debian root file system is made once by debootstrap, from the mirror
 # apt uses here, and kept in $DEPLOYD_TEST_ROOTFS_CACHE (default
@@ -43,6 +43,7 @@ command -v systemd-nspawn >/dev/null || need+=(systemd-container)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
 command -v nsenter >/dev/null || need+=(util-linux)
 if ((${#need[@]})); then
     say "installing ${need[*]}"
@@ -73,6 +74,7 @@ fail() {
     failed=$((failed + 1))
     printf 'FAIL %s\n' "$*"
 }
+indent() { sed 's/^/     | /'; }
 
 # --- the root file system, once ---------------------------------------------
 
@@ -128,8 +130,20 @@ if deb1=$(DEB_VERSION=$cargo_version-1 "$repo/scripts/build-deb.sh" "$work/deb1"
     ok "build-deb: $(basename "$deb1") and $(basename "$deb2") ($(du -k "$deb1" | cut -f1) KiB)"
 else
     fail "build-deb failed:"
-    sed 's/^/     | /' "$work/build.log"
+    indent <"$work/build.log"
     exit 1
+fi
+
+# Debian's own package checks: no error or warning beyond the overrides in
+# packaging/deb/lintian-overrides, each of which says why.
+if ! command -v lintian >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null 2>&1
+fi
+if lint=$(lintian --fail-on error,warning "$deb1" 2>/dev/null); then
+    ok "lintian: no error or warning${lint:+ ($(grep -c . <<<"$lint") informational tags)}"
+else
+    fail "lintian:"
+    indent <<<"$lint"
 fi
 
 # --- boot ------------------------------------------------------------------------
@@ -170,7 +184,7 @@ if [[ -n $pid1 ]] && wait_for 60 c systemctl is-system-running --wait; then
 else
     state=$([[ -n $pid1 ]] && c systemctl is-system-running 2>&1)
     fail "boot: the container's systemd did not come up (state: ${state:-no pid 1})"
-    tail -20 "$work/nspawn.log" | sed 's/^/     | /'
+    tail -20 "$work/nspawn.log" | indent
     exit 1
 fi
 
@@ -207,7 +221,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
     echo $((20000 + RANDOM % 20000)))
 secret=$(openssl rand -hex 32)
 c sh -ec "
-install -d -o deployd -g deployd /srv/git /srv/work /srv/slow
+install -d -o deployd -g deployd /srv/git /srv/work /srv/slow /srv/site
 printf '%s\n' '$secret' >/etc/deployd/credentials/site
 chmod 0600 /etc/deployd/credentials/site
 mkdir -p /etc/systemd/system/deployd.socket.d
@@ -276,21 +290,20 @@ push_commit() {
         git push -q origin main && git rev-parse HEAD"
 }
 # deliver PROJECT SHA: a signed GitHub push delivery; prints the HTTP status.
-deliveries=0
 deliver() {
     local project=$1 sha=$2 body sig
-    deliveries=$((deliveries + 1))
+    # (Called in $(…), a subshell: a counter would not count.)
     body="{\"ref\":\"refs/heads/main\",\"before\":\"0000000000000000000000000000000000000000\",\"after\":\"$sha\",\"repository\":{\"full_name\":\"acme/$project\"},\"pusher\":{\"name\":\"dev\"}}"
     sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1)
     curl -s -o /dev/null -w '%{http_code}' --max-time 20 -X POST \
         -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' \
-        -H "X-GitHub-Delivery: system-test-$$-$deliveries" -H "X-Hub-Signature-256: sha256=$sig" \
+        -H "X-GitHub-Delivery: system-test-$(date +%s%N)" -H "X-Hub-Signature-256: sha256=$sig" \
         --data-binary "$body" "http://127.0.0.1:$port/hooks/$project"
 }
 # runs PROJECT: "status:trigger:sha" per run, oldest first.
 runs() {
     as_deployd deployd history "$1" -n 100 --json 2>/dev/null |
-        python3 -c 'import json,sys; [print(f"{r[\"status\"]}:{r[\"trigger\"]}:{r[\"sha\"]}") for r in reversed(json.load(sys.stdin))]'
+        python3 -c 'import json,sys; [print(r["status"] + ":" + r["trigger"] + ":" + r["sha"]) for r in reversed(json.load(sys.stdin))]'
 }
 has_run() { runs "$1" | grep -q "^$2"; }
 head_is() { [[ $(as_deployd git -C /srv/site rev-parse HEAD 2>/dev/null) == "$1" ]]; }
@@ -301,7 +314,7 @@ if [[ $code == 202 ]] && wait_for 60 has_run site "succeeded:push:$sha1" && head
     ok "push + signed delivery: 202, /srv/site at ${sha1:0:12}, history: $(runs site | tr '\n' ' ')"
 else
     fail "push + delivery: HTTP $code; history: $(runs site | tr '\n' ' '); HEAD $(as_deployd git -C /srv/site rev-parse HEAD 2>&1)"
-    c journalctl -u deployd --no-pager -n 20 | sed 's/^/     | /'
+    c journalctl -u deployd --no-pager -n 20 | indent
 fi
 
 # --- reload ---------------------------------------------------------------------------
@@ -334,7 +347,7 @@ if ((reload_status != 0)) && grep -q "deploy.toml:[0-9]*: projects.broken.scirpt
     ok "systemctl reload (invalid config): exit $reload_status; journal: $(grep -o 'deploy.toml:[0-9]*: projects.broken.scirpt[^"]*' <<<"$journal" | head -1); old config serves (202)"
 else
     fail "systemctl reload (invalid config): exit $reload_status; site answered $code; journal:"
-    tail -8 <<<"$journal" | sed 's/^/     | /'
+    tail -8 <<<"$journal" | indent
 fi
 c cp /root/good.toml /etc/deployd/deploy.toml
 c systemctl reload deployd >/dev/null 2>&1 || fail "reload back to the good config failed"
