@@ -305,12 +305,26 @@ runs() {
     as_deployd deployd history "$1" -n 100 --json 2>/dev/null |
         python3 -c 'import json,sys; [print(r["status"] + ":" + r["trigger"] + ":" + r["sha"]) for r in reversed(json.load(sys.stdin))]'
 }
-has_run() { runs "$1" | grep -q "^$2"; }
+# says PATTERN CMD...: CMD's output has a line matching PATTERN (the whole
+# output is read first: `CMD | grep -q` fails under pipefail when grep stops
+# reading early).
+says() {
+    local pattern=$1 out
+    shift
+    out=$("$@" 2>&1)
+    grep -q -- "$pattern" <<<"$out"
+}
+# has_run PROJECT PREFIX: a run whose "status:trigger:sha" starts with PREFIX.
+has_run() {
+    local all
+    all=$(runs "$1")
+    grep -q "^$2" <<<"$all"
+}
 head_is() { [[ $(as_deployd git -C /srv/site rev-parse HEAD 2>/dev/null) == "$1" ]]; }
 
 sha1=$(push_commit second)
 code=$(deliver site "$sha1")
-if [[ $code == 202 ]] && wait_for 60 has_run site "succeeded:push:$sha1" && head_is "$sha1"; then
+if [[ $code == 202 ]] && wait_for 60 has_run site "succeeded:webhook:$sha1" && head_is "$sha1"; then
     ok "push + signed delivery: 202, /srv/site at ${sha1:0:12}, history: $(runs site | tr '\n' ' ')"
 else
     fail "push + delivery: HTTP $code; history: $(runs site | tr '\n' ' '); HEAD $(as_deployd git -C /srv/site rev-parse HEAD 2>&1)"
@@ -326,7 +340,7 @@ c sh -c 'cat >>/etc/deployd/deploy.toml' <<'EOF'
 secret_credential = "deployd_site"
 repository = "acme/broken"
 script = "/usr/share/deployd/deploy-git.sh"
-working_dir = "/srv/no-such-checkout"
+working_dir = "/srv/work"
 EOF
 reload_out=$(c systemctl reload deployd 2>&1)
 reload_status=$?
@@ -344,7 +358,7 @@ reload_status=$?
 journal=$(c journalctl -u deployd --no-pager -n 30 2>&1)
 code=$(deliver site "$sha1")
 if ((reload_status != 0)) && grep -q "deploy.toml:[0-9]*: projects.broken.scirpt" <<<"$journal" && [[ $code == 202 ]]; then
-    ok "systemctl reload (invalid config): exit $reload_status; journal: $(grep -o 'deploy.toml:[0-9]*: projects.broken.scirpt[^"]*' <<<"$journal" | head -1); old config serves (202)"
+    ok "systemctl reload (invalid config): exit $reload_status; journal: $(grep -o 'deploy.toml:[0-9]*: projects.broken.scirpt: [^,]*' <<<"$journal" | head -1); old config serves (202)"
 else
     fail "systemctl reload (invalid config): exit $reload_status; site answered $code; journal:"
     tail -8 <<<"$journal" | indent
@@ -354,12 +368,13 @@ c systemctl reload deployd >/dev/null 2>&1 || fail "reload back to the good conf
 
 # --- priorities -----------------------------------------------------------------------
 
-if wait_for 30 has_run broken "failed:" && wait_for 10 sh -c "nsenter -t $pid1 -a journalctl -u deployd -p err --no-pager | grep -q 'broken: run [0-9]* failed'"; then
-    ok "journal priority: the failed deploy is err: $(c journalctl -u deployd -p err --no-pager -o cat | grep 'broken: run' | head -1)"
+if wait_for 30 has_run broken "failed:" &&
+    wait_for 10 says 'broken: run [0-9]* failed (exit code' c journalctl -u deployd -p err --no-pager; then
+    ok "journal priority: the failed deploy is err: $(c journalctl -u deployd -p err --no-pager -o cat | grep 'broken: run' | tail -1)"
 else
     fail "journal priority: no err line for the failed deploy; broken: $(runs broken | tr '\n' ' ')"
 fi
-if c journalctl -u deployd -p info..info --no-pager -o cat | grep -q "site: run [0-9]* succeeded"; then
+if says "site: run [0-9]* succeeded" c journalctl -u deployd -p info..info --no-pager -o cat; then
     ok "journal priority: a succeeded deploy is info"
 else
     fail "journal priority: no info line for the succeeded deploy"
@@ -368,7 +383,7 @@ fi
 # --- kill -9 mid-deploy -------------------------------------------------------------------
 
 main_pid() { c systemctl show -p MainPID --value deployd.service; }
-slow_running() { c deployd status | grep -q '^slow: running'; }
+slow_running() { says '^slow: running' c deployd status; }
 c touch /srv/slow/hold
 c deployd deploy slow --no-wait >/dev/null 2>&1
 if wait_for 30 slow_running; then
@@ -385,7 +400,7 @@ if wait_for 30 slow_running; then
     else
         fail "kill -9: no restart or no recovery run (pid $old -> $(main_pid)); slow: $(runs slow | tr '\n' ' ')"
     fi
-    if runs slow | grep -q "^interrupted:manual"; then
+    if has_run slow "interrupted:manual"; then
         ok "kill -9: the killed run is recorded interrupted"
     else
         fail "kill -9: no interrupted record; slow: $(runs slow | tr '\n' ' ')"
@@ -397,15 +412,20 @@ c rm -f /srv/slow/hold
 
 # --- systemctl stop mid-deploy -------------------------------------------------------------
 
-before=$(runs slow | grep -c '^interrupted')
+count_interrupted() {
+    local all
+    all=$(runs slow)
+    grep -c '^interrupted' <<<"$all"
+}
+before=$(count_interrupted)
 c touch /srv/slow/hold
 c deployd deploy slow --no-wait >/dev/null 2>&1
 if wait_for 30 slow_running; then
     t0=$(date +%s)
-    c systemctl stop deployd.service
+    c systemctl stop deployd.service 2>/dev/null # (it warns that the socket can start it again)
     t1=$(date +%s)
-    after=$(runs slow | grep -c '^interrupted')
-    if ((after == before + 1)) && c journalctl -u deployd --no-pager -o cat -n 30 | grep -q "shutdown_grace over"; then
+    after=$(count_interrupted)
+    if ((after == before + 1)) && says "shutdown_grace over" c journalctl -u deployd --no-pager -o cat -n 30; then
         ok "systemctl stop mid-deploy: stopped after $((t1 - t0))s (shutdown_grace 2s), run recorded interrupted"
     else
         fail "systemctl stop mid-deploy: interrupted $before -> $after; journal: $(c journalctl -u deployd --no-pager -o cat -n 5 | tr '\n' '|')"
@@ -440,16 +460,21 @@ c deployd deploy slow --no-wait >/dev/null 2>&1
 wait_for 30 slow_running || fail "upgrade: the slow deploy never ran"
 sha2=$(push_commit third)
 code=$(deliver site "$sha2")
-pending() { c deployd status | grep -A1 '^site:' | grep -q "pending: refs/heads/main ${sha2:0:12}"; }
+pending() {
+    local st
+    st=$(c deployd status)
+    grep -q "pending: refs/heads/main ${sha2:0:12}" <<<"$st"
+}
 if [[ $code == 202 ]] && wait_for 10 pending; then
     old=$(main_pid)
-    # Let the slow run go once the upgrade has begun, so the site request
-    # is pending when the daemon restarts.
-    (sleep 1 && c rm -f /srv/slow/hold) &
+    # The upgrade restarts the daemon while slow runs (it is interrupted
+    # after shutdown_grace, and runs again as a recovery) and site's push
+    # waits: it must run on the new daemon, once slow is let go.
     if out=$(c apt-get install -y -q "/root/$(basename "$deb2")" 2>&1); then
+        c rm -f /srv/slow/hold
         # shellcheck disable=SC2016 # dpkg-query's own ${Version}, not the shell's
         version=$(c dpkg-query -W -f '${Version}' deployd)
-        if wait_for 60 has_run site "succeeded:push:$sha2" && head_is "$sha2" && [[ $(main_pid) != "$old" ]]; then
+        if wait_for 60 has_run site "succeeded:webhook:$sha2" && head_is "$sha2" && [[ $(main_pid) != "$old" ]]; then
             ok "upgrade to $version with a request pending: restarted (pid $old -> $(main_pid)), then deployed ${sha2:0:12}"
         else
             fail "upgrade: pending push not run; site: $(runs site | tr '\n' ' '); pid $old -> $(main_pid)"
@@ -465,7 +490,6 @@ if [[ $code == 202 ]] && wait_for 10 pending; then
 else
     fail "upgrade: site's push was answered $code or never pending: $(c deployd status 2>&1 | tr '\n' '|')"
 fi
-wait
 c rm -f /srv/slow/hold
 
 # --- remove, purge ----------------------------------------------------------------------------
