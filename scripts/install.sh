@@ -207,9 +207,12 @@ if $config_new; then
 EOF
 fi
 cat <<EOF
-  1. Write a webhook secret per project, readable by the daemon only:
+  1. Write a webhook secret per project, as a systemd credential only root reads
+     (then secret_credential = "deployd_myapp" in the config):
+       openssl rand -hex 32 | install -m 0600 /dev/stdin /etc/deployd/credentials/myapp
+     or as a file the daemon's group reads (then secret_file = "/etc/deployd/myapp.secret"):
        openssl rand -hex 32 | install -m 0640 -o root -g deployd /dev/stdin /etc/deployd/myapp.secret
-  2. Edit /etc/deployd/deploy.toml: each project's secret_file, branch,
+  2. Edit /etc/deployd/deploy.toml: each project's secret, branch,
      working_dir and script ($prefix/share/deployd/deploy-git.sh for a git
      checkout). The checkout must belong to deployd, or git calls it dubious:
        sudo -u deployd git clone <url> /srv/myapp    (or: chown -R deployd: /srv/myapp)
@@ -217,7 +220,7 @@ cat <<EOF
        systemctl edit deployd.service
   3. Check it:
        $bin check
-  4. Start it:
+  4. Start it (after a later edit of the config: systemctl reload deployd):
        systemctl enable --now deployd.socket deployd.service
   5. Register the hook with the forge, e.g. for GitHub:
        gh api repos/OWNER/REPO/hooks -f name=web -F active=true -f 'events[]=push' \\

@@ -3,9 +3,11 @@
 #
 #   scripts/test-system.sh
 #
-# Builds the .deb (twice: a first version and a rebuilt, newer one), boots a
-# minimal Debian 12 with `systemd-nspawn --boot` (systemd as PID 1) and drives
-# it from outside with nsenter: installs the package, sets up a project with a
+# For Debian 12 (bookworm) and Debian 13 (trixie) in turn
+# (DEPLOYD_TEST_SUITES="bookworm" for one): builds the .deb (twice: a first
+# version and a rebuilt, newer one), boots a minimal Debian with
+# `systemd-nspawn --boot` (systemd as PID 1) and drives it from outside with
+# nsenter: installs the package, sets up a project with a
 # real bare git repository and deploy-git.sh, enables deployd.socket, pushes
 # and sends a signed delivery, reloads good and bad configs, kills the daemon
 # mid-deploy, stops it mid-deploy, checks journal priorities and
@@ -17,7 +19,7 @@
 # python3 and lintian (installed with apt-get when missing). The container
 # shares the host's network; deployd.socket listens on a free loopback port.
 #
-# The Debian root file system is made once by debootstrap, from the mirror
+# Each Debian root file system is made once by debootstrap, from the mirror
 # apt uses here, and kept in $DEPLOYD_TEST_ROOTFS_CACHE (default
 # /var/cache/deployd-system-test); the first run takes a few minutes longer.
 # Each run boots a fresh copy of it.
@@ -25,16 +27,30 @@ set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${DEPLOYD_TEST_ROOTFS_CACHE:-/var/cache/deployd-system-test}
-suite=bookworm
-base=$cache/debian-12
 
-say() { printf 'system: %s\n' "$*"; }
+say() { printf 'system: %s\n' "${suite:+[$release] }$*"; }
 die() {
     printf 'system: error: %s\n' "$*" >&2
     exit 2
 }
 
 (($(id -u) == 0)) || die "needs root (it boots a container)"
+
+# One run of this script per Debian release, each in its own container.
+if [[ -z ${DEPLOYD_TEST_SUITE:-} ]]; then
+    status=0
+    for suite in ${DEPLOYD_TEST_SUITES:-bookworm trixie}; do
+        DEPLOYD_TEST_SUITE=$suite "$0" || status=1
+    done
+    exit "$status"
+fi
+suite=$DEPLOYD_TEST_SUITE
+case $suite in
+bookworm) release=debian-12 ;;
+trixie) release=debian-13 ;;
+*) die "unknown suite $suite (bookworm or trixie)" ;;
+esac
+base=$cache/$release
 
 # --- tools -------------------------------------------------------------------
 
@@ -68,11 +84,11 @@ passed=0
 failed=0
 ok() {
     passed=$((passed + 1))
-    printf 'ok   %s\n' "$*"
+    printf 'ok   [%s] %s\n' "$release" "$*"
 }
 fail() {
     failed=$((failed + 1))
-    printf 'FAIL %s\n' "$*"
+    printf 'FAIL [%s] %s\n' "$release" "$*"
 }
 indent() { sed 's/^/     | /'; }
 
@@ -83,9 +99,9 @@ if [[ ! -e $base/etc/deployd-test-rootfs ]]; then
     mkdir -p "$cache"
     rm -rf "$base.tmp"
     if ! debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,git,ca-certificates,curl \
-        "$suite" "$base.tmp" "$(mirror)" >"$cache/debootstrap.log" 2>&1; then
-        tail -20 "$cache/debootstrap.log" >&2
-        die "debootstrap failed (log: $cache/debootstrap.log)"
+        "$suite" "$base.tmp" "$(mirror)" >"$cache/debootstrap-$suite.log" 2>&1; then
+        tail -20 "$cache/debootstrap-$suite.log" >&2
+        die "debootstrap failed (log: $cache/debootstrap-$suite.log)"
     fi
     # No /bin/kill here (that is procps): the units must not need it.
     echo "deployd system test root, $suite" >"$base.tmp/etc/deployd-test-rootfs"
@@ -136,16 +152,18 @@ fi
 
 # Debian's own package checks: no error or warning beyond the overrides in
 # packaging/deb/lintian-overrides, each of which says why.
-if ! command -v lintian >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null 2>&1
-fi
-if lint=$(lintian --fail-on error,warning "$deb1" 2>/dev/null); then
+# Once: the package is the same for every release.
+if [[ $suite != bookworm ]]; then
+    : # checked with Debian 12
+elif ! command -v lintian >/dev/null &&
+    ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null 2>&1; then
+    fail "lintian: cannot install it"
+elif lint=$(lintian --fail-on error,warning "$deb1" 2>/dev/null); then
     ok "lintian: no error or warning${lint:+ ($(grep -c . <<<"$lint") informational tags)}"
 else
     fail "lintian:"
     indent <<<"$lint"
 fi
-
 # --- boot ------------------------------------------------------------------------
 
 cp -a --reflink=auto "$base" "$machine"

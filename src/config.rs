@@ -271,7 +271,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     if config
         .projects
         .values()
-        .any(|p| p.secret_source == "secret")
+        .any(|p| p.secret_source == INLINE_SOURCE)
         && readable_by_others(path)
     {
         config.warnings.push(format!(
@@ -573,11 +573,14 @@ fn credential_file(name: &str, secrets: &dyn Secrets) -> Option<PathBuf> {
     }
 }
 
+/// What `deployd check` says of an inline `secret`.
+const INLINE_SOURCE: &str = "secret inline in the config";
+
 /// What `deployd check` says of a project's secret: the key, and where the
 /// secret is read from.
 fn describe_source(source: &SecretSource, secrets: &dyn Secrets) -> String {
     match source {
-        SecretSource::Inline(_) => "secret inline in the config".into(),
+        SecretSource::Inline(_) => INLINE_SOURCE.into(),
         SecretSource::File(p) => format!("secret_file {}", p.display()),
         SecretSource::Env(v) => format!("secret_env ${v}"),
         SecretSource::Credential(c) => match credential_file(c, secrets) {

@@ -1,10 +1,10 @@
 //! The control socket: a Unix socket (never TCP) on which the CLI talks to
 //! the running daemon. One JSON request a connection, answered by JSON lines.
 //!
-//! `reload` reloads the config as SIGHUP does, and answers with the outcome.
 //! `deploy` queues a manual request through the daemon's durable queue (so
 //! coalescing, the lock and `parallel` apply as for a push), then streams the
 //! run that carries it out: its start, its output as it is written, its end.
+//! `reload` reloads the config as SIGHUP does, and answers with the outcome.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
