@@ -119,9 +119,8 @@ pid1=
 cleanup() {
     if [[ -n $nspawn_pid ]] && kill -0 "$nspawn_pid" 2>/dev/null; then
         # Power off through systemd; SIGKILL to nspawn (ours, by pid) if it hangs.
-        if [[ -n $pid1 ]]; then
-            nsenter -t "$pid1" -a systemctl poweroff --no-block >/dev/null 2>&1 || true
-        else
+        # (SIGTERM makes nspawn ask the container's systemd to power off.)
+        if [[ -z $pid1 ]] || ! nsenter -t "$pid1" -a systemctl poweroff --no-block >/dev/null 2>&1; then
             kill -TERM "$nspawn_pid" 2>/dev/null || true
         fi
         for _ in $(seq 1 100); do
@@ -129,6 +128,8 @@ cleanup() {
             sleep 0.2
         done
         if kill -0 "$nspawn_pid" 2>/dev/null; then
+            # Killing the container's PID 1 ends every process in it.
+            [[ -n $pid1 ]] && kill -KILL "$pid1" 2>/dev/null
             kill -KILL "$nspawn_pid" 2>/dev/null || true
             sleep 1
         fi
@@ -171,8 +172,10 @@ cp "$deb1" "$deb2" "$machine/root/"
 systemd-nspawn --boot --register=no --keep-unit --console=passive --quiet \
     -D "$machine" -M "deployd-test-$$" </dev/null >"$work/nspawn.log" 2>&1 &
 nspawn_pid=$!
+# The container's PID 1 is nspawn's child once that has become systemd (an
+# intermediate nspawn process comes first).
 for _ in $(seq 1 100); do
-    pid1=$(ps -o pid= --ppid "$nspawn_pid" 2>/dev/null | tr -d ' ' | head -1)
+    pid1=$(ps -o pid=,comm= --ppid "$nspawn_pid" 2>/dev/null | awk '$2 == "systemd" { print $1; exit }')
     [[ -n $pid1 ]] && break
     sleep 0.1
 done
