@@ -367,10 +367,14 @@ struct Nets(Vec<IpNet>);
 impl<'de> Deserialize<'de> for Nets {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         const WHAT: &str = "a list of addresses or networks such as                             [\"192.0.2.0/24\", \"2001:db8::/32\"]";
-        let toml::Value::Array(items) = value(d)? else {
-            return Err(serde::de::Error::custom(format!(
-                "expected {WHAT}, found something else: put the entries in [ ]"
-            )));
+        let items = match value(d)? {
+            toml::Value::Array(items) => items,
+            v => {
+                return Err(serde::de::Error::custom(format!(
+                    "expected {WHAT}, found {}: put the entries in [ ]",
+                    found(&v)
+                )));
+            }
         };
         if items.is_empty() {
             return Err(serde::de::Error::custom(
@@ -546,7 +550,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     })?;
     let mut config = parse(&text, path, &SystemSecrets)?;
     if config.projects.values().any(|p| {
-        p.secret_source == "secret" || p.previous_source.as_deref() == Some("previous secret")
+        p.secret_source == INLINE_SOURCE
+            || p.previous_source.as_deref() == Some(&format!("previous {INLINE_SOURCE}"))
     }) && readable_by_others(path)
     {
         config.warnings.push(format!(
@@ -936,10 +941,10 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 name: name.clone(),
                 provider,
                 key,
-                secret_source: describe_source(&source),
+                secret_source: describe_source(&source, secrets),
                 previous_source: previous
                     .as_ref()
-                    .map(|(_, s)| format!("previous {}", describe_source(s))),
+                    .map(|(_, s)| format!("previous {}", describe_source(s, secrets))),
                 previous_key: previous.map(|(k, _)| k),
                 max_age,
                 allow_from: p.allow_from.map(|n| n.0).or(server.allow_from.clone()),
@@ -1057,12 +1062,38 @@ fn dir_problem(dir: &Path) -> Option<String> {
     }
 }
 
-fn describe_source(source: &SecretSource) -> String {
+/// Where the shipped unit's `LoadCredential=deployd:<dir>` loads credentials
+/// from: the file `<dir>/NAME` becomes the credential `deployd_NAME`.
+pub const CREDENTIALS_DIR: &str = "/etc/deployd/credentials";
+const CREDENTIAL_PREFIX: &str = "deployd_";
+
+/// The file a credential is read from: in `$CREDENTIALS_DIRECTORY` inside
+/// the service; outside it (`deployd check` or `sign` run by an admin), the
+/// file in [`CREDENTIALS_DIR`] the unit loads it from, for a `deployd_…` name.
+fn credential_file(name: &str, secrets: &dyn Secrets) -> Option<PathBuf> {
+    match secrets.env("CREDENTIALS_DIRECTORY") {
+        Some(dir) => Some(Path::new(&dir).join(name)),
+        None => name
+            .strip_prefix(CREDENTIAL_PREFIX)
+            .filter(|rest| !rest.is_empty() && !rest.contains('/'))
+            .map(|rest| Path::new(CREDENTIALS_DIR).join(rest)),
+    }
+}
+
+/// What `deployd check` says of an inline `secret`.
+const INLINE_SOURCE: &str = "secret inline in the config";
+
+/// What `deployd check` says of a project's secret: the key, and where the
+/// secret is read from.
+fn describe_source(source: &SecretSource, secrets: &dyn Secrets) -> String {
     match source {
-        SecretSource::Inline(_) => "secret".into(),
+        SecretSource::Inline(_) => INLINE_SOURCE.into(),
         SecretSource::File(p) => format!("secret_file {}", p.display()),
         SecretSource::Env(v) => format!("secret_env ${v}"),
-        SecretSource::Credential(c) => format!("secret_credential {c}"),
+        SecretSource::Credential(c) => match credential_file(c, secrets) {
+            Some(f) => format!("secret_credential {c} from {}", f.display()),
+            None => format!("secret_credential {c}"),
+        },
     }
 }
 
@@ -1082,13 +1113,13 @@ fn read_secret(source: &SecretSource, secrets: &dyn Secrets) -> Result<String, S
             .env(v)
             .ok_or_else(|| format!("the environment variable {v} is not set")),
         SecretSource::Credential(c) => {
-            let dir = secrets.env("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+            let p = credential_file(c, secrets).ok_or_else(|| {
                 format!(
                     "credential {c:?} is missing: $CREDENTIALS_DIRECTORY is not set \
-                     (systemd sets it for a unit with LoadCredential={c}:/path/to/secret)"
+                     (the shipped unit loads /etc/deployd/credentials/NAME as \
+                     \"deployd_NAME\"; or add LoadCredential={c}:/path/to/secret)"
                 )
             })?;
-            let p = Path::new(&dir).join(c);
             secrets.file(&p).map(trim).map_err(|e| {
                 format!(
                     "credential {c:?} is missing: cannot read {}: {e}",
@@ -1339,6 +1370,49 @@ mod tests {
     }
 
     #[test]
+    fn credentials_say_where_they_are_read_from() {
+        // Inside the service: systemd's directory.
+        let inside = describe_source(&SecretSource::Credential("deployd_app".into()), &Fake);
+        assert_eq!(
+            inside,
+            "secret_credential deployd_app from /run/credentials/deployd.service/deployd_app"
+        );
+        // Outside it (an admin's `deployd check`): the file the unit loads.
+        struct Outside;
+        impl Secrets for Outside {
+            fn file(&self, path: &Path) -> std::io::Result<String> {
+                if path == Path::new("/etc/deployd/credentials/app") {
+                    Ok("s3cret\n".into())
+                } else {
+                    Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+                }
+            }
+            fn env(&self, _: &str) -> Option<String> {
+                None
+            }
+        }
+        let ours = SecretSource::Credential("deployd_app".into());
+        assert_eq!(
+            describe_source(&ours, &Outside),
+            "secret_credential deployd_app from /etc/deployd/credentials/app"
+        );
+        assert_eq!(read_secret(&ours, &Outside).unwrap(), "s3cret");
+        // A name the unit does not load from that directory: no guess.
+        let other = SecretSource::Credential("app.secret".into());
+        assert_eq!(
+            describe_source(&other, &Outside),
+            "secret_credential app.secret"
+        );
+        assert!(
+            read_secret(&other, &Outside)
+                .unwrap_err()
+                .contains("not set")
+        );
+        let escape = SecretSource::Credential("deployd_../x".into());
+        assert!(read_secret(&escape, &Outside).is_err());
+    }
+
+    #[test]
     fn secret_sources() {
         let two = err(&format!(
             "[projects.app]\nsecret = \"x\"\nsecret_env = \"HOOK_SECRET\"\nscript = \"{SCRIPT}\"\n"
@@ -1487,7 +1561,7 @@ mod tests {
     /// on the key's own line, with none of serde's or Rust's vocabulary.
     #[test]
     fn wrong_values_are_answered_in_words() {
-        const SERVER: [&str; 11] = [
+        const SERVER: [&str; 14] = [
             "listen",
             "state_dir",
             "log_dir",
@@ -1499,8 +1573,11 @@ mod tests {
             "header_timeout",
             "request_timeout",
             "idle_timeout",
+            "max_age",
+            "allow_from",
+            "trusted_proxies",
         ];
-        const PROJECT: [&str; 15] = [
+        const PROJECT: [&str; 21] = [
             "provider",
             "secret",
             "secret_file",
@@ -1516,6 +1593,12 @@ mod tests {
             "env",
             "keep_runs",
             "secret",
+            "secret_previous",
+            "secret_previous_file",
+            "secret_previous_env",
+            "secret_previous_credential",
+            "max_age",
+            "allow_from",
         ];
         const WRONG: [&str; 10] = [
             "\"2\"",
