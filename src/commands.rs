@@ -827,6 +827,7 @@ async fn deploy_direct(
         delivery: String::new(),
         received_at: fsutil::now_rfc3339(),
         coalesced: Vec::new(),
+        bodies: Vec::new(),
     };
     let mut run = history.create(&req).context("cannot record the run")?;
     eprintln!(

@@ -179,6 +179,7 @@ async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Res
                 delivery: String::new(),
                 received_at: fsutil::now_rfc3339(),
                 coalesced: Vec::new(),
+                bodies: Vec::new(),
             };
             let seq = req.seq;
             // Asked before queueing, so the run found is the one before ours.

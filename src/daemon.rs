@@ -37,13 +37,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let history = Arc::new(History::new(&s.state_dir, &s.log_dir));
     let deliveries =
         Arc::new(Deliveries::open(&s.state_dir).context("cannot read the delivery ids")?);
-    // Ids of accepted deliveries also live in queued requests and run records.
+    // Ids and body MACs of accepted deliveries also live in queued requests
+    // and run records.
     for project in history.projects() {
         let runs = history.list(&project, None).unwrap_or_default();
         for r in &runs {
             deliveries.remember(
                 std::iter::once(&r.delivery)
                     .chain(&r.coalesced)
+                    .chain(&r.bodies)
                     .map(String::as_str),
             );
         }
@@ -51,6 +53,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             deliveries.remember(
                 std::iter::once(&p.delivery)
                     .chain(&p.coalesced)
+                    .chain(&p.bodies)
                     .map(String::as_str),
             );
         }

@@ -10,11 +10,11 @@
 //! deliveries) and appended to `<state_dir>/deliveries`, one a line,
 //! compacted when it doubles. The
 //! append is not fsynced, and not waited for by the request: the request
-//! file and run record that an accepted delivery leaves carry its id too,
+//! file and run record that an accepted delivery leaves carry its id and
+//! body MAC too,
 //! and are read back at start ([`Deliveries::remember`]), so a crash loses
-//! no id that matters; a body MAC is only in this file, so a crash in the
-//! few milliseconds before its append can forget it. Ids accepted close
-//! together share one append ([`Deliveries::keep_soon`]).
+//! no id or body MAC that matters. Entries accepted close together share
+//! one append ([`Deliveries::keep_soon`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};

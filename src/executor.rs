@@ -640,6 +640,7 @@ mod tests {
             received_at: String::new(),
             pid: None,
             coalesced: Vec::new(),
+            bodies: Vec::new(),
         }
     }
 

@@ -88,6 +88,9 @@ pub struct Run {
     /// Delivery ids of the pushes this run's request replaced (coalesced).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coalesced: Vec<String>,
+    /// The body MACs its request carried (see `queue::Request::bodies`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bodies: Vec<String>,
 }
 
 impl Run {
@@ -105,6 +108,7 @@ impl Run {
             delivery: self.delivery.clone(),
             received_at: fsutil::now_rfc3339(),
             coalesced: self.coalesced.clone(),
+            bodies: self.bodies.clone(),
         }
     }
 
@@ -181,6 +185,7 @@ impl History {
             received_at: req.received_at.clone(),
             pid: None,
             coalesced: req.coalesced.clone(),
+            bodies: req.bodies.clone(),
         };
         self.save(&run)?;
         Ok(run)
@@ -309,6 +314,7 @@ mod tests {
             delivery: "d".into(),
             received_at: fsutil::now_rfc3339(),
             coalesced: Vec::new(),
+            bodies: Vec::new(),
         }
     }
 

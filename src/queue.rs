@@ -77,6 +77,12 @@ pub struct Request {
     /// crash. Bounded to the newest [`MAX_COALESCED`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coalesced: Vec<String>,
+    /// The remembered body MACs (`deliveries::body_entry`) of this request
+    /// and of those it replaced: durable with the request, as its delivery
+    /// ids are, so a replay under a new id stays a duplicate through a
+    /// crash. Bounded like `coalesced`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bodies: Vec<String>,
 }
 
 /// How many replaced delivery ids a pending request carries at most.
@@ -270,6 +276,10 @@ impl Queue {
             }
             let excess = req.coalesced.len().saturating_sub(MAX_COALESCED);
             req.coalesced.drain(..excess);
+            let mine = std::mem::replace(&mut req.bodies, old.bodies);
+            req.bodies.extend(mine);
+            let excess = req.bodies.len().saturating_sub(MAX_COALESCED);
+            req.bodies.drain(..excess);
         }
         slot.latest = Some(req);
         slot.version += 1;
@@ -403,6 +413,7 @@ mod tests {
             delivery: format!("d-{sha}"),
             received_at: fsutil::now_rfc3339(),
             coalesced: Vec::new(),
+            bodies: Vec::new(),
         }
     }
 

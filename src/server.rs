@@ -552,6 +552,7 @@ async fn hook(
         delivery: id.clone(),
         received_at: fsutil::now_rfc3339(),
         coalesced: Vec::new(),
+        bodies: vec![body_mac.clone()],
     };
     let answer = json!({
         "status": "queued",
@@ -562,8 +563,9 @@ async fn hook(
     });
     let stored = app.queue.push_async(request).await;
     if stored.is_ok() {
-        // Not waited for: the request file (`delivery`, `coalesced`) already
-        // holds the id durably; this file is the longer, unsynced memory.
+        // Not waited for: the request file (`delivery`, `coalesced`,
+        // `bodies`) already holds the id and MAC durably; this file is the
+        // longer, unsynced memory.
         for key in keys {
             app.deliveries.keep_soon(key);
         }
