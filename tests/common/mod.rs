@@ -193,19 +193,13 @@ impl Daemon {
         assert!(st.success());
     }
 
-    /// Waits (bounded) for the daemon to exit.
+    /// Waits (bounded) for the daemon to exit; on a timeout kills it and
+    /// panics with its log.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            if start.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!("daemon did not exit within {limit:?}; log:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let lines = self.lines.clone();
+        wait_exit(&mut self.child, limit, "deployd serve", || {
+            format!("log:\n{}", lines.lock().unwrap().join("\n"))
+        })
     }
 
     /// POSTs a signed GitHub push of `after` to `git_ref` of project `name`.
@@ -221,12 +215,18 @@ impl Daemon {
 
     /// Waits until the daemon's log has a line containing `needle`.
     pub fn wait_log(&self, needle: &str, limit: Duration) {
-        wait_until(
+        poll(
             limit,
             &format!("daemon log line containing {needle:?}"),
-            || self.log().contains(needle),
+            || {
+                let log = self.log();
+                if log.contains(needle) {
+                    Ok(())
+                } else {
+                    Err(format!("log:\n{log}"))
+                }
+            },
         );
-        let _ = self;
     }
 }
 
@@ -363,14 +363,69 @@ pub fn history(config: &Path, project: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("history --json: {e}: {out}"))
 }
 
-/// Polls `f` every 20 ms until it is true; panics after `limit`.
-pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+/// The pause before the `n`th look again: short at first, so a condition
+/// that is nearly met is seen at once, then up to 100 ms, so a long wait
+/// (many `deployd history` processes) does not crowd a busy machine.
+fn pause(n: u32) -> Duration {
+    Duration::from_millis((10u64 << n.min(4)).min(100))
+}
+
+/// The one bounded poll: calls `look` until it returns `Ok`, pausing between
+/// looks; after `limit` gives up with the last `Err` it returned (what was
+/// seen instead of what was awaited).
+pub fn try_poll<T>(
+    limit: Duration,
+    mut look: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
     let start = Instant::now();
-    while !f() {
-        if start.elapsed() > limit {
-            panic!("timed out after {limit:?} waiting for {what}");
+    let mut n = 0;
+    loop {
+        match look() {
+            Ok(v) => return Ok(v),
+            Err(seen) if start.elapsed() > limit => return Err(seen),
+            Err(_) => {}
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(pause(n));
+        n += 1;
+    }
+}
+
+/// [`try_poll`], panicking on a timeout with `what` was awaited and what
+/// was seen last.
+pub fn poll<T>(limit: Duration, what: &str, look: impl FnMut() -> Result<T, String>) -> T {
+    try_poll(limit, look).unwrap_or_else(|seen| {
+        if seen.is_empty() {
+            panic!("timed out after {limit:?} waiting for {what}")
+        } else {
+            panic!("timed out after {limit:?} waiting for {what}; last seen:\n{seen}")
+        }
+    })
+}
+
+/// Polls `f` until it is true; panics after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    poll(
+        limit,
+        what,
+        || if f() { Ok(()) } else { Err(String::new()) },
+    )
+}
+
+/// Waits (bounded) for `child` to exit. On a timeout kills and reaps it,
+/// then panics naming `what` with `detail()` (its output, a log, ...).
+pub fn wait_exit(
+    child: &mut Child,
+    limit: Duration,
+    what: &str,
+    detail: impl FnOnce() -> String,
+) -> ExitStatus {
+    match try_poll(limit, || child.try_wait().unwrap().ok_or_else(String::new)) {
+        Ok(status) => status,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still running after {limit:?}; killed\n{}", detail())
+        }
     }
 }
 
@@ -381,21 +436,44 @@ pub fn wait_runs(
     n: usize,
     limit: Duration,
 ) -> Vec<serde_json::Value> {
-    let mut last;
-    let start = Instant::now();
-    loop {
-        last = history(config, project);
+    poll(limit, &format!("{n} finished runs of {project}"), || {
+        let last = history(config, project);
         let done = last.iter().filter(|r| r["status"] != "running").count();
         if done >= n {
-            return last;
-        }
-        if start.elapsed() > limit {
-            panic!(
-                "timed out after {limit:?} waiting for {n} finished runs of {project}; history:\n{}",
+            Ok(last)
+        } else {
+            Err(format!(
+                "history:\n{}",
                 serde_json::to_string_pretty(&last).unwrap()
-            );
+            ))
         }
-        std::thread::sleep(Duration::from_millis(50));
+    })
+}
+
+/// What a child writes to one of its pipes, read in the background so the
+/// pipe never fills, and readable while the child runs.
+pub struct Drained {
+    pub buf: Arc<Mutex<Vec<u8>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+pub fn drain(mut pipe: impl Read + Send + 'static) -> Drained {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let b = buf.clone();
+    let thread = std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+            b.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    Drained { buf, thread }
+}
+
+impl Drained {
+    /// Everything, once the pipe is closed.
+    pub fn wait(self) -> Vec<u8> {
+        let _ = self.thread.join();
+        std::mem::take(&mut *self.buf.lock().unwrap())
     }
 }
 
