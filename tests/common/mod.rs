@@ -337,18 +337,27 @@ pub fn cli(config: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Runs the CLI and panics, showing everything, unless it exits with `code`.
-pub fn cli_ok(config: &Path, args: &[&str], code: i32) -> String {
-    let out = cli(config, args);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
+/// Everything about one CLI run, for a failure message: the command, its
+/// exit status, its stdout and its stderr.
+pub fn explain(config: &Path, args: &[&str], out: &Output) -> String {
+    format!(
         "deployd -c {} {}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
         config.display(),
         args.join(" "),
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs the CLI and panics, showing everything, unless it exits with `code`.
+pub fn cli_ok(config: &Path, args: &[&str], code: i32) -> String {
+    let out = cli(config, args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        explain(config, args, &out)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
