@@ -58,6 +58,8 @@ fn slow_follower(
                 break;
             }
             got.extend_from_slice(&buf[..n]);
+            // A slow reader is the point: the follower must hold back rather
+            // than buffer what the reader has not taken yet.
             std::thread::sleep(Duration::from_micros(500));
         }
         (got, cli_peak, daemon_peak)
@@ -186,7 +188,7 @@ fn deploy_through_the_daemon_streams_the_log_bytes_unchanged() {
     assert!(
         out.status.success(),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        explain(&config, &["deploy", "app"], &out)
     );
     let runs = history(&config, "app");
     let log = std::fs::read(runs[0]["log"].as_str().unwrap()).unwrap();
@@ -300,18 +302,20 @@ fn memory_of_large_refused_bodies_is_returned() {
 /// Waits (5 s at most) for the RSS of `pid` to come back within 4 MiB of
 /// `before`.
 fn rss_back(pid: u32, before: u64, after: &str) {
-    let mut rss = 0;
-    let back = (0..250).any(|_| {
-        rss = proc_kib(pid, "VmRSS").unwrap();
-        rss <= before + 4 * MIB || {
-            std::thread::sleep(Duration::from_millis(20));
-            false
-        }
-    });
-    assert!(
-        back,
-        "after {after}: RSS {:.1} MiB, {:.1} MiB before",
-        rss as f64 / MIB as f64,
-        before as f64 / MIB as f64
+    poll(
+        Duration::from_secs(5),
+        &format!("the RSS to come back after {after}"),
+        || {
+            let rss = proc_kib(pid, "VmRSS").unwrap();
+            if rss <= before + 4 * MIB {
+                Ok(())
+            } else {
+                Err(format!(
+                    "RSS {:.1} MiB, {:.1} MiB before",
+                    rss as f64 / MIB as f64,
+                    before as f64 / MIB as f64
+                ))
+            }
+        },
     );
 }
