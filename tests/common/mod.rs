@@ -326,15 +326,24 @@ pub fn post(
     request(addr, "POST", path, headers, body)
 }
 
-/// Runs the CLI with `-c config`; returns its output.
+/// How long any one CLI command may take: longer than the longest run a
+/// test holds open (30 s gates), so only a command that hangs reaches it.
+pub const CLI_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs the CLI with `-c config` (bounded by [`CLI_LIMIT`]); returns its
+/// output.
 pub fn cli(config: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    let child = Command::new(BIN)
         .arg("-c")
         .arg(config)
         .args(args)
         .stdin(Stdio::null())
-        .output()
-        .unwrap()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn deployd");
+    let what = format!("deployd -c {} {}", config.display(), args.join(" "));
+    output_within(child, CLI_LIMIT, &what)
 }
 
 /// Everything about one CLI run, for a failure message: the command, its
@@ -483,6 +492,28 @@ impl Drained {
     pub fn wait(self) -> Vec<u8> {
         let _ = self.thread.join();
         std::mem::take(&mut *self.buf.lock().unwrap())
+    }
+}
+
+/// `child.wait_with_output()`, bounded: on a timeout the child is killed
+/// and the panic shows `what` and what it printed so far. Pipes the caller
+/// took (or never asked for) are left out.
+pub fn output_within(mut child: Child, limit: Duration, what: &str) -> Output {
+    let out = child.stdout.take().map(drain);
+    let err = child.stderr.take().map(drain);
+    let shown = |d: &Option<Drained>| d.as_ref().map(|d| d.buf.clone());
+    let (o, e) = (shown(&out), shown(&err));
+    let status = wait_exit(&mut child, limit, what, move || {
+        let text = |b: Option<Arc<Mutex<Vec<u8>>>>| {
+            b.map(|b| String::from_utf8_lossy(&b.lock().unwrap()).into_owned())
+                .unwrap_or_else(|| "(not captured)".into())
+        };
+        format!("stdout:\n{}\nstderr:\n{}", text(o), text(e))
+    });
+    Output {
+        status,
+        stdout: out.map(Drained::wait).unwrap_or_default(),
+        stderr: err.map(Drained::wait).unwrap_or_default(),
     }
 }
 
