@@ -34,7 +34,7 @@ fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
         let mut w = child.stdin.take().unwrap();
         w.write_all(input).unwrap();
     }
-    child.wait_with_output().unwrap()
+    output_within(child, CLI_LIMIT, &format!("deployd {}", args.join(" ")))
 }
 
 fn text(b: &[u8]) -> String {
@@ -777,7 +777,7 @@ fn a_closed_pipe_ends_output_quietly() {
             .unwrap();
         // Close the reading end before the command writes anything.
         drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
+        let out = output_within(child, CLI_LIMIT, &format!("deployd {args:?}"));
         assert_eq!(
             out.status.code(),
             Some(0),

@@ -32,7 +32,7 @@ fn config_with(dir: &TestDir, file: &str, state: &str, socket: &str, script: &Pa
 /// Runs `deployd serve -c config`, expecting it to refuse and exit by itself
 /// (bounded); returns what it printed.
 fn serve_refused(config: &Path) -> Output {
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["serve", "-c"])
         .arg(config)
         .env_remove("NOTIFY_SOCKET")
@@ -41,28 +41,11 @@ fn serve_refused(config: &Path) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Read while it runs, so a full pipe cannot hold it up, and so what it
-    // printed can be shown if it has to be killed.
-    let out = drain(child.stdout.take().unwrap());
-    let err = drain(child.stderr.take().unwrap());
-    let (o, e) = (out.buf.clone(), err.buf.clone());
-    let status = wait_exit(
-        &mut child,
+    output_within(
+        child,
         T,
         &format!("a second deployd serve -c {}", config.display()),
-        move || {
-            format!(
-                "stdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&o.lock().unwrap()),
-                String::from_utf8_lossy(&e.lock().unwrap())
-            )
-        },
-    );
-    Output {
-        status,
-        stdout: out.wait(),
-        stderr: err.wait(),
-    }
+    )
 }
 
 #[test]

@@ -69,15 +69,14 @@ fn slow_follower(
 
 /// Bounded wait for a follower; panics with its stderr if it failed.
 fn finish(
-    mut child: Child,
+    child: Child,
     reader: JoinHandle<(Vec<u8>, u64, u64)>,
     what: &str,
 ) -> (Vec<u8>, u64, u64) {
+    // Bounded first: once the follower exits (or is killed), its stdout
+    // ends and the reader returns.
+    let out = output_within(child, T, what);
     let got = reader.join().unwrap();
-    wait_until(T, &format!("{what} to exit"), || {
-        child.try_wait().unwrap().is_some()
-    });
-    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{what}: {:?}\n{}",
