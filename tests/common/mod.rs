@@ -288,7 +288,8 @@ pub fn request(
     headers: &[(String, String)],
     body: &[u8],
 ) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
+    let mut s = TcpStream::connect(addr)
+        .unwrap_or_else(|e| panic!("{method} {path}: cannot connect to {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -333,26 +334,39 @@ pub const CLI_LIMIT: Duration = Duration::from_secs(120);
 /// Runs the CLI with `-c config` (bounded by [`CLI_LIMIT`]); returns its
 /// output.
 pub fn cli(config: &Path, args: &[&str]) -> Output {
-    let child = Command::new(BIN)
-        .arg("-c")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::null())
+    output_of(
+        Command::new(BIN)
+            .arg("-c")
+            .arg(config)
+            .args(args)
+            .stdin(Stdio::null()),
+    )
+}
+
+/// `cmd.output()` bounded by [`CLI_LIMIT`]: stdout and stderr captured, a
+/// command that hangs killed and shown (program, arguments, environment
+/// changes, output so far).
+pub fn output_of(cmd: &mut Command) -> Output {
+    let what = format!("{cmd:?}");
+    let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn deployd");
-    let what = format!("deployd -c {} {}", config.display(), args.join(" "));
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     output_within(child, CLI_LIMIT, &what)
 }
 
 /// Everything about one CLI run, for a failure message: the command, its
 /// exit status, its stdout and its stderr.
 pub fn explain(config: &Path, args: &[&str], out: &Output) -> String {
+    let what = format!("deployd -c {} {}", config.display(), args.join(" "));
+    describe(&what, out)
+}
+
+/// `what` (a command line) with its exit status, stdout and stderr.
+pub fn describe(what: &str, out: &Output) -> String {
     format!(
-        "deployd -c {} {}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        config.display(),
-        args.join(" "),
+        "{what}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
