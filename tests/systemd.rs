@@ -215,15 +215,14 @@ fn secret_from_a_systemd_credential() {
         stderr.contains("projects.app.secret_credential") && stderr.contains("missing"),
         "{stderr}"
     );
-    let ok = Command::new(BIN)
-        .args(["-c", config.to_str().unwrap(), "check"])
-        .env("CREDENTIALS_DIRECTORY", &creds)
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["-c", config.to_str().unwrap(), "check"])
+        .env("CREDENTIALS_DIRECTORY", &creds);
+    let ok = output_of(&mut cmd);
     assert!(
         ok.status.success(),
         "{}",
-        String::from_utf8_lossy(&ok.stderr)
+        describe(&format!("{cmd:?}"), &ok)
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("secret_credential app.secret"));
     // The daemon reads it, trailing newline trimmed: the test secret signs.
