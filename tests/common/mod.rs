@@ -531,6 +531,32 @@ pub fn output_within(mut child: Child, limit: Duration, what: &str) -> Output {
     }
 }
 
+/// A child killed and reaped when dropped, so a failing test leaves no
+/// process behind (`Daemon` does this for daemons it starts itself).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Waits until the text `read()` returns contains `needle`; on a timeout
+/// panics with that text (a daemon's log written to a file, say).
+pub fn wait_text(limit: Duration, what: &str, needle: &str, read: impl Fn() -> String) {
+    poll(limit, &format!("{what} containing {needle:?}"), || {
+        let text = read();
+        if text.contains(needle) {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    })
+}
+
 /// Whether a process with this pid exists.
 pub fn alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
