@@ -247,26 +247,27 @@ fn journal_format_when_stderr_is_the_journal() {
     let file = std::fs::File::create(&log_path).unwrap();
     let meta = file.metadata().unwrap();
     let stream = format!("{}:{}", meta.dev(), meta.ino());
-    let mut child = Command::new(BIN)
-        .args(["serve", "-c", config.to_str().unwrap()])
-        .env("JOURNAL_STREAM", &stream)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    let mut text = String::new();
-    wait_until(T, "the listening line", || {
-        text.clear();
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "-c", config.to_str().unwrap()])
+            .env("JOURNAL_STREAM", &stream)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap(),
+    );
+    wait_text(T, "the daemon's log", "listening on", || {
+        let mut text = String::new();
         std::fs::File::open(&log_path)
             .unwrap()
             .read_to_string(&mut text)
             .unwrap();
-        text.contains("listening on")
+        text
     });
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    wait_exit(&mut child, T, "deployd serve after SIGTERM", || {
+    let _ = Command::new("kill").arg(child.0.id().to_string()).status();
+    wait_exit(&mut child.0, T, "deployd serve after SIGTERM", || {
         format!(
             "stderr:\n{}",
             std::fs::read_to_string(&log_path).unwrap_or_default()
