@@ -290,7 +290,10 @@ pub fn request(
 ) -> (u16, String) {
     let mut s = TcpStream::connect(addr)
         .unwrap_or_else(|e| panic!("{method} {path}: cannot connect to {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Longer than any deadline a test gives the server (request_timeout
+    // of 20 s at most): a slow answer is the server's to give, a 408
+    // included, not lost to the client giving up first.
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -313,7 +316,9 @@ pub fn parse_response(resp: &[u8]) -> (u16, String) {
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in response {text:?}"));
+        .unwrap_or_else(|| {
+            panic!("no HTTP status in response {text:?} (closed, reset or timed out)")
+        });
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
 }
