@@ -14,7 +14,7 @@ use crate::control::{self, Reply, Request as ControlRequest};
 use crate::executor::{self, ProjectStatus};
 use crate::history::{History, Run, Status};
 use crate::lock::{self, RunLock};
-use crate::queue::{self, Request, Trigger};
+use crate::queue::{self, Request};
 use crate::{daemon, forge, fsutil, runner};
 
 /// Prints a line on stdout; a closed pipe (`deployd history | head`) ends
@@ -314,14 +314,14 @@ fn status(config: &Config, json: bool) -> Result<()> {
             (Some(r), "interrupted") => format!(
                 "interrupted: run {} ({} {}) was going when its daemon died; {}",
                 r.id,
-                r.trigger,
+                r.request.trigger,
                 r.short_sha(),
                 next_daemon_will(config, r, p.pending.as_ref())
             ),
             (Some(r), _) => format!(
                 "running run {} ({} {}) since {}",
                 r.id,
-                r.trigger,
+                r.request.trigger,
                 r.short_sha(),
                 r.started_at
             ),
@@ -331,8 +331,8 @@ fn status(config: &Config, json: bool) -> Result<()> {
         if let Some(q) = &p.pending {
             outln!(
                 "  pending: {} {} ({}, received {})",
-                q.git_ref,
-                short(&q.sha),
+                q.push.git_ref,
+                q.push.short_sha(),
                 q.trigger,
                 q.received_at
             );
@@ -343,7 +343,7 @@ fn status(config: &Config, json: bool) -> Result<()> {
                 r.id,
                 r.status,
                 r.started_at,
-                r.trigger,
+                r.request.trigger,
                 r.short_sha(),
                 duration(r)
             ),
@@ -357,16 +357,8 @@ fn status(config: &Config, json: bool) -> Result<()> {
 /// project left recorded `running` (the decision recovery itself takes).
 fn next_daemon_will(config: &Config, interrupted: &Run, pending: Option<&Request>) -> String {
     let history = History::new(&config.server.state_dir, &config.server.log_dir);
-    let latest = history.latest(&interrupted.project).ok().flatten();
+    let latest = history.latest(&interrupted.request.project).ok().flatten();
     executor::recovery_plan(interrupted, latest.as_ref(), pending).describe()
-}
-
-fn short(sha: &str) -> &str {
-    if sha.is_empty() {
-        "-"
-    } else {
-        &sha[..sha.len().min(12)]
-    }
 }
 
 fn status_from_disk(config: &Config) -> Vec<ProjectStatus> {
@@ -445,14 +437,14 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
             "{:>5}  {:<11} {:<9} {:<24} {:>9}  {:<12}  {}",
             r.id,
             status,
-            r.trigger.to_string(),
+            r.request.trigger.to_string(),
             r.started_at,
             duration(&r),
             r.short_sha(),
-            if r.delivery.is_empty() {
+            if r.request.push.delivery.is_empty() {
                 "-"
             } else {
-                &r.delivery
+                &r.request.push.delivery
             }
         );
     }
@@ -654,14 +646,17 @@ fn waiting_for(run: &Run) -> String {
     format!(
         "waiting for run {} ({} {}, started {}) to finish",
         run.id,
-        run.trigger,
+        run.request.trigger,
         run.short_sha(),
         run.started_at
     )
 }
 
 fn finish_message(run: &Run) -> Result<()> {
-    eprintln!("deployd: {}: run {} {}", run.project, run.id, run.status);
+    eprintln!(
+        "deployd: {}: run {} {}",
+        run.request.project, run.id, run.status
+    );
     if run.status == Status::Succeeded {
         Ok(())
     } else {
@@ -735,19 +730,7 @@ async fn deploy_direct(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let req = Request {
-        seq,
-        project: p.name.clone(),
-        trigger: Trigger::Manual,
-        git_ref: git_ref.unwrap_or_else(|| format!("refs/heads/{}", p.branch)),
-        sha: sha.unwrap_or_default(),
-        before: String::new(),
-        repository: p.repository.clone().unwrap_or_default(),
-        pusher: user(),
-        delivery: String::new(),
-        received_at: fsutil::now_rfc3339(),
-        coalesced: Vec::new(),
-    };
+    let req = Request::manual(seq, p, git_ref, sha, user());
     let mut run = history.create(&req).context("cannot record the run")?;
     eprintln!(
         "deployd: {}: run {} started (log {})",

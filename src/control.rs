@@ -19,7 +19,7 @@ use tokio::net::{UnixListener, UnixStream};
 use crate::executor::ProjectStatus;
 use crate::fsutil;
 use crate::history::{History, Run, Status};
-use crate::queue::{Request as QueueRequest, Trigger};
+use crate::queue::Request as QueueRequest;
 use crate::server::App;
 
 /// What the CLI asks.
@@ -157,19 +157,7 @@ async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Res
             if app.stopping.load(std::sync::atomic::Ordering::SeqCst) {
                 return send(&mut w, &Reply::Error("deployd is stopping".into())).await;
             }
-            let req = QueueRequest {
-                seq: app.queue.next_seq(),
-                project: project.clone(),
-                trigger: Trigger::Manual,
-                git_ref: git_ref.unwrap_or_else(|| format!("refs/heads/{}", p.branch)),
-                sha: sha.unwrap_or_default(),
-                before: String::new(),
-                repository: p.repository.clone().unwrap_or_default(),
-                pusher: user,
-                delivery: String::new(),
-                received_at: fsutil::now_rfc3339(),
-                coalesced: Vec::new(),
-            };
+            let req = QueueRequest::manual(app.queue.next_seq(), p, git_ref, sha, user);
             let seq = req.seq;
             // Asked before queueing, so the run found is the one before ours.
             let behind = app
@@ -215,7 +203,7 @@ async fn stream_run(
         let runs = history.list(project, Some(8)).unwrap_or_default();
         if let Some(run) = runs
             .into_iter()
-            .filter(|r| r.request_seq >= seq)
+            .filter(|r| r.request.seq >= seq)
             .min_by_key(|r| r.id)
         {
             break run;

@@ -42,18 +42,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for project in history.projects() {
         let runs = history.list(&project, None).unwrap_or_default();
         for r in &runs {
-            deliveries.remember(
-                std::iter::once(&r.delivery)
-                    .chain(&r.coalesced)
-                    .map(String::as_str),
-            );
+            deliveries.remember(r.request.deliveries());
         }
         if let Some(p) = queue.pending(&project) {
-            deliveries.remember(
-                std::iter::once(&p.delivery)
-                    .chain(&p.coalesced)
-                    .map(String::as_str),
-            );
+            deliveries.remember(p.deliveries());
         }
     }
 
@@ -231,7 +223,7 @@ pub fn describe(projects: &[executor::ProjectStatus]) -> String {
     let running: Vec<String> = projects
         .iter()
         .filter_map(|p| p.running.as_ref())
-        .map(|r| format!("deploying {} {}", r.project, r.short_sha()))
+        .map(|r| format!("deploying {} {}", r.project(), r.short_sha()))
         .collect();
     let pending = projects.iter().filter(|p| p.pending.is_some()).count();
     let mut parts = running;

@@ -207,7 +207,7 @@ impl Executor {
         match msg {
             Msg::Queued => {}
             Msg::Started(run) => {
-                if let Some(b) = self.busy.get_mut(&run.project) {
+                if let Some(b) = self.busy.get_mut(&run.request.project) {
                     *b = Busy::Run(Some(run));
                 }
             }
@@ -392,8 +392,8 @@ async fn run_one(project: Project, req: Request, shared: &Shared, state_dir: &st
     tracing::info!(
         "{name}: run {} started ({} {} {})",
         run.id,
-        run.trigger,
-        run.git_ref,
+        run.request.trigger,
+        run.request.push.git_ref,
         run.short_sha()
     );
     let _ = shared.tx.send(Msg::Started(Box::new(run.clone())));
@@ -417,7 +417,7 @@ async fn finish(project: &Project, run: Run, outcome: Outcome, shared: &Shared) 
     let (r, keep) = (run.clone(), project.keep_runs);
     let saved = blocking(move || {
         history.save(&r)?;
-        history.prune(&r.project, keep)
+        history.prune(&r.request.project, keep)
     })
     .await;
     if let Err(e) = saved {
@@ -468,7 +468,7 @@ pub fn recovery_plan(
 ) -> Recovery {
     match latest {
         Some(later) if later.id > interrupted.id => Recovery::LaterRun(Box::new(later.clone())),
-        _ if pending.is_some_and(|p| p.seq > interrupted.request_seq) => Recovery::Superseded,
+        _ if pending.is_some_and(|p| p.seq > interrupted.request.seq) => Recovery::Superseded,
         _ => Recovery::RunAgain,
     }
 }
@@ -484,7 +484,7 @@ impl Recovery {
             }
             Recovery::LaterRun(r) => format!(
                 "it is not run again: run {} ({}) came after it",
-                r.id, r.trigger
+                r.id, r.request.trigger
             ),
         }
     }
@@ -494,19 +494,27 @@ impl Recovery {
 /// already pending (it supersedes the old commit).
 async fn requeue(run: &Run, shared: &Shared) {
     let queue = shared.queue.clone();
-    let pending = queue.pending(&run.project);
+    let pending = queue.pending(&run.request.project);
     if recovery_plan(run, None, pending.as_ref()) == Recovery::Superseded {
         tracing::info!(
             "{}: interrupted run {} superseded by a newer pending push",
-            run.project,
+            run.request.project,
             run.id
         );
         return;
     }
     let req = run.request(queue.next_seq(), Trigger::Recovery);
     match blocking(move || queue.push(req)).await {
-        Ok(()) => tracing::info!("{}: run {} queued again for recovery", run.project, run.id),
-        Err(e) => tracing::error!("{}: cannot queue run {} again: {e}", run.project, run.id),
+        Ok(()) => tracing::info!(
+            "{}: run {} queued again for recovery",
+            run.request.project,
+            run.id
+        ),
+        Err(e) => tracing::error!(
+            "{}: cannot queue run {} again: {e}",
+            run.request.project,
+            run.id
+        ),
     }
 }
 
@@ -540,7 +548,7 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
     // and recorded its own result.
     let runs: Vec<Run> = runs
         .into_iter()
-        .filter_map(|r| match shared.history.get(&r.project, r.id) {
+        .filter_map(|r| match shared.history.get(&r.request.project, r.id) {
             Ok(Some(now)) if now.status == Status::Running => Some(now),
             Ok(_) => None,
             Err(_) => Some(r),
@@ -593,7 +601,7 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
             "{name}: not running interrupted run {} again: run {} ({}) came after it",
             newest.id,
             r.id,
-            r.trigger
+            r.request.trigger
         ),
         _ => requeue(&newest, shared).await,
     }
@@ -612,26 +620,20 @@ mod tests {
     use super::*;
 
     fn run(id: u64, request_seq: u64, trigger: Trigger) -> Run {
+        let push = crate::push::Push {
+            git_ref: "refs/heads/main".into(),
+            ..Default::default()
+        };
         Run {
             id,
-            project: "app".into(),
-            trigger,
-            git_ref: "refs/heads/main".into(),
-            sha: String::new(),
-            before: String::new(),
-            repository: String::new(),
-            pusher: String::new(),
-            delivery: String::new(),
+            request: Request::new(request_seq, "app", trigger, push),
             status: Status::Running,
             exit_code: None,
             signal: None,
             started_at: String::new(),
             finished_at: None,
             log: format!("{id}.log").into(),
-            request_seq,
-            received_at: String::new(),
             pid: None,
-            coalesced: Vec::new(),
         }
     }
 

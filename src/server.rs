@@ -23,7 +23,7 @@ use crate::deliveries::{Deliveries, Seen};
 use crate::executor::Handle;
 use crate::filter;
 use crate::forge::{self, Event, EventError, Rejected, SignatureError};
-use crate::fsutil;
+use crate::push::Push;
 use crate::queue::{self, Queue, Trigger};
 
 /// What every connection shares.
@@ -482,24 +482,16 @@ async fn hook(
             json!({"status": "duplicate", "delivery": id}),
         ));
     }
-    let request = queue::Request {
-        seq: app.queue.next_seq(),
-        project: project.name.clone(),
-        trigger: Trigger::Webhook,
-        git_ref: push.git_ref,
-        sha: push.after,
-        before: push.before,
-        repository: push.repository,
-        pusher: push.pusher,
+    let push = Push {
         delivery: id.clone(),
-        received_at: fsutil::now_rfc3339(),
-        coalesced: Vec::new(),
+        ..push
     };
+    let request = queue::Request::new(app.queue.next_seq(), &project.name, Trigger::Webhook, push);
     let answer = json!({
         "status": "queued",
         "project": project.name,
-        "ref": request.git_ref,
-        "sha": request.sha,
+        "ref": request.push.git_ref,
+        "sha": request.push.after,
         "delivery": id,
     });
     let stored = app.queue.push_async(request).await;
