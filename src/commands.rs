@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -11,11 +12,13 @@ use tokio::sync::watch;
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
 use crate::control::{self, Reply, Request as ControlRequest};
+use crate::events::{Publisher, Spool};
 use crate::executor::{self, ProjectStatus};
 use crate::history::{History, Run, Status};
+use crate::lifecycle::{Caller, Lifecycle, NotRun};
 use crate::lock::{self, RunLock};
 use crate::queue::{self, Request};
-use crate::{daemon, forge, fsutil, runner};
+use crate::{daemon, forge, fsutil};
 
 /// Prints a line on stdout; a closed pipe (`deployd history | head`) ends
 /// the command quietly instead of panicking like `println!`.
@@ -687,8 +690,10 @@ fn refuse_foreign_root(state_dir: &Path) -> Result<()> {
     )))
 }
 
-/// Runs the script in this process exactly as the daemon would: same lock,
-/// same environment, same log and record (trigger `manual`).
+/// Runs the script in this process exactly as the daemon would, through
+/// the same run lifecycle: same lock, same environment, same log and record
+/// (trigger `manual`). Its run events go to the spool, for the next daemon's
+/// subscribers.
 async fn deploy_direct(
     config: &Config,
     p: &config::Project,
@@ -698,61 +703,97 @@ async fn deploy_direct(
     let s = &config.server;
     refuse_foreign_root(&s.state_dir)?;
     fsutil::create_top_dirs(&s.state_dir, &s.log_dir)?;
+    // Ctrl-C gives up waiting for the lock, or interrupts the script.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let ctrl_c = async {
+    tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+    let history = Arc::new(History::new(&s.state_dir, &s.log_dir));
+    let lifecycle = Lifecycle {
+        history: history.clone(),
+        state_dir: s.state_dir.clone(),
+        events: Publisher::Spool(Arc::new(Spool::new(&s.state_dir))),
     };
-    let history = History::new(&s.state_dir, &s.log_dir);
-    let lock = RunLock::acquire(
-        &lock::path(&s.state_dir, &p.name),
-        || {
-            // The newest run recorded running holds the lock, unless
-            // processes of a run whose daemon died do (no record says so).
-            let holder = history
-                .list(&p.name, Some(3))
-                .unwrap_or_default()
-                .into_iter()
-                .find(|r| r.status == Status::Running);
-            match holder {
-                Some(r) => eprintln!("deployd: {}: {}", p.name, waiting_for(&r)),
-                None => eprintln!(
-                    "deployd: {}: another run of it holds its lock; waiting for it to finish",
-                    p.name
-                ),
-            }
-        },
-        ctrl_c,
-    )
-    .await
-    .context("cannot take the run lock")?
-    .ok_or_else(|| Failure::Runtime(anyhow!("interrupted while waiting for the lock")))?;
     let seq = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     let req = Request::manual(seq, p, git_ref, sha, user());
-    let mut run = history.create(&req).context("cannot record the run")?;
-    eprintln!(
-        "deployd: {}: run {} started (log {})",
-        p.name,
-        run.id,
-        run.log.display()
-    );
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = stop_tx.send(true);
-    });
-    let (done_tx, done_rx) = watch::channel(false);
-    let log = run.log.clone();
-    let tail = tokio::spawn(async move { follow_log(&log, || *done_rx.borrow()).await });
-    let mut pid = None;
-    let outcome = runner::run(p, &run, &lock, stop_rx, |p| pid = Some(p)).await;
-    run.pid = pid;
-    outcome.apply(&mut run);
-    history.save(&run).context("cannot save the run record")?;
-    let _ = history.prune(&p.name, p.keep_runs);
-    drop(lock);
-    let _ = done_tx.send(true);
-    let _ = tail.await;
-    finish_message(&run)
+    lifecycle.queued(&req).await;
+    let mut direct = Direct {
+        history: &history,
+        name: &p.name,
+        tail: None,
+    };
+    let ended = lifecycle.run(p, req, stop_rx, &mut direct).await;
+    if let Some((done, tail)) = direct.tail {
+        let _ = done.send(true);
+        let _ = tail.await;
+    }
+    let ended = match ended {
+        Ok(ended) => ended,
+        Err((_, NotRun::Stopped)) => {
+            return Err(Failure::Runtime(anyhow!(
+                "interrupted while waiting for the lock"
+            )));
+        }
+        Err((_, NotRun::Lock(e))) => {
+            return Err(anyhow::Error::from(e)
+                .context("cannot take the run lock")
+                .into());
+        }
+        Err((_, NotRun::Record(e))) => {
+            return Err(anyhow::Error::from(e)
+                .context("cannot record the run")
+                .into());
+        }
+    };
+    ended.saved.context("cannot save the run record")?;
+    finish_message(&ended.run)
+}
+
+/// A direct deploy's side of a run's steps: it speaks on stderr and copies
+/// the log to stdout as it grows.
+struct Direct<'a> {
+    history: &'a History,
+    name: &'a str,
+    /// Says the run ended, to the task copying its log.
+    tail: Option<(
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
+}
+
+impl Caller for Direct<'_> {
+    fn waiting(&mut self) {
+        // The newest run recorded running holds the lock, unless
+        // processes of a run whose daemon died do (no record says so).
+        let holder = self
+            .history
+            .list(self.name, Some(3))
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.status == Status::Running);
+        match holder {
+            Some(r) => eprintln!("deployd: {}: {}", self.name, waiting_for(&r)),
+            None => eprintln!(
+                "deployd: {}: another run of it holds its lock; waiting for it to finish",
+                self.name
+            ),
+        }
+    }
+
+    async fn started(&mut self, run: &Run) {
+        eprintln!(
+            "deployd: {}: run {} started (log {})",
+            self.name,
+            run.id,
+            run.log.display()
+        );
+        let (done_tx, done_rx) = watch::channel(false);
+        let log = run.log.clone();
+        let tail = tokio::spawn(async move { follow_log(&log, || *done_rx.borrow()).await });
+        self.tail = Some((done_tx, tail));
+    }
 }

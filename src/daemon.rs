@@ -11,9 +11,11 @@ use tokio::sync::watch;
 
 use crate::config::{self, Config};
 use crate::deliveries::Deliveries;
+use crate::events::{Bus, Publisher};
 use crate::executor::{Executor, Handle};
 use crate::fsutil;
 use crate::history::History;
+use crate::lifecycle::Lifecycle;
 use crate::lock::StateLock;
 use crate::queue::Queue;
 use crate::server::{self, App};
@@ -61,8 +63,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", s.listen))?,
     };
 
-    let (exec, handle) = Executor::new(config.clone(), queue.clone(), history.clone());
-    let app = Arc::new(App::new(config.clone(), queue, deliveries, handle.clone()));
+    let bus = Bus::new();
+    let lifecycle = Arc::new(Lifecycle {
+        history: history.clone(),
+        state_dir: s.state_dir.clone(),
+        events: Publisher::Bus(bus.clone()),
+    });
+    let (exec, handle) = Executor::new(config.clone(), queue.clone(), lifecycle.clone());
+    let app = Arc::new(App::new(
+        config.clone(),
+        queue,
+        deliveries,
+        handle.clone(),
+        lifecycle.clone(),
+        bus.clone(),
+    ));
+    // Parts that react to runs subscribe to `bus` above this line: the events
+    // of direct runs made while no daemon ran are published now, once.
+    let spooled = {
+        let (bus, dir) = (bus.clone(), s.state_dir.clone());
+        tokio::task::spawn_blocking(move || bus.replay(&dir)).await?
+    };
+    match spooled {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("published {n} run event(s) of runs made without the daemon"),
+        Err(e) => tracing::warn!("cannot read the spooled run events: {e}"),
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let executor_task = tokio::spawn(exec.run(stop_rx.clone()));
     let control_task = tokio::spawn(control::serve(control, app.clone(), history));

@@ -3,33 +3,29 @@
 //! recovers runs a previous daemon did not see finish, and on shutdown gives
 //! running deploys `shutdown_grace` before interrupting them.
 //!
+//! A run itself, from its lock to its final record, is carried out by
+//! [`crate::lifecycle`], which also publishes the run events; the executor
+//! only decides when each starts and what a daemon does around it (settle
+//! its queued request, queue an interrupted one again).
+//!
 //! Everything else talks to it through a [`Handle`]: the HTTP side and the
-//! control socket say "something was queued", ask for status, or subscribe
-//! to [`RunEvent`]s. Nobody waits on a deploy except who asked to.
+//! control socket say "something was queued" or ask for status. Nobody
+//! waits on a deploy except who asked to.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, Project};
 use crate::fsutil;
-use crate::history::{History, Run, Status};
+use crate::history::{Run, Status};
+use crate::lifecycle::{Caller, Ended, Lifecycle, NotRun, blocking};
 use crate::lock::{self, RunLock};
 use crate::queue::{Queue, Request, Trigger};
-use crate::runner::{self, Outcome};
-
-/// Something that happened to a run, for whoever listens (`deployd deploy`
-/// waiting on the control socket, tests).
-#[derive(Debug, Clone)]
-pub enum RunEvent {
-    /// A run started; its record is on disk.
-    Started(Run),
-    /// A run ended; its final record is on disk.
-    Finished(Run),
-}
+use crate::runner::Outcome;
 
 /// One project's state as `deployd status` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,7 +54,6 @@ enum Msg {
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::UnboundedSender<Msg>,
-    events: broadcast::Sender<RunEvent>,
     /// What runs and what waits, republished after every change, from
     /// memory alone (no `last` run: that is read from disk on request).
     live: watch::Receiver<Vec<ProjectStatus>>,
@@ -82,11 +77,6 @@ impl Handle {
         let _ = self.tx.send(Msg::Reload(config));
     }
 
-    /// Run events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
-        self.events.subscribe()
-    }
-
     /// Live state of every project without its `last` run, updated when it
     /// changes: to follow without polling and without file I/O.
     pub fn watch(&self) -> watch::Receiver<Vec<ProjectStatus>> {
@@ -105,8 +95,8 @@ enum Busy {
 #[derive(Clone)]
 struct Shared {
     queue: Arc<Queue>,
-    history: Arc<History>,
-    events: broadcast::Sender<RunEvent>,
+    /// Carries out each run; its history is the daemon's.
+    lifecycle: Arc<Lifecycle>,
     tx: mpsc::UnboundedSender<Msg>,
     stop: watch::Receiver<bool>,
 }
@@ -123,26 +113,23 @@ pub struct Executor {
 
 impl Executor {
     /// A new executor and its handle.
-    pub fn new(
+    pub(crate) fn new(
         config: Arc<Config>,
         queue: Arc<Queue>,
-        history: Arc<History>,
+        lifecycle: Arc<Lifecycle>,
     ) -> (Executor, Handle) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (events, _) = broadcast::channel(256);
         let (stop_tx, stop) = watch::channel(false);
         let (live, live_rx) = watch::channel(Vec::new());
         let handle = Handle {
             tx: tx.clone(),
-            events: events.clone(),
             live: live_rx,
         };
         let exec = Executor {
             config,
             shared: Shared {
                 queue,
-                history,
-                events,
+                lifecycle,
                 tx,
                 stop,
             },
@@ -262,10 +249,9 @@ impl Executor {
             };
             self.busy.insert(project, Busy::Run(None));
             let shared = self.shared.clone();
-            let state_dir = self.config.server.state_dir.clone();
             tokio::spawn(async move {
                 let name = settings.name.clone();
-                run_one(settings, req, &shared, &state_dir).await;
+                run_one(settings, req, &shared).await;
                 let _ = shared.tx.send(Msg::Done { project: name });
             });
         }
@@ -277,7 +263,7 @@ impl Executor {
     /// unless a newer push is already pending.
     fn recover(&mut self) {
         for name in self.config.projects.keys() {
-            let runs = match self.shared.history.unfinished(name) {
+            let runs = match self.shared.lifecycle.history.unfinished(name) {
                 Ok(r) if !r.is_empty() => r,
                 Ok(_) => continue,
                 Err(e) => {
@@ -287,7 +273,7 @@ impl Executor {
             };
             self.busy.insert(name.clone(), Busy::Recovering);
             let shared = self.shared.clone();
-            let lock_path = lock::path(&self.config.server.state_dir, name);
+            let lock_path = lock::path(&self.shared.lifecycle.state_dir, name);
             let name = name.clone();
             tokio::spawn(async move {
                 recover_one(&name, runs, &lock_path, &shared).await;
@@ -301,6 +287,7 @@ impl Executor {
         for p in &mut all {
             p.last = self
                 .shared
+                .lifecycle
                 .history
                 .list(&p.project, Some(3))
                 .ok()
@@ -334,92 +321,79 @@ impl Executor {
     }
 }
 
-/// Runs a blocking closure on the blocking pool (fsync, flock-free I/O).
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(v) => v,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-async fn run_one(project: Project, req: Request, shared: &Shared, state_dir: &std::path::Path) {
-    let name = project.name.clone();
-    let lock_path = lock::path(state_dir, &name);
-    let lock = match RunLock::acquire(
-        &lock_path,
-        || tracing::info!("{name}: waiting for the run lock (another run of it is going on)"),
-        stopped(shared.stop.clone()),
-    )
-    .await
-    {
-        Ok(Some(l)) => l,
-        Ok(None) => {
-            shared.queue.untake(req);
-            return;
-        }
-        Err(e) => {
-            tracing::error!(
-                "{name}: cannot take the run lock {}: {e}",
-                lock_path.display()
-            );
-            shared.queue.untake(req);
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            return;
-        }
-    };
-    crate::fault::point(crate::fault::BEFORE_RUN).await;
-    let history = shared.history.clone();
-    let r = req.clone();
-    let mut run = match blocking(move || history.create(&r)).await {
-        Ok(run) => run,
-        Err(e) => {
-            tracing::error!("{name}: cannot record a new run (retrying in 5s): {e}");
-            shared.queue.untake(req);
-            drop(lock);
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            return;
-        }
-    };
-    let queue = shared.queue.clone();
-    let (p, seq) = (name.clone(), req.seq);
-    if let Err(e) = blocking(move || queue.settle(&p, seq)).await {
-        tracing::warn!("{name}: cannot remove the queued request: {e}");
-    }
-    tracing::info!(
-        "{name}: run {} started ({} {} {})",
-        run.id,
-        run.request.trigger,
-        run.request.push.git_ref,
-        run.short_sha()
-    );
-    let _ = shared.tx.send(Msg::Started(Box::new(run.clone())));
-    let _ = shared.events.send(RunEvent::Started(run.clone()));
-
-    let mut pid = None;
-    let outcome = runner::run(&project, &run, &lock, shared.stop.clone(), |p| {
-        pid = Some(p)
-    })
-    .await;
-    run.pid = pid;
-    crate::fault::point(crate::fault::BEFORE_RECORD).await;
-    outcome.apply(&mut run);
-    finish(&project, run, outcome, shared).await;
-    drop(lock);
+/// The daemon's side of a run's steps (see [`Caller`]).
+struct Daemon<'a> {
+    shared: &'a Shared,
+    name: &'a str,
 }
 
-async fn finish(project: &Project, run: Run, outcome: Outcome, shared: &Shared) {
-    let name = &project.name;
-    let history = shared.history.clone();
-    let (r, keep) = (run.clone(), project.keep_runs);
-    let saved = blocking(move || {
-        history.save(&r)?;
-        history.prune(&r.request.project, keep)
-    })
-    .await;
+impl Caller for Daemon<'_> {
+    fn waiting(&mut self) {
+        tracing::info!(
+            "{}: waiting for the run lock (another run of it is going on)",
+            self.name
+        );
+    }
+
+    async fn started(&mut self, run: &Run) {
+        let name = self.name;
+        // The run's record is on disk: its request may leave the queue.
+        let queue = self.shared.queue.clone();
+        let (p, seq) = (name.to_string(), run.request.seq);
+        if let Err(e) = blocking(move || queue.settle(&p, seq)).await {
+            tracing::warn!("{name}: cannot remove the queued request: {e}");
+        }
+        tracing::info!(
+            "{name}: run {} started ({} {} {})",
+            run.id,
+            run.request.trigger,
+            run.request.push.git_ref,
+            run.short_sha()
+        );
+        let _ = self.shared.tx.send(Msg::Started(Box::new(run.clone())));
+    }
+}
+
+async fn run_one(project: Project, req: Request, shared: &Shared) {
+    let name = project.name.clone();
+    let mut caller = Daemon {
+        shared,
+        name: &name,
+    };
+    let lifecycle = &shared.lifecycle;
+    let ended = match lifecycle
+        .run(&project, req, shared.stop.clone(), &mut caller)
+        .await
+    {
+        Ok(ended) => ended,
+        Err((req, why)) => {
+            shared.queue.untake(req);
+            match why {
+                NotRun::Stopped => {}
+                NotRun::Lock(e) => {
+                    tracing::error!(
+                        "{name}: cannot take the run lock {}: {e}",
+                        lock::path(&lifecycle.state_dir, &name).display()
+                    );
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                NotRun::Record(e) => {
+                    tracing::error!("{name}: cannot record a new run (retrying in 5s): {e}");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+            return;
+        }
+    };
+    let Ended {
+        run,
+        outcome,
+        saved,
+    } = ended;
     if let Err(e) = saved {
         tracing::error!("{name}: cannot save the record of run {}: {e}", run.id);
     }
@@ -441,7 +415,6 @@ async fn finish(project: &Project, run: Run, outcome: Outcome, shared: &Shared) 
     if matches!(outcome, Outcome::Interrupted(_)) {
         requeue(&run, shared).await;
     }
-    let _ = shared.events.send(RunEvent::Finished(run));
 }
 
 /// What a daemon does about an interrupted run (README, "Crash recovery").
@@ -504,12 +477,18 @@ async fn requeue(run: &Run, shared: &Shared) {
         return;
     }
     let req = run.request(queue.next_seq(), Trigger::Recovery);
+    let announce = shared.lifecycle.listened().then(|| req.clone());
     match blocking(move || queue.push(req)).await {
-        Ok(()) => tracing::info!(
-            "{}: run {} queued again for recovery",
-            run.request.project,
-            run.id
-        ),
+        Ok(()) => {
+            if let Some(req) = announce {
+                shared.lifecycle.queued(&req).await;
+            }
+            tracing::info!(
+                "{}: run {} queued again for recovery",
+                run.project(),
+                run.id
+            )
+        }
         Err(e) => tracing::error!(
             "{}: cannot queue run {} again: {e}",
             run.request.project,
@@ -548,7 +527,7 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
     // and recorded its own result.
     let runs: Vec<Run> = runs
         .into_iter()
-        .filter_map(|r| match shared.history.get(&r.request.project, r.id) {
+        .filter_map(|r| match shared.lifecycle.history.get(r.project(), r.id) {
             Ok(Some(now)) if now.status == Status::Running => Some(now),
             Ok(_) => None,
             Err(_) => Some(r),
@@ -561,12 +540,13 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
     // while no daemon ran) carried out a newer intent: running the old
     // request again could roll the deploy back.
     let later = shared
+        .lifecycle
         .history
         .latest(name)
         .ok()
         .flatten()
         .filter(|r| r.id > newest.id);
-    for mut run in runs {
+    for run in runs {
         // When its processes were last known alive: when this daemon saw the
         // lock they held released, if they held it (the newest run, with no
         // later one that could have held it instead); else the last write
@@ -577,24 +557,11 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
         } else {
             last_write(&run).unwrap_or_else(fsutil::now_rfc3339)
         };
-        if let Ok(mut log) = runner::open_log(&run) {
-            runner::log_line(
-                &mut log,
-                &format!(
-                    "deployd stopped during this run; recorded as interrupted \
-                     (its processes were last known alive at {last_alive})"
-                ),
-            );
+        let id = run.id;
+        match shared.lifecycle.interrupted(run, last_alive).await {
+            Ok(_) => tracing::warn!("{name}: run {id} was interrupted"),
+            Err(e) => tracing::error!("{name}: cannot record run {id} as interrupted: {e}"),
         }
-        Outcome::Interrupted(None).apply(&mut run);
-        run.finished_at = Some(last_alive);
-        let history = shared.history.clone();
-        let r = run.clone();
-        if let Err(e) = blocking(move || history.save(&r)).await {
-            tracing::error!("{name}: cannot record run {} as interrupted: {e}", run.id);
-        }
-        tracing::warn!("{name}: run {} was interrupted", run.id);
-        let _ = shared.events.send(RunEvent::Finished(run));
     }
     match recovery_plan(&newest, later.as_ref(), shared.queue.pending(name).as_ref()) {
         Recovery::LaterRun(r) => tracing::info!(

@@ -20,9 +20,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::config::{Config, Project};
 use crate::deliveries::{Deliveries, Seen};
+use crate::events::Bus;
 use crate::executor::Handle;
 use crate::filter;
 use crate::forge::{self, Event, EventError, Rejected, SignatureError};
+use crate::lifecycle::Lifecycle;
 use crate::push::Push;
 use crate::queue::{self, Queue, Trigger};
 
@@ -37,6 +39,10 @@ pub struct App {
     pub deliveries: Arc<Deliveries>,
     /// To tell the executor a request is queued.
     pub executor: Handle,
+    /// Announces queued requests ([`Lifecycle::queued`]).
+    pub(crate) lifecycle: Arc<Lifecycle>,
+    /// The run events, for the control socket's streams.
+    pub(crate) events: Bus,
     /// Set once shutdown began: new deliveries get 503 so the forge retries.
     pub stopping: AtomicBool,
     /// Bytes of request bodies buffered at once, all connections together
@@ -48,11 +54,13 @@ pub struct App {
 
 impl App {
     /// Shares `config`, `queue`, `deliveries` and `executor` with the handlers.
-    pub fn new(
+    pub(crate) fn new(
         config: Arc<Config>,
         queue: Arc<Queue>,
         deliveries: Arc<Deliveries>,
         executor: Handle,
+        lifecycle: Arc<Lifecycle>,
+        events: Bus,
     ) -> App {
         let budget_kib = ((config.server.max_body * 2).max(64 << 20) >> 10) as usize;
         App {
@@ -60,6 +68,8 @@ impl App {
             queue,
             deliveries,
             executor,
+            lifecycle,
+            events,
             stopping: AtomicBool::new(false),
             body_budget: Arc::new(Semaphore::new(budget_kib.min(Semaphore::MAX_PERMITS))),
             quiet: Quiet::default(),
@@ -494,6 +504,9 @@ async fn hook(
         "sha": request.push.after,
         "delivery": id,
     });
+    // A copy for the run event only when something listens: the fast path
+    // stays free of it.
+    let queued = app.lifecycle.listened().then(|| request.clone());
     let stored = app.queue.push_async(request).await;
     if stored.is_ok() && !id.is_empty() {
         // Not waited for: the request file (`delivery`, `coalesced`) already
@@ -513,6 +526,9 @@ async fn hook(
         ));
     }
     crate::fault::point(crate::fault::BEFORE_ACK).await;
+    if let Some(req) = queued {
+        app.lifecycle.queued(&req).await;
+    }
     app.executor.queued();
     Ok(respond(StatusCode::ACCEPTED, answer))
 }
