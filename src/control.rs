@@ -23,7 +23,7 @@ use crate::fsutil;
 use crate::history::{History, Run, Status};
 use crate::lifecycle::blocking;
 use crate::queue::Request as QueueRequest;
-use crate::server::App;
+use crate::state::Shared;
 
 /// What the CLI asks.
 #[derive(Debug, Serialize, Deserialize)]
@@ -105,15 +105,15 @@ pub async fn bind(path: &Path) -> io::Result<UnixListener> {
 }
 
 /// Serves CLI connections until the listener is dropped with the task.
-pub async fn serve(listener: UnixListener, app: Arc<App>, history: Arc<History>) {
+pub(crate) async fn serve(listener: UnixListener, shared: Arc<Shared>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let (app, history) = (app.clone(), history.clone());
+        let shared = shared.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, &app, &history).await {
+            if let Err(e) = connection(stream, &shared).await {
                 tracing::debug!("control connection: {e}");
             }
         });
@@ -126,7 +126,7 @@ async fn send(w: &mut (impl AsyncWriteExt + Unpin), reply: &Reply) -> io::Result
     w.write_all(&line).await
 }
 
-async fn connection(stream: UnixStream, app: &App, history: &Arc<History>) -> io::Result<()> {
+async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
     // A request is a few hundred bytes; do not let a client make it more.
@@ -138,7 +138,7 @@ async fn connection(stream: UnixStream, app: &App, history: &Arc<History>) -> io
         Err(e) => return send(&mut w, &Reply::Error(format!("bad request: {e}"))).await,
     };
     match request {
-        Request::Status => send(&mut w, &Reply::Status(app.executor.status().await)).await,
+        Request::Status => send(&mut w, &Reply::Status(shared.executor.status().await)).await,
         Request::Deploy {
             project,
             git_ref,
@@ -146,7 +146,7 @@ async fn connection(stream: UnixStream, app: &App, history: &Arc<History>) -> io
             wait,
             user,
         } => {
-            let config = app.config();
+            let config = shared.config();
             let Some(p) = config.projects.get(&project) else {
                 return send(
                     &mut w,
@@ -157,14 +157,14 @@ async fn connection(stream: UnixStream, app: &App, history: &Arc<History>) -> io
                 )
                 .await;
             };
-            if app.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            if shared.stopping() {
                 return send(&mut w, &Reply::Error("deployd is stopping".into())).await;
             }
-            let req = QueueRequest::manual(app.queue.next_seq(), p, git_ref, sha, user);
+            let req = QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user);
             let seq = req.seq;
             let req_copy = req.clone();
             // Asked before queueing, so the run found is the one before ours.
-            let behind = app
+            let behind = shared
                 .executor
                 .status()
                 .await
@@ -172,8 +172,8 @@ async fn connection(stream: UnixStream, app: &App, history: &Arc<History>) -> io
                 .find(|s| s.project == project)
                 .and_then(|s| s.running);
             // Before the request is queued: its run may start at once.
-            let events = app.events.subscribe();
-            let queue = app.queue.clone();
+            let events = shared.events.subscribe();
+            let queue = shared.queue.clone();
             let pushed = tokio::task::spawn_blocking(move || queue.push(req))
                 .await
                 .map_err(io::Error::other)
@@ -186,11 +186,11 @@ async fn connection(stream: UnixStream, app: &App, history: &Arc<History>) -> io
                 .await;
             }
             tracing::info!("{project}: manual deploy queued");
-            app.lifecycle.queued(&req_copy).await;
-            app.executor.queued();
+            shared.lifecycle.queued(&req_copy).await;
+            shared.executor.queued();
             send(&mut w, &Reply::Queued { seq, behind }).await?;
             if wait {
-                stream_run(&mut w, history, events, &project, seq).await?;
+                stream_run(&mut w, &shared.history, events, &project, seq).await?;
             }
             Ok(())
         }

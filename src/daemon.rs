@@ -12,13 +12,14 @@ use tokio::sync::watch;
 use crate::config::{self, Config};
 use crate::deliveries::Deliveries;
 use crate::events::{Bus, Publisher};
-use crate::executor::{Executor, Handle};
+use crate::executor::Executor;
 use crate::fsutil;
 use crate::history::History;
 use crate::lifecycle::Lifecycle;
 use crate::lock::StateLock;
 use crate::queue::Queue;
 use crate::server::{self, App};
+use crate::state::Shared;
 use crate::systemd;
 use crate::{control, executor};
 
@@ -69,13 +70,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         state_dir: s.state_dir.clone(),
         events: Publisher::Bus(bus.clone()),
     });
-    let (exec, handle) = Executor::new(config.clone(), queue.clone(), lifecycle.clone());
-    let app = Arc::new(App::new(
-        config.clone(),
+    let (config_tx, config_rx) = watch::channel(config.clone());
+    let (exec, handle) = Executor::new(config_rx, queue.clone(), lifecycle.clone());
+    let shared = Arc::new(Shared::new(
+        config_tx,
         queue,
+        history,
         deliveries,
         handle.clone(),
-        lifecycle.clone(),
+        lifecycle,
         bus.clone(),
     ));
     // Parts that react to runs subscribe to `bus` above this line: the events
@@ -89,9 +92,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Ok(n) => tracing::info!("published {n} run event(s) of runs made without the daemon"),
         Err(e) => tracing::warn!("cannot read the spooled run events: {e}"),
     }
+    let app = Arc::new(App::new(shared.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let executor_task = tokio::spawn(exec.run(stop_rx.clone()));
-    let control_task = tokio::spawn(control::serve(control, app.clone(), history));
+    let control_task = tokio::spawn(control::serve(control, shared.clone()));
     // Installed here, before READY: a SIGHUP that arrived before the
     // handler was would take its default action and end the daemon.
     let installed = Signals {
@@ -99,13 +103,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
         hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
     };
-    tokio::spawn(signals(
-        installed,
-        config.path.clone(),
-        app.clone(),
-        handle.clone(),
-        stop_tx,
-    ));
+    tokio::spawn(signals(installed, config.path.clone(), shared, stop_tx));
     if systemd::enabled() {
         tokio::spawn(status_loop(handle.watch(), stop_rx.clone()));
     }
@@ -145,22 +143,23 @@ async fn signals(
         mut hup,
     }: Signals,
     path: PathBuf,
-    app: Arc<App>,
-    handle: Handle,
+    shared: Arc<Shared>,
     stop: watch::Sender<bool>,
 ) {
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&path, &app, &handle).await,
+            _ = hup.recv() => reload(&path, &shared).await,
         }
     }
     tracing::info!("stopping: no new deliveries; finishing requests in flight");
     let _ = stop.send(true);
 }
 
-async fn reload(path: &std::path::Path, app: &App, handle: &Handle) {
+/// Loads the config again and, if it is valid, puts it in force for every
+/// part at once ([`Shared::set_config`]).
+async fn reload(path: &std::path::Path, shared: &Shared) {
     systemd::reloading();
     let p = path.to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || {
@@ -169,7 +168,7 @@ async fn reload(path: &std::path::Path, app: &App, handle: &Handle) {
     .await;
     match loaded {
         Ok(Ok(new)) => {
-            let old = app.config();
+            let old = shared.config();
             let (n, o) = (&new.server, &old.server);
             let mut later = Vec::new();
             for (key, changed) in [
@@ -193,9 +192,7 @@ async fn reload(path: &std::path::Path, app: &App, handle: &Handle) {
                 tracing::warn!("{w}");
             }
             tracing::info!("config reloaded: {} project(s)", new.projects.len());
-            let new = Arc::new(new);
-            app.set_config(new.clone());
-            handle.reload(new);
+            shared.set_config(Arc::new(new));
         }
         Ok(Err(e)) => tracing::error!("reload refused, keeping the running config: {e}"),
         Err(e) => tracing::error!("reload failed: {e}"),

@@ -47,7 +47,6 @@ enum Msg {
     Started(Box<Run>),
     Done { project: String },
     Status(oneshot::Sender<Vec<ProjectStatus>>),
-    Reload(Arc<Config>),
 }
 
 /// A cheap, cloneable way to talk to the executor.
@@ -70,11 +69,6 @@ impl Handle {
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Msg::Status(tx));
         rx.await.unwrap_or_default()
-    }
-
-    /// Applies a new config to runs started from now on.
-    pub fn reload(&self, config: Arc<Config>) {
-        let _ = self.tx.send(Msg::Reload(config));
     }
 
     /// Live state of every project without its `last` run, updated when it
@@ -103,7 +97,10 @@ struct Shared {
 
 /// The executor task's state.
 pub struct Executor {
-    config: Arc<Config>,
+    /// The daemon's live config (see `state.rs`): read when a run starts,
+    /// followed so that a reload that brings a project back starts its
+    /// pending request.
+    config: watch::Receiver<Arc<Config>>,
     shared: Shared,
     rx: mpsc::UnboundedReceiver<Msg>,
     busy: HashMap<String, Busy>,
@@ -114,7 +111,7 @@ pub struct Executor {
 impl Executor {
     /// A new executor and its handle.
     pub(crate) fn new(
-        config: Arc<Config>,
+        config: watch::Receiver<Arc<Config>>,
         queue: Arc<Queue>,
         lifecycle: Arc<Lifecycle>,
     ) -> (Executor, Handle) {
@@ -149,6 +146,7 @@ impl Executor {
         self.publish();
         let mut grace_end: Option<tokio::time::Instant> = None;
         let mut interrupted = false;
+        let mut following = true;
         loop {
             if grace_end.is_some() && self.busy.is_empty() {
                 break;
@@ -164,8 +162,17 @@ impl Executor {
                     Some(msg) => self.handle(msg, grace_end.is_some()),
                     None => break,
                 },
+                changed = self.config.changed(), if following => {
+                    // A reload: the new config is in force for runs started
+                    // from now on.
+                    following = changed.is_ok();
+                    if grace_end.is_none() {
+                        self.start_ready();
+                    }
+                    self.publish();
+                }
                 _ = shutdown.wait_for(|s| *s), if grace_end.is_none() => {
-                    let grace = self.config.server.shutdown_grace;
+                    let grace = self.config.borrow().server.shutdown_grace;
                     let running = self.busy.len();
                     if running > 0 {
                         tracing::info!(
@@ -204,7 +211,6 @@ impl Executor {
             Msg::Status(reply) => {
                 let _ = reply.send(self.status());
             }
-            Msg::Reload(config) => self.config = config,
         }
         if !stopping {
             self.start_ready();
@@ -232,14 +238,15 @@ impl Executor {
 
     /// Starts every durable pending request that may start now.
     fn start_ready(&mut self) {
+        let config = self.config.borrow().clone();
         for project in self.shared.queue.ready() {
-            if self.busy.len() >= self.config.server.parallel {
+            if self.busy.len() >= config.server.parallel {
                 return;
             }
             if self.busy.contains_key(&project) {
                 continue;
             }
-            let Some(settings) = self.config.projects.get(&project).cloned() else {
+            let Some(settings) = config.projects.get(&project).cloned() else {
                 // The project left the config (reload): its request stays on
                 // disk and runs if the project comes back.
                 continue;
@@ -262,7 +269,8 @@ impl Executor {
     /// free), it is recorded `interrupted` and queued again as `recovery`,
     /// unless a newer push is already pending.
     fn recover(&mut self) {
-        for name in self.config.projects.keys() {
+        let config = self.config.borrow().clone();
+        for name in config.projects.keys() {
             let runs = match self.shared.lifecycle.history.unfinished(name) {
                 Ok(r) if !r.is_empty() => r,
                 Ok(_) => continue,
@@ -299,6 +307,7 @@ impl Executor {
     /// Status from memory alone: `last` is left out.
     fn live_status(&self) -> Vec<ProjectStatus> {
         self.config
+            .borrow()
             .projects
             .keys()
             .map(|name| {

@@ -27,4 +27,5 @@ pub mod push;
 pub mod queue;
 pub mod runner;
 pub mod server;
+pub(crate) mod state;
 pub mod systemd;
