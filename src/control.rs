@@ -5,6 +5,7 @@
 //! `deploy` queues a manual request through the daemon's durable queue (so
 //! coalescing, the lock and `parallel` apply as for a push), then streams the
 //! run that carries it out: its start, its output as it is written, its end.
+//! `reload` reloads the config as SIGHUP does, and answers with the outcome.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -44,6 +45,9 @@ pub enum Request {
     },
     /// Live status of every project.
     Status,
+    /// Reload the config file, as SIGHUP does; answered once the new config
+    /// is live (`Reloaded`) or refused (`Error`, with the config's error).
+    Reload,
 }
 
 /// What the daemon answers, one JSON line each.
@@ -69,6 +73,8 @@ pub enum Reply {
     Finished(Run),
     /// Status of every project.
     Status(Vec<ProjectStatus>),
+    /// The new config is live (the daemon's log line says how many projects).
+    Reloaded(String),
     /// The request failed.
     Error(String),
 }
@@ -139,6 +145,10 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
     };
     match request {
         Request::Status => send(&mut w, &Reply::Status(shared.executor.status().await)).await,
+        Request::Reload => match shared.reload().await {
+            Ok(done) => send(&mut w, &Reply::Reloaded(done)).await,
+            Err(e) => send(&mut w, &Reply::Error(e)).await,
+        },
         Request::Deploy {
             project,
             git_ref,

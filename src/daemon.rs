@@ -2,14 +2,13 @@
 //! control socket together, and handles signals — SIGTERM/SIGINT stop
 //! gracefully, SIGHUP reloads the config (an invalid one is refused).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::deliveries::Deliveries;
 use crate::events::{Bus, Publisher};
 use crate::executor::Executor;
@@ -103,7 +102,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
         hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
     };
-    tokio::spawn(signals(installed, config.path.clone(), shared, stop_tx));
+    tokio::spawn(signals(installed, shared, stop_tx));
     if systemd::enabled() {
         tokio::spawn(status_loop(handle.watch(), stop_rx.clone()));
     }
@@ -142,7 +141,6 @@ async fn signals(
         mut int,
         mut hup,
     }: Signals,
-    path: PathBuf,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
 ) {
@@ -150,54 +148,13 @@ async fn signals(
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&path, &shared).await,
+            _ = hup.recv() => {
+                let _ = shared.reload().await;
+            }
         }
     }
     tracing::info!("stopping: no new deliveries; finishing requests in flight");
     let _ = stop.send(true);
-}
-
-/// Loads the config again and, if it is valid, puts it in force for every
-/// part at once ([`Shared::set_config`]).
-async fn reload(path: &std::path::Path, shared: &Shared) {
-    systemd::reloading();
-    let p = path.to_path_buf();
-    let loaded = tokio::task::spawn_blocking(move || {
-        config::load(&p).and_then(|c| c.require_projects().map(|()| c))
-    })
-    .await;
-    match loaded {
-        Ok(Ok(new)) => {
-            let old = shared.config();
-            let (n, o) = (&new.server, &old.server);
-            let mut later = Vec::new();
-            for (key, changed) in [
-                ("listen", n.listen != o.listen),
-                ("state_dir", n.state_dir != o.state_dir),
-                ("log_dir", n.log_dir != o.log_dir),
-                ("control_socket", n.control_socket != o.control_socket),
-                ("max_connections", n.max_connections != o.max_connections),
-            ] {
-                if changed {
-                    later.push(key);
-                }
-            }
-            if !later.is_empty() {
-                tracing::warn!(
-                    "reload: a change of server.{} takes effect at the next restart",
-                    later.join(", server.")
-                );
-            }
-            for w in &new.warnings {
-                tracing::warn!("{w}");
-            }
-            tracing::info!("config reloaded: {} project(s)", new.projects.len());
-            shared.set_config(Arc::new(new));
-        }
-        Ok(Err(e)) => tracing::error!("reload refused, keeping the running config: {e}"),
-        Err(e) => tracing::error!("reload failed: {e}"),
-    }
-    systemd::notify("READY=1");
 }
 
 /// Keeps systemd's STATUS= line current and pings the watchdog at half its

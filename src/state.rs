@@ -7,20 +7,23 @@
 //! The config lives here once, as a `watch` of `Arc<Config>`: a reload
 //! ([`Shared::set_config`]) swaps it in one step, and every part reads the
 //! same current version. The executor follows it through
-//! [`Shared::watch_config`]'s receiver, which it gets before this exists.
+//! the receiver of the same `watch`, which it gets before this exists.
+//! [`Shared::reload`] is the one reload, for SIGHUP and `deployd reload`
+//! alike.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::deliveries::Deliveries;
 use crate::events::Bus;
 use crate::executor::Handle;
 use crate::history::History;
 use crate::lifecycle::Lifecycle;
 use crate::queue::Queue;
+use crate::systemd;
 
 /// The daemon's shared state.
 pub(crate) struct Shared {
@@ -41,6 +44,9 @@ pub(crate) struct Shared {
     pub(crate) events: Bus,
     /// Set once shutdown began: new deliveries and deploys are refused.
     stopping: AtomicBool,
+    /// Held during a reload: two overlapping ones (a SIGHUP and a `deployd
+    /// reload`) could otherwise install the older file's config last.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -64,6 +70,7 @@ impl Shared {
             lifecycle,
             events,
             stopping: AtomicBool::new(false),
+            reloading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -75,6 +82,65 @@ impl Shared {
     /// Puts `config` in force for every part at once, from now on.
     pub(crate) fn set_config(&self, config: Arc<Config>) {
         self.config.send_replace(config);
+    }
+
+    /// Reloads the config file the daemon was started with (SIGHUP, or
+    /// `deployd reload` over the control socket). The new config replaces the
+    /// running one whole, or, when it is invalid, is refused and the running one
+    /// kept. The new config is in force for every part at once
+    /// ([`Shared::set_config`]). Returns what to tell the operator: the `config reloaded` line, or
+    /// the config's error (file:line: key: what is wrong).
+    pub(crate) async fn reload(&self) -> Result<String, String> {
+        // One reload at a time: two overlapping ones (a SIGHUP and a `deployd
+        // reload`) could otherwise install the older file's config last.
+        let _one = self.reloading.lock().await;
+        systemd::reloading();
+        let path = self.config().path.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            config::load(&path).and_then(|c| c.require_projects().map(|()| c))
+        })
+        .await;
+        let outcome = match loaded {
+            Ok(Ok(new)) => {
+                let old = self.config();
+                let (n, o) = (&new.server, &old.server);
+                let mut later = Vec::new();
+                for (key, changed) in [
+                    ("listen", n.listen != o.listen),
+                    ("state_dir", n.state_dir != o.state_dir),
+                    ("log_dir", n.log_dir != o.log_dir),
+                    ("control_socket", n.control_socket != o.control_socket),
+                    ("max_connections", n.max_connections != o.max_connections),
+                ] {
+                    if changed {
+                        later.push(key);
+                    }
+                }
+                if !later.is_empty() {
+                    tracing::warn!(
+                        "reload: a change of server.{} takes effect at the next restart",
+                        later.join(", server.")
+                    );
+                }
+                for w in &new.warnings {
+                    tracing::warn!("{w}");
+                }
+                let done = format!("config reloaded: {} project(s)", new.projects.len());
+                tracing::info!("{done}");
+                self.set_config(Arc::new(new));
+                Ok(done)
+            }
+            Ok(Err(e)) => {
+                tracing::error!("reload refused, keeping the running config: {e}");
+                Err(format!("reload refused, keeping the running config: {e}"))
+            }
+            Err(e) => {
+                tracing::error!("reload failed: {e}");
+                Err(format!("reload failed: {e}"))
+            }
+        };
+        systemd::notify("READY=1");
+        outcome
     }
 
     /// Says shutdown began.
