@@ -368,6 +368,8 @@ impl Caller for Daemon<'_> {
 
     async fn started(&mut self, run: &Run) {
         let name = self.name;
+        // First: status shows the run as soon as its record exists.
+        let _ = self.shared.tx.send(Msg::Started(Box::new(run.clone())));
         // The run's record is on disk: its request may leave the queue.
         let queue = self.shared.queue.clone();
         let (p, seq) = (name.to_string(), run.request.seq);
@@ -381,7 +383,6 @@ impl Caller for Daemon<'_> {
             run.request.push.git_ref,
             run.short_sha()
         );
-        let _ = self.shared.tx.send(Msg::Started(Box::new(run.clone())));
     }
 }
 
