@@ -260,6 +260,7 @@ fn read_push_at(kind: Body, body: &[u8]) -> Result<(Push, Option<SystemTime>), E
             .map(Cow::into_owned)
             .unwrap_or_default(),
         pusher: p.pusher.flatten().map(|w| w.user()).unwrap_or_default(),
+        delivery: String::new(),
     };
     Ok((push, pushed_at))
 }

@@ -219,6 +219,7 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
                     .or(p.user_name)
                     .map(Cow::into_owned)
                     .unwrap_or_default(),
+                delivery: String::new(),
             }])
         }
         other => Event::Other(other.to_string()),
@@ -547,6 +548,7 @@ pub(crate) mod tests {
                 after: after.clone(),
                 repository: "mike/diaspora".into(),
                 pusher: "jsmith".into(),
+                delivery: String::new(),
                 deleted: false,
             }
         );
