@@ -125,22 +125,10 @@ impl Deliveries {
         }
     }
 
-    /// Checks `id` and reserves it when new, atomically: of two identical
+    /// Checks the keys of one delivery (its id, if it has one, and its body)
+    /// and reserves them all when none is known, atomically: of two identical
     /// deliveries arriving at once, one is new and one a duplicate.
-    pub fn check(&self, id: &str) -> Seen {
-        let id = clip(id);
-        let mut inner = self.lock();
-        if inner.set.contains(id) {
-            Seen::Duplicate
-        } else {
-            insert(&mut inner, id);
-            Seen::New
-        }
-    }
-
-    /// [`Deliveries::check`] for several keys of one delivery (its id and
-    /// its body): a duplicate when any is known; otherwise all are reserved.
-    pub fn check_all(&self, keys: &[&str]) -> Seen {
+    pub fn check(&self, keys: &[&str]) -> Seen {
         let mut inner = self.lock();
         if keys.iter().any(|k| inner.set.contains(clip(k))) {
             return Seen::Duplicate;
@@ -303,7 +291,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let d = Deliveries::open(&dir).unwrap();
         for id in ["a", "b", "c"] {
-            assert_eq!(d.check(id), Seen::New);
+            assert_eq!(d.check(&[id]), Seen::New);
         }
         assert!(d.stage("a"), "the first id asks for a flush");
         assert!(!d.stage("b"), "the next ones ride on it");
@@ -322,29 +310,29 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let d = Deliveries::open(&dir).unwrap();
-        assert_eq!(d.check("a"), Seen::New);
-        assert_eq!(d.check("a"), Seen::Duplicate);
+        assert_eq!(d.check(&["a"]), Seen::New);
+        assert_eq!(d.check(&["a"]), Seen::Duplicate);
         keep(&d, "a").unwrap();
-        assert_eq!(d.check("b"), Seen::New);
+        assert_eq!(d.check(&["b"]), Seen::New);
         d.release("b");
-        assert_eq!(d.check("b"), Seen::New);
+        assert_eq!(d.check(&["b"]), Seen::New);
         d.release("b");
         drop(d);
         let d = Deliveries::open(&dir).unwrap();
-        assert_eq!(d.check("a"), Seen::Duplicate);
-        assert_eq!(d.check("b"), Seen::New);
+        assert_eq!(d.check(&["a"]), Seen::Duplicate);
+        assert_eq!(d.check(&["b"]), Seen::New);
         for i in 0..(2 * CAPACITY + 10) {
             let id = format!("id-{i}");
-            assert_eq!(d.check(&id), Seen::New);
+            assert_eq!(d.check(&[&id]), Seen::New);
             keep(&d, &id).unwrap();
         }
         drop(d);
         let d = Deliveries::open(&dir).unwrap();
         assert_eq!(
-            d.check(&format!("id-{}", 2 * CAPACITY + 9)),
+            d.check(&[&format!("id-{}", 2 * CAPACITY + 9)]),
             Seen::Duplicate
         );
-        assert_eq!(d.check("id-0"), Seen::New, "the oldest are forgotten");
+        assert_eq!(d.check(&["id-0"]), Seen::New, "the oldest are forgotten");
         let lines = fs::read_to_string(dir.join("deliveries"))
             .unwrap()
             .lines()

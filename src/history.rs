@@ -402,6 +402,38 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The body MACs a request carries reach its run record, after
+    /// `coalesced` as the README's `history --json` shows them, and read
+    /// back into the request (to be remembered at start, and carried by a
+    /// recovery run).
+    #[test]
+    fn records_keep_their_requests_body_macs() {
+        let dir =
+            std::env::temp_dir().join(format!("deployd-history-bodies-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let h = History::new(&dir.join("state"), &dir.join("logs"));
+        let request = Request {
+            coalesced: vec!["d-0".into()],
+            bodies: vec!["=0a".into(), "=1b".into()],
+            ..req(1)
+        };
+        let run = h.create(&request).unwrap();
+        let text = serde_json::to_string_pretty(&run).unwrap();
+        let (coalesced, bodies) = (
+            text.find("\"coalesced\"").unwrap(),
+            text.find("\"bodies\"").unwrap(),
+        );
+        assert!(coalesced < bodies, "{text}");
+        let back = &h.list("app", None).unwrap()[0];
+        assert_eq!(back.request.bodies, vec!["=0a", "=1b"]);
+        assert_eq!(
+            back.request.deliveries().collect::<Vec<_>>(),
+            vec!["d", "d-0", "=0a", "=1b"]
+        );
+        assert_eq!(back.request(2, Trigger::Recovery).bodies, request.bodies);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A record as versions before runs held their request wrote it: it
     /// reads back, and is written again with the same fields and values.
     #[test]

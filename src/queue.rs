@@ -581,4 +581,35 @@ mod tests {
         assert_eq!(req.deliveries().collect::<Vec<_>>(), vec!["d-7", "d-6"]);
         assert_eq!(serde_json::to_string_pretty(&req).unwrap(), earlier);
     }
+
+    /// Body MACs ride beside the delivery ids: a coalesced request keeps
+    /// those of the one it replaced, they reach the queue file after
+    /// `coalesced`, and they are among what the dedupe memory reads back.
+    #[tokio::test]
+    async fn bodies_coalesce_and_are_remembered_with_the_ids() {
+        let dir = tempdir("bodies");
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        for (sha, mac) in [("a", "=aa"), ("b", "=bb")] {
+            let r = Request {
+                bodies: vec![mac.to_string()],
+                ..req(&q, "app", sha)
+            };
+            q.push(r).await.unwrap();
+        }
+        drop(q);
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        let pending = q.pending("app").unwrap();
+        assert_eq!(pending.bodies, vec!["=aa", "=bb"]);
+        assert_eq!(
+            pending.deliveries().collect::<Vec<_>>(),
+            vec!["d-b", "d-a", "=aa", "=bb"]
+        );
+        let text = serde_json::to_string_pretty(&pending).unwrap();
+        let (coalesced, bodies) = (
+            text.find("\"coalesced\"").unwrap(),
+            text.find("\"bodies\"").unwrap(),
+        );
+        assert!(coalesced < bodies, "{text}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -503,7 +503,7 @@ async fn hook(
     } else {
         &[&id, &body_mac]
     };
-    if app.shared.deliveries.check_all(keys) == Seen::Duplicate {
+    if app.shared.deliveries.check(keys) == Seen::Duplicate {
         return Ok(respond(
             StatusCode::OK,
             json!({"status": "duplicate", "delivery": id}),
