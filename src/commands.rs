@@ -212,11 +212,10 @@ fn check(config: &Config) -> Result<()> {
     );
     for p in config.projects.values() {
         outln!(
-            "  {}: POST {}  ({} push to {}{}; script {}; {})",
+            "  {}: POST {}  ({} push{}; script {}; {})",
             p.name,
             p.hook_path(),
             p.provider,
-            p.branch,
             p.repository
                 .as_ref()
                 .map(|r| format!(" of {r}"))
@@ -224,6 +223,7 @@ fn check(config: &Config) -> Result<()> {
             p.script.display(),
             p.secret_source
         );
+        outln!("    deploys: {}", p.triggers());
     }
     Ok(())
 }
@@ -731,6 +731,12 @@ async fn deploy_direct(
     .await
     .context("cannot take the run lock")?
     .ok_or_else(|| Failure::Runtime(anyhow!("interrupted while waiting for the lock")))?;
+    let git_ref = git_ref.or_else(|| p.default_ref()).ok_or_else(|| {
+        Failure::Usage(anyhow!(
+            "{}: every branch it deploys is a glob; say which with --ref",
+            p.name
+        ))
+    })?;
     let seq = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -739,11 +745,14 @@ async fn deploy_direct(
         seq,
         project: p.name.clone(),
         trigger: Trigger::Manual,
-        git_ref: git_ref.unwrap_or_else(|| format!("refs/heads/{}", p.branch)),
+        git_ref,
         sha: sha.unwrap_or_default(),
         before: String::new(),
         repository: p.repository.clone().unwrap_or_default(),
         pusher: user(),
+        forced: false,
+        message: String::new(),
+        note: String::new(),
         delivery: String::new(),
         received_at: fsutil::now_rfc3339(),
         coalesced: Vec::new(),

@@ -157,15 +157,27 @@ async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Res
             if app.stopping.load(std::sync::atomic::Ordering::SeqCst) {
                 return send(&mut w, &Reply::Error("deployd is stopping".into())).await;
             }
+            let Some(git_ref) = git_ref.or_else(|| p.default_ref()) else {
+                return send(
+                    &mut w,
+                    &Reply::Error(format!(
+                        "{project}: every branch it deploys is a glob; say which with --ref"
+                    )),
+                )
+                .await;
+            };
             let req = QueueRequest {
                 seq: app.queue.next_seq(),
                 project: project.clone(),
                 trigger: Trigger::Manual,
-                git_ref: git_ref.unwrap_or_else(|| format!("refs/heads/{}", p.branch)),
+                git_ref,
                 sha: sha.unwrap_or_default(),
                 before: String::new(),
                 repository: p.repository.clone().unwrap_or_default(),
                 pusher: user,
+                forced: false,
+                message: String::new(),
+                note: String::new(),
                 delivery: String::new(),
                 received_at: fsutil::now_rfc3339(),
                 coalesced: Vec::new(),

@@ -1,26 +1,44 @@
-//! Which push of a delivery deploys a project: its repository (when the
-//! project names one), its branch, and not a deletion. Forge-neutral: it
+//! Which push of a delivery deploys a project, in this order: its
+//! repository (when the project names one); its ref — a branch matching
+//! `branch`/`branches`, or a new tag matching `tags` — and not a deletion;
+//! no skip marker in the head commit's message; and, for a branch push,
+//! a changed path that `paths`/`paths_ignore` let through. Forge-neutral: it
 //! sees [`Push`]es, whatever forge sent them.
 
 use crate::config::Project;
-use crate::push::Push;
+use crate::push::{Files, Push};
 
 /// What to do with a push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Deploy it.
     Deploy,
+    /// Deploy it although the path filter could not be applied: the reason
+    /// goes into the run's log.
+    DeployUnfiltered(String),
     /// Answer `ignored` with this reason.
     Ignore(String),
 }
 
+/// The markers in a head commit's message that keep a push from deploying
+/// (compared without case).
+pub const SKIP_MARKERS: [&str; 2] = ["[skip deploy]", "[deploy skip]"];
+
+/// The answer's reason when the path filter leaves nothing.
+pub const NO_PATH_MATCHES: &str = "no changed path matches";
+
 /// Picks the push of a delivery that deploys `project`, or says why none
-/// does (each distinct reason once, in order).
+/// does (each distinct reason once, in order). A push deployed without its
+/// paths checked carries the reason in [`Push::note`].
 pub fn choose(project: &Project, pushes: Vec<Push>) -> Result<Push, String> {
     let mut reasons: Vec<String> = Vec::new();
-    for push in pushes {
+    for mut push in pushes {
         match filter(project, &push) {
             Verdict::Deploy => return Ok(push),
+            Verdict::DeployUnfiltered(note) => {
+                push.note = note;
+                return Ok(push);
+            }
             Verdict::Ignore(r) => {
                 if !reasons.contains(&r) {
                     reasons.push(r);
@@ -45,22 +63,71 @@ pub fn filter(project: &Project, push: &Push) -> Verdict {
             push.repository, want
         ));
     }
-    if let Some(tag) = push.git_ref.strip_prefix("refs/tags/") {
-        return Verdict::Ignore(format!("tag {tag}"));
+    if let Some(tag) = push.tag() {
+        if project.tags.is_empty() {
+            return Verdict::Ignore(format!("tag {tag}: the project deploys no tags"));
+        }
+        if !project.tags.matches(tag) {
+            return Verdict::Ignore(format!("tag {tag} matches no glob of tags"));
+        }
+        if push.deleted {
+            return Verdict::Ignore(format!("tag {tag} was deleted"));
+        }
+        // Path filters are for branches: a tag is a decision to release.
+        return skip_marker(push).unwrap_or(Verdict::Deploy);
     }
-    let Some(branch) = push.git_ref.strip_prefix("refs/heads/") else {
+    let Some(branch) = push.branch() else {
         return Verdict::Ignore(format!("ref {:?} is not a branch", push.git_ref));
     };
-    if branch != project.branch {
-        return Verdict::Ignore(format!(
-            "branch {branch} is not the deploy branch {}",
-            project.branch
-        ));
+    if !project.branches.matches(branch) {
+        return Verdict::Ignore(match project.branches.written() {
+            [] => format!("branch {branch}: the project deploys no branches"),
+            [one] => format!("branch {branch} is not the deploy branch {one}"),
+            many => format!("branch {branch} matches none of {}", many.join(", ")),
+        });
     }
     if push.deleted {
         return Verdict::Ignore(format!("branch {branch} was deleted"));
     }
-    Verdict::Deploy
+    if let Some(skip) = skip_marker(push) {
+        return skip;
+    }
+    paths(project, push)
+}
+
+/// `Ignore` when the head commit's message holds a skip marker.
+fn skip_marker(push: &Push) -> Option<Verdict> {
+    let message = push.message.to_ascii_lowercase();
+    SKIP_MARKERS
+        .iter()
+        .find(|m| message.contains(*m))
+        .map(|m| Verdict::Ignore(format!("the head commit's message says {m}")))
+}
+
+/// The path filter: a push deploys when some path it changed is matched by
+/// `paths` (or there is no `paths`) and not by `paths_ignore`. When the
+/// payload cannot tell what changed, it deploys: missing information never
+/// skips a deploy.
+fn paths(project: &Project, push: &Push) -> Verdict {
+    if project.paths.is_empty() && project.paths_ignore.is_empty() {
+        return Verdict::Deploy;
+    }
+    match &push.files {
+        Files::Unknown(why) => {
+            Verdict::DeployUnfiltered(format!("paths not checked, deploying anyway: {why}"))
+        }
+        Files::Listed(files) => {
+            let counts = |f: &String| {
+                (project.paths.is_empty() || project.paths.matches(f))
+                    && !project.paths_ignore.matches(f)
+            };
+            if files.iter().any(counts) {
+                Verdict::Deploy
+            } else {
+                Verdict::Ignore(NO_PATH_MATCHES.into())
+            }
+        }
+    }
 }
 
 /// Pushes as each forge sends them, through the filter: the forge files'
@@ -75,12 +142,17 @@ mod tests {
     use crate::forge::gitlab::tests::{gitlab, gitlab_push};
 
     fn project(branch: &str, repository: Option<&str>) -> Project {
-        let text = format!(
-            "[projects.app]\nsecret = \"x\"\nscript = \"/bin/sh\"\nbranch = \"{branch}\"\n{}",
+        with(&format!(
+            "branch = \"{branch}\"\n{}",
             repository
                 .map(|r| format!("repository = \"{r}\"\n"))
                 .unwrap_or_default()
-        );
+        ))
+    }
+
+    /// A project with these keys besides its secret and script.
+    fn with(keys: &str) -> Project {
+        let text = format!("[projects.app]\nsecret = \"x\"\nscript = \"/bin/sh\"\n{keys}");
         crate::config::parse(
             &text,
             std::path::Path::new("/x.toml"),
@@ -102,7 +174,7 @@ mod tests {
     fn ignored(v: Verdict) -> String {
         match v {
             Verdict::Ignore(r) => r,
-            Verdict::Deploy => panic!("deployed"),
+            v => panic!("deployed: {v:?}"),
         }
     }
 
@@ -172,7 +244,10 @@ mod tests {
         let p = push_of(gitea("push", &gitea_push("refs/heads/main", SHA, &zero)));
         assert!(ignored(filter(&project("main", None), &p[0])).contains("deleted"));
         let p = push_of(gitea("push", &gitea_push("refs/tags/v1.2", &zero, SHA)));
-        assert_eq!(ignored(filter(&project("main", None), &p[0])), "tag v1.2");
+        assert_eq!(
+            ignored(filter(&project("main", None), &p[0])),
+            "tag v1.2: the project deploys no tags"
+        );
     }
 
     #[test]
@@ -205,7 +280,10 @@ mod tests {
         // Tag Push Hook: ignored by the filter with the tag's name.
         let tag = gitlab_push("refs/tags/v1.0.0", &zero, SHA, "g/app");
         let p = push_of(gitlab("Tag Push Hook", &[], &tag).event).remove(0);
-        assert_eq!(ignored(filter(&main, &p)), "tag v1.0.0");
+        assert_eq!(
+            ignored(filter(&main, &p)),
+            "tag v1.0.0: the project deploys no tags"
+        );
     }
 
     #[test]
@@ -241,7 +319,10 @@ mod tests {
             (bb_ref("branch", "dev", &old), bb_ref("branch", "dev", SHA)),
         ])
         .unwrap_err();
-        assert_eq!(reason, "tag v2; branch dev is not the deploy branch main");
+        assert_eq!(
+            reason,
+            "tag v2: the project deploys no tags; branch dev is not the deploy branch main"
+        );
         // `new: null` is a deletion, named by `old`.
         let deleted = push_of(
             bitbucket(

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
+use crate::push::Push;
 use crate::queue::{Request, Trigger};
 
 /// How a run ended (or that it has not).
@@ -64,6 +65,16 @@ pub struct Run {
     pub pusher: String,
     /// Forge delivery id (empty for manual runs).
     pub delivery: String,
+    /// The forge said the push was forced (`DEPLOY_FORCED`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    /// The head commit's first line (`DEPLOY_MESSAGE`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Why the path filter let the push through unchecked; written at the
+    /// top of the run's log.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
     /// How it ended.
     pub status: Status,
     /// Exit code; null when killed by a signal or not finished.
@@ -91,6 +102,22 @@ pub struct Run {
 }
 
 impl Run {
+    /// The push this run deploys, as far as the record keeps it (no file
+    /// lists): what the script's `DEPLOY_*` variables are made from.
+    pub fn push(&self) -> Push {
+        Push {
+            git_ref: self.git_ref.clone(),
+            before: self.before.clone(),
+            after: self.sha.clone(),
+            repository: self.repository.clone(),
+            pusher: self.pusher.clone(),
+            forced: self.forced,
+            message: self.message.clone(),
+            note: self.note.clone(),
+            ..Push::default()
+        }
+    }
+
     /// Rebuilds the request a run carried out, e.g. to run it again.
     pub fn request(&self, seq: u64, trigger: Trigger) -> Request {
         Request {
@@ -103,6 +130,9 @@ impl Run {
             repository: self.repository.clone(),
             pusher: self.pusher.clone(),
             delivery: self.delivery.clone(),
+            forced: self.forced,
+            message: self.message.clone(),
+            note: self.note.clone(),
             received_at: fsutil::now_rfc3339(),
             coalesced: self.coalesced.clone(),
         }
@@ -171,6 +201,9 @@ impl History {
             repository: req.repository.clone(),
             pusher: req.pusher.clone(),
             delivery: req.delivery.clone(),
+            forced: req.forced,
+            message: req.message.clone(),
+            note: req.note.clone(),
             status: Status::Running,
             exit_code: None,
             signal: None,
@@ -306,6 +339,9 @@ mod tests {
             before: String::new(),
             repository: "acme/app".into(),
             pusher: "octocat".into(),
+            forced: false,
+            message: String::new(),
+            note: String::new(),
             delivery: "d".into(),
             received_at: fsutil::now_rfc3339(),
             coalesced: Vec::new(),

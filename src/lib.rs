@@ -21,6 +21,7 @@ pub mod fsutil;
 pub mod history;
 pub mod lock;
 pub mod logging;
+pub mod pattern;
 pub mod push;
 pub mod queue;
 pub mod runner;

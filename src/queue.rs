@@ -70,6 +70,16 @@ pub struct Request {
     /// The forge's delivery id (empty for manual runs).
     #[serde(default)]
     pub delivery: String,
+    /// The forge said the push was forced (`DEPLOY_FORCED`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    /// The head commit's first line (`DEPLOY_MESSAGE`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Why the path filter let the push through unchecked; written at the
+    /// top of the run's log.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
     /// When deployd accepted it (RFC 3339).
     pub received_at: String,
     /// Delivery ids of older requests this one replaced while pending, so
@@ -400,6 +410,9 @@ mod tests {
             before: String::new(),
             repository: "acme/app".into(),
             pusher: "octocat".into(),
+            forced: false,
+            message: String::new(),
+            note: String::new(),
             delivery: format!("d-{sha}"),
             received_at: fsutil::now_rfc3339(),
             coalesced: Vec::new(),

@@ -69,7 +69,7 @@ impl Outcome {
     }
 }
 
-/// The environment a script gets: SPEC §4's list and nothing else.
+/// The environment a script gets: the README's list and nothing else.
 pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert(
@@ -82,24 +82,17 @@ pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
         }
     }
     env.extend(project.env.clone());
-    let branch = run
-        .git_ref
-        .strip_prefix("refs/heads/")
-        .unwrap_or(&run.git_ref);
     for (k, v) in [
-        ("DEPLOY_PROJECT", run.project.as_str()),
-        ("DEPLOY_RUN_ID", &run.id.to_string()),
-        ("DEPLOY_TRIGGER", &run.trigger.to_string()),
-        ("DEPLOY_REF", &run.git_ref),
-        ("DEPLOY_BRANCH", branch),
-        ("DEPLOY_SHA", &run.sha),
-        ("DEPLOY_BEFORE", &run.before),
-        ("DEPLOY_REPOSITORY", &run.repository),
-        ("DEPLOY_PUSHER", &run.pusher),
-        ("DEPLOY_DELIVERY", &run.delivery),
-        ("DEPLOY_LOG", &run.log.to_string_lossy()),
-    ] {
-        env.insert(k.to_string(), v.to_string());
+        ("DEPLOY_PROJECT", run.project.clone()),
+        ("DEPLOY_RUN_ID", run.id.to_string()),
+        ("DEPLOY_TRIGGER", run.trigger.to_string()),
+        ("DEPLOY_DELIVERY", run.delivery.clone()),
+        ("DEPLOY_LOG", run.log.to_string_lossy().into_owned()),
+    ]
+    .into_iter()
+    .chain(run.push().env())
+    {
+        env.insert(k.to_string(), v);
     }
     env
 }
@@ -149,6 +142,9 @@ pub async fn run(
             run.started_at
         ),
     );
+    if !run.note.is_empty() {
+        log_line(&mut log, &run.note);
+    }
     let mut child = match spawn(project, run, lock, &log) {
         Ok(c) => c,
         Err(e) => {
