@@ -1283,6 +1283,52 @@ mod tests {
     }
 
     #[test]
+    fn trigger_globs() {
+        let ok = cfg(&format!(
+            "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\nbranches = [\"main\", \"release/*\"]\n\
+             tags = [\"v*\"]\npaths = [\"api/**\"]\npaths_ignore = [\"docs/\"]\n"
+        ))
+        .unwrap();
+        let p = &ok.projects["app"];
+        assert_eq!(
+            p.triggers(),
+            "branches main, release/*; new tags v*; paths api/**; ignoring docs/"
+        );
+        assert_eq!(p.default_ref().as_deref(), Some("refs/heads/main"));
+        // Each bad value on its line, under its key, saying why.
+        let head = format!("[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n");
+        for (line, key, says) in [
+            (
+                "paths = [\"api/[\"]",
+                "projects.app.paths",
+                "\"api/[\" is not a glob",
+            ),
+            (
+                "paths_ignore = [\"!x\"]",
+                "projects.app.paths_ignore",
+                "negation",
+            ),
+            ("tags = \"v*\"", "projects.app.tags", "write [\"v*\"]"),
+            ("tags = [1]", "projects.app.tags", "glob 1: expected text"),
+            (
+                "branches = [\"refs/heads/x\"]",
+                "projects.app.branches",
+                "the name alone",
+            ),
+            (
+                "branch = \"a\"\nbranches = [\"b\"]",
+                "projects.app.branches",
+                "not both",
+            ),
+        ] {
+            let (l, k, m) = err(&format!("{head}{line}\n"));
+            let want_line = if line.contains("\nbranches") { 5 } else { 4 };
+            assert_eq!((l, k.as_str()), (want_line, key), "{line}: {m}");
+            assert!(m.contains(says), "{line}: {m}");
+        }
+    }
+
+    #[test]
     fn defaults_and_relative_paths() {
         let c = cfg(&format!(
             "[server]\nstate_dir = \"state\"\n[projects.app]\nsecret_file = \"good.secret\"\nscript = \"{SCRIPT}\"\n"

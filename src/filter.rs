@@ -138,7 +138,7 @@ mod tests {
     use crate::forge::Event;
     use crate::forge::bitbucket::tests::{bb_push, bb_ref, bitbucket};
     use crate::forge::gitea::tests::{gitea, gitea_push};
-    use crate::forge::github::tests::{SHA, gh, gh_push};
+    use crate::forge::github::tests::{SHA, gh, gh_push, octokit_push};
     use crate::forge::gitlab::tests::{gitlab, gitlab_push};
 
     fn project(branch: &str, repository: Option<&str>) -> Project {
@@ -340,5 +340,237 @@ mod tests {
         assert!(reason.contains("not a branch"), "{reason}");
         // A push without changes is ignored, not an error.
         assert_eq!(choose_in(vec![]).unwrap_err(), "push without changes");
+    }
+
+    const ZERO: &str = "0000000000000000000000000000000000000000";
+
+    /// The one push of a GitHub delivery `body`.
+    fn gh_one(body: &str) -> Push {
+        push_of(
+            gh("push", "application/json", body.as_bytes())
+                .unwrap()
+                .event,
+        )
+        .remove(0)
+    }
+
+    fn deploys(p: &Project, push: &Push) -> bool {
+        match filter(p, push) {
+            Verdict::Deploy => true,
+            Verdict::Ignore(_) => false,
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn branch_globs_lists_and_tags() {
+        let p = with("branches = [\"main\", \"release/*\"]\ntags = [\"v*\"]\n");
+        let on = |r: &str| gh_one(&gh_push(r, SHA, "acme/app"));
+        assert!(deploys(&p, &on("refs/heads/main")));
+        assert!(deploys(&p, &on("refs/heads/release/1.2")));
+        assert_eq!(
+            ignored(filter(&p, &on("refs/heads/release/1.2/fix"))),
+            "branch release/1.2/fix matches none of main, release/*"
+        );
+        assert!(deploys(&p, &on("refs/tags/v1.2.0")));
+        assert_eq!(
+            ignored(filter(&p, &on("refs/tags/latest"))),
+            "tag latest matches no glob of tags"
+        );
+        assert_eq!(
+            ignored(filter(
+                &p,
+                &gh_one(&gh_push("refs/tags/v1.2.0", ZERO, "acme/app"))
+            )),
+            "tag v1.2.0 was deleted"
+        );
+        // One glob in `branch`.
+        let rel = with("branch = \"release/*\"\n");
+        assert!(deploys(&rel, &on("refs/heads/release/2")));
+        assert!(!deploys(&rel, &on("refs/heads/main")));
+        assert_eq!(rel.default_ref(), None);
+        // Tags only.
+        let tags_only = with("branches = []\ntags = [\"v*\"]\n");
+        assert_eq!(
+            ignored(filter(&tags_only, &on("refs/heads/main"))),
+            "branch main: the project deploys no branches"
+        );
+        assert!(deploys(&tags_only, &on("refs/tags/v2")));
+    }
+
+    #[test]
+    fn new_tags_deploy_on_every_forge_and_deleted_ones_do_not() {
+        let p = with("tags = [\"v*\"]\n");
+        let tag = "refs/tags/v1.2.0";
+        let null = serde_json::Value::Null;
+        let created = [
+            gh_one(&gh_push(tag, SHA, "acme/app")),
+            push_of(gitea("push", &gitea_push(tag, ZERO, SHA))).remove(0),
+            push_of(gitlab("Tag Push Hook", &[], &gitlab_push(tag, ZERO, SHA, "g/app")).event)
+                .remove(0),
+            push_of(
+                bitbucket(
+                    "repo:push",
+                    &bb_push(vec![(null.clone(), bb_ref("tag", "v1.2.0", SHA))]),
+                )
+                .event,
+            )
+            .remove(0),
+        ];
+        for push in &created {
+            assert!(deploys(&p, push), "{push:?}");
+            let env: std::collections::BTreeMap<_, _> = push.env().into_iter().collect();
+            assert_eq!(env["DEPLOY_TAG"], "v1.2.0");
+            assert_eq!(env["DEPLOY_REF"], tag);
+            assert_eq!(env["DEPLOY_BRANCH"], "");
+            assert_eq!(env["DEPLOY_SHA"], SHA);
+        }
+        let deleted = [
+            gh_one(&gh_push(tag, ZERO, "acme/app")),
+            push_of(gitlab("Tag Push Hook", &[], &gitlab_push(tag, SHA, ZERO, "g/app")).event)
+                .remove(0),
+            push_of(
+                bitbucket(
+                    "repo:push",
+                    &bb_push(vec![(bb_ref("annotated_tag", "v1.2.0", SHA), null.clone())]),
+                )
+                .event,
+            )
+            .remove(0),
+        ];
+        for push in &deleted {
+            assert_eq!(
+                ignored(filter(&p, push)),
+                "tag v1.2.0 was deleted",
+                "{push:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn skip_markers_in_the_head_commit_message() {
+        let p = project("main", None);
+        let mut body: serde_json::Value =
+            serde_json::from_str(&octokit_push(false, &"2".repeat(40))).unwrap();
+        body["head_commit"]["message"] = "Fix the typo\n\n[skip deploy]".into();
+        assert_eq!(
+            ignored(filter(&p, &gh_one(&body.to_string()))),
+            "the head commit's message says [skip deploy]"
+        );
+        // GitLab: the commit whose id is `after`; any case.
+        let mut gl: serde_json::Value =
+            serde_json::from_str(&gitlab_push("refs/heads/main", SHA, SHA, "g/app")).unwrap();
+        gl["commits"][0]["message"] = "[Deploy Skip] docs".into();
+        let push = push_of(gitlab("Push Hook", &[], &gl.to_string()).event).remove(0);
+        assert!(ignored(filter(&p, &push)).contains("[deploy skip]"));
+        // Bitbucket: `new.target.message`.
+        let mut bb: serde_json::Value = serde_json::from_str(&bb_push(vec![(
+            bb_ref("branch", "main", &"1".repeat(40)),
+            bb_ref("branch", "main", SHA),
+        )]))
+        .unwrap();
+        bb["push"]["changes"][0]["new"]["target"]["message"] = "wip [skip deploy]\n".into();
+        let push = push_of(bitbucket("repo:push", &bb.to_string()).event).remove(0);
+        assert!(ignored(filter(&p, &push)).contains("[skip deploy]"));
+        // Without a marker, the first line is DEPLOY_MESSAGE.
+        let plain = gh_one(&octokit_push(false, &"2".repeat(40)));
+        assert!(deploys(&p, &plain));
+        let env: std::collections::BTreeMap<_, _> = plain.env().into_iter().collect();
+        assert_eq!(env["DEPLOY_MESSAGE"], "Drop the old page");
+        assert_eq!(env["DEPLOY_FORCED"], "0");
+        let forced: std::collections::BTreeMap<_, _> =
+            gh_one(&octokit_push(true, SHA)).env().into_iter().collect();
+        assert_eq!(forced["DEPLOY_FORCED"], "1");
+    }
+
+    /// A GitHub push of one commit with these file lists.
+    fn gh_files(added: &[&str], modified: &[&str], removed: &[&str]) -> Push {
+        let mut body: serde_json::Value =
+            serde_json::from_str(&octokit_push(false, &"2".repeat(40))).unwrap();
+        let commit = serde_json::json!({"id": SHA, "message": "m",
+            "added": added, "modified": modified, "removed": removed});
+        body["commits"] = vec![commit.clone()].into();
+        body["head_commit"] = commit;
+        gh_one(&body.to_string())
+    }
+
+    #[test]
+    fn paths_count_added_modified_and_removed_files() {
+        let p = with("paths = [\"api/**\", \"Cargo.lock\"]\npaths_ignore = [\"api/docs/**\"]\n");
+        assert!(deploys(&p, &gh_files(&["api/new.rs"], &[], &[])));
+        assert!(deploys(&p, &gh_files(&[], &["Cargo.lock"], &[])));
+        // A removal is a change: the trap of reading only `modified`.
+        assert!(deploys(&p, &gh_files(&["docs/a.md"], &[], &["api/old.rs"])));
+        assert_eq!(
+            ignored(filter(&p, &gh_files(&["docs/a.md"], &["README.md"], &[]))),
+            NO_PATH_MATCHES
+        );
+        assert_eq!(
+            ignored(filter(&p, &gh_files(&[], &["api/docs/x.md"], &[]))),
+            NO_PATH_MATCHES
+        );
+        // paths_ignore alone: anything but docs.
+        let docs = with("paths_ignore = [\"docs/**\", \"*.md\"]\n");
+        assert!(!deploys(
+            &docs,
+            &gh_files(&["docs/a.png"], &["README.md"], &[])
+        ));
+        assert!(deploys(
+            &docs,
+            &gh_files(&[], &["README.md", "src/x.rs"], &[])
+        ));
+    }
+
+    #[test]
+    fn paths_never_skip_on_missing_information() {
+        let p = with("paths = [\"api/**\"]\n");
+        let unfiltered = |push: Push, says: &str| {
+            let chosen = choose(&p, vec![push]).unwrap();
+            assert!(
+                chosen.note.contains(says),
+                "{:?} lacks {says:?}",
+                chosen.note
+            );
+        };
+        // GitHub: a force push, a new branch.
+        unfiltered(gh_one(&octokit_push(true, &"2".repeat(40))), "force push");
+        unfiltered(gh_one(&octokit_push(false, ZERO)), "new branch");
+        // GitLab: 20 of 25 commits listed.
+        let mut gl: serde_json::Value =
+            serde_json::from_str(&gitlab_push("refs/heads/main", SHA, SHA, "g/app")).unwrap();
+        let c = gl["commits"][0].clone();
+        gl["commits"] = vec![c; 20].into();
+        gl["total_commits_count"] = 25.into();
+        let push = push_of(gitlab("Push Hook", &[], &gl.to_string()).event).remove(0);
+        unfiltered(push, "GitLab listed 20 of the push's 25 commits");
+        // Forgejo: 15 of 30.
+        let mut fj: serde_json::Value =
+            serde_json::from_str(&gitea_push("refs/heads/main", SHA, &"f".repeat(40))).unwrap();
+        let c = fj["commits"][0].clone();
+        fj["commits"] = vec![c; 15].into();
+        fj["total_commits"] = 30.into();
+        let push = push_of(gitea("push", &fj.to_string())).remove(0);
+        unfiltered(push, "listed 15 of the push's 30 commits");
+        // Bitbucket sends no lists at all.
+        let bb = bb_push(vec![(
+            bb_ref("branch", "main", &"1".repeat(40)),
+            bb_ref("branch", "main", SHA),
+        )]);
+        let push = push_of(bitbucket("repo:push", &bb).event).remove(0);
+        unfiltered(push, "Bitbucket sends no file lists");
+        // The whole list, nothing matching: ignored, no note.
+        let gitea_readme = push_of(gitea(
+            "push",
+            &gitea_push("refs/heads/main", SHA, &"f".repeat(40)),
+        ))
+        .remove(0);
+        assert_eq!(choose(&p, vec![gitea_readme]).unwrap_err(), NO_PATH_MATCHES);
+        // No path filter: no note, whatever the push.
+        let plain = choose(
+            &project("main", None),
+            vec![gh_one(&octokit_push(true, SHA))],
+        )
+        .unwrap();
+        assert_eq!(plain.note, "");
     }
 }

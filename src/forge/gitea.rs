@@ -168,8 +168,15 @@ pub(crate) mod tests {
                 "url": "http://localhost:3000/gitea/webhooks/commit/x",
                 "author": {"name": "Gitea", "email": "someone@gitea.io", "username": "gitea"},
                 "committer": {"name": "Gitea", "email": "someone@gitea.io", "username": "gitea"},
-                "timestamp": "2017-03-13T13:52:11-04:00"
+                "timestamp": "2017-03-13T13:52:11-04:00",
+                "added": [], "removed": [], "modified": ["README.md"]
             }],
+            "total_commits": 1,
+            "head_commit": {
+                "id": after,
+                "message": "Webhooks Yay!",
+                "added": [], "removed": [], "modified": ["README.md"]
+            },
             "repository": {
                 "id": 140,
                 "owner": {"id": 1, "login": "gitea", "full_name": "Gitea", "username": "gitea"},
