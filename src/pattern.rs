@@ -64,6 +64,16 @@ impl Patterns {
         })
     }
 
+    /// One name matched exactly, whatever characters it holds (glob
+    /// characters and backslashes are escaped); for a branch named in code
+    /// rather than in a config. Fails for what [`Kind::Name`] refuses.
+    pub fn exact(name: &str) -> Result<Patterns, String> {
+        let glob = globset::escape(name).replace('\\', "\\\\");
+        let mut p = Patterns::new(Kind::Name, &[glob])?;
+        p.written = vec![name.to_string()];
+        Ok(p)
+    }
+
     /// Whether some glob matches `text` (a name or a path).
     pub fn matches(&self, text: &str) -> bool {
         self.set.is_match(text)
@@ -148,6 +158,10 @@ mod tests {
         }
         assert!(p(Kind::Name, &["release/**"]).matches("release/a/b"));
         assert!(Patterns::new(Kind::Name, &["refs/heads/main".into()]).is_err());
+        let odd = Patterns::exact("a*b\\[c]").unwrap();
+        assert!(odd.matches("a*b\\[c]"));
+        assert!(!odd.matches("axb\\[c]") && !odd.matches("a*b\\c"));
+        assert_eq!(odd.written(), ["a*b\\[c]"]);
     }
 
     #[test]

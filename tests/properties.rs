@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use deployd::config::{self, Project};
 use deployd::filter::{self, Verdict};
 use deployd::forge::{self, Key, Provider, SignatureError};
-use deployd::pattern::{Kind, Patterns};
+use deployd::pattern::Patterns;
 use deployd::push::Push;
 use hyper::HeaderMap;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
@@ -120,8 +120,7 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
 /// A glob matching exactly `name`, when a branch can be called that
 /// (`None` for what `branch` refuses: empty, `refs/…`, a leading `!`).
 fn exactly(name: &str) -> Option<Patterns> {
-    let glob = globset::escape(name).replace('\\', "\\\\");
-    Patterns::new(Kind::Name, &[glob]).ok()
+    Patterns::exact(name).ok()
 }
 
 fn project(branch: &str, repository: Option<&str>) -> Option<Project> {
