@@ -2,7 +2,7 @@
 //!
 //! A forge's webhook comes in ([`server`]), is verified and read into a
 //! forge-neutral [`push`] by its forge's file in [`forge`], filtered
-//! ([`filter`]), recorded on disk ([`queue`]) and answered; the
+//! ([`filter`], with the globs of [`pattern`]), recorded on disk ([`queue`]) and answered; the
 //! [`executor`] runs the project's script ([`runner`]) one run at a time
 //! under a lock ([`lock`]) and records what happened ([`history`]). The CLI ([`commands`]) talks to the daemon over
 //! the [`control`] socket.
