@@ -1,37 +1,64 @@
 //! The forge-neutral description of a push: what each forge's payload is read
 //! into (each forge's file in `forge/`) and what the rest of deployd works
-//! with. It knows no forge and imports nothing of the crate, so every module
-//! may use it.
+//! with. A queued request ([`crate::queue::Request`]) holds one, and a run
+//! record holds its request, so a field added here reaches the queue file, the
+//! run record and `history --json` at once. It knows no forge and imports
+//! nothing of the crate, so every module may use it.
 
-/// A push, whatever forge sent it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+use serde::{Deserialize, Serialize};
+
+/// A push, whatever forge sent it. Its JSON names (`ref`, `sha`, `before`,
+/// `repository`, `pusher`, `delivery`, `forced`, `message`, `note`) are
+/// those of queue files, run records and `history --json` (README,
+/// *Commands*).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Push {
     /// The full ref, e.g. `refs/heads/main` or `refs/tags/v1.2.0`.
+    #[serde(rename = "ref")]
     pub git_ref: String,
-    /// Commit before the push (40 zeros for a new branch).
-    pub before: String,
-    /// Commit after the push (40 zeros for a deleted branch).
+    /// Commit after the push (40 zeros for a deleted branch; empty for a
+    /// manual run without `--sha`). Named `sha` on disk: it is what a run
+    /// deploys.
+    #[serde(rename = "sha")]
     pub after: String,
+    /// Commit before the push (40 zeros for a new branch).
+    #[serde(default)]
+    pub before: String,
     /// `owner/name`; for GitLab the full path, which may hold subgroups
     /// (`group/sub/name`).
+    #[serde(default)]
     pub repository: String,
-    /// Who pushed (a user name).
+    /// Who pushed (a user name; for a manual run, who ran `deployd deploy`).
+    #[serde(default)]
     pub pusher: String,
-    /// The push deleted the ref.
+    /// The forge's delivery id (empty for manual runs and for forges that
+    /// send none). Set by the server, which reads it from the headers.
+    #[serde(default)]
+    pub delivery: String,
+    /// The push deleted the ref. Such a push never deploys, so it is not
+    /// written out unless set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
     /// The forge says the push was forced (GitHub's and Bitbucket's
     /// `forced`; GitLab, Gitea and Forgejo send no such flag, so their force
-    /// pushes are `false` here).
+    /// pushes are `false` here). Written out only when set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forced: bool,
-    /// The head commit's message, whole (empty when the forge sent none):
-    /// its first line is `DEPLOY_MESSAGE`, and a skip marker may be in any
-    /// line.
+    /// The head commit's message (empty when the forge sent none): whole as
+    /// the forge sent it, since a skip marker may be in any line; a queued
+    /// request keeps only its first line, `DEPLOY_MESSAGE`
+    /// ([`crate::queue::Request::new`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
-    /// The paths the push changed, as far as the payload tells; only the
-    /// path filter reads them, and they are not kept with a queued request.
+    /// The paths the push changed, as far as the payload tells. Only the
+    /// path filter reads them, before the push is queued: a queued request
+    /// drops them and they are never written out, so a request read back
+    /// has the default (unknown).
+    #[serde(skip)]
     pub files: Files,
     /// Why the path filter let this push through without knowing what it
     /// changed; written at the top of the run's log. Empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
 }
 
@@ -92,6 +119,16 @@ impl Push {
             ),
             ("DEPLOY_MESSAGE", self.title().to_string()),
         ]
+    }
+
+    /// `after`, cut to 12 characters, or `-` when empty: for one-line
+    /// summaries.
+    pub fn short_sha(&self) -> &str {
+        if self.after.is_empty() {
+            "-"
+        } else {
+            &self.after[..self.after.len().min(12)]
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Running one deploy script: no shell, its own process group, stdin from
 //! /dev/null, stdout and stderr appended straight to the run's log file, an
-//! environment cleared down to SPEC §4's list, and a timeout that stops the
-//! whole group (SIGTERM, then SIGKILL after `kill_grace`).
+//! environment cleared down to the list in the README's *What the script gets*,
+//! and a timeout that stops the whole group (SIGTERM, then SIGKILL after
+//! `kill_grace`).
 //!
 //! The child writes into the log file itself — no pipe for the daemon to
 //! drain, and the output survives the daemon dying. It also inherits a
@@ -69,7 +70,9 @@ impl Outcome {
     }
 }
 
-/// The environment a script gets: the README's list and nothing else.
+/// The environment a script gets: the list in the README's *What the script
+/// gets* and nothing else. What it says of the push comes from
+/// [`crate::push::Push::env`].
 pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert(
@@ -82,15 +85,16 @@ pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
         }
     }
     env.extend(project.env.clone());
+    let req = &run.request;
     for (k, v) in [
-        ("DEPLOY_PROJECT", run.project.clone()),
+        ("DEPLOY_PROJECT", req.project.clone()),
         ("DEPLOY_RUN_ID", run.id.to_string()),
-        ("DEPLOY_TRIGGER", run.trigger.to_string()),
-        ("DEPLOY_DELIVERY", run.delivery.clone()),
+        ("DEPLOY_TRIGGER", req.trigger.to_string()),
+        ("DEPLOY_DELIVERY", req.push.delivery.clone()),
         ("DEPLOY_LOG", run.log.to_string_lossy().into_owned()),
     ]
     .into_iter()
-    .chain(run.push().env())
+    .chain(req.push.env())
     {
         env.insert(k.to_string(), v);
     }
@@ -112,7 +116,26 @@ pub fn log_line(log: &mut File, text: &str) {
     let _ = writeln!(log, "=== deployd: {text}");
 }
 
-/// Runs `project`'s script for `run` under `lock`. `stop` turning true
+/// The first line of a run's log: which run, of what, since when.
+pub fn header(run: &Run) -> String {
+    let (req, push) = (&run.request, &run.request.push);
+    format!(
+        "run {} of {} ({}) {} {} started {}",
+        run.id,
+        req.project,
+        req.trigger,
+        push.git_ref,
+        if push.after.is_empty() {
+            "(no commit given)"
+        } else {
+            &push.after
+        },
+        run.started_at
+    )
+}
+
+/// Runs `project`'s script for `run` under `lock`, its output appended to
+/// the run's log after the lines the run lifecycle wrote there first. `stop` turning true
 /// interrupts it (daemon shutdown). `spawned` gets the script's pid.
 pub async fn run(
     project: &Project,
@@ -126,25 +149,6 @@ pub async fn run(
         Ok(f) => f,
         Err(e) => return Outcome::NotStarted(format!("cannot open {}: {e}", run.log.display())),
     };
-    log_line(
-        &mut log,
-        &format!(
-            "run {} of {} ({}) {} {} started {}",
-            run.id,
-            run.project,
-            run.trigger,
-            run.git_ref,
-            if run.sha.is_empty() {
-                "(no commit given)"
-            } else {
-                &run.sha
-            },
-            run.started_at
-        ),
-    );
-    if !run.note.is_empty() {
-        log_line(&mut log, &run.note);
-    }
     let mut child = match spawn(project, run, lock, &log) {
         Ok(c) => c,
         Err(e) => {

@@ -180,6 +180,7 @@ fn change(c: BbChange<'_>, repository: &str, pusher: &str) -> Push {
         // file lists at all.
         files: Files::Unknown("Bitbucket sends no file lists".into()),
         note: String::new(),
+        delivery: String::new(),
     }
 }
 
@@ -297,6 +298,7 @@ pub(crate) mod tests {
                 after: SHA.into(),
                 repository: "acme/app".into(),
                 pusher: "alexd".into(),
+                delivery: String::new(),
                 deleted: false,
                 forced: false,
                 message: "conflict free\n".into(),

@@ -472,6 +472,7 @@ pub(crate) mod tests {
                 after: after.clone(),
                 repository: "mike/diaspora".into(),
                 pusher: "jsmith".into(),
+                delivery: String::new(),
                 deleted: false,
                 forced: false,
                 message: "fixed readme".into(),
