@@ -18,6 +18,7 @@ use crate::lock::StateLock;
 use crate::queue::Queue;
 use crate::server::{self, App};
 use crate::systemd;
+use crate::web;
 use crate::{control, executor};
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -72,6 +73,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (exec, handle) = Executor::new(config.clone(), queue.clone(), history.clone());
     let app = Arc::new(App::new(config.clone(), queue, deliveries, handle.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let web_task = match &config.web {
+        Some(web) => Some(start_web(web, &app, history.clone(), &handle, &stop_rx).await?),
+        None => None,
+    };
     let executor_task = tokio::spawn(exec.run(stop_rx.clone()));
     let control_task = tokio::spawn(control::serve(control, app.clone(), history));
     // Installed here, before READY: a SIGHUP that arrived before the
@@ -107,10 +112,52 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .await;
     systemd::notify("STOPPING=1\nSTATUS=stopping: finishing running deploys");
     let _ = executor_task.await;
+    if let Some(t) = web_task {
+        let _ = t.await;
+    }
     control_task.abort();
     let _ = std::fs::remove_file(&config.server.control_socket);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds the status page's listener and starts serving it, and counting
+/// run outcomes for its `/metrics`.
+async fn start_web(
+    web: &config::Web,
+    app: &Arc<App>,
+    history: Arc<History>,
+    handle: &Handle,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(web.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (web.listen)", web.listen))?;
+    let inputs = web::Inputs {
+        config: {
+            let app = app.clone();
+            Arc::new(move || app.config())
+        },
+        history,
+        queue: app.queue.clone(),
+        executor: handle.clone(),
+        metrics: app.metrics.clone(),
+    };
+    tracing::info!(
+        "status page on http://{}{}",
+        listener.local_addr()?,
+        web.public_url
+            .as_ref()
+            .map(|u| format!(" (public_url {u})"))
+            .unwrap_or_default()
+    );
+    tokio::spawn(web::count_runs(
+        handle.clone(),
+        app.metrics.clone(),
+        stop.clone(),
+    ));
+    let site = Arc::new(web::Site::new(web.clone(), inputs, stop.clone()));
+    Ok(tokio::spawn(web::run(listener, site)))
 }
 
 /// The signals the daemon handles, installed before it says it is ready.

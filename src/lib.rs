@@ -26,3 +26,4 @@ pub mod queue;
 pub mod runner;
 pub mod server;
 pub mod systemd;
+pub mod web;

@@ -31,6 +31,8 @@ pub enum Trigger {
     Manual,
     /// Re-run of a run the daemon did not see finish.
     Recovery,
+    /// The deploy button of the status page (`pusher`: the token's name).
+    Web,
 }
 
 impl std::fmt::Display for Trigger {
@@ -39,6 +41,7 @@ impl std::fmt::Display for Trigger {
             Trigger::Webhook => "webhook",
             Trigger::Manual => "manual",
             Trigger::Recovery => "recovery",
+            Trigger::Web => "web",
         })
     }
 }

@@ -44,6 +44,8 @@ pub struct App {
     body_budget: Arc<Semaphore>,
     /// Keeps rejected requests from flooding the log.
     quiet: Quiet,
+    /// Deliveries counted for `/metrics` (served by the status page).
+    pub metrics: Arc<crate::web::Metrics>,
 }
 
 impl App {
@@ -63,6 +65,7 @@ impl App {
             stopping: AtomicBool::new(false),
             body_budget: Arc::new(Semaphore::new(budget_kib.min(Semaphore::MAX_PERMITS))),
             quiet: Quiet::default(),
+            metrics: Arc::new(crate::web::Metrics::new()),
         }
     }
 
@@ -354,6 +357,13 @@ async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
             (r, !matches!(reject, Reject::Unavailable(_)))
         }
     };
+    if let Some(name) = path.strip_prefix("/hooks/")
+        && app.config().projects.contains_key(name)
+    {
+        // Only configured names: a label per path tried would let anyone
+        // grow the metrics without bound.
+        app.metrics.delivery(name, resp.status().as_u16());
+    }
     let line = format!(
         "{method} {} {}{detail} delivery={delivery} {:.1}ms",
         printable(&path),

@@ -1,0 +1,264 @@
+//! Server-Sent Events: a run's log as it grows, and "something changed" for
+//! the overview and project pages. Each stream is a task, not a thread, and
+//! hands hyper one event at a time through a channel of [`DEPTH`]: a slow
+//! browser stops the task reading the log instead of growing memory.
+
+use std::convert::Infallible;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::executor::RunEvent;
+use crate::history::{History, Status};
+
+use super::ansi::Ansi;
+use super::pages;
+
+/// Events queued between a stream's task and hyper, per follower.
+const DEPTH: usize = 2;
+/// Log bytes read into one event at most.
+const CHUNK: usize = 32 * 1024;
+/// How often a follower looks at a growing log (only while the run runs
+/// and someone follows it: an idle daemon has no follower).
+const POLL: Duration = Duration::from_millis(200);
+
+/// A response body fed by a task through a bounded channel.
+pub struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+impl ChannelBody {
+    /// The whole file at `path`, read a chunk at a time as the client takes it.
+    pub fn file(path: PathBuf) -> ChannelBody {
+        let (tx, rx) = mpsc::channel(DEPTH);
+        tokio::spawn(async move {
+            let mut offset = 0u64;
+            loop {
+                let p = path.clone();
+                let chunk = blocking(move || read_lines(&p, offset, true)).await;
+                if chunk.is_empty() {
+                    return;
+                }
+                offset += chunk.len() as u64;
+                if tx.send(Bytes::from(chunk)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        ChannelBody(rx)
+    }
+}
+
+/// An SSE event of `kind` (None: `message`) with `id`, whose `data` may span lines.
+fn event(kind: Option<&str>, id: Option<u64>, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + 64);
+    if let Some(k) = kind {
+        out.push_str("event: ");
+        out.push_str(k);
+        out.push('\n');
+    }
+    if let Some(id) = id {
+        out.push_str(&format!("id: {id}\n"));
+    }
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
+}
+
+/// `change` whenever what runs or waits changes, or a run starts or ends.
+pub fn status(
+    mut live: watch::Receiver<Vec<crate::executor::ProjectStatus>>,
+    mut events: broadcast::Receiver<RunEvent>,
+    mut stop: watch::Receiver<bool>,
+) -> ChannelBody {
+    let (tx, rx) = mpsc::channel(DEPTH);
+    tokio::spawn(async move {
+        live.mark_unchanged();
+        if tx.send(Bytes::from_static(b"retry: 2000\n\n")).await.is_err() {
+            return;
+        }
+        let mut n = 0u64;
+        loop {
+            tokio::select! {
+                r = live.changed() => if r.is_err() { return },
+                r = events.recv() => if let Err(broadcast::error::RecvError::Closed) = r { return },
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tx.closed() => return,
+            }
+            n += 1;
+            if tx.send(event(Some("change"), None, &n.to_string())).await.is_err() {
+                return;
+            }
+        }
+    });
+    ChannelBody(rx)
+}
+
+/// Where a follower starts: a byte offset at a line start, and that line's number.
+#[derive(Debug, Clone, Copy)]
+pub struct From {
+    /// Byte offset.
+    pub offset: u64,
+    /// Number of the line starting there; None: count.
+    pub line: Option<u64>,
+}
+
+/// The log of run `id` of `project` from `from`, one event per chunk of
+/// whole lines rendered as HTML (id: the byte offset after it), then `end`
+/// with the run's status once it finished and all of it was sent.
+pub fn log(
+    history: Arc<History>,
+    project: String,
+    id: u64,
+    from: From,
+    mut events: broadcast::Receiver<RunEvent>,
+    mut stop: watch::Receiver<bool>,
+) -> ChannelBody {
+    let (tx, rx) = mpsc::channel(DEPTH);
+    tokio::spawn(async move {
+        let mut offset = from.offset;
+        let mut ansi = Ansi::default();
+        let Some(run) = blocking({
+            let h = history.clone();
+            let p = project.clone();
+            move || h.get(&p, id).ok().flatten()
+        })
+        .await
+        else {
+            let _ = tx.send(event(Some("end"), None, "missing")).await;
+            return;
+        };
+        let path = run.log.clone();
+        let mut line = match from.line {
+            Some(l) => l,
+            None => {
+                let p = path.clone();
+                blocking(move || count_lines(&p, offset)).await
+            }
+        };
+        let mut finished = run.status != Status::Running;
+        if tx.send(Bytes::from_static(b"retry: 1000\n\n")).await.is_err() {
+            return;
+        }
+        loop {
+            let p = path.clone();
+            let last = finished;
+            let chunk = blocking(move || read_lines(&p, offset, last)).await;
+            if !chunk.is_empty() {
+                let mut html = String::with_capacity(chunk.len() * 2);
+                line = pages::log_lines_with(&mut html, &chunk, line, &mut ansi);
+                offset += chunk.len() as u64;
+                if tx.send(event(None, Some(offset), &html)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            if finished {
+                let status = blocking({
+                    let h = history.clone();
+                    let p = project.clone();
+                    move || h.get(&p, id).ok().flatten()
+                })
+                .await
+                .map_or_else(|| "unknown".to_string(), |r| r.status.to_string());
+                let _ = tx.send(event(Some("end"), Some(offset), &status)).await;
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                e = events.recv() => match e {
+                    Ok(RunEvent::Finished(r)) if r.project == project && r.id == id => finished = true,
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tx.closed() => return,
+            }
+            if !finished {
+                // A run that ended unseen (events lagged): the record says.
+                let h = history.clone();
+                let p = project.clone();
+                finished = blocking(move || h.get(&p, id).ok().flatten())
+                    .await
+                    .is_none_or(|r| r.status != Status::Running);
+            }
+        }
+    });
+    ChannelBody(rx)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Up to [`CHUNK`] bytes of `path` from `offset`, cut after the last
+/// newline; a partial last line only when `all` (the run ended) or when a
+/// whole chunk holds no newline.
+pub fn read_lines(path: &PathBuf, offset: u64, all: bool) -> Vec<u8> {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return Vec::new();
+    }
+    let mut buf = Vec::with_capacity(CHUNK);
+    if f.take(CHUNK as u64).read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    if all || buf.len() == CHUNK && !buf.contains(&b'\n') {
+        return buf;
+    }
+    match buf.iter().rposition(|&b| b == b'\n') {
+        Some(i) => {
+            buf.truncate(i + 1);
+            buf
+        }
+        None => Vec::new(),
+    }
+}
+
+/// The number of the line starting at byte `offset` of `path`.
+pub fn count_lines(path: &PathBuf, offset: u64) -> u64 {
+    let Ok(f) = std::fs::File::open(path) else {
+        return 1;
+    };
+    let mut f = f.take(offset);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut lines = 1;
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    lines
+}
