@@ -266,6 +266,8 @@ impl Site {
         match (path.as_str(), get) {
             ("/static/style.css", true) => return asset("text/css; charset=utf-8", STYLE),
             ("/static/app.js", true) => return asset("text/javascript; charset=utf-8", SCRIPT),
+            // Browsers ask for it on their own; there is none.
+            ("/favicon.ico", true) => return full(StatusCode::NO_CONTENT, "image/x-icon", ""),
             ("/login", true) => {
                 let ctx = self.ctx(&base, None, false);
                 let next = query(q.as_deref(), "next").unwrap_or_else(|| "/".into());

@@ -29,6 +29,9 @@
     var base = document.querySelector("a.home").getAttribute("href").replace(/\/$/, "");
     var es = new EventSource(base + "/events");
     es.addEventListener("change", refresh);
+    // What changed between the render and the stream's start (or during a
+    // reconnect) has no event of its own: catch up once per connection.
+    es.onopen = refresh;
     return;
   }
 
