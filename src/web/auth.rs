@@ -174,7 +174,7 @@ mod tests {
             token: token.map(|t| crate::config::WebToken {
                 secret: t.into(),
                 name: "web".into(),
-                source: "token".into(),
+                source: "token inline in the config".into(),
             }),
             public_url: Some("https://deploy.example.com".into()),
             actions: true,
