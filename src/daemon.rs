@@ -120,7 +120,7 @@ async fn start_web(
     web: &config::Web,
     app: &Arc<App>,
     history: Arc<History>,
-    handle: &Handle,
+    handle: &crate::executor::Handle,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(web.listen)
