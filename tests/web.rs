@@ -3,6 +3,8 @@
 //! escaping of log text, the live log, a scrape read by a real OpenMetrics
 //! parser, render time with many projects, and an idle daemon's wake-ups.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{Read, Write};
@@ -30,7 +32,13 @@ impl Answer {
     }
 }
 
-fn fetch(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+fn fetch(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut head = format!(
@@ -84,7 +92,9 @@ fn setup(dir: &TestDir, web_extra: &str, script_body: &str) -> (Daemon, SocketAd
     let script = dir.script("deploy.sh", &format!("#!/bin/sh\n{script_body}\n"));
     let config = write_config(
         dir,
-        &format!("[web]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\ntoken_name = \"alice\"\n{web_extra}\n"),
+        &format!(
+            "[web]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\ntoken_name = \"alice\"\n{web_extra}\n"
+        ),
         &project("app", &script, ""),
     );
     let d = Daemon::start(&config);
@@ -103,7 +113,10 @@ fn the_token_opens_the_page_by_bearer_or_login_cookie() {
     assert_eq!(get(w, "/projects/app", &[]).status, 303);
     assert_eq!(get(w, "/events", &[]).status, 401);
     assert_eq!(get(w, "/metrics", &[]).status, 401);
-    assert_eq!(fetch(w, "POST", "/projects/app/deploy", &[], "").status, 401);
+    assert_eq!(
+        fetch(w, "POST", "/projects/app/deploy", &[], "").status,
+        401
+    );
     // A wrong bearer token is refused like none.
     let wrong = [("Authorization", "Bearer nope")];
     assert_eq!(get(w, "/", &wrong).status, 303);
@@ -117,8 +130,16 @@ fn the_token_opens_the_page_by_bearer_or_login_cookie() {
     // The login page: a labelled password field; a wrong token is told so.
     let login = get(w, "/login?next=%2Fprojects%2Fapp", &[]);
     assert_eq!(login.status, 200);
-    assert!(login.body.contains("<label for=\"token\">") && login.body.contains("type=\"password\""));
-    let bad = fetch(w, "POST", "/login", &[("Content-Type", "application/x-www-form-urlencoded")], "token=nope&next=%2F");
+    assert!(
+        login.body.contains("<label for=\"token\">") && login.body.contains("type=\"password\"")
+    );
+    let bad = fetch(
+        w,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        "token=nope&next=%2F",
+    );
     assert_eq!(bad.status, 401);
     assert!(bad.header("set-cookie").is_none());
     assert!(bad.body.contains("not right"));
@@ -134,13 +155,25 @@ fn the_token_opens_the_page_by_bearer_or_login_cookie() {
     assert_eq!(ok.status, 303, "{}", ok.body);
     assert_eq!(ok.header("location").as_deref(), Some("/projects/app"));
     let cookie = ok.header("set-cookie").unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
-    assert!(!cookie.contains("Secure") && !cookie.contains(TOKEN), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure") && !cookie.contains(TOKEN),
+        "{cookie}"
+    );
     let pair = cookie.split(';').next().unwrap().to_string();
     let a = get(w, "/projects/app", &[("Cookie", &pair)]);
     assert_eq!(a.status, 200);
     // Elsewhere than a local path, the login goes home.
-    let away = fetch(w, "POST", "/login", &[("Content-Type", "application/x-www-form-urlencoded")], &format!("token={TOKEN}&next=%2F%2Fevil.example"));
+    let away = fetch(
+        w,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("token={TOKEN}&next=%2F%2Fevil.example"),
+    );
     assert_eq!(away.header("location").as_deref(), Some("/"));
     // No page ever holds the token.
     assert!(!a.body.contains(TOKEN) && !login.body.contains(TOKEN));
@@ -150,7 +183,10 @@ fn the_token_opens_the_page_by_bearer_or_login_cookie() {
     d.signal("HUP");
     d.wait_log("config reloaded", T);
     assert_eq!(get(w, "/projects/app", &[("Cookie", &pair)]).status, 303);
-    assert_eq!(get(w, "/", &[("Authorization", "Bearer another-token-77")]).status, 200);
+    assert_eq!(
+        get(w, "/", &[("Authorization", "Bearer another-token-77")]).status,
+        200
+    );
 }
 
 #[test]
@@ -167,19 +203,35 @@ fn pages_show_runs_and_escape_the_log() {
     let auth = [(k, v.as_str())];
     let overview = get(w, "/", &auth);
     assert_eq!(overview.status, 200);
-    assert!(overview.header("content-security-policy").unwrap().contains("script-src 'self'"));
+    assert!(
+        overview
+            .header("content-security-policy")
+            .unwrap()
+            .contains("script-src 'self'")
+    );
     assert!(overview.body.contains("<table") && overview.body.contains("scope=\"col\""));
-    assert!(overview.body.contains("class=\"st ok\">succeeded"), "{}", overview.body);
+    assert!(
+        overview.body.contains("class=\"st ok\">succeeded"),
+        "{}",
+        overview.body
+    );
     assert!(overview.body.contains(&SHA_A[..10]));
     assert!(overview.body.contains("href=\"/projects/app/runs/1\""));
 
     let project = get(w, "/projects/app", &auth);
     assert_eq!(project.status, 200);
-    assert!(project.body.contains("<svg class=\"plot\""), "{}", project.body);
+    assert!(
+        project.body.contains("<svg class=\"plot\""),
+        "{}",
+        project.body
+    );
     assert!(project.body.contains("<rect class=\"ok\""));
     assert!(project.body.contains("refs/heads/main") || project.body.contains("<code>main</code>"));
     assert!(project.body.contains("/hooks/app"), "the triggers in force");
-    assert!(!project.body.contains("Deploy now"), "no actions unless actions = true");
+    assert!(
+        !project.body.contains("Deploy now"),
+        "no actions unless actions = true"
+    );
     let failed = get(w, "/projects/app?status=failed", &auth);
     assert!(failed.body.contains("No runs match"), "{}", failed.body);
     let webhook = get(w, "/projects/app?trigger=webhook", &auth);
@@ -187,23 +239,41 @@ fn pages_show_runs_and_escape_the_log() {
 
     let run = get(w, "/projects/app/runs/1", &auth);
     assert_eq!(run.status, 200);
-    assert!(run.body.contains("first &lt;script&gt;alert(1)&lt;/script&gt; &amp; more"), "{}", run.body);
+    assert!(
+        run.body
+            .contains("first &lt;script&gt;alert(1)&lt;/script&gt; &amp; more"),
+        "{}",
+        run.body
+    );
     assert!(!run.body.contains("<script>alert"));
     assert!(run.body.contains("<span class=\"f1 b\">red</span> plain"));
     assert!(run.body.contains("id=\"L2\"") && run.body.contains("href=\"#L2\""));
     assert!(run.body.contains("web-1") && run.body.contains(SHA_A));
     let raw = get(w, "/projects/app/runs/1/log", &auth);
-    assert!(raw.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(
+        raw.header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
     assert!(raw.body.contains("first <script>alert(1)</script> & more"));
     // The whole log as events, then its end; resuming from an offset
     // sends only what follows it, numbered on.
     let events = get(w, "/projects/app/runs/1/events", &auth);
-    assert!(events.header("content-type").unwrap().starts_with("text/event-stream"));
+    assert!(
+        events
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     assert!(events.body.contains("&lt;script&gt;") && !events.body.contains("<script>"));
     assert!(events.body.contains("event: end"), "{}", events.body);
     let log = std::fs::read(dir.join("logs/app/1.log")).unwrap();
     let second = log.iter().position(|&b| b == b'\n').unwrap() + 1;
-    let resumed = get(w, "/projects/app/runs/1/events", &[(k, &v), ("Last-Event-ID", &second.to_string())]);
+    let resumed = get(
+        w,
+        "/projects/app/runs/1/events",
+        &[(k, &v), ("Last-Event-ID", &second.to_string())],
+    );
     assert!(!resumed.body.contains("id=\"L1\""), "{}", resumed.body);
     assert!(resumed.body.contains("id=\"L2\""), "{}", resumed.body);
 
@@ -217,10 +287,16 @@ fn pages_show_runs_and_escape_the_log() {
 #[test]
 fn a_running_log_streams_live_in_order() {
     let dir = TestDir::new("web-live");
-    let (d, w) = setup(&dir, "", "for i in 1 2 3 4 5 6; do echo \"step $i\"; sleep 0.2; done");
+    let (d, w) = setup(
+        &dir,
+        "",
+        "for i in 1 2 3 4 5 6; do echo \"step $i\"; sleep 0.2; done",
+    );
     assert_eq!(d.push("app", "refs/heads/main", SHA_A, "live-1").0, 202);
     let (k, v) = bearer();
-    wait_until(T, "the run to start", || get(w, "/projects/app/runs/1", &[(k, &v)]).status == 200);
+    wait_until(T, "the run to start", || {
+        get(w, "/projects/app/runs/1", &[(k, &v)]).status == 200
+    });
     let started = Instant::now();
     let events = get(w, "/projects/app/runs/1/events", &[(k, &v)]);
     // It followed the run to its end (not only what was there at once).
@@ -228,7 +304,9 @@ fn a_running_log_streams_live_in_order() {
     let mut at = 0;
     for i in 1..=6 {
         let needle = format!("step {i}");
-        let found = events.body[at..].find(&needle).unwrap_or_else(|| panic!("{needle} missing or out of order:\n{}", events.body));
+        let found = events.body[at..]
+            .find(&needle)
+            .unwrap_or_else(|| panic!("{needle} missing or out of order:\n{}", events.body));
         at += found;
     }
     assert!(events.body[at..].contains("event: end"));
@@ -238,8 +316,20 @@ fn a_running_log_streams_live_in_order() {
 fn the_deploy_button_needs_the_csrf_token_and_records_who() {
     let dir = TestDir::new("web-csrf");
     let (d, w) = setup(&dir, "actions = true", "echo deployed");
-    let login = fetch(w, "POST", "/login", &[("Content-Type", "application/x-www-form-urlencoded")], &format!("token={TOKEN}"));
-    let cookie = login.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let login = fetch(
+        w,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("token={TOKEN}"),
+    );
+    let cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let page = get(w, "/projects/app", &[("Cookie", &cookie)]);
     assert!(page.body.contains("Deploy now"), "{}", page.body);
     let csrf = page
@@ -249,12 +339,27 @@ fn the_deploy_button_needs_the_csrf_token_and_records_who() {
         .and_then(|r| r.split('"').next())
         .unwrap()
         .to_string();
-    let form = [("Cookie", cookie.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+    let form = [
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
     // Without the token, or with a wrong one: refused, nothing queued.
-    assert_eq!(fetch(w, "POST", "/projects/app/deploy", &form, "").status, 403);
-    assert_eq!(fetch(w, "POST", "/projects/app/deploy", &form, "csrf=0000").status, 403);
+    assert_eq!(
+        fetch(w, "POST", "/projects/app/deploy", &form, "").status,
+        403
+    );
+    assert_eq!(
+        fetch(w, "POST", "/projects/app/deploy", &form, "csrf=0000").status,
+        403
+    );
     assert!(history(&d.config, "app").is_empty());
-    let ok = fetch(w, "POST", "/projects/app/deploy", &form, &format!("csrf={csrf}"));
+    let ok = fetch(
+        w,
+        "POST",
+        "/projects/app/deploy",
+        &form,
+        &format!("csrf={csrf}"),
+    );
     assert_eq!(ok.status, 303, "{}", ok.body);
     assert_eq!(ok.header("location").as_deref(), Some("/projects/app"));
     let runs = wait_runs(&d.config, "app", 1, T);
@@ -262,11 +367,20 @@ fn the_deploy_button_needs_the_csrf_token_and_records_who() {
     assert_eq!(runs[0]["pusher"], "alice");
     // A bearer client is no browser: no CSRF token needed.
     let (k, v) = bearer();
-    assert_eq!(fetch(w, "POST", "/projects/app/deploy", &[(k, &v)], "").status, 303);
+    assert_eq!(
+        fetch(w, "POST", "/projects/app/deploy", &[(k, &v)], "").status,
+        303
+    );
     wait_runs(&d.config, "app", 2, T);
     // Unknown actions and projects.
-    assert_eq!(fetch(w, "POST", "/projects/app/explode", &[(k, &v)], "").status, 404);
-    assert_eq!(fetch(w, "POST", "/projects/nope/deploy", &[(k, &v)], "").status, 404);
+    assert_eq!(
+        fetch(w, "POST", "/projects/app/explode", &[(k, &v)], "").status,
+        404
+    );
+    assert_eq!(
+        fetch(w, "POST", "/projects/nope/deploy", &[(k, &v)], "").status,
+        404
+    );
 }
 
 #[test]
@@ -274,7 +388,10 @@ fn without_actions_there_is_no_deploy() {
     let dir = TestDir::new("web-noactions");
     let (_d, w) = setup(&dir, "", "echo x");
     let (k, v) = bearer();
-    assert_eq!(fetch(w, "POST", "/projects/app/deploy", &[(k, &v)], "").status, 404);
+    assert_eq!(
+        fetch(w, "POST", "/projects/app/deploy", &[(k, &v)], "").status,
+        404
+    );
 }
 
 #[test]
@@ -313,7 +430,12 @@ fn metrics_parse_as_openmetrics() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("/usr/bin/python3 (apt-get install python3-prometheus-client)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -321,8 +443,16 @@ fn metrics_parse_as_openmetrics() {
         String::from_utf8_lossy(&out.stderr)
     );
     let names = String::from_utf8_lossy(&out.stdout);
-    for n in ["deployd_deliveries", "deployd_runs", "deployd_run_duration_seconds", "process_cpu_seconds"] {
-        assert!(names.split_whitespace().any(|f| f == n), "{n} not parsed: {names}");
+    for n in [
+        "deployd_deliveries",
+        "deployd_runs",
+        "deployd_run_duration_seconds",
+        "process_cpu_seconds",
+    ] {
+        assert!(
+            names.split_whitespace().any(|f| f == n),
+            "{n} not parsed: {names}"
+        );
     }
     // An unknown hook path adds no label.
     request(d.addr, "POST", "/hooks/zzz", &[], b"{}");
@@ -333,12 +463,23 @@ fn metrics_parse_as_openmetrics() {
 fn no_token_only_on_loopback() {
     let dir = TestDir::new("web-notoken");
     let script = dir.script("deploy.sh", "#!/bin/sh\necho x\n");
-    let config = write_config(&dir, "[web]\nlisten = \"0.0.0.0:0\"\n", &project("app", &script, ""));
+    let config = write_config(
+        &dir,
+        "[web]\nlisten = \"0.0.0.0:0\"\n",
+        &project("app", &script, ""),
+    );
     let out = cli(&config, &["check"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("web.listen") && err.contains("needs a token"), "{err}");
-    let config = write_config(&dir, "[web]\nlisten = \"127.0.0.1:0\"\n", &project("app", &script, ""));
+    assert!(
+        err.contains("web.listen") && err.contains("needs a token"),
+        "{err}"
+    );
+    let config = write_config(
+        &dir,
+        "[web]\nlisten = \"127.0.0.1:0\"\n",
+        &project("app", &script, ""),
+    );
     let d = Daemon::start(&config);
     let w = web_addr(&d);
     assert!(d.log().contains("web: no token"), "{}", d.log());
@@ -372,7 +513,11 @@ fn fill_history(dir: &TestDir, projects: usize, runs: usize) -> String {
                 repository: format!("acme/{name}"),
                 pusher: "octocat".into(),
                 delivery: format!("d-{p}-{i}"),
-                status: if i % 7 == 0 { Status::Failed } else { Status::Succeeded },
+                status: if i % 7 == 0 {
+                    Status::Failed
+                } else {
+                    Status::Succeeded
+                },
                 exit_code: Some(0),
                 signal: None,
                 started_at: "2026-01-01T00:00:00.000Z".into(),
@@ -383,7 +528,11 @@ fn fill_history(dir: &TestDir, projects: usize, runs: usize) -> String {
                 pid: None,
                 coalesced: Vec::new(),
             };
-            std::fs::write(records.join(format!("{i}.json")), serde_json::to_vec_pretty(&run).unwrap()).unwrap();
+            std::fs::write(
+                records.join(format!("{i}.json")),
+                serde_json::to_vec_pretty(&run).unwrap(),
+            )
+            .unwrap();
         }
     }
     tables
@@ -393,7 +542,11 @@ fn fill_history(dir: &TestDir, projects: usize, runs: usize) -> String {
 fn a_hundred_projects_of_a_hundred_runs_render_fast() {
     let dir = TestDir::new("web-many");
     let tables = fill_history(&dir, 100, 100);
-    let config = write_config(&dir, &format!("[web]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"), &tables);
+    let config = write_config(
+        &dir,
+        &format!("[web]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"),
+        &tables,
+    );
     let d = Daemon::start(&config);
     let w = web_addr(&d);
     let (k, v) = bearer();
@@ -413,11 +566,20 @@ fn a_hundred_projects_of_a_hundred_runs_render_fast() {
     eprintln!("100 projects x 100 runs: overview {overview:?}, project page {project:?}");
     // The target is 50 ms for a release build (scripts/bench.sh measures
     // it); this test runs a debug build beside other tests, hence the margin.
-    assert!(overview < Duration::from_millis(1000), "overview took {overview:?}");
-    assert!(project < Duration::from_millis(1000), "project page took {project:?}");
+    assert!(
+        overview < Duration::from_millis(1000),
+        "overview took {overview:?}"
+    );
+    assert!(
+        project < Duration::from_millis(1000),
+        "project page took {project:?}"
+    );
     let page = get(w, "/", &[(k, &v)]).body;
     assert_eq!(page.matches("<tr><th scope=\"row\">").count(), 100);
-    assert!(page.contains("class=\"bad\""), "failed runs are red in the strip");
+    assert!(
+        page.contains("class=\"bad\""),
+        "failed runs are red in the strip"
+    );
 }
 
 #[test]
@@ -441,7 +603,11 @@ fn an_idle_daemon_with_the_page_never_wakes() {
             (m > n).then(|| format!("thread {tid}: {n} -> {m} context switches"))
         })
         .collect();
-    assert!(woke.is_empty(), "the idle daemon woke up:\n{}", woke.join("\n"));
+    assert!(
+        woke.is_empty(),
+        "the idle daemon woke up:\n{}",
+        woke.join("\n")
+    );
 }
 
 /// Context switches so far of each thread of `pid`.

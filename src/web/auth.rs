@@ -153,11 +153,7 @@ fn random_key() -> Vec<u8> {
         .is_err()
     {
         // No /dev/urandom: the clock and pid, which still differ per start.
-        let seed = format!(
-            "{:?}{}",
-            std::time::SystemTime::now(),
-            std::process::id()
-        );
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
         key = seed.into_bytes();
     }
     key
@@ -191,11 +187,17 @@ mod tests {
         let mut h = HeaderMap::new();
         let value = a.set_cookie();
         let pair = value.split(';').next().unwrap();
-        h.insert(header::COOKIE, HeaderValue::from_str(&format!("x=1; {pair}")).unwrap());
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("x=1; {pair}")).unwrap(),
+        );
         assert_eq!(a.check(&h), Access::Session);
         assert_eq!(b.check(&h), Access::Denied);
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer one"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer one"),
+        );
         assert_eq!(a.check(&h), Access::Bearer);
         assert_eq!(b.check(&h), Access::Denied);
         assert_eq!(Auth::new(&web(None)).check(&HeaderMap::new()), Access::Open);

@@ -60,7 +60,11 @@ impl Metrics {
             deliveries.clone(),
         );
         let runs = Family::<Labels, Counter>::default();
-        registry.register("deployd_runs", "Finished runs by project and status", runs.clone());
+        registry.register(
+            "deployd_runs",
+            "Finished runs by project and status",
+            runs.clone(),
+        );
         let durations = Family::<Labels, Histogram>::new_with_constructor(
             (|| Histogram::new(DURATION_BUCKETS)) as fn() -> Histogram,
         );
@@ -79,7 +83,11 @@ impl Metrics {
         let running = Gauge::default();
         registry.register("deployd_running_runs", "Runs going on now", running.clone());
         let projects = Gauge::default();
-        registry.register("deployd_projects", "Projects in the config", projects.clone());
+        registry.register(
+            "deployd_projects",
+            "Projects in the config",
+            projects.clone(),
+        );
         // A gauge at 1 rather than OpenMetrics' `info` type, which the
         // classic text format (and `promtool check metrics`) does not know.
         let build = Family::<Labels, Gauge>::default();

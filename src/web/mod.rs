@@ -197,7 +197,10 @@ fn base(web: &Web) -> String {
     web.public_url
         .as_deref()
         .and_then(|u| u.split_once("://"))
-        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].trim_end_matches('/').to_string()))
+        .and_then(|(_, rest)| {
+            rest.find('/')
+                .map(|i| rest[i..].trim_end_matches('/').to_string())
+        })
         .unwrap_or_default()
 }
 
@@ -245,7 +248,10 @@ impl Site {
         let status = resp.status().as_u16();
         let line = format!(
             "web: {method} {} {status} {:.1}ms",
-            path.chars().take(200).flat_map(char::escape_default).collect::<String>(),
+            path.chars()
+                .take(200)
+                .flat_map(char::escape_default)
+                .collect::<String>(),
             started.elapsed().as_secs_f64() * 1000.0
         );
         if status == 401 || status == 403 {
@@ -440,7 +446,12 @@ impl Site {
         let all = blocking(move || history.list(&n, None)).await;
         let all = match all {
             Ok(r) => r,
-            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot read the history: {e}")),
+            Err(e) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("cannot read the history: {e}"),
+                );
+            }
         };
         if project.is_none() && all.is_empty() {
             return not_found();
@@ -506,7 +517,13 @@ impl Site {
         event_stream(body)
     }
 
-    fn log_events(&self, req: &Request<Incoming>, name: &str, id: u64, q: Option<&str>) -> Response<Body> {
+    fn log_events(
+        &self,
+        req: &Request<Incoming>,
+        name: &str,
+        id: u64,
+        q: Option<&str>,
+    ) -> Response<Body> {
         let resumed = req
             .headers()
             .get("last-event-id")
@@ -590,7 +607,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {
 fn event_stream(body: sse::ChannelBody) -> Response<Body> {
     let mut r = Response::new(body.boxed());
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     // nginx: pass events through as they come.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     r
@@ -615,7 +635,10 @@ fn read_tail(run: &Run) -> LogPart {
     }
     if start > 0 {
         // From the first line start inside the part.
-        let cut = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| i + 1);
+        let cut = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| i + 1);
         bytes.drain(..cut);
         start += cut as u64;
     }

@@ -94,7 +94,11 @@ pub fn human(secs: f64) -> String {
     } else if s < 3600.0 {
         format!("{}m {:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
     } else {
-        format!("{}h {:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+        format!(
+            "{}h {:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
     }
 }
 
@@ -105,7 +109,12 @@ fn short(sha: &str) -> &str {
 /// `2026-11-30 13:40:12` out of an RFC 3339 timestamp, in a `<time>`.
 fn time(out: &mut String, ts: &str) {
     let shown = ts.get(..19).unwrap_or(ts).replace('T', " ");
-    let _ = write!(out, "<time datetime=\"{}\">{} UTC</time>", esc(ts), esc(&shown));
+    let _ = write!(
+        out,
+        "<time datetime=\"{}\">{} UTC</time>",
+        esc(ts),
+        esc(&shown)
+    );
 }
 
 fn badge(out: &mut String, status: &str) {
@@ -179,11 +188,13 @@ pub struct ProjectRow<'a> {
 /// Overview: every project, its state, last outcome and a strip of runs.
 pub fn overview(ctx: &Ctx, rows: &[ProjectRow]) -> String {
     let mut m = String::with_capacity(rows.len() * 4096);
-    m.push_str("<h1>Projects</h1><div class=\"scroll\"><table class=\"projects\">\
+    m.push_str(
+        "<h1>Projects</h1><div class=\"scroll\"><table class=\"projects\">\
         <caption class=\"sr\">Every project: its state, its last run and its recent runs</caption>\
         <thead><tr><th scope=\"col\">Project</th><th scope=\"col\">State</th>\
         <th scope=\"col\">Last run</th><th scope=\"col\">Commit</th>\
-        <th scope=\"col\">Recent runs (newest first)</th></tr></thead><tbody>");
+        <th scope=\"col\">Recent runs (newest first)</th></tr></thead><tbody>",
+    );
     for row in rows {
         let p = row.status;
         let name = esc(&p.project);
@@ -211,7 +222,7 @@ pub fn overview(ctx: &Ctx, rows: &[ProjectRow]) -> String {
                 );
                 badge(&mut m, &r.status.to_string());
             }
-            None => m.push_str("—"),
+            None => m.push('—'),
         }
         m.push_str("</td><td>");
         if let Some(r) = last {
@@ -289,7 +300,11 @@ const TRIGGERS: &[&str] = &["webhook", "manual", "web", "recovery"];
 /// A project: state, pending request, triggers, plot and history.
 pub fn project(ctx: &Ctx, name: &str, page: &ProjectPage) -> String {
     let mut m = String::with_capacity(page.runs.len() * 600 + 8192);
-    let _ = write!(m, "<h1>{}</h1><section aria-labelledby=\"now\"><h2 id=\"now\">Now</h2><p>", esc(name));
+    let _ = write!(
+        m,
+        "<h1>{}</h1><section aria-labelledby=\"now\"><h2 id=\"now\">Now</h2><p>",
+        esc(name)
+    );
     match page.status {
         Some(s) => state(&mut m, ctx, s),
         None => m.push_str("not in the config any more"),
@@ -316,7 +331,9 @@ pub fn project(ctx: &Ctx, name: &str, page: &ProjectPage) -> String {
     if let Some(p) = page.project {
         triggers(&mut m, ctx, p);
     }
-    m.push_str("<section aria-labelledby=\"plot\"><h2 id=\"plot\">Durations of the last 100 runs</h2>");
+    m.push_str(
+        "<section aria-labelledby=\"plot\"><h2 id=\"plot\">Durations of the last 100 runs</h2>",
+    );
     plot(&mut m, ctx, page.plot);
     m.push_str("</section><section aria-labelledby=\"runs\"><h2 id=\"runs\">Runs</h2>");
     let _ = write!(
@@ -325,12 +342,24 @@ pub fn project(ctx: &Ctx, name: &str, page: &ProjectPage) -> String {
          <select id=\"f-status\" name=\"status\"><option value=\"\">any</option>"
     );
     for s in STATUSES {
-        let sel = if *s == page.status_filter { " selected" } else { "" };
-        let _ = write!(m, "<option value=\"{s}\"{sel}>{}</option>", s.replace('_', " "));
+        let sel = if *s == page.status_filter {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            m,
+            "<option value=\"{s}\"{sel}>{}</option>",
+            s.replace('_', " ")
+        );
     }
     m.push_str("</select><label for=\"f-trigger\">Trigger</label><select id=\"f-trigger\" name=\"trigger\"><option value=\"\">any</option>");
     for t in TRIGGERS {
-        let sel = if *t == page.trigger_filter { " selected" } else { "" };
+        let sel = if *t == page.trigger_filter {
+            " selected"
+        } else {
+            ""
+        };
         let _ = write!(m, "<option value=\"{t}\"{sel}>{t}</option>");
     }
     m.push_str("</select><button type=\"submit\">Filter</button></form>");
@@ -388,7 +417,11 @@ fn plot(m: &mut String, ctx: &Ctx, runs: &[Run]) {
         m.push_str("<p>No finished runs yet.</p>");
         return;
     }
-    let max = durations.iter().map(|d| d.1).fold(0.0f64, f64::max).max(0.001);
+    let max = durations
+        .iter()
+        .map(|d| d.1)
+        .fold(0.0f64, f64::max)
+        .max(0.001);
     let (w, h, left) = (600.0, 160.0, 44.0);
     let step = (w - left) / durations.len().max(20) as f64;
     let _ = write!(

@@ -99,7 +99,11 @@ pub fn status(
     let (tx, rx) = mpsc::channel(DEPTH);
     tokio::spawn(async move {
         live.mark_unchanged();
-        if tx.send(Bytes::from_static(b"retry: 2000\n\n")).await.is_err() {
+        if tx
+            .send(Bytes::from_static(b"retry: 2000\n\n"))
+            .await
+            .is_err()
+        {
             return;
         }
         let mut n = 0u64;
@@ -111,7 +115,11 @@ pub fn status(
                 _ = tx.closed() => return,
             }
             n += 1;
-            if tx.send(event(Some("change"), None, &n.to_string())).await.is_err() {
+            if tx
+                .send(event(Some("change"), None, &n.to_string()))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -162,7 +170,11 @@ pub fn log(
             }
         };
         let mut finished = run.status != Status::Running;
-        if tx.send(Bytes::from_static(b"retry: 1000\n\n")).await.is_err() {
+        if tx
+            .send(Bytes::from_static(b"retry: 1000\n\n"))
+            .await
+            .is_err()
+        {
             return;
         }
         loop {
