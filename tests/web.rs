@@ -627,3 +627,95 @@ fn switches(pid: u32) -> std::collections::BTreeMap<String, u64> {
     }
     all
 }
+
+/// Opens `path` on the page and reads only the response head: a browser
+/// that stopped reading.
+fn stalled(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let (k, v) = bearer();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{k}: {v}\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut head = [0u8; 64];
+    let n = s.read(&mut head).unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).contains("200"));
+    s
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_follower_that_stops_reading_does_not_grow_the_daemon() {
+    let dir = TestDir::new("web-slow");
+    let gate = dir.join("gate");
+    std::fs::write(&gate, "").unwrap();
+    // 40 MB of log lines, then the run waits (bounded) for the gate to go.
+    let (d, w) = setup(
+        &dir,
+        "",
+        &format!(
+            "head -c 40000000 /dev/zero | tr '\\0' 'x' | fold -w 99\n\
+             i=0; while [ -e {} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done",
+            gate.display()
+        ),
+    );
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "slow-1").0, 202);
+    let log = dir.join("logs/app/1.log");
+    wait_until(T, "the run to start", || log.exists());
+    let pid = d.child.id();
+    let before = rss_kib(pid);
+    let _followers: Vec<TcpStream> = (0..3)
+        .map(|_| stalled(w, "/projects/app/runs/1/events"))
+        .collect();
+    wait_until(T, "the whole log written", || {
+        std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) >= 40_000_000
+    });
+    // Let the followers' tasks run into their full channels and sockets.
+    std::thread::sleep(Duration::from_secs(2));
+    let after = rss_kib(pid);
+    // Rendered as HTML the log would be about 100 MB per follower.
+    assert!(
+        after < before + 16 * 1024,
+        "RSS grew from {before} KiB to {after} KiB with 3 stalled followers"
+    );
+    std::fs::remove_file(&gate).unwrap();
+}
+
+#[test]
+fn open_streams_do_not_hold_up_a_stop() {
+    let dir = TestDir::new("web-stop");
+    let (mut d, w) = setup(&dir, "", "echo x");
+    let _status = stalled(w, "/events");
+    let started = Instant::now();
+    d.signal("TERM");
+    d.wait_exit(Duration::from_secs(20));
+    // request_timeout (30 s) would be the wait if the stream did not end.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn the_page_has_the_hook_listeners_connection_cap() {
+    let dir = TestDir::new("web-cap");
+    let script = dir.script("deploy.sh", "#!/bin/sh\necho x\n");
+    let config = write_config(
+        &dir,
+        &format!("max_connections = 2\n[web]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"),
+        &project("app", &script, ""),
+    );
+    let d = Daemon::start(&config);
+    let w = web_addr(&d);
+    let _a = stalled(w, "/events");
+    let _b = stalled(w, "/events");
+    let third = get(w, "/", &[]);
+    assert_eq!(third.status, 503, "{}", third.body);
+}
