@@ -475,6 +475,23 @@ fn no_token_only_on_loopback() {
         err.contains("web.listen") && err.contains("needs a token"),
         "{err}"
     );
+    // With a token from a file, check says where it is read from, not what it is.
+    std::fs::write(dir.join("web-token"), format!("{TOKEN}\n")).unwrap();
+    let config = write_config(
+        &dir,
+        "[web]\nlisten = \"0.0.0.0:0\"\ntoken_file = \"web-token\"\nactions = true\n",
+        &project("app", &script, ""),
+    );
+    let out = cli(&config, &["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("web: http://0.0.0.0:0")
+            && text.contains("token_file ")
+            && text.contains("actions on"),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN), "{text}");
     let config = write_config(
         &dir,
         "[web]\nlisten = \"127.0.0.1:0\"\n",

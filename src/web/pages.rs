@@ -391,7 +391,7 @@ fn triggers(m: &mut String, ctx: &Ctx, p: &Project) {
         "<section aria-labelledby=\"triggers\"><h2 id=\"triggers\">Triggers</h2><ul>\
          <li>{} webhook at <code>{}</code>: pushes to <code>{}</code>{}</li>\
          <li>manual: <code>deployd deploy {}</code></li>",
-        esc(&format!("{:?}", p.provider)),
+        esc(&p.provider.to_string()),
         esc(&p.hook_path()),
         esc(&p.branch),
         p.repository
