@@ -5,7 +5,8 @@
 //! ([`filter`]), recorded on disk ([`queue`]) and answered; the
 //! [`executor`] runs the project's script ([`runner`]) one run at a time
 //! under a lock ([`lock`]) and records what happened ([`history`]). The CLI ([`commands`]) talks to the daemon over
-//! the [`control`] socket.
+//! the [`control`] socket. With `[web]`, [`web`] serves a status page and
+//! Prometheus metrics on a listener of its own.
 
 pub mod cli;
 pub mod commands;

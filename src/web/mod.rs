@@ -661,3 +661,52 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_log_shows_its_tail_from_a_line_start_numbered_right() {
+        let dir = std::env::temp_dir().join(format!("deployd-web-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("1.log");
+        let text: String = (1..=200_000).map(|n| format!("line {n}\n")).collect();
+        std::fs::write(&log, &text).unwrap();
+        let run = Run {
+            id: 1,
+            project: "app".into(),
+            trigger: Trigger::Webhook,
+            git_ref: "refs/heads/main".into(),
+            sha: String::new(),
+            before: String::new(),
+            repository: String::new(),
+            pusher: String::new(),
+            delivery: String::new(),
+            status: crate::history::Status::Succeeded,
+            exit_code: Some(0),
+            signal: None,
+            started_at: String::new(),
+            finished_at: None,
+            log: log.clone(),
+            request_seq: 1,
+            received_at: String::new(),
+            pid: None,
+            coalesced: Vec::new(),
+        };
+        let part = read_tail(&run);
+        assert!(part.start > 0 && part.end == text.len() as u64);
+        assert!(part.bytes.len() as u64 <= PAGE_LOG);
+        let first = String::from_utf8_lossy(&part.bytes[..20]).to_string();
+        assert!(
+            first.starts_with(&format!("line {}\n", part.first_line)),
+            "{first:?} is not line {}",
+            part.first_line
+        );
+        assert_eq!(
+            &text.as_bytes()[part.start as usize - 1..part.start as usize],
+            b"\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
