@@ -509,7 +509,6 @@ fn no_token_only_on_loopback() {
 /// into the state directory, in the daemon's format (without its fsyncs,
 /// which would make this test take minutes).
 fn fill_history(dir: &TestDir, projects: usize, runs: usize) -> String {
-    use deployd::history::{Run, Status};
     let script = dir.script("deploy.sh", "#!/bin/sh\necho x\n");
     let mut tables = String::new();
     for p in 0..projects {
@@ -520,31 +519,27 @@ fn fill_history(dir: &TestDir, projects: usize, runs: usize) -> String {
         std::fs::create_dir_all(&records).unwrap();
         std::fs::create_dir_all(&logs).unwrap();
         for i in 1..=runs as u64 {
-            let run = Run {
-                id: i,
-                project: name.clone(),
-                trigger: deployd::queue::Trigger::Webhook,
-                git_ref: "refs/heads/main".into(),
-                sha: SHA_A.into(),
-                before: String::new(),
-                repository: format!("acme/{name}"),
-                pusher: "octocat".into(),
-                delivery: format!("d-{p}-{i}"),
-                status: if i % 7 == 0 {
-                    Status::Failed
-                } else {
-                    Status::Succeeded
-                },
-                exit_code: Some(0),
-                signal: None,
-                started_at: "2026-01-01T00:00:00.000Z".into(),
-                finished_at: Some(format!("2026-01-01T00:00:{:02}.000Z", i % 60)),
-                log: logs.join(format!("{i}.log")),
-                request_seq: i,
-                received_at: "2026-01-01T00:00:00.000Z".into(),
-                pid: None,
-                coalesced: Vec::new(),
-            };
+            // The flat record format of `history --json` (README, *Commands*).
+            let run = serde_json::json!({
+                "id": i,
+                "project": name,
+                "trigger": "webhook",
+                "ref": "refs/heads/main",
+                "sha": SHA_A,
+                "before": "",
+                "repository": format!("acme/{name}"),
+                "pusher": "octocat",
+                "delivery": format!("d-{p}-{i}"),
+                "status": if i % 7 == 0 { "failed" } else { "succeeded" },
+                "exit_code": 0,
+                "signal": null,
+                "started_at": "2026-01-01T00:00:00.000Z",
+                "finished_at": format!("2026-01-01T00:00:{:02}.000Z", i % 60),
+                "log": logs.join(format!("{i}.log")),
+                "request_seq": i,
+                "received_at": "2026-01-01T00:00:00.000Z",
+                "pid": null,
+            });
             std::fs::write(
                 records.join(format!("{i}.json")),
                 serde_json::to_vec_pretty(&run).unwrap(),

@@ -3,16 +3,17 @@
 //! log followed live, and Prometheus metrics. Server-rendered HTML with a
 //! little plain JavaScript for live updates, all embedded in the binary.
 //!
-//! It depends on narrow inputs ([`Inputs`]): the config now in force, the
-//! run history, the queue and the executor's handle (its live status and
-//! run events). The accept loop, connection cap and deadlines are the
-//! webhook listener's own ([`crate::server::serve`]).
+//! It reads the daemon's shared state ([`Shared`]), as the control socket
+//! does: the config in force (the one live config), the run records, the
+//! executor's live status, the run events (which the live streams follow)
+//! and the metrics; the deploy button queues its request the way `deployd
+//! deploy` does ([`Shared::enqueue`]). The accept loop, connection cap and
+//! deadlines are the webhook listener's own ([`crate::server::serve`]).
 
-pub mod ansi;
-pub mod auth;
-pub mod metrics;
-pub mod pages;
-pub mod sse;
+pub(crate) mod ansi;
+pub(crate) mod auth;
+pub(crate) mod pages;
+pub(crate) mod sse;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -28,12 +29,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{Config, Web};
-use crate::executor::{Handle, RunEvent};
-use crate::history::{History, Run};
-use crate::queue::{self, Queue, Trigger};
+use crate::history::Run;
+use crate::lifecycle::blocking;
+use crate::queue;
 use crate::server::{Limits, Quiet};
-
-pub use metrics::Metrics;
+use crate::state::Shared;
 
 use auth::{Access, Auth};
 use pages::{Ctx, LogPart};
@@ -51,27 +51,12 @@ const MAX_FORM: usize = 8 * 1024;
 /// The most of a log a run page shows; the plain-text link has all of it.
 const PAGE_LOG: u64 = 1 << 20;
 
-/// What the page reads and whom it asks.
-#[derive(Clone)]
-pub struct Inputs {
-    /// The config now in force (a snapshot per request).
-    pub config: Arc<dyn Fn() -> Arc<Config> + Send + Sync>,
-    /// Run records and their logs.
-    pub history: Arc<History>,
-    /// Where the deploy button queues its request.
-    pub queue: Arc<Queue>,
-    /// Live status, run events, "something was queued".
-    pub executor: Handle,
-    /// Counters to serve.
-    pub metrics: Arc<Metrics>,
-}
-
 /// The actions the page may offer, each a POST to
 /// `/projects/NAME/<action>` with the CSRF token. To add one (cancel,
 /// rollback), add a variant here, its route in [`Site::action`], and its
 /// form next to the deploy button in [`pages::project`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Queue a deploy of the branch's head, as `deployd deploy` does.
     Deploy,
 }
@@ -86,8 +71,9 @@ impl Action {
 }
 
 /// The status page's state.
-pub struct Site {
-    inputs: Inputs,
+pub(crate) struct Site {
+    /// The daemon's parts and live config.
+    shared: Arc<Shared>,
     /// `[web]` as it was at start (its `listen` is fixed until a restart).
     first: Web,
     /// Keys for the token of the config in force, rebuilt when it changes.
@@ -97,11 +83,12 @@ pub struct Site {
 }
 
 impl Site {
-    /// The page for `web`, reading `inputs`; streams end when `stop` turns true.
-    pub fn new(web: Web, inputs: Inputs, stop: watch::Receiver<bool>) -> Site {
+    /// The page for `web`, reading `shared`; streams end when `stop` turns
+    /// true.
+    pub(crate) fn new(web: Web, shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Site {
         let auth = Arc::new(Auth::new(&web));
         Site {
-            inputs,
+            shared,
             first: web,
             auth: Mutex::new((None, auth)),
             quiet: Quiet::default(),
@@ -111,7 +98,7 @@ impl Site {
 
     /// `[web]` in force, and the keys for its token.
     fn settings(&self) -> (Arc<Config>, Web, Arc<Auth>) {
-        let config = (self.inputs.config)();
+        let config = self.shared.config();
         let web = config.web.clone().unwrap_or_else(|| self.first.clone());
         let mut cached = self.auth.lock().unwrap_or_else(|e| e.into_inner());
         if !cached.0.as_ref().is_some_and(|c| Arc::ptr_eq(c, &config)) {
@@ -122,8 +109,8 @@ impl Site {
 }
 
 /// Serves the page on `listener` until `stop` turns true.
-pub async fn run(listener: TcpListener, site: Arc<Site>) {
-    let limits = Limits::of(&(site.inputs.config)().server);
+pub(crate) async fn run(listener: TcpListener, site: Arc<Site>) {
+    let limits = Limits::of(&site.shared.config().server);
     let mut stop = site.stop.clone();
     let handler = {
         let site = site.clone();
@@ -150,21 +137,6 @@ async fn serve_with<H, F>(
 {
     crate::server::serve(listener, limits, &site.quiet, handler, || {}, shutdown).await;
     site.quiet.flush();
-}
-
-/// Counts run outcomes for `/metrics` as runs finish. Wakes only on run events.
-pub async fn count_runs(executor: Handle, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
-    let mut events = executor.subscribe();
-    loop {
-        tokio::select! {
-            e = events.recv() => match e {
-                Ok(RunEvent::Finished(run)) => metrics.finished(&run),
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            },
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
 }
 
 fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
@@ -314,11 +286,11 @@ impl Site {
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 return r;
             }
-            let live = self.inputs.executor.watch().borrow().clone();
+            let live = self.shared.executor.watch().borrow().clone();
             return full(
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                self.inputs.metrics.render(&live),
+                self.shared.metrics.render(&live),
             );
         }
         if !access.allowed() {
@@ -410,8 +382,8 @@ impl Site {
     }
 
     async fn overview(&self, ctx: &Ctx<'_>, config: &Config) -> Response<Body> {
-        let live = self.inputs.executor.watch().borrow().clone();
-        let history = self.inputs.history.clone();
+        let live = self.shared.executor.watch().borrow().clone();
+        let history = self.shared.history.clone();
         let names: Vec<String> = config.projects.keys().cloned().collect();
         let runs: Vec<Vec<Run>> = blocking(move || {
             names
@@ -441,7 +413,7 @@ impl Site {
         q: Option<&str>,
     ) -> Response<Body> {
         let project = config.projects.get(name);
-        let history = self.inputs.history.clone();
+        let history = self.shared.history.clone();
         let n = name.to_string();
         let all = blocking(move || history.list(&n, None)).await;
         let all = match all {
@@ -461,11 +433,13 @@ impl Site {
         let runs: Vec<Run> = all
             .iter()
             .filter(|r| status_filter.is_empty() || r.status.to_string() == status_filter)
-            .filter(|r| trigger_filter.is_empty() || r.trigger.to_string() == trigger_filter)
+            .filter(|r| {
+                trigger_filter.is_empty() || r.request.trigger.to_string() == trigger_filter
+            })
             .take(100)
             .cloned()
             .collect();
-        let live = self.inputs.executor.watch().borrow().clone();
+        let live = self.shared.executor.watch().borrow().clone();
         let page = pages::ProjectPage {
             project,
             status: live.iter().find(|s| s.project == name),
@@ -478,7 +452,7 @@ impl Site {
     }
 
     async fn run_page(&self, ctx: &Ctx<'_>, name: &str, id: u64) -> Response<Body> {
-        let history = self.inputs.history.clone();
+        let history = self.shared.history.clone();
         let n = name.to_string();
         let found = blocking(move || {
             let run = history.get(&n, id).ok().flatten()?;
@@ -493,7 +467,7 @@ impl Site {
     }
 
     async fn raw_log(&self, name: &str, id: u64) -> Response<Body> {
-        let history = self.inputs.history.clone();
+        let history = self.shared.history.clone();
         let n = name.to_string();
         let Some(run) = blocking(move || history.get(&n, id).ok().flatten()).await else {
             return not_found();
@@ -510,8 +484,8 @@ impl Site {
 
     fn status_events(&self) -> Response<Body> {
         let body = sse::status(
-            self.inputs.executor.watch(),
-            self.inputs.executor.subscribe(),
+            self.shared.executor.watch(),
+            self.shared.events.subscribe(),
             self.stop.clone(),
         );
         event_stream(body)
@@ -537,11 +511,11 @@ impl Site {
             },
         };
         let body = sse::log(
-            self.inputs.history.clone(),
+            self.shared.history.clone(),
             name.to_string(),
             id,
             from,
-            self.inputs.executor.subscribe(),
+            self.shared.events.subscribe(),
             self.stop.clone(),
         );
         event_stream(body)
@@ -560,26 +534,15 @@ impl Site {
         };
         match action {
             Action::Deploy => {
-                let req = queue::Request {
-                    seq: self.inputs.queue.next_seq(),
-                    project: p.name.clone(),
-                    trigger: Trigger::Web,
-                    git_ref: format!("refs/heads/{}", p.branch),
-                    sha: String::new(),
-                    before: String::new(),
-                    repository: p.repository.clone().unwrap_or_default(),
-                    pusher: who.to_string(),
-                    delivery: String::new(),
-                    received_at: crate::fsutil::now_rfc3339(),
-                    coalesced: Vec::new(),
-                };
-                let queue = self.inputs.queue.clone();
-                if let Err(e) = blocking(move || queue.push(req)).await {
+                if self.shared.stopping() {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "deployd is stopping");
+                }
+                let req = queue::Request::web(self.shared.queue.next_seq(), p, who.to_string());
+                if let Err(e) = self.shared.enqueue(req).await {
                     tracing::error!("{name}: cannot queue the deploy asked on the page: {e}");
                     return text(StatusCode::SERVICE_UNAVAILABLE, "cannot queue the request");
                 }
                 tracing::info!("{name}: deploy queued from the page by {who}");
-                self.inputs.executor.queued();
                 let seg: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
                 redirect(&format!("{base}/projects/{seg}"))
             }
@@ -655,13 +618,6 @@ fn read_tail(run: &Run) -> LogPart {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(v) => v,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,26 +629,20 @@ mod tests {
         let log = dir.join("1.log");
         let text: String = (1..=200_000).map(|n| format!("line {n}\n")).collect();
         std::fs::write(&log, &text).unwrap();
+        let push = crate::push::Push {
+            git_ref: "refs/heads/main".into(),
+            ..crate::push::Push::default()
+        };
         let run = Run {
             id: 1,
-            project: "app".into(),
-            trigger: Trigger::Webhook,
-            git_ref: "refs/heads/main".into(),
-            sha: String::new(),
-            before: String::new(),
-            repository: String::new(),
-            pusher: String::new(),
-            delivery: String::new(),
+            request: queue::Request::new(1, "app", queue::Trigger::Webhook, push),
             status: crate::history::Status::Succeeded,
             exit_code: Some(0),
             signal: None,
             started_at: String::new(),
             finished_at: None,
             log: log.clone(),
-            request_seq: 1,
-            received_at: String::new(),
             pid: None,
-            coalesced: Vec::new(),
         };
         let part = read_tail(&run);
         assert!(part.start > 0 && part.end == text.len() as u64);

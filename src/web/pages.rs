@@ -74,13 +74,6 @@ fn seg(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Seconds from `started_at` to `finished_at` (or to `now` while running).
-pub fn duration_secs(run: &Run) -> Option<f64> {
-    let start = humantime::parse_rfc3339_weak(&run.started_at).ok()?;
-    let end = humantime::parse_rfc3339_weak(run.finished_at.as_deref()?).ok()?;
-    end.duration_since(start).ok().map(|d| d.as_secs_f64())
-}
-
 fn elapsed(since: &str, now: SystemTime) -> Option<f64> {
     let start = humantime::parse_rfc3339_weak(since).ok()?;
     now.duration_since(start).ok().map(|d| d.as_secs_f64())
@@ -216,7 +209,7 @@ pub fn overview(ctx: &Ctx, rows: &[ProjectRow]) -> String {
                     m,
                     "<a href=\"{}/projects/{}/runs/{}\">#{}</a> ",
                     esc(ctx.base),
-                    seg(&r.project),
+                    seg(r.project()),
                     r.id,
                     r.id
                 );
@@ -226,7 +219,7 @@ pub fn overview(ctx: &Ctx, rows: &[ProjectRow]) -> String {
         }
         m.push_str("</td><td>");
         if let Some(r) = last {
-            let _ = write!(m, "<code>{}</code>", esc(short(&r.sha)));
+            let _ = write!(m, "<code>{}</code>", esc(short(&r.request.push.after)));
         }
         m.push_str("</td><td><ol class=\"strip\">");
         for r in row.runs.iter().take(20) {
@@ -237,7 +230,7 @@ pub fn overview(ctx: &Ctx, rows: &[ProjectRow]) -> String {
                  <span class=\"sr\">#{} {}</span></a></li>",
                 class_of(&status),
                 esc(ctx.base),
-                seg(&r.project),
+                seg(r.project()),
                 r.id,
                 r.id,
                 esc(&status),
@@ -262,7 +255,7 @@ fn state(m: &mut String, ctx: &Ctx, p: &ProjectStatus) {
             m,
             " <a href=\"{}/projects/{}/runs/{}\">#{}</a>",
             esc(ctx.base),
-            seg(&r.project),
+            seg(r.project()),
             r.id,
             r.id
         );
@@ -373,12 +366,12 @@ fn pending(m: &mut String, req: &Request) {
         m,
         "<p>Waiting for its turn: {} of <code>{}</code> <code>{}</code>{}, received ",
         esc(&req.trigger.to_string()),
-        esc(&req.git_ref),
-        esc(short(&req.sha)),
-        if req.pusher.is_empty() {
+        esc(&req.push.git_ref),
+        esc(short(&req.push.after)),
+        if req.push.pusher.is_empty() {
             String::new()
         } else {
-            format!(" by {}", esc(&req.pusher))
+            format!(" by {}", esc(&req.push.pusher))
         }
     );
     time(m, &req.received_at);
@@ -411,7 +404,7 @@ fn plot(m: &mut String, ctx: &Ctx, runs: &[Run]) {
     let durations: Vec<(&Run, f64)> = runs
         .iter()
         .rev()
-        .filter_map(|r| duration_secs(r).map(|d| (r, d)))
+        .filter_map(|r| r.duration_secs().map(|d| (r, d)))
         .collect();
     if durations.is_empty() {
         m.push_str("<p>No finished runs yet.</p>");
@@ -445,7 +438,7 @@ fn plot(m: &mut String, ctx: &Ctx, runs: &[Run]) {
             "<a href=\"{}/projects/{}/runs/{}\"><rect class=\"{}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\">\
              <title>#{} {} {}</title></rect></a>",
             esc(ctx.base),
-            seg(&r.project),
+            seg(r.project()),
             r.id,
             class_of(&status),
             left + i as f64 * step,
@@ -476,7 +469,7 @@ fn runs_table(m: &mut String, ctx: &Ctx, runs: &[Run]) {
             m,
             "<tr><th scope=\"row\"><a href=\"{}/projects/{}/runs/{}\">#{}</a></th><td>",
             esc(ctx.base),
-            seg(&r.project),
+            seg(r.project()),
             r.id,
             r.id
         );
@@ -484,14 +477,19 @@ fn runs_table(m: &mut String, ctx: &Ctx, runs: &[Run]) {
         let _ = write!(
             m,
             "</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>",
-            esc(&r.trigger.to_string()),
-            esc(r.git_ref.strip_prefix("refs/heads/").unwrap_or(&r.git_ref)),
-            esc(short(&r.sha)),
-            esc(&r.pusher)
+            esc(&r.request.trigger.to_string()),
+            esc(r
+                .request
+                .push
+                .git_ref
+                .strip_prefix("refs/heads/")
+                .unwrap_or(&r.request.push.git_ref)),
+            esc(short(&r.request.push.after)),
+            esc(&r.request.push.pusher)
         );
         time(m, &r.started_at);
         m.push_str("</td><td>");
-        match duration_secs(r) {
+        match r.duration_secs() {
             Some(d) => m.push_str(&human(d)),
             None => m.push('—'),
         }
@@ -510,8 +508,8 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart) -> String {
         m,
         "<p class=\"crumbs\"><a href=\"{}/projects/{}\">{}</a></p><h1>Run #{} ",
         esc(ctx.base),
-        seg(&run.project),
-        esc(&run.project),
+        seg(run.project()),
+        esc(run.project()),
         run.id
     );
     badge(&mut m, &status);
@@ -521,17 +519,18 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart) -> String {
             let _ = write!(m, "<dt>{k}</dt><dd>{v}</dd>");
         }
     };
-    fact("Trigger", esc(&run.trigger.to_string()));
-    fact("Ref", format!("<code>{}</code>", esc(&run.git_ref)));
-    if !run.sha.is_empty() {
-        fact("Commit", format!("<code>{}</code>", esc(&run.sha)));
+    let (req, push) = (&run.request, &run.request.push);
+    fact("Trigger", esc(&req.trigger.to_string()));
+    fact("Ref", format!("<code>{}</code>", esc(&push.git_ref)));
+    if !push.after.is_empty() {
+        fact("Commit", format!("<code>{}</code>", esc(&push.after)));
     }
-    fact("Repository", esc(&run.repository));
-    fact("By", esc(&run.pusher));
-    fact("Delivery", esc(&run.delivery));
+    fact("Repository", esc(&push.repository));
+    fact("By", esc(&push.pusher));
+    fact("Delivery", esc(&push.delivery));
     let mut t = String::new();
-    time(&mut t, &run.received_at);
-    if !run.received_at.is_empty() {
+    time(&mut t, &req.received_at);
+    if !req.received_at.is_empty() {
         fact("Received", t);
     }
     let mut t = String::new();
@@ -542,7 +541,7 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart) -> String {
         time(&mut t, f);
         fact("Finished", t);
     }
-    if let Some(d) = duration_secs(run) {
+    if let Some(d) = run.duration_secs() {
         fact("Took", human(d));
     }
     if let Some(c) = run.exit_code {
@@ -551,8 +550,8 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart) -> String {
     if let Some(s) = run.signal {
         fact("Signal", s.to_string());
     }
-    if !run.coalesced.is_empty() {
-        fact("Coalesced", esc(&run.coalesced.join(", ")));
+    if !req.coalesced.is_empty() {
+        fact("Coalesced", esc(&req.coalesced.join(", ")));
     }
     m.push_str("</dl>");
     let live = run.status == crate::history::Status::Running;
@@ -560,7 +559,7 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart) -> String {
         m,
         "<h2 id=\"log-h\">Log</h2><p class=\"logmeta\"><a href=\"{}/projects/{}/runs/{}/log\">plain text</a>",
         esc(ctx.base),
-        seg(&run.project),
+        seg(run.project()),
         run.id
     );
     if skipped > 0 {
@@ -581,13 +580,13 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart) -> String {
         format!(
             "{}/projects/{}/runs/{}/events",
             ctx.base,
-            seg(&run.project),
+            seg(run.project()),
             run.id
         )
     });
     layout(
         ctx,
-        &format!("{} #{}", run.project, run.id),
+        &format!("{} #{}", run.project(), run.id),
         live_attr.as_deref(),
         &m,
     )

@@ -2,6 +2,12 @@
 //! the overview and project pages. Each stream is a task, not a thread, and
 //! hands hyper one event at a time through a channel of [`DEPTH`]: a slow
 //! browser stops the task reading the log instead of growing memory.
+//!
+//! Both follow the daemon's run events ([`crate::events::Bus`]): the
+//! overview's stream wakes on them and on the executor's live status, never
+//! on a timer; a log stream learns from [`RunEvent::Finished`] that its run
+//! ended. Only a log's growth is looked at every [`POLL`], while its run goes
+//! on and someone follows it (the events do not carry output).
 
 use std::convert::Infallible;
 use std::io::{Read, Seek, SeekFrom};
@@ -15,8 +21,9 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::executor::RunEvent;
+use crate::events::RunEvent;
 use crate::history::{History, Status};
+use crate::lifecycle::blocking;
 
 use super::ansi::Ansi;
 use super::pages;
@@ -28,6 +35,10 @@ const CHUNK: usize = 32 * 1024;
 /// How often a follower looks at a growing log (only while the run runs
 /// and someone follows it: an idle daemon has no follower).
 const POLL: Duration = Duration::from_millis(200);
+/// Quiet polls after which a follower reads its run's record anyway: a run
+/// of a direct `deployd deploy` that was going on when the daemon started
+/// records its end without an event on the daemon's bus.
+const RECHECK: u32 = 25;
 
 /// A response body fed by a task through a bounded channel.
 pub struct ChannelBody(mpsc::Receiver<Bytes>);
@@ -138,7 +149,9 @@ pub struct From {
 
 /// The log of run `id` of `project` from `from`, one event per chunk of
 /// whole lines rendered as HTML (id: the byte offset after it), then `end`
-/// with the run's status once it finished and all of it was sent.
+/// with the run's status once it finished and all of it was sent. `events`
+/// is subscribed before the record is read, so an end published after that
+/// read is seen.
 pub fn log(
     history: Arc<History>,
     project: String,
@@ -169,7 +182,9 @@ pub fn log(
                 blocking(move || count_lines(&p, offset)).await
             }
         };
-        let mut finished = run.status != Status::Running;
+        // The final status, once the run ended.
+        let mut ended = (run.status != Status::Running).then(|| run.status.to_string());
+        let mut quiet = 0u32;
         if tx
             .send(Bytes::from_static(b"retry: 1000\n\n"))
             .await
@@ -179,9 +194,10 @@ pub fn log(
         }
         loop {
             let p = path.clone();
-            let last = finished;
+            let last = ended.is_some();
             let chunk = blocking(move || read_lines(&p, offset, last)).await;
             if !chunk.is_empty() {
+                quiet = 0;
                 let mut html = String::with_capacity(chunk.len() * 2);
                 line = pages::log_lines_with(&mut html, &chunk, line, &mut ansi);
                 offset += chunk.len() as u64;
@@ -190,46 +206,40 @@ pub fn log(
                 }
                 continue;
             }
-            if finished {
-                let status = blocking({
-                    let h = history.clone();
-                    let p = project.clone();
-                    move || h.get(&p, id).ok().flatten()
-                })
-                .await
-                .map_or_else(|| "unknown".to_string(), |r| r.status.to_string());
-                let _ = tx.send(event(Some("end"), Some(offset), &status)).await;
+            if let Some(status) = &ended {
+                let _ = tx.send(event(Some("end"), Some(offset), status)).await;
                 return;
             }
+            let mut unseen = false;
             tokio::select! {
-                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::time::sleep(POLL) => {
+                    quiet += 1;
+                    unseen = quiet.is_multiple_of(RECHECK);
+                }
                 e = events.recv() => match e {
-                    Ok(RunEvent::Finished(r)) if r.project == project && r.id == id => finished = true,
+                    Ok(RunEvent::Finished(r)) if r.project() == project && r.id == id => {
+                        ended = Some(r.status.to_string());
+                    }
                     Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    // Events were lost, maybe this run's end: the record says.
+                    Err(broadcast::error::RecvError::Lagged(_)) => unseen = true,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = stop.wait_for(|s| *s) => return,
                 _ = tx.closed() => return,
             }
-            if !finished {
-                // A run that ended unseen (events lagged): the record says.
+            if unseen {
                 let h = history.clone();
                 let p = project.clone();
-                finished = blocking(move || h.get(&p, id).ok().flatten())
-                    .await
-                    .is_none_or(|r| r.status != Status::Running);
+                ended = match blocking(move || h.get(&p, id).ok().flatten()).await {
+                    Some(r) if r.status == Status::Running => None,
+                    Some(r) => Some(r.status.to_string()),
+                    None => Some("unknown".to_string()),
+                };
             }
         }
     });
     ChannelBody(rx)
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(v) => v,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
 }
 
 /// Up to [`CHUNK`] bytes of `path` from `offset`, cut after the last

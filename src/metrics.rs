@@ -1,9 +1,14 @@
-//! `GET /metrics`: the daemon's counters in the OpenMetrics text format,
-//! encoded by `prometheus-client`. Counters are bumped where things happen
-//! (a delivery answered, a run finished); gauges and process figures are
-//! read at scrape time, so nothing here wakes the daemon between scrapes.
+//! The daemon's metrics, served as `GET /metrics` by the status page
+//! (`crate::web`) in the OpenMetrics text format, encoded by
+//! `prometheus-client`. They live in the shared state (`crate::state`):
+//! counters are bumped where things happen — a delivery answered, in the
+//! server's one rejection → status mapping; a run finished, from its
+//! [`RunEvent::Finished`] on the run event bus ([`count_runs`]), which
+//! direct runs reach too once the next daemon replays their spool — and
+//! gauges and process figures are read at scrape time, so nothing here wakes
+//! the daemon between scrapes.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -13,6 +18,9 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use tokio::sync::{broadcast, watch};
+
+use crate::events::RunEvent;
 use crate::executor::ProjectStatus;
 use crate::history::Run;
 
@@ -23,9 +31,9 @@ const DURATION_BUCKETS: [f64; 12] = [
     1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
 ];
 
-/// The daemon's metrics. One per daemon; shared by the hook listener (which
-/// counts deliveries) and the status page (which serves them).
-pub struct Metrics {
+/// The daemon's metrics. One per daemon, in its shared state: the hook
+/// listener counts deliveries, [`count_runs`] runs, the status page serves them.
+pub(crate) struct Metrics {
     registry: Registry,
     deliveries: Family<Labels, Counter>,
     runs: Family<Labels, Counter>,
@@ -122,13 +130,13 @@ impl Metrics {
     pub fn finished(&self, run: &Run) {
         self.runs
             .get_or_create(&vec![
-                ("project", run.project.clone()),
+                ("project", run.project().to_string()),
                 ("status", run.status.to_string()),
             ])
             .inc();
-        if let Some(secs) = super::pages::duration_secs(run) {
+        if let Some(secs) = run.duration_secs() {
             self.durations
-                .get_or_create(&vec![("project", run.project.clone())])
+                .get_or_create(&vec![("project", run.project().to_string())])
                 .observe(secs);
         }
     }
@@ -145,6 +153,31 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Counts every run that finishes, from its [`RunEvent::Finished`] on
+/// `events` (subscribed before the daemon replays the spool, so direct runs
+/// made while no daemon ran are counted too), until `stop` turns true. Wakes
+/// only on run events. A receiver that falls more than the bus's capacity
+/// behind loses the oldest events, and with them their counts.
+pub(crate) async fn count_runs(
+    metrics: Arc<Metrics>,
+    mut events: broadcast::Receiver<RunEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            e = events.recv() => match e {
+                Ok(RunEvent::Finished(run)) => metrics.finished(&run),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("metrics: {n} run event(s) missed; deployd_runs_total undercounts");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }
 
