@@ -731,3 +731,104 @@ fn the_page_has_the_hook_listeners_connection_cap() {
     let third = get(w, "/", &[]);
     assert_eq!(third.status, 503, "{}", third.body);
 }
+
+#[test]
+fn direct_runs_made_without_the_daemon_are_counted_when_it_starts() {
+    let dir = TestDir::new("web-metrics-direct");
+    let script = dir.script("deploy.sh", "#!/bin/sh\necho direct\nexit 3\n");
+    let config = write_config(
+        &dir,
+        "[web]\nlisten = \"127.0.0.1:0\"\nmetrics_public = true\n",
+        &project("app", &script, ""),
+    );
+    // No daemon answers: the run is carried out directly, its events spooled.
+    cli_ok(&config, &["deploy", "app", "--sha", SHA_A], 1);
+    cli_ok(&config, &["deploy", "app", "--sha", SHA_A], 1);
+    let d = Daemon::start(&config);
+    let w = web_addr(&d);
+    d.wait_log("published 6 run event(s)", T);
+    let mut text = String::new();
+    wait_until(T, "the direct runs counted", || {
+        text = get(w, "/metrics", &[]).body;
+        text.contains("deployd_runs_total{project=\"app\",status=\"failed\"} 2")
+    });
+    assert!(
+        text.contains("deployd_run_duration_seconds_count{project=\"app\"} 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_log_follower_sees_the_end_of_a_direct_run_the_daemon_started_beside() {
+    let dir = TestDir::new("web-direct-follow");
+    let gate = dir.join("gate");
+    let script = dir.script(
+        "deploy.sh",
+        &format!(
+            "#!/bin/sh\necho started\ni=0\nwhile [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\necho ended\n",
+            gate.display()
+        ),
+    );
+    let config = write_config(
+        &dir,
+        &format!("[web]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"),
+        &project("app", &script, ""),
+    );
+    // A direct deploy (no daemon yet), held inside its script.
+    let mut direct = KillOnDrop(
+        std::process::Command::new(BIN)
+            .arg("-c")
+            .arg(&config)
+            .args(["deploy", "app"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(T, "the direct run to start", || {
+        history(&config, "app")
+            .first()
+            .is_some_and(|r| r["status"] == "running")
+    });
+    // A daemon starts beside it: the run's end reaches no bus of its.
+    let d = Daemon::start(&config);
+    let w = web_addr(&d);
+    let mut s = TcpStream::connect(w).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET /projects/app/runs/1/events HTTP/1.1\r\nHost: {w}\r\nConnection: close\r\n\
+         Authorization: Bearer {TOKEN}\r\n\r\n"
+    )
+    .unwrap();
+    // Following the running log...
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("started") {
+        let n = s.read(&mut buf).expect("the log stream");
+        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // ...when the run ends.
+    std::fs::write(&gate, "").unwrap();
+    let status = poll(T, "the direct deploy to exit", || {
+        direct
+            .0
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "running".to_string())
+    });
+    assert!(status.success(), "the direct deploy: {status:?}");
+    let rest = {
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        seen.extend_from_slice(&rest);
+        String::from_utf8_lossy(&seen).into_owned()
+    };
+    assert!(
+        rest.contains("ended") && rest.contains("event: end") && rest.contains("data: succeeded"),
+        "the follower did not see the run end:\n{rest}"
+    );
+    drop(d);
+}
