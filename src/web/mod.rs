@@ -114,7 +114,7 @@ pub(crate) async fn run(listener: TcpListener, site: Arc<Site>) {
     let mut stop = site.stop.clone();
     let handler = {
         let site = site.clone();
-        move |req| {
+        move |req, _peer| {
             let site = site.clone();
             async move { site.handle(req).await }
         }
@@ -132,7 +132,7 @@ async fn serve_with<H, F>(
     handler: H,
     shutdown: impl Future<Output = ()>,
 ) where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, std::net::IpAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     crate::server::serve(listener, limits, &site.quiet, handler, || {}, shutdown).await;
@@ -227,7 +227,7 @@ impl Site {
             started.elapsed().as_secs_f64() * 1000.0
         );
         if status == 401 || status == 403 {
-            self.quiet.reject(&line);
+            self.quiet.warn(&line);
         } else {
             tracing::debug!("{line}");
         }
