@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and integration tests, then the checks of
 # the shipped scripts and units. Installs the Debian packages the checks need
-# (git, curl, systemd-analyze, shellcheck) when they are missing and it may
+# (git, curl, systemd-analyze, shellcheck, python3-prometheus-client) when
+# missing and it may
 # (root, or sudo without a password). Prints "steps: N passed, M failed"
 # last and exits non-zero if any step failed.
 set -uo pipefail
@@ -12,6 +13,8 @@ command -v git >/dev/null || need+=(git)
 command -v curl >/dev/null || need+=(curl)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+# tests/web.rs reads /metrics with the Python client's OpenMetrics parser.
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo -n); else sudo=(none); fi
   if [ "${sudo[0]:-}" = none ]; then
@@ -47,6 +50,7 @@ step "cargo test" cargo_tests
 step "shellcheck" shellcheck scripts/*.sh .ci/run packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm
 step "systemd units" scripts/check-units.sh
 step "install.sh" scripts/test-install.sh
+step "browser" scripts/test-browser.sh
 
 echo "steps: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
