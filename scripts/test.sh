@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust unit and integration tests, then the checks of
-# the shipped scripts and units. Installs the Debian packages the checks need
+# The whole test suite: Rust unit and integration tests, the checks of the
+# shipped scripts and units, the status page in a real browser, and the
+# Debian package under a real systemd (scripts/test-system.sh, as root). Installs the Debian packages the checks need
 # (git, curl, systemd-analyze, shellcheck, python3-prometheus-client) when
 # missing and it may
 # (root, or sudo without a password). Prints "steps: N passed, M failed"
@@ -51,6 +52,9 @@ step "shellcheck" shellcheck scripts/*.sh .ci/run packaging/deb/postinst packagi
 step "systemd units" scripts/check-units.sh
 step "install.sh" scripts/test-install.sh
 step "browser" scripts/test-browser.sh
+# The Debian package under a real systemd: boots a Debian container, so it
+# needs root (it says so and fails without it).
+step "system" scripts/test-system.sh
 
 echo "steps: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
