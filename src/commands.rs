@@ -349,6 +349,11 @@ fn status(config: &Config, json: bool) -> Result<()> {
             ),
             None => outln!("  last:    never run"),
         }
+        if let Some(r) = &p.last {
+            for line in outputs_lines(r) {
+                outln!("           {line}");
+            }
+        }
     }
     Ok(())
 }
@@ -455,8 +460,20 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
                 &r.delivery
             }
         );
+        for line in outputs_lines(&r) {
+            outln!("{:>5}  {line}", "");
+        }
     }
     Ok(())
+}
+
+/// A run's script outputs (README, "Script outputs"), one `key: value`
+/// line each, for `history` and `status`.
+fn outputs_lines(run: &Run) -> Vec<String> {
+    run.outputs
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect()
 }
 
 fn logs(config: &Config, name: &str, id: Option<u64>, follow: bool) -> Result<()> {
@@ -763,7 +780,7 @@ async fn deploy_direct(
     let log = run.log.clone();
     let tail = tokio::spawn(async move { follow_log(&log, || *done_rx.borrow()).await });
     let mut pid = None;
-    let outcome = runner::run(p, &run, &lock, stop_rx, |p| pid = Some(p)).await;
+    let outcome = runner::run(p, &mut run, &lock, stop_rx, |p| pid = Some(p)).await;
     run.pid = pid;
     outcome.apply(&mut run);
     history.save(&run).context("cannot save the run record")?;

@@ -400,7 +400,7 @@ async fn run_one(project: Project, req: Request, shared: &Shared, state_dir: &st
     let _ = shared.events.send(RunEvent::Started(run.clone()));
 
     let mut pid = None;
-    let outcome = runner::run(&project, &run, &lock, shared.stop.clone(), |p| {
+    let outcome = runner::run(&project, &mut run, &lock, shared.stop.clone(), |p| {
         pid = Some(p)
     })
     .await;
@@ -632,6 +632,7 @@ mod tests {
             received_at: String::new(),
             pid: None,
             coalesced: Vec::new(),
+            outputs: Default::default(),
         }
     }
 

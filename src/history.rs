@@ -88,6 +88,10 @@ pub struct Run {
     /// Delivery ids of the pushes this run's request replaced (coalesced).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coalesced: Vec<String>,
+    /// What the script wrote to `DEPLOY_OUTPUT` (`url`, `sha`, `summary`),
+    /// read when it ended (README, "Script outputs").
+    #[serde(default)]
+    pub outputs: std::collections::BTreeMap<String, String>,
 }
 
 impl Run {
@@ -181,6 +185,7 @@ impl History {
             received_at: req.received_at.clone(),
             pid: None,
             coalesced: req.coalesced.clone(),
+            outputs: Default::default(),
         };
         self.save(&run)?;
         Ok(run)
@@ -270,6 +275,7 @@ impl History {
             let log = run
                 .map(|r| r.log)
                 .unwrap_or_else(|| self.log_dir.join(project).join(format!("{id}.log")));
+            let _ = fs::remove_file(crate::outputs::path(&log));
             let _ = fs::remove_file(log);
             fs::remove_file(self.record_path(project, id))?;
             removed += 1;

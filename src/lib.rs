@@ -20,6 +20,7 @@ pub mod forge;
 pub mod fsutil;
 pub mod history;
 pub mod lock;
+pub mod outputs;
 pub mod logging;
 pub mod push;
 pub mod queue;
