@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -14,8 +15,9 @@ use crate::control::{self, Reply, Request as ControlRequest};
 use crate::executor::{self, ProjectStatus};
 use crate::history::{History, Run, Status};
 use crate::lock::{self, RunLock};
+use crate::outbox::{self, Outbox};
 use crate::queue::{self, Request, Trigger};
-use crate::{daemon, forge, fsutil, runner};
+use crate::{daemon, forge, fsutil, notify, runner};
 
 /// Prints a line on stdout; a closed pipe (`deployd history | head`) ends
 /// the command quietly instead of panicking like `println!`.
@@ -79,7 +81,11 @@ pub fn run(cli: Cli) -> Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(daemon::serve(config)).map_err(Failure::Runtime)
+            let served = rt.block_on(daemon::serve(config)).map_err(Failure::Runtime);
+            // A notification being sent to a hanging target must not hold
+            // up the stop: it is on disk and is sent again at the next start.
+            rt.shutdown_timeout(Duration::from_secs(1));
+            served
         }
         Command::Check => check(&load(&path)?),
         Command::Status { json } => status(&load_quiet(&path)?, json),
@@ -104,6 +110,7 @@ pub fn run(cli: Cli) -> Result<()> {
             sha,
             no_wait,
         } => deploy(&load_quiet(&path)?, &project, git_ref, sha, !no_wait),
+        Command::NotifyTest { target } => notify_test(&load(&path)?, target.as_deref()),
         Command::Help { command } => help(command.as_deref()),
     }
 }
@@ -224,6 +231,96 @@ fn check(config: &Config) -> Result<()> {
             p.script.display(),
             p.secret_source
         );
+        if let Some(r) = &p.report {
+            outln!(
+                "    report: {} {} at {} as {:?} ({})",
+                p.provider,
+                match &r.environment {
+                    Some(e) => format!("deployment to {e}"),
+                    None => "commit status".into(),
+                },
+                r.api_url,
+                r.context,
+                r.token_source
+            );
+        }
+    }
+    for t in config.notify.values() {
+        outln!(
+            "  notify {}: {} on {}; {}; {}",
+            t.name,
+            t.kind.name(),
+            t.on.join(", "),
+            match &t.projects {
+                Some(ps) => format!("projects {}", ps.join(", ")),
+                None => "every project".into(),
+            },
+            if t.command.is_empty() {
+                let mut s = t.url_source.clone();
+                if let Some(k) = &t.secret_source {
+                    s.push_str(&format!(", signed ({k})"));
+                }
+                s
+            } else {
+                format!("runs {}", t.command[0])
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `deployd notify-test [TARGET]`: one test message to each target, sent
+/// now; prints each answer.
+fn notify_test(config: &Config, only: Option<&str>) -> Result<()> {
+    if let Some(name) = only
+        && !config.notify.contains_key(name)
+    {
+        let known: Vec<&str> = config.notify.keys().map(String::as_str).collect();
+        return Err(Failure::Usage(anyhow!(
+            "no target {name:?} in {} (targets: {})",
+            config.path.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    if config.notify.is_empty() {
+        return Err(Failure::Usage(anyhow!(
+            "{} has no [notify.NAME] target",
+            config.path.display()
+        )));
+    }
+    let project = config
+        .projects
+        .keys()
+        .next()
+        .cloned()
+        .unwrap_or_else(|| "deployd".into());
+    let doc = notify::Document::test(&project);
+    let mut failed = 0;
+    for t in config.notify.values() {
+        if only.is_some_and(|n| n != t.name) {
+            continue;
+        }
+        let said = match notify::send(t, &doc) {
+            crate::http_client::Attempt::Delivered(a) => format!("delivered ({a})"),
+            crate::http_client::Attempt::Retry { error, .. } => {
+                failed += 1;
+                format!("FAILED ({error}); a real notification would be tried again")
+            }
+            crate::http_client::Attempt::Refused { error, hint } => {
+                failed += 1;
+                format!("REFUSED ({error}): {hint}")
+            }
+        };
+        outln!("{} ({}): {said}", t.name, t.kind.name());
+    }
+    if failed > 0 {
+        return Err(Failure::Runtime(anyhow!(
+            "{failed} target(s) did not take the test notification"
+        )));
     }
     Ok(())
 }
@@ -353,6 +450,20 @@ fn status(config: &Config, json: bool) -> Result<()> {
             for line in outputs_lines(r) {
                 outln!("           {line}");
             }
+        }
+    }
+    let undelivered = outbox::undelivered(&config.server.state_dir);
+    if !undelivered.is_empty() {
+        outln!("undelivered notifications and statuses:");
+        for (target, t) in undelivered {
+            outln!(
+                "  {target}: {} waiting, {} given up{}",
+                t.pending,
+                t.failed,
+                t.last_error
+                    .map(|e| format!(" (last: {e})"))
+                    .unwrap_or_default()
+            );
         }
     }
     Ok(())
@@ -772,6 +883,19 @@ async fn deploy_direct(
         run.id,
         run.log.display()
     );
+    // Notifications go through the outbox on disk: what cannot be sent now
+    // is sent by the daemon at its next start.
+    // Sending needs the targets' URLs and tokens, which this command did
+    // not read; where they are out of reach, the daemon sends.
+    let with_secrets = config::load(&config.path).ok().map(Arc::new);
+    let send = with_secrets.is_some();
+    let outbox = Outbox::open(with_secrets.unwrap_or_else(|| Arc::new(config.clone())))
+        .map(Arc::new)
+        .map_err(|e| eprintln!("deployd: cannot open the outbox (no notifications): {e}"))
+        .ok();
+    let started = outbox
+        .as_ref()
+        .and_then(|o| outbox::record_direct(o, notify::document_for(&run, &history), send));
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop_tx.send(true);
@@ -788,5 +912,16 @@ async fn deploy_direct(
     drop(lock);
     let _ = done_tx.send(true);
     let _ = tail.await;
+    if let Some(o) = &outbox {
+        // In order: the start's messages before the end's.
+        if let Some(t) = started {
+            let _ = t.join();
+        }
+        let (o, h, r) = (o.clone(), history.clone(), run.clone());
+        let finished = tokio::task::spawn_blocking(move || {
+            outbox::record_direct(&o, notify::document_for(&r, &h), send).map(|t| t.join())
+        });
+        let _ = finished.await;
+    }
     finish_message(&run)
 }

@@ -15,6 +15,7 @@ use crate::executor::{Executor, Handle};
 use crate::fsutil;
 use crate::history::History;
 use crate::lock::StateLock;
+use crate::outbox::{self, Outbox};
 use crate::queue::Queue;
 use crate::server::{self, App};
 use crate::systemd;
@@ -70,6 +71,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
 
     let (exec, handle) = Executor::new(config.clone(), queue.clone(), history.clone());
+    // Before the executor runs: recovery's events are notified too.
+    let c = config.clone();
+    let outbox = Arc::new(
+        tokio::task::spawn_blocking(move || Outbox::open(c))
+            .await?
+            .with_context(|| format!("cannot open the outbox in {}", s.state_dir.display()))?,
+    );
+    tokio::spawn(outbox::follow(
+        handle.subscribe(),
+        outbox.clone(),
+        history.clone(),
+    ));
+    if !outbox.is_empty() {
+        tracing::info!("outbox: {} notification(s) left to send", outbox.len());
+        outbox.start_lanes();
+    }
     let app = Arc::new(App::new(config.clone(), queue, deliveries, handle.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let executor_task = tokio::spawn(exec.run(stop_rx.clone()));
@@ -86,6 +103,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.path.clone(),
         app.clone(),
         handle.clone(),
+        outbox.clone(),
         stop_tx,
     ));
     if systemd::enabled() {
@@ -129,20 +147,21 @@ async fn signals(
     path: PathBuf,
     app: Arc<App>,
     handle: Handle,
+    outbox: Arc<Outbox>,
     stop: watch::Sender<bool>,
 ) {
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&path, &app, &handle).await,
+            _ = hup.recv() => reload(&path, &app, &handle, &outbox).await,
         }
     }
     tracing::info!("stopping: no new deliveries; finishing requests in flight");
     let _ = stop.send(true);
 }
 
-async fn reload(path: &std::path::Path, app: &App, handle: &Handle) {
+async fn reload(path: &std::path::Path, app: &App, handle: &Handle, outbox: &Outbox) {
     systemd::reloading();
     let p = path.to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || {
@@ -177,6 +196,7 @@ async fn reload(path: &std::path::Path, app: &App, handle: &Handle) {
             tracing::info!("config reloaded: {} project(s)", new.projects.len());
             let new = Arc::new(new);
             app.set_config(new.clone());
+            outbox.set_config(new.clone());
             handle.reload(new);
         }
         Ok(Err(e)) => tracing::error!("reload refused, keeping the running config: {e}"),
