@@ -131,7 +131,10 @@ impl Outbox {
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Message>(&b).ok())
             {
-                Some(m) => {
+                Some(mut m) => {
+                    // Tried at once after a restart: the target may well be
+                    // back, and the wait was for the previous process.
+                    m.not_before_ms = 0;
                     inner.last_seq = inner.last_seq.max(seq);
                     inner.pending.insert(seq, m);
                 }
