@@ -231,11 +231,6 @@ impl Recorder {
     }
 }
 
-/// HMAC-SHA256 of `body` under `secret`, as `sha256=<hex>`.
-fn signature(secret: &str, body: &[u8]) -> String {
-    sign(secret, body)
-}
-
 /// Retries fast, for tests (README, "Development").
 const FAST: &str = "300ms,300ms,300ms,300ms,300ms";
 
