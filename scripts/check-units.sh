@@ -46,13 +46,13 @@ trap 'rm -rf "$tmp"' EXIT
 
 # verify refuses a unit whose ExecStart binary does not exist, and the real
 # /usr/local/bin/deployd is not installed where this runs (CI, a dev machine).
-# So the units are checked as copies whose ExecStart points at a stub; nothing
-# else in them changes, and the names stay the same so that the socket still
-# finds its service. (`--root=` would need a whole systemd tree in the root.)
+# So the units are checked as copies whose ExecStart= and ExecReload= point
+# at a stub; nothing else in them changes, and the names stay the same so that
+# the socket still finds its service. (`--root=` would need a whole systemd tree in the root.)
 mkdir "$tmp/bin" "$tmp/units"
 printf '#!/bin/sh\nexit 0\n' >"$tmp/bin/deployd"
 chmod 0755 "$tmp/bin/deployd"
-sed "s|^ExecStart=/usr/local/bin/deployd |ExecStart=$tmp/bin/deployd |" \
+sed "s|^\(Exec[A-Za-z]*\)=/usr/local/bin/deployd |\1=$tmp/bin/deployd |" \
     "$units/deployd.service" >"$tmp/units/deployd.service"
 cp "$units/deployd.socket" "$tmp/units/deployd.socket"
 if ! grep -q "^ExecStart=$tmp/bin/deployd " "$tmp/units/deployd.service"; then

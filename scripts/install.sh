@@ -9,6 +9,10 @@
 #             is created, no owner is changed and systemd is not reloaded: do
 #             that on the target system.
 #   PREFIX    where the binary goes, as $PREFIX/bin/deployd (default: /usr/local).
+#   DOCS      the man pages and completions, as written by
+#             `cargo run --example gen-docs -- DIR` (default: target/docs of
+#             this repository, generated there when cargo is at hand; without
+#             either, they are skipped with a note).
 #
 # Installs:
 #   $PREFIX/bin/deployd                          the daemon and CLI        0755
@@ -17,6 +21,10 @@
 #   /etc/deployd/deploy.toml                     from deploy.example.toml  0640 root:deployd
 #                                                (only if absent: an existing config is never touched)
 #   /etc/deployd, /var/lib/deployd, /var/log/deployd                       0750
+#   /etc/deployd/credentials                     secrets as systemd credentials 0700 root
+#   $PREFIX/share/man/man1/deployd*.1            man pages                 0644
+#   $PREFIX/share/bash-completion/completions/deployd, zsh/site-functions/_deployd,
+#   fish/vendor_completions.d/deployd.fish       shell completions         0644
 # and creates the system user and group `deployd` when they do not exist.
 #
 # Safe to run again, e.g. to upgrade: the binary, the script and the units are
@@ -110,6 +118,10 @@ fi
 # reads them, nobody else may even list them.
 install -d -m 0750 "${own_root[@]}" "$destdir/etc/deployd"
 log "directory $destdir/etc/deployd (0750$root_label)"
+# Secrets as systemd credentials: the unit loads every file in it
+# (LoadCredential=deployd:/etc/deployd/credentials); only root reads them.
+install -d -m 0700 "$destdir/etc/deployd/credentials"
+log "directory $destdir/etc/deployd/credentials (0700)"
 # State and logs belong to the daemon; systemd would create them on first start
 # too, but the home directory should exist before, for a deploy key.
 for dir in /var/lib/deployd /var/log/deployd; do
@@ -128,8 +140,29 @@ log "binary $destdir$prefix/bin/deployd"
 install -m 0755 "$repo/scripts/deploy-git.sh" "$destdir$prefix/share/deployd/deploy-git.sh"
 log "script $destdir$prefix/share/deployd/deploy-git.sh"
 
-# The unit names /usr/local/bin/deployd; follow PREFIX when it differs.
-sed "s|^ExecStart=/usr/local/bin/deployd |ExecStart=$prefix/bin/deployd |" \
+# Man pages and completions, generated from the CLI's own definitions.
+docs=${DOCS:-$repo/target/docs}
+if [[ -z ${DOCS:-} && ! -f $docs/man/deployd.1 ]] && command -v cargo >/dev/null 2>&1; then
+    (cd "$repo" && cargo run --quiet --example gen-docs -- "$docs") ||
+        log "could not generate the man pages and completions (cargo run --example gen-docs)"
+fi
+if [[ -f $docs/man/deployd.1 ]]; then
+    install -d -m 0755 "$destdir$prefix/share/man/man1" \
+        "$destdir$prefix/share/bash-completion/completions" \
+        "$destdir$prefix/share/zsh/site-functions" \
+        "$destdir$prefix/share/fish/vendor_completions.d"
+    install -m 0644 "$docs"/man/*.1 "$destdir$prefix/share/man/man1/"
+    install -m 0644 "$docs/completions/deployd.bash" "$destdir$prefix/share/bash-completion/completions/deployd"
+    install -m 0644 "$docs/completions/_deployd" "$destdir$prefix/share/zsh/site-functions/_deployd"
+    install -m 0644 "$docs/completions/deployd.fish" "$destdir$prefix/share/fish/vendor_completions.d/deployd.fish"
+    log "man pages $destdir$prefix/share/man/man1/deployd*.1; bash, zsh and fish completions"
+else
+    log "no man pages or completions in $docs (make them: cargo run --example gen-docs -- $docs)"
+fi
+
+# The unit names /usr/local/bin/deployd (ExecStart=, ExecReload=); follow
+# PREFIX when it differs.
+sed "s|^\(Exec[A-Za-z]*\)=/usr/local/bin/deployd |\1=$prefix/bin/deployd |" \
     "$repo/systemd/deployd.service" >"$destdir/etc/systemd/system/deployd.service.tmp"
 chmod 0644 "$destdir/etc/systemd/system/deployd.service.tmp"
 mv -f "$destdir/etc/systemd/system/deployd.service.tmp" "$destdir/etc/systemd/system/deployd.service"
@@ -174,9 +207,12 @@ if $config_new; then
 EOF
 fi
 cat <<EOF
-  1. Write a webhook secret per project, readable by the daemon only:
+  1. Write a webhook secret per project, as a systemd credential only root reads
+     (then secret_credential = "deployd_myapp" in the config):
+       openssl rand -hex 32 | install -m 0600 /dev/stdin /etc/deployd/credentials/myapp
+     or as a file the daemon's group reads (then secret_file = "/etc/deployd/myapp.secret"):
        openssl rand -hex 32 | install -m 0640 -o root -g deployd /dev/stdin /etc/deployd/myapp.secret
-  2. Edit /etc/deployd/deploy.toml: each project's secret_file, branch,
+  2. Edit /etc/deployd/deploy.toml: each project's secret, branch,
      working_dir and script ($prefix/share/deployd/deploy-git.sh for a git
      checkout). The checkout must belong to deployd, or git calls it dubious:
        sudo -u deployd git clone <url> /srv/myapp    (or: chown -R deployd: /srv/myapp)
@@ -184,7 +220,7 @@ cat <<EOF
        systemctl edit deployd.service
   3. Check it:
        $bin check
-  4. Start it:
+  4. Start it (after a later edit of the config: systemctl reload deployd):
        systemctl enable --now deployd.socket deployd.service
   5. Register the hook with the forge, e.g. for GitHub:
        gh api repos/OWNER/REPO/hooks -f name=web -F active=true -f 'events[]=push' \\

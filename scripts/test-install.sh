@@ -36,14 +36,20 @@ check() {
 }
 
 # run_install DESTDIR [ARGS...]: the installer, output kept in $tmp/out,
-# exit status in $status (never aborting this script).
+# exit status in $status (never aborting this script). Man pages and
+# completions come from a fake generator output ($tmp/docs), so no build runs.
 status=0
 run_install() {
     local dest=$1
     shift
     status=0
-    DESTDIR=$dest "$installer" "$@" >"$tmp/out" 2>&1 || status=$?
+    DOCS=${DOCS:-$tmp/docs} DESTDIR=$dest "$installer" "$@" >"$tmp/out" 2>&1 || status=$?
 }
+mkdir -p "$tmp/docs/man" "$tmp/docs/completions"
+for f in man/deployd.1 man/deployd-reload.1 completions/deployd.bash completions/_deployd \
+    completions/deployd.fish; do
+    echo "fake $f" >"$tmp/docs/$f"
+done
 
 mode_is() { [[ -e $1 && $(stat -c %a "$1") == "$2" ]]; }
 same_file() { cmp -s "$1" "$2"; }
@@ -77,8 +83,15 @@ check "socket unit is 0644" mode_is "$root/etc/systemd/system/deployd.socket" 64
 check "no temporary unit file left" test ! -e "$root/etc/systemd/system/deployd.service.tmp"
 check "config installed from the example" same_file "$repo/deploy.example.toml" "$root/etc/deployd/deploy.toml"
 check "config is 0640" mode_is "$root/etc/deployd/deploy.toml" 640
+check "man page deployd.1 installed" same_file "$tmp/docs/man/deployd.1" "$root/usr/local/share/man/man1/deployd.1"
+check "man page deployd-reload.1 installed" same_file "$tmp/docs/man/deployd-reload.1" "$root/usr/local/share/man/man1/deployd-reload.1"
+check "man pages are 0644" mode_is "$root/usr/local/share/man/man1/deployd.1" 644
+check "bash completion installed" same_file "$tmp/docs/completions/deployd.bash" "$root/usr/local/share/bash-completion/completions/deployd"
+check "zsh completion installed" same_file "$tmp/docs/completions/_deployd" "$root/usr/local/share/zsh/site-functions/_deployd"
+check "fish completion installed" same_file "$tmp/docs/completions/deployd.fish" "$root/usr/local/share/fish/vendor_completions.d/deployd.fish"
 check "says the new config must be edited" contains "$tmp/out" "MUST be edited"
 check "/etc/deployd is 0750" mode_is "$root/etc/deployd" 750
+check "/etc/deployd/credentials is 0700" mode_is "$root/etc/deployd/credentials" 700
 check "/var/lib/deployd is 0750" mode_is "$root/var/lib/deployd" 750
 check "/var/log/deployd is 0750" mode_is "$root/var/log/deployd" 750
 check "prints the next steps" contains "$tmp/out" "systemctl enable --now deployd.socket deployd.service"
@@ -113,9 +126,19 @@ check "PREFIX=/usr exits 0" is_zero "$status"
 check "PREFIX=/usr puts the binary in /usr/bin" same_file "$fake" "$root/usr/bin/deployd"
 check "PREFIX=/usr points ExecStart at /usr/bin/deployd" \
     contains "$root/etc/systemd/system/deployd.service" "ExecStart=/usr/bin/deployd serve"
+check "PREFIX=/usr points ExecReload at /usr/bin/deployd" \
+    contains "$root/etc/systemd/system/deployd.service" "ExecReload=/usr/bin/deployd reload"
+check "PREFIX=/usr leaves no /usr/local path in the unit" \
+    lacks "$root/etc/systemd/system/deployd.service" "=/usr/local/bin/deployd"
 check "PREFIX=/usr leaves /usr/local alone" test ! -e "$root/usr/local"
 PREFIX=relative/path run_install "$tmp/relative" "$fake"
 check "a relative PREFIX is refused" is_not_zero "$status"
+
+# --- no man pages to install --------------------------------------------------
+DOCS=$tmp/no-docs run_install "$tmp/nodocs" "$fake"
+check "missing man pages do not fail the install" is_zero "$status"
+check "missing man pages are reported" contains "$tmp/out" "no man pages or completions"
+check "missing man pages install none" test ! -e "$tmp/nodocs/usr/local/share/man"
 
 # --- bad invocations -----------------------------------------------------------
 run_install "$tmp/missing" "$tmp/no-such-binary"

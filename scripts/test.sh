@@ -44,7 +44,7 @@ cargo_tests() {
 }
 
 step "cargo test" cargo_tests
-step "shellcheck" shellcheck scripts/*.sh .ci/run
+step "shellcheck" shellcheck scripts/*.sh .ci/run packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm
 step "systemd units" scripts/check-units.sh
 step "install.sh" scripts/test-install.sh
 

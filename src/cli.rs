@@ -52,6 +52,13 @@ pub enum Command {
     },
     /// Validate the config and list each project with its hook path.
     Check,
+    /// Make the running daemon reload its config, and wait for the outcome.
+    ///
+    /// Exits 0 once the new config is live; 1 when the daemon refuses it
+    /// (printing the config's error, file:line: key) and keeps the old one,
+    /// or when no daemon answers. The unit's ExecReload= runs this, so
+    /// `systemctl reload deployd` fails with the reason.
+    Reload,
     /// Show each project: idle, running, pending (or recovering /
     /// interrupted after a crash), and its last run.
     Status {

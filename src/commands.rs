@@ -88,6 +88,7 @@ pub fn run(cli: Cli) -> Result<()> {
             served
         }
         Command::Check => check(&load(&path)?),
+        Command::Reload => reload(&path.path),
         Command::Status { json } => status(&load_quiet(&path)?, json),
         Command::History {
             project,
@@ -323,6 +324,72 @@ fn notify_test(config: &Config, only: Option<&str>) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Where `reload` looks for the daemon when it cannot read the config (so
+/// the `control_socket` it names is unknown): the unit's socket, then the
+/// default one.
+const FALLBACK_SOCKETS: [&str; 2] = ["/run/deployd/control.sock", "/var/lib/deployd/control.sock"];
+
+/// Asks the daemon to reload its config and waits for its answer.
+fn reload(path: &Path) -> Result<()> {
+    let sockets: Vec<PathBuf> = match config::load_without_secrets(path) {
+        Ok(c) => vec![c.server.control_socket],
+        // A file that does not parse is refused here already, with the same
+        // file:line: key error the daemon would give: a reload of it could
+        // only be refused, and the running config stays as it is either way.
+        Err(
+            e @ (ConfigError::Invalid { .. }
+            | ConfigError::NoProjects { .. }
+            | ConfigError::NoConfig),
+        ) => {
+            return Err(Failure::Runtime(anyhow!(
+                "reload refused, the running config is kept: {e}"
+            )));
+        }
+        // Unreadable here (this user may not read it) is not unreadable for
+        // the daemon: find the daemon at the usual places, it reads the file.
+        Err(ConfigError::Read { .. }) => FALLBACK_SOCKETS.iter().map(PathBuf::from).collect(),
+    };
+    let rt = runtime()?;
+    let mut tried = Vec::new();
+    for socket in &sockets {
+        let mut answer = None;
+        let asked = rt.block_on(control::call(
+            socket,
+            &ControlRequest::Reload,
+            |reply| {
+                match reply {
+                    Reply::Reloaded(done) => answer = Some(Ok(done)),
+                    Reply::Error(e) => answer = Some(Err(e)),
+                    _ => {}
+                }
+                Ok(())
+            },
+            |_| Ok(()),
+        ));
+        match (asked, answer) {
+            (_, Some(Ok(done))) => {
+                outln!("deployd: {done}");
+                return Ok(());
+            }
+            (_, Some(Err(e))) => return Err(Failure::Runtime(anyhow!("{e}"))),
+            (Ok(()), None) => {
+                return Err(Failure::Runtime(anyhow!(
+                    "the daemon on {} closed the connection without answering \
+                     (stopping? see `systemctl status deployd`)",
+                    socket.display()
+                )));
+            }
+            (Err(e), None) => tried.push(format!("{}: {e}", socket.display())),
+        }
+    }
+    Err(Failure::Runtime(anyhow!(
+        "no daemon answers ({}): nothing to reload. Is deployd running? \
+         (`systemctl status deployd`; a socket-activated deployd starts with \
+         the first delivery, and reads the config then)",
+        tried.join("; ")
+    )))
 }
 
 fn sign(config: &Config, name: &str, file: Option<&Path>, as_headers: bool) -> Result<()> {
@@ -730,7 +797,7 @@ fn deploy(
                 ),
                 Reply::Finished(r) => result = Some(r),
                 Reply::Error(e) => error = Some(e),
-                Reply::Output(_) | Reply::Status(_) => {}
+                Reply::Output(_) | Reply::Status(_) | Reply::Reloaded(_) => {}
             }
             Ok(())
         },

@@ -610,11 +610,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     })?;
     let mut config = parse(&text, path, &SystemSecrets)?;
     let inline = config.projects.values().any(|p| {
-        p.secret_source == "secret" || p.report.as_ref().is_some_and(|r| r.token_source == "token")
-    }) || config
-        .notify
-        .values()
-        .any(|n| n.url_source == "url" || n.secret_source.as_deref() == Some("secret"));
+        p.secret_source == INLINE_SOURCE
+            || p.report
+                .as_ref()
+                .is_some_and(|r| r.token_source == "token inline in the config")
+    }) || config.notify.values().any(|n| {
+        n.url_source == "url inline in the config"
+            || n.secret_source.as_deref() == Some(INLINE_SOURCE)
+    });
     if inline && readable_by_others(path) {
         config.warnings.push(format!(
             "{}: holds an inline secret but is readable by group or others; \
@@ -928,7 +931,7 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 }
                 Some(Report {
                     token: Secret(token),
-                    token_source: describe_as("token", &source.1),
+                    token_source: describe_as("token", &source.1, secrets),
                     api_url,
                     context: r
                         .context
@@ -1014,7 +1017,7 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 name: name.clone(),
                 provider,
                 key: Key::new(secret.as_bytes()),
-                secret_source: describe_source(&source),
+                secret_source: describe_source(&source, secrets),
                 repository,
                 branch,
                 script,
@@ -1097,7 +1100,7 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                     // The URL may be a secret: not repeated.
                     return Err(invalid(&k(key), "is not an http(s) URL".into()));
                 }
-                (Some(Secret(url)), describe_as("url", &source))
+                (Some(Secret(url)), describe_as("url", &source, secrets))
             }
         };
         let secret = one_source(
@@ -1123,7 +1126,10 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 if s.is_empty() {
                     return Err(invalid(&k(skey), "the secret is empty".into()));
                 }
-                (Some(Key::new(s.as_bytes())), Some(describe_source(&source)))
+                (
+                    Some(Key::new(s.as_bytes())),
+                    Some(describe_source(&source, secrets)),
+                )
             }
         };
         let on = match n.on {
@@ -1324,18 +1330,44 @@ fn dir_problem(dir: &Path) -> Option<String> {
     }
 }
 
-fn describe_source(source: &SecretSource) -> String {
-    describe_as("secret", source)
+/// Where the shipped unit's `LoadCredential=deployd:<dir>` loads credentials
+/// from: the file `<dir>/NAME` becomes the credential `deployd_NAME`.
+pub const CREDENTIALS_DIR: &str = "/etc/deployd/credentials";
+const CREDENTIAL_PREFIX: &str = "deployd_";
+
+/// The file a credential is read from: in `$CREDENTIALS_DIRECTORY` inside
+/// the service; outside it (`deployd check` or `sign` run by an admin), the
+/// file in [`CREDENTIALS_DIR`] the unit loads it from, for a `deployd_…` name.
+fn credential_file(name: &str, secrets: &dyn Secrets) -> Option<PathBuf> {
+    match secrets.env("CREDENTIALS_DIRECTORY") {
+        Some(dir) => Some(Path::new(&dir).join(name)),
+        None => name
+            .strip_prefix(CREDENTIAL_PREFIX)
+            .filter(|rest| !rest.is_empty() && !rest.contains('/'))
+            .map(|rest| Path::new(CREDENTIALS_DIR).join(rest)),
+    }
 }
 
-/// Where a secret value named `what` (`secret`, `url`, `token`) came from,
-/// in the config's words: never the value.
-fn describe_as(what: &str, source: &SecretSource) -> String {
+/// What `deployd check` says of an inline `secret`.
+const INLINE_SOURCE: &str = "secret inline in the config";
+
+/// What `deployd check` says of a project's secret: the key, and where the
+/// secret is read from.
+fn describe_source(source: &SecretSource, secrets: &dyn Secrets) -> String {
+    describe_as("secret", source, secrets)
+}
+
+/// Where a secret value named `what` (`secret`, `url`, `token`) is read
+/// from, in the config's words: never the value.
+fn describe_as(what: &str, source: &SecretSource, secrets: &dyn Secrets) -> String {
     match source {
-        SecretSource::Inline(_) => what.to_string(),
+        SecretSource::Inline(_) => format!("{what} inline in the config"),
         SecretSource::File(p) => format!("{what}_file {}", p.display()),
         SecretSource::Env(v) => format!("{what}_env ${v}"),
-        SecretSource::Credential(c) => format!("{what}_credential {c}"),
+        SecretSource::Credential(c) => match credential_file(c, secrets) {
+            Some(f) => format!("{what}_credential {c} from {}", f.display()),
+            None => format!("{what}_credential {c}"),
+        },
     }
 }
 
@@ -1355,13 +1387,13 @@ fn read_secret(source: &SecretSource, secrets: &dyn Secrets) -> Result<String, S
             .env(v)
             .ok_or_else(|| format!("the environment variable {v} is not set")),
         SecretSource::Credential(c) => {
-            let dir = secrets.env("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+            let p = credential_file(c, secrets).ok_or_else(|| {
                 format!(
                     "credential {c:?} is missing: $CREDENTIALS_DIRECTORY is not set \
-                     (systemd sets it for a unit with LoadCredential={c}:/path/to/secret)"
+                     (the shipped unit loads /etc/deployd/credentials/NAME as \
+                     \"deployd_NAME\"; or add LoadCredential={c}:/path/to/secret)"
                 )
             })?;
-            let p = Path::new(&dir).join(c);
             secrets.file(&p).map(trim).map_err(|e| {
                 format!(
                     "credential {c:?} is missing: cannot read {}: {e}",
@@ -1609,6 +1641,49 @@ mod tests {
             "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\ntimeout = \"15 fortnights\"\n"
         ));
         assert_eq!((line, key.as_str()), (4, "projects.app.timeout"));
+    }
+
+    #[test]
+    fn credentials_say_where_they_are_read_from() {
+        // Inside the service: systemd's directory.
+        let inside = describe_source(&SecretSource::Credential("deployd_app".into()), &Fake);
+        assert_eq!(
+            inside,
+            "secret_credential deployd_app from /run/credentials/deployd.service/deployd_app"
+        );
+        // Outside it (an admin's `deployd check`): the file the unit loads.
+        struct Outside;
+        impl Secrets for Outside {
+            fn file(&self, path: &Path) -> std::io::Result<String> {
+                if path == Path::new("/etc/deployd/credentials/app") {
+                    Ok("s3cret\n".into())
+                } else {
+                    Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+                }
+            }
+            fn env(&self, _: &str) -> Option<String> {
+                None
+            }
+        }
+        let ours = SecretSource::Credential("deployd_app".into());
+        assert_eq!(
+            describe_source(&ours, &Outside),
+            "secret_credential deployd_app from /etc/deployd/credentials/app"
+        );
+        assert_eq!(read_secret(&ours, &Outside).unwrap(), "s3cret");
+        // A name the unit does not load from that directory: no guess.
+        let other = SecretSource::Credential("app.secret".into());
+        assert_eq!(
+            describe_source(&other, &Outside),
+            "secret_credential app.secret"
+        );
+        assert!(
+            read_secret(&other, &Outside)
+                .unwrap_err()
+                .contains("not set")
+        );
+        let escape = SecretSource::Credential("deployd_../x".into());
+        assert!(read_secret(&escape, &Outside).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `deploy` queues a manual request through the daemon's durable queue (so
 //! coalescing, the lock and `parallel` apply as for a push), then streams the
 //! run that carries it out: its start, its output as it is written, its end.
+//! `reload` reloads the config as SIGHUP does, and answers with the outcome.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -41,6 +42,9 @@ pub enum Request {
     },
     /// Live status of every project.
     Status,
+    /// Reload the config file, as SIGHUP does; answered once the new config
+    /// is live (`Reloaded`) or refused (`Error`, with the config's error).
+    Reload,
 }
 
 /// What the daemon answers, one JSON line each.
@@ -66,6 +70,8 @@ pub enum Reply {
     Finished(Run),
     /// Status of every project.
     Status(Vec<ProjectStatus>),
+    /// The new config is live (the daemon's log line says how many projects).
+    Reloaded(String),
     /// The request failed.
     Error(String),
 }
@@ -136,6 +142,10 @@ async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Res
     };
     match request {
         Request::Status => send(&mut w, &Reply::Status(app.executor.status().await)).await,
+        Request::Reload => match crate::daemon::reload(app).await {
+            Ok(done) => send(&mut w, &Reply::Reloaded(done)).await,
+            Err(e) => send(&mut w, &Reply::Error(e)).await,
+        },
         Request::Deploy {
             project,
             git_ref,

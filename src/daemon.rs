@@ -2,7 +2,6 @@
 //! control socket together, and handles signals — SIGTERM/SIGINT stop
 //! gracefully, SIGHUP reloads the config (an invalid one is refused).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::config::{self, Config};
 use crate::deliveries::Deliveries;
-use crate::executor::{Executor, Handle};
+use crate::executor::Executor;
 use crate::fsutil;
 use crate::history::History;
 use crate::lock::StateLock;
@@ -83,11 +82,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         outbox.clone(),
         history.clone(),
     ));
+    let app = Arc::new(App::new(config.clone(), queue, deliveries, handle.clone()));
+    // Messages are sent with the config in force, reloads included.
+    let live = app.clone();
+    outbox.follow_config(move || live.config());
     if !outbox.is_empty() {
         tracing::info!("outbox: {} notification(s) left to send", outbox.len());
         outbox.start_lanes();
     }
-    let app = Arc::new(App::new(config.clone(), queue, deliveries, handle.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let executor_task = tokio::spawn(exec.run(stop_rx.clone()));
     let control_task = tokio::spawn(control::serve(control, app.clone(), history));
@@ -98,14 +100,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
         hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
     };
-    tokio::spawn(signals(
-        installed,
-        config.path.clone(),
-        app.clone(),
-        handle.clone(),
-        outbox.clone(),
-        stop_tx,
-    ));
+    tokio::spawn(signals(installed, app.clone(), stop_tx));
     if systemd::enabled() {
         tokio::spawn(status_loop(handle.watch(), stop_rx.clone()));
     }
@@ -144,31 +139,39 @@ async fn signals(
         mut int,
         mut hup,
     }: Signals,
-    path: PathBuf,
     app: Arc<App>,
-    handle: Handle,
-    outbox: Arc<Outbox>,
     stop: watch::Sender<bool>,
 ) {
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&path, &app, &handle, &outbox).await,
+            _ = hup.recv() => {
+                let _ = reload(&app).await;
+            }
         }
     }
     tracing::info!("stopping: no new deliveries; finishing requests in flight");
     let _ = stop.send(true);
 }
 
-async fn reload(path: &std::path::Path, app: &App, handle: &Handle, outbox: &Outbox) {
+/// Reloads the config file the daemon was started with (SIGHUP, or
+/// `deployd reload` over the control socket). The new config replaces the
+/// running one whole, or, when it is invalid, is refused and the running one
+/// kept. Returns what to tell the operator: the `config reloaded` line, or
+/// the config's error (file:line: key: what is wrong).
+pub async fn reload(app: &App) -> Result<String, String> {
+    // One reload at a time: two overlapping ones (a SIGHUP and a `deployd
+    // reload`) could otherwise install the older file's config last.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ONE_AT_A_TIME.lock().await;
     systemd::reloading();
-    let p = path.to_path_buf();
+    let path = app.config().path.clone();
     let loaded = tokio::task::spawn_blocking(move || {
-        config::load(&p).and_then(|c| c.require_projects().map(|()| c))
+        config::load(&path).and_then(|c| c.require_projects().map(|()| c))
     })
     .await;
-    match loaded {
+    let outcome = match loaded {
         Ok(Ok(new)) => {
             let old = app.config();
             let (n, o) = (&new.server, &old.server);
@@ -193,16 +196,24 @@ async fn reload(path: &std::path::Path, app: &App, handle: &Handle, outbox: &Out
             for w in &new.warnings {
                 tracing::warn!("{w}");
             }
-            tracing::info!("config reloaded: {} project(s)", new.projects.len());
+            let done = format!("config reloaded: {} project(s)", new.projects.len());
+            tracing::info!("{done}");
             let new = Arc::new(new);
             app.set_config(new.clone());
-            outbox.set_config(new.clone());
-            handle.reload(new);
+            app.executor.reload(new);
+            Ok(done)
         }
-        Ok(Err(e)) => tracing::error!("reload refused, keeping the running config: {e}"),
-        Err(e) => tracing::error!("reload failed: {e}"),
-    }
+        Ok(Err(e)) => {
+            tracing::error!("reload refused, keeping the running config: {e}");
+            Err(format!("reload refused, keeping the running config: {e}"))
+        }
+        Err(e) => {
+            tracing::error!("reload failed: {e}");
+            Err(format!("reload failed: {e}"))
+        }
+    };
     systemd::notify("READY=1");
+    outcome
 }
 
 /// Keeps systemd's STATUS= line current and pings the watchdog at half its

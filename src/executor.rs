@@ -423,10 +423,8 @@ async fn finish(project: &Project, run: Run, outcome: Outcome, shared: &Shared) 
     if let Err(e) = saved {
         tracing::error!("{name}: cannot save the record of run {}: {e}", run.id);
     }
-    match &outcome {
-        Outcome::Exited(0) => tracing::info!("{name}: run {} succeeded", run.id),
-        Outcome::NotStarted(m) => tracing::error!("{name}: run {} failed: {m}", run.id),
-        _ => tracing::warn!(
+    let how = || {
+        format!(
             "{name}: run {} {} ({}; log {})",
             run.id,
             run.status,
@@ -436,7 +434,17 @@ async fn finish(project: &Project, run: Run, outcome: Outcome, shared: &Shared) 
                 (None, None) => "stopped by deployd".into(),
             },
             run.log.display()
-        ),
+        )
+    };
+    match &outcome {
+        Outcome::Exited(0) => tracing::info!("{name}: run {} succeeded", run.id),
+        Outcome::NotStarted(m) => tracing::error!("{name}: run {} failed: {m}", run.id),
+        // A failed deploy is an error for the operator (journal priority err,
+        // so `journalctl -p err` finds it); an interrupted one runs again.
+        _ if matches!(run.status, Status::Failed | Status::TimedOut) => {
+            tracing::error!("{}", how())
+        }
+        _ => tracing::warn!("{}", how()),
     }
     if matches!(outcome, Outcome::Interrupted(_)) {
         requeue(&run, shared).await;

@@ -74,7 +74,10 @@ pub struct Message {
 /// The outbox of one `state_dir`.
 pub struct Outbox {
     dir: PathBuf,
+    /// The config messages are sent with, unless `live` is set.
     config: Mutex<Arc<Config>>,
+    /// The daemon's config in force (reloads included).
+    live: std::sync::OnceLock<Box<dyn Fn() -> Arc<Config> + Send + Sync>>,
     inner: Mutex<Inner>,
     delays: Vec<Duration>,
 }
@@ -147,14 +150,24 @@ impl Outbox {
         Ok(Outbox {
             dir,
             config: Mutex::new(config),
+            live: std::sync::OnceLock::new(),
             inner: Mutex::new(inner),
             delays: delays(),
         })
     }
 
-    /// Uses `config` for messages sent from now on (targets, URLs, tokens).
-    pub fn set_config(&self, config: Arc<Config>) {
-        *lock(&self.config) = config;
+    /// Sends with whatever config `current` gives at the time (the
+    /// daemon's config in force, reloads included) instead of the one the
+    /// outbox was opened with.
+    pub fn follow_config(&self, current: impl Fn() -> Arc<Config> + Send + Sync + 'static) {
+        let _ = self.live.set(Box::new(current));
+    }
+
+    fn config(&self) -> Arc<Config> {
+        match self.live.get() {
+            Some(current) => current(),
+            None => lock(&self.config).clone(),
+        }
     }
 
     /// Number of messages waiting.
@@ -171,7 +184,7 @@ impl Outbox {
     /// targets and its project's report), durably. Blocking. Returns their
     /// sequence numbers.
     pub fn add(&self, doc: &Document) -> io::Result<Vec<u64>> {
-        let config = lock(&self.config).clone();
+        let config = self.config();
         let mut seqs = Vec::new();
         for target in targets_for(&config, doc) {
             seqs.push(self.add_for(&target, doc)?);
@@ -296,7 +309,7 @@ impl Outbox {
 
     /// Tries `msg` once, with the config in force. Blocking.
     fn attempt(&self, msg: &Message) -> Attempt {
-        let config = lock(&self.config).clone();
+        let config = self.config();
         attempt(&config, msg, &self.dir)
     }
 

@@ -1,0 +1,91 @@
+//! `deployd reload`: asks the running daemon over its control socket to
+//! reload, and says how it went — exit 0 once the new config is live, exit 1
+//! with the config's error when it is refused, exit 1 when no daemon answers.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn reload_applies_a_valid_config_before_it_returns() {
+    let dir = TestDir::new("reload-valid");
+    let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
+    let config = write_config(&dir, "", &project("app", &script, ""));
+    let d = Daemon::start(&config);
+    assert_eq!(d.push("other", "refs/heads/main", SHA_A, "d-0").0, 404);
+
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&project("other", &script, ""));
+    std::fs::write(&config, &text).unwrap();
+    let out = cli_ok(&config, &["reload"], 0);
+    assert!(out.contains("config reloaded: 2 project(s)"), "{out}");
+    // Live when `reload` returns: no waiting, no retrying.
+    assert_eq!(d.push("other", "refs/heads/main", SHA_A, "d-1").0, 202);
+    wait_runs(&config, "other", 1, T);
+}
+
+#[test]
+fn reload_of_a_file_that_does_not_parse_fails_with_file_line_and_key() {
+    let dir = TestDir::new("reload-invalid");
+    let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
+    let config = write_config(&dir, "", &project("app", &script, ""));
+    let d = Daemon::start(&config);
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{good}scirpt = \"typo\"\n")).unwrap();
+    let out = cli(&config, &["reload"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("deploy.toml:"), "no file:line in: {err}");
+    assert!(err.contains("scirpt"), "the bad key is not named: {err}");
+    assert!(err.contains("running config is kept"), "{err}");
+    // The running config still serves.
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "d-1").0, 202);
+}
+
+#[test]
+fn reload_refused_by_the_daemon_fails_with_its_reason_and_keeps_the_old_config() {
+    let dir = TestDir::new("reload-refused");
+    let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
+    let config = write_config(&dir, "", &project("app", &script, ""));
+    let d = Daemon::start(&config);
+    // Well-formed, so the CLI finds the daemon; but the secret file is
+    // missing, which only the daemon (reading secrets) finds out.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    let missing = dir.join("missing.secret");
+    text.push_str(&format!(
+        "[projects.other]\nsecret_file = \"{}\"\nscript = \"{}\"\n",
+        missing.display(),
+        script.display()
+    ));
+    std::fs::write(&config, &text).unwrap();
+    let out = cli(&config, &["reload"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("missing.secret"), "no reason given: {err}");
+    assert!(err.contains("deploy.toml:"), "no file:line in: {err}");
+    d.wait_log("reload refused", T);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "d-1").0, 202);
+    assert_eq!(d.push("other", "refs/heads/main", SHA_A, "d-2").0, 404);
+}
+
+#[test]
+fn reload_without_a_daemon_fails_and_says_so() {
+    let dir = TestDir::new("reload-nodaemon");
+    let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
+    let config = write_config(&dir, "", &project("app", &script, ""));
+    let out = cli(&config, &["reload"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no daemon answers"), "{err}");
+    assert!(
+        err.contains("control.sock"),
+        "the socket tried is not named: {err}"
+    );
+}
