@@ -334,6 +334,11 @@ impl Outbox {
             Attempt::Retry { error, after } if (msg.attempts as usize) <= self.delays.len() => {
                 let delay = self.delays[msg.attempts as usize - 1]
                     .max(after.unwrap_or_default().min(MAX_RETRY_AFTER));
+                msg.not_before_ms = now_ms() + delay.as_millis() as u64;
+                msg.last_error = Some(error.clone());
+                if let Err(e) = self.save(&msg) {
+                    tracing::warn!("outbox: cannot update {what}: {e}");
+                }
                 if msg.attempts == 1 {
                     tracing::warn!(
                         "{what}: not delivered ({error}); trying again in {} (up to {} tries)",
@@ -342,11 +347,6 @@ impl Outbox {
                     );
                 } else {
                     tracing::debug!("{what}: try {} failed: {error}", msg.attempts);
-                }
-                msg.not_before_ms = now_ms() + delay.as_millis() as u64;
-                msg.last_error = Some(error);
-                if let Err(e) = self.save(&msg) {
-                    tracing::warn!("outbox: cannot update {what}: {e}");
                 }
                 lock(&self.inner).pending.insert(msg.seq, msg);
             }

@@ -788,7 +788,11 @@ fn pending_message_survives_sigkill() {
             .unwrap()
             .contains("app: deploy failed")
     );
+    // The try before the kill was recorded (it is logged once saved).
     d.wait_log("delivered at try 2", T);
+    wait_until(T, "the outbox to empty", || {
+        !cli_ok(&config, &["status"], 0).contains("undelivered")
+    });
     assert_eq!(back.to("/ops").len(), 1);
 }
 
