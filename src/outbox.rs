@@ -80,6 +80,8 @@ pub struct Outbox {
     live: std::sync::OnceLock<Box<dyn Fn() -> Arc<Config> + Send + Sync>>,
     inner: Mutex<Inner>,
     delays: Vec<Duration>,
+    /// [`MAX_PENDING`], but in tests.
+    limit: usize,
 }
 
 #[derive(Default)]
@@ -153,6 +155,7 @@ impl Outbox {
             live: std::sync::OnceLock::new(),
             inner: Mutex::new(inner),
             delays: delays(),
+            limit: MAX_PENDING,
         })
     }
 
@@ -217,7 +220,7 @@ impl Outbox {
             let mut inner = lock(&self.inner);
             inner.pending.insert(seq, msg);
             let mut dropped = Vec::new();
-            while inner.pending.len() > MAX_PENDING {
+            while inner.pending.len() > self.limit {
                 if let Some((_, old)) = inner.pending.pop_first() {
                     dropped.push(old);
                 }
@@ -226,8 +229,9 @@ impl Outbox {
         };
         for old in dropped {
             tracing::warn!(
-                "outbox: more than {MAX_PENDING} messages waiting; dropped the oldest \
+                "outbox: more than {} messages waiting; dropped the oldest \
                  ({} for {} run {}, queued {})",
+                self.limit,
                 old.target,
                 old.doc.project,
                 old.doc.run_id,
@@ -594,4 +598,86 @@ pub fn record_direct(
     };
     let outbox = outbox.clone();
     Some(std::thread::spawn(move || outbox.deliver_now(&seqs)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Plain;
+    impl crate::config::Secrets for Plain {
+        fn file(&self, _: &Path) -> io::Result<String> {
+            Ok("x".into())
+        }
+        fn env(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn check_run_paths(&self) -> bool {
+            false
+        }
+    }
+
+    fn setup(name: &str) -> (PathBuf, Arc<Config>) {
+        let dir =
+            std::env::temp_dir().join(format!("deployd-outbox-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = format!(
+            "[server]\nstate_dir = \"{}\"\n\
+             [projects.app]\nsecret = \"s\"\nscript = \"/bin/true\"\n\
+             [projects.app.report]\ntoken = \"t\"\n\
+             [projects.web]\nsecret = \"s\"\nscript = \"/bin/true\"\n\
+             [notify.quiet]\nkind = \"slack\"\nurl = \"https://h/x\"\n\
+             [notify.web]\nkind = \"ntfy\"\nurl = \"https://h/y\"\n\
+             on = [\"succeeded\"]\nprojects = [\"web\"]\n",
+            dir.display()
+        );
+        let config = crate::config::parse(&text, &dir.join("deploy.toml"), &Plain).unwrap();
+        (dir, Arc::new(config))
+    }
+
+    fn doc(project: &str, event: &str) -> Document {
+        let mut d = Document::test(project);
+        d.event = event.into();
+        d
+    }
+
+    #[test]
+    fn targets_follow_on_and_projects() {
+        let (dir, config) = setup("targets");
+        let t = |p, e| targets_for(&config, &doc(p, e));
+        assert_eq!(t("app", "failed"), ["notify.quiet", "report.app"]);
+        assert_eq!(t("app", "started"), ["report.app"]);
+        assert_eq!(t("app", "succeeded"), ["report.app"]);
+        assert_eq!(t("web", "succeeded"), ["notify.web"]);
+        // A recovery is a success too.
+        assert_eq!(t("web", "recovered"), ["notify.quiet", "notify.web"]);
+        assert!(t("web", "started").is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn messages_outlive_the_process_and_the_oldest_go_first() {
+        let (dir, config) = setup("bound");
+        let mut outbox = Outbox::open(config.clone()).unwrap();
+        outbox.limit = 3;
+        let mut seqs = Vec::new();
+        for run in 1..=5 {
+            let mut d = doc("app", "failed");
+            d.run_id = run;
+            seqs.push(outbox.add_for("notify.quiet", &d).unwrap());
+        }
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(outbox.len(), 3);
+        drop(outbox);
+        let again = Outbox::open(config).unwrap();
+        let runs: Vec<u64> = lock(&again.inner)
+            .pending
+            .values()
+            .map(|m| m.doc.run_id)
+            .collect();
+        assert_eq!(runs, [3, 4, 5]);
+        assert_eq!(undelivered(&dir)["notify.quiet"].pending, 3);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -917,3 +917,70 @@ fn tls_target_trusted_through_the_system_roots() {
         format!("sha256={}", hmac_hex("s3", &got[0].body))
     );
 }
+
+/// Mistakes in targets and reports are refused with the key at fault, and
+/// never repeat a URL.
+#[test]
+fn check_refuses_bad_targets_by_key() {
+    let dir = TestDir::new("bad-targets");
+    let script = dir.script("deploy.sh", "#!/bin/sh\n");
+    for (table, key, says) in [
+        (
+            "[notify.x]\nkind = \"slack\"\nurl = \"https://h/p\"\non = [\"deployed\"]\n",
+            "notify.x.on",
+            "\"deployed\" is not an event: one of started, succeeded",
+        ),
+        (
+            "[notify.x]\nkind = \"pager\"\nurl = \"https://h/p\"\n",
+            "notify.x.kind",
+            "one of webhook, slack, discord, ntfy, command",
+        ),
+        (
+            "[notify.x]\nkind = \"discord\"\n",
+            "notify.x.url",
+            "missing",
+        ),
+        (
+            "[notify.x]\nkind = \"slack\"\nurl = \"hooks.example/SECRETPART\"\n",
+            "notify.x.url",
+            "is not an http(s) URL",
+        ),
+        (
+            "[notify.x]\nkind = \"webhook\"\nurl = \"https://h/p\"\nurl_env = \"U\"\n",
+            "notify.x.url_env",
+            "give exactly one of url, url_file, url_env, url_credential",
+        ),
+        (
+            "[notify.x]\nkind = \"command\"\n",
+            "notify.x.command",
+            "missing",
+        ),
+        (
+            "[notify.x]\nkind = \"slack\"\nurl = \"https://h/p\"\nsecret = \"s\"\n",
+            "notify.x.secret",
+            "only a webhook target signs",
+        ),
+        (
+            "[notify.x]\nkind = \"slack\"\nurl = \"https://h/p\"\nprojects = [\"nope\"]\n",
+            "notify.x.projects",
+            "\"nope\" is not a project",
+        ),
+        (
+            "[projects.app.report]\napi_url = \"https://h\"\n",
+            "projects.app.report",
+            "needs an API token",
+        ),
+        (
+            "[projects.app.report]\ntoken = \"t\"\nenvironment = \"prod\"\nprovider = \"x\"\n",
+            "projects.app.report.provider",
+            "",
+        ),
+    ] {
+        let config = write_config(&dir, "", &format!("{}{table}", project("app", &script, "")));
+        let out = cli(&config, &["check"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{table}: {err}");
+        assert!(err.contains(key) && err.contains(says), "{table}: {err}");
+        assert!(!err.contains("SECRETPART"), "{err}");
+    }
+}
