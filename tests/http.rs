@@ -91,6 +91,7 @@ fn exchange(
                 return;
             }
             if !pace.is_zero() {
+                // A slow client is the point: the body arrives in pieces.
                 std::thread::sleep(pace);
             }
         }
