@@ -332,7 +332,13 @@ impl Outbox {
                 } else {
                     tracing::debug!("{what}: delivered");
                 }
-                lock(&self.inner).pending.remove(&msg.seq);
+                {
+                    let mut inner = lock(&self.inner);
+                    inner.pending.remove(&msg.seq);
+                    // Working again (a fixed token, say): a new refusal is
+                    // news worth a line.
+                    inner.warned.remove(&msg.target);
+                }
                 let _ = std::fs::remove_file(self.path(msg.seq));
             }
             Attempt::Retry { error, after } if (msg.attempts as usize) <= self.delays.len() => {
