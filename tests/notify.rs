@@ -984,3 +984,46 @@ fn check_refuses_bad_targets_by_key() {
         assert!(!err.contains("SECRETPART"), "{err}");
     }
 }
+
+/// A refusal (401/403/404) is not retried, is logged once per target with
+/// what to check, and is counted by `status`.
+#[test]
+fn refused_is_logged_once_and_not_retried() {
+    let dir = TestDir::new("refused");
+    let api = Recorder::start();
+    api.set(Answer::Status(401));
+    let script = dir.script("deploy.sh", "#!/bin/sh\n");
+    let report = format!(
+        "[projects.app.report]\ntoken = \"expired-token\"\napi_url = \"{}\"\n",
+        api.url("/api")
+    );
+    let config = write_config(
+        &dir,
+        "",
+        &format!("{}{report}", project("app", &script, "")),
+    );
+    let d = Daemon::start_with(&config, &[("DEPLOYD_RETRY_DELAYS", FAST)]);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "d-1").0, 202);
+    wait_runs(&config, "app", 1, T);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_B, "d-2").0, 202);
+    wait_runs(&config, "app", 2, T);
+    wait_until(T, "four refusals counted", || {
+        cli_ok(&config, &["status"], 0).contains("report.app: 0 waiting, 4 given up")
+    });
+    // Past every retry delay: nothing more was sent.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        api.to("/api/").len(),
+        4,
+        "pending and success of two runs, once each"
+    );
+    let log = d.log();
+    assert_eq!(log.matches("refused (HTTP 401").count(), 1, "{log}");
+    assert!(log.contains("Commit statuses: write"), "{log}");
+    assert!(!log.contains("expired-token"), "{log}");
+    assert!(
+        history(&config, "app")
+            .iter()
+            .all(|r| r["status"] == "succeeded")
+    );
+}
