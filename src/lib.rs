@@ -4,7 +4,10 @@
 //! forge-neutral [`push`] by its forge's file in [`forge`], filtered
 //! ([`filter`]), recorded on disk ([`queue`]) and answered; the
 //! [`executor`] runs the project's script ([`runner`]) one run at a time
-//! under a lock ([`lock`]) and records what happened ([`history`]). The CLI ([`commands`]) talks to the daemon over
+//! under a lock ([`lock`]) and records what happened ([`history`]), with
+//! the script's [`outputs`]. Each run's events go through the durable
+//! [`outbox`] to notification targets ([`notify`]) and to the forge's commit
+//! status API, over [`http_client`]. The CLI ([`commands`]) talks to the daemon over
 //! the [`control`] socket.
 
 pub mod cli;
