@@ -395,19 +395,6 @@ impl Outbox {
             let _ = std::fs::remove_file(p);
         }
     }
-
-    /// Tries each of `seqs` once, now, in order (what a `deployd deploy`
-    /// without a daemon does); what is not delivered stays for the daemon.
-    /// Blocking.
-    pub fn deliver_now(&self, seqs: &[u64]) {
-        for seq in seqs {
-            let Some(msg) = lock(&self.inner).pending.get(seq).cloned() else {
-                continue;
-            };
-            let attempt = self.attempt(&msg);
-            self.settle(msg, attempt);
-        }
-    }
 }
 
 /// The message files of `dir`, oldest first.
@@ -557,15 +544,16 @@ pub fn undelivered(state_dir: &Path) -> BTreeMap<String, TargetState> {
 /// Turns the executor's run events into outbox messages until the
 /// executor is gone. Waits on the channel alone: no timer.
 pub async fn follow(
-    mut events: tokio::sync::broadcast::Receiver<crate::executor::RunEvent>,
+    mut events: tokio::sync::broadcast::Receiver<crate::events::RunEvent>,
     outbox: Arc<Outbox>,
     history: Arc<crate::history::History>,
 ) {
-    use crate::executor::RunEvent;
+    use crate::events::RunEvent;
     use tokio::sync::broadcast::error::RecvError;
     loop {
         let run = match events.recv().await {
             Ok(RunEvent::Started(run) | RunEvent::Finished(run)) => run,
+            Ok(RunEvent::Queued(_)) => continue,
             Err(RecvError::Lagged(n)) => {
                 tracing::error!("outbox: {n} run event(s) missed; their notifications are lost");
                 continue;
@@ -581,29 +569,6 @@ pub async fn follow(
             outbox.record(doc).await;
         }
     }
-}
-
-/// For a run made without a daemon (`deployd deploy` running the script
-/// itself): writes `doc`'s messages durably, then (when `send`: the
-/// secrets could be read) tries them once from a thread, so the run is not
-/// held up. What is not delivered stays in the
-/// outbox for the daemon's next start. Blocking for the write only.
-pub fn record_direct(
-    outbox: &Arc<Outbox>,
-    doc: Option<Document>,
-    send: bool,
-) -> Option<std::thread::JoinHandle<()>> {
-    let doc = doc?;
-    let seqs = match outbox.add(&doc) {
-        Ok(s) if s.is_empty() || !send => return None,
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("outbox: cannot record a notification: {e}");
-            return None;
-        }
-    };
-    let outbox = outbox.clone();
-    Some(std::thread::spawn(move || outbox.deliver_now(&seqs)))
 }
 
 #[cfg(test)]

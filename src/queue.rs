@@ -5,7 +5,7 @@
 //! renamed, directory fsynced): that is what a 202 promises. Pushes that
 //! arrive while a write is in flight ride on the next write (group commit),
 //! so a burst costs a few fsyncs, not one each; the HTTP side waits for it
-//! without holding a thread ([`Queue::push_async`]: one blocking thread
+//! without holding a thread ([`Queue::push`]: one blocking thread
 //! writes for all of them). The executor [`Queue::take`]s
 //! a request only once it is durable, and [`Queue::settle`]s it (removes the
 //! file) once the run's record is on disk, so at every moment a request is
@@ -15,11 +15,13 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Project;
 use crate::fsutil;
+use crate::push::Push;
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +46,8 @@ impl std::fmt::Display for Trigger {
 }
 
 /// A request to deploy a project: what the script will see as `DEPLOY_*`.
+/// Its JSON (queue files, `status --json`) is flat: the push's fields sit
+/// beside `seq`, `project` and `trigger`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// Increases with every request, across restarts; a run of a project
@@ -53,24 +57,12 @@ pub struct Request {
     pub project: String,
     /// What asked for the run.
     pub trigger: Trigger,
-    /// Full ref, e.g. `refs/heads/main`.
-    #[serde(rename = "ref")]
-    pub git_ref: String,
-    /// The pushed commit (empty for a manual run without `--sha`).
-    pub sha: String,
-    /// The commit before the push.
-    #[serde(default)]
-    pub before: String,
-    /// `owner/name`.
-    #[serde(default)]
-    pub repository: String,
-    /// Who pushed (or who ran `deployd deploy`).
-    #[serde(default)]
-    pub pusher: String,
-    /// The forge's delivery id (empty for manual runs).
-    #[serde(default)]
-    pub delivery: String,
+    /// What to deploy: the push, or for a manual run what `deployd deploy`
+    /// named.
+    #[serde(flatten)]
+    pub push: Push,
     /// When deployd accepted it (RFC 3339).
+    #[serde(default)]
     pub received_at: String,
     /// Delivery ids of older requests this one replaced while pending, so
     /// they stay known as accepted (redeliveries are duplicates) through a
@@ -83,11 +75,44 @@ pub struct Request {
 pub const MAX_COALESCED: usize = 1000;
 
 impl Request {
-    /// The branch name of `git_ref` (`main` for `refs/heads/main`).
-    pub fn branch(&self) -> &str {
-        self.git_ref
-            .strip_prefix("refs/heads/")
-            .unwrap_or(&self.git_ref)
+    /// A request for `push`, accepted now. Every request is built here or
+    /// by [`Request::manual`].
+    pub fn new(seq: u64, project: &str, trigger: Trigger, push: Push) -> Request {
+        Request {
+            seq,
+            project: project.to_string(),
+            trigger,
+            push,
+            received_at: fsutil::now_rfc3339(),
+            coalesced: Vec::new(),
+        }
+    }
+
+    /// The request of a `deployd deploy` (through the daemon or not): the
+    /// project's branch unless `git_ref` names another ref, the commit given
+    /// (if any), its repository, and `user` as the pusher.
+    pub fn manual(
+        seq: u64,
+        project: &Project,
+        git_ref: Option<String>,
+        sha: Option<String>,
+        user: String,
+    ) -> Request {
+        let push = Push {
+            git_ref: git_ref.unwrap_or_else(|| format!("refs/heads/{}", project.branch)),
+            after: sha.unwrap_or_default(),
+            repository: project.repository.clone().unwrap_or_default(),
+            pusher: user,
+            ..Push::default()
+        };
+        Request::new(seq, &project.name, Trigger::Manual, push)
+    }
+
+    /// Every delivery id this request stands for: its own and those it
+    /// coalesced.
+    pub fn deliveries(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.push.delivery.as_str())
+            .chain(self.coalesced.iter().map(String::as_str))
     }
 }
 
@@ -132,8 +157,9 @@ impl Slot {
 pub struct Queue {
     dir: PathBuf,
     slots: Mutex<HashMap<String, Slot>>,
-    written: Condvar,
-    /// Wakes async pushers ([`Queue::push_async`]) when a write lands.
+    /// Wakes whoever waits on a slot ([`Queue::push`], [`Queue::settle`])
+    /// when a write lands or a slot's file is free again: the one way to
+    /// wait for the disk.
     durable_changed: tokio::sync::Notify,
     last_seq: Mutex<u64>,
 }
@@ -175,7 +201,6 @@ impl Queue {
         Ok(Queue {
             dir,
             slots: Mutex::new(slots),
-            written: Condvar::new(),
             durable_changed: tokio::sync::Notify::new(),
             last_seq: Mutex::new(last_seq),
         })
@@ -204,32 +229,11 @@ impl Queue {
     }
 
     /// Makes `req` its project's pending request, replacing an older one, and
-    /// returns once it is on disk. Blocking: call from a blocking thread.
-    pub fn push(&self, req: Request) -> io::Result<()> {
-        let project = req.project.clone();
-        let mine = self.stage(req);
-        let mut slots = self.lock();
-        loop {
-            let slot = slots.entry(project.clone()).or_default();
-            if let Some(result) = slot.outcome(mine) {
-                return result;
-            }
-            if slot.writing {
-                slots = self.written.wait(slots).unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            slot.writing = true;
-            drop(slots);
-            self.write_pending(&project);
-            slots = self.lock();
-        }
-    }
-
-    /// [`Queue::push`] for async callers: the request is staged at once, and
-    /// the task waits (without holding a thread) until a write covers it.
-    /// One blocking thread per project writes, for every push that arrived
-    /// while the previous write was in flight.
-    pub async fn push_async(self: &Arc<Self>, req: Request) -> io::Result<()> {
+    /// returns once it is on disk. The request is staged at once, and the
+    /// task waits (without holding a thread) until a write covers it. One
+    /// blocking thread per project writes, for every push that arrived while
+    /// the previous write was in flight.
+    pub async fn push(self: &Arc<Self>, req: Request) -> io::Result<()> {
         let project = req.project.clone();
         let mine = self.stage(req);
         loop {
@@ -265,8 +269,8 @@ impl Queue {
         let mut req = req;
         if let Some(old) = slot.latest.take() {
             req.coalesced = old.coalesced;
-            if !old.delivery.is_empty() {
-                req.coalesced.push(old.delivery);
+            if !old.push.delivery.is_empty() {
+                req.coalesced.push(old.push.delivery);
             }
             let excess = req.coalesced.len().saturating_sub(MAX_COALESCED);
             req.coalesced.drain(..excess);
@@ -314,11 +318,9 @@ impl Queue {
                     break;
                 }
             }
-            self.written.notify_all();
             self.durable_changed.notify_waiters();
         }
         drop(slots);
-        self.written.notify_all();
         self.durable_changed.notify_waiters();
     }
 
@@ -363,25 +365,50 @@ impl Queue {
     }
 
     /// Removes the file of a request whose run record is now on disk, unless
-    /// a newer request replaced it. Blocking.
-    pub fn settle(&self, project: &str, seq: u64) -> io::Result<()> {
-        let mut slots = self.lock();
-        while slots.get(project).is_some_and(|s| s.writing) {
-            slots = self.written.wait(slots).unwrap_or_else(|e| e.into_inner());
+    /// a newer request replaced it. Waits (without holding a thread) for a
+    /// write in flight, and keeps writes out while it removes the file.
+    pub async fn settle(self: &Arc<Self>, project: &str, seq: u64) -> io::Result<()> {
+        loop {
+            let notified = self.durable_changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut slots = self.lock();
+                let Some(slot) = slots.get_mut(project) else {
+                    return Ok(());
+                };
+                if !slot.writing {
+                    if slot.on_disk != Some(seq) {
+                        return Ok(());
+                    }
+                    slot.writing = true;
+                    break;
+                }
+            }
+            notified.await;
         }
-        let Some(slot) = slots.get_mut(project) else {
-            return Ok(());
-        };
-        if slot.on_disk != Some(seq) {
-            return Ok(());
+        let (path, dir) = (self.file(project), self.dir.clone());
+        let removed = tokio::task::spawn_blocking(move || {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            fsutil::sync_dir(&dir)
+        })
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)));
+        {
+            let mut slots = self.lock();
+            let slot = slots.entry(project.to_string()).or_default();
+            slot.writing = false;
+            if removed.is_ok() {
+                slot.on_disk = None;
+            }
         }
-        match fs::remove_file(self.file(project)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        slot.on_disk = None;
-        fsutil::sync_dir(&self.dir)
+        // Pushes staged meanwhile wake and start their write.
+        self.durable_changed.notify_waiters();
+        removed
     }
 }
 
@@ -391,19 +418,15 @@ mod tests {
     use std::sync::Arc;
 
     fn req(q: &Queue, project: &str, sha: &str) -> Request {
-        Request {
-            seq: q.next_seq(),
-            project: project.into(),
-            trigger: Trigger::Webhook,
+        let push = Push {
             git_ref: "refs/heads/main".into(),
-            sha: sha.into(),
-            before: String::new(),
+            after: sha.into(),
             repository: "acme/app".into(),
             pusher: "octocat".into(),
             delivery: format!("d-{sha}"),
-            received_at: fsutil::now_rfc3339(),
-            coalesced: Vec::new(),
-        }
+            ..Push::default()
+        };
+        Request::new(q.next_seq(), project, Trigger::Webhook, push)
     }
 
     fn tempdir(name: &str) -> PathBuf {
@@ -412,31 +435,31 @@ mod tests {
         d
     }
 
-    #[test]
-    fn coalesces_and_survives_reopen() {
+    #[tokio::test]
+    async fn coalesces_and_survives_reopen() {
         let dir = tempdir("reopen");
-        let q = Queue::open(&dir).unwrap();
-        q.push(req(&q, "app", "a")).unwrap();
-        q.push(req(&q, "app", "b")).unwrap();
-        q.push(req(&q, "other", "c")).unwrap();
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        q.push(req(&q, "app", "a")).await.unwrap();
+        q.push(req(&q, "app", "b")).await.unwrap();
+        q.push(req(&q, "other", "c")).await.unwrap();
         assert_eq!(q.ready(), vec!["app".to_string(), "other".to_string()]);
         drop(q);
-        let q = Queue::open(&dir).unwrap();
-        assert_eq!(q.pending("app").unwrap().sha, "b");
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        assert_eq!(q.pending("app").unwrap().push.after, "b");
         assert_eq!(q.pending("app").unwrap().coalesced, vec!["d-a".to_string()]);
         let taken = q.take("app").unwrap();
         assert!(q.take("app").is_none());
         // A push after the take is a new pending request; settling the taken
         // one must not remove it.
-        q.push(req(&q, "app", "d")).unwrap();
-        q.settle("app", taken.seq).unwrap();
+        q.push(req(&q, "app", "d")).await.unwrap();
+        q.settle("app", taken.seq).await.unwrap();
         drop(q);
-        let q = Queue::open(&dir).unwrap();
-        assert_eq!(q.pending("app").unwrap().sha, "d");
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        assert_eq!(q.pending("app").unwrap().push.after, "d");
         let d = q.take("app").unwrap();
-        q.settle("app", d.seq).unwrap();
+        q.settle("app", d.seq).await.unwrap();
         drop(q);
-        let q = Queue::open(&dir).unwrap();
+        let q = Arc::new(Queue::open(&dir).unwrap());
         assert!(q.pending("app").is_none());
         assert!(q.next_seq() > d.seq);
         fs::remove_dir_all(&dir).unwrap();
@@ -451,7 +474,11 @@ mod tests {
                 let q = q.clone();
                 std::thread::spawn(move || {
                     let r = req(&q, "app", &format!("{i}"));
-                    q.push(r.clone()).unwrap();
+                    // A runtime each: pushes from threads that share nothing.
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    rt.block_on(q.push(r.clone())).unwrap();
                     r.seq
                 })
             })
@@ -477,7 +504,7 @@ mod tests {
         let tasks: Vec<_> = (0..32)
             .map(|i| {
                 let q = q.clone();
-                tokio::spawn(async move { q.push_async(req(&q, "app", &format!("{i}"))).await })
+                tokio::spawn(async move { q.push(req(&q, "app", &format!("{i}"))).await })
             })
             .collect();
         for t in tasks {
@@ -492,26 +519,54 @@ mod tests {
         assert_eq!(q.ready(), vec!["app".to_string()]);
         // A write that fails answers the pushes it covered with the error.
         fs::remove_dir_all(dir.join("queue")).unwrap();
-        assert!(q.push_async(req(&q, "app", "x")).await.is_err());
+        assert!(q.push(req(&q, "app", "x")).await.is_err());
         fsutil::create_dir(&dir.join("queue"), 0o700).unwrap();
-        q.push_async(req(&q, "app", "y")).await.unwrap();
-        assert_eq!(q.take("app").unwrap().sha, "y");
+        q.push(req(&q, "app", "y")).await.unwrap();
+        assert_eq!(q.take("app").unwrap().push.after, "y");
         fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn failed_write_is_reported() {
+    #[tokio::test]
+    async fn failed_write_is_reported() {
         let dir = tempdir("fail");
-        let q = Queue::open(&dir).unwrap();
+        let q = Arc::new(Queue::open(&dir).unwrap());
         fs::remove_dir_all(dir.join("queue")).unwrap();
-        assert!(q.push(req(&q, "app", "a")).is_err());
+        assert!(q.push(req(&q, "app", "a")).await.is_err());
         assert!(
             q.take("app").is_none(),
             "a request that is not durable must not run"
         );
         fsutil::create_dir(&dir.join("queue"), 0o700).unwrap();
-        q.push(req(&q, "app", "b")).unwrap();
-        assert_eq!(q.take("app").unwrap().sha, "b");
+        q.push(req(&q, "app", "b")).await.unwrap();
+        assert_eq!(q.take("app").unwrap().push.after, "b");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A queue file as versions before requests held their push wrote it
+    /// reads back, and is written again with the same text.
+    #[test]
+    fn reads_and_rewrites_requests_in_the_earlier_format() {
+        let earlier = r#"{
+  "seq": 1767323045006000000,
+  "project": "app",
+  "trigger": "webhook",
+  "ref": "refs/heads/main",
+  "sha": "0123456789abcdef0123456789abcdef01234567",
+  "before": "1111111111111111111111111111111111111111",
+  "repository": "acme/app",
+  "pusher": "octocat",
+  "delivery": "d-7",
+  "received_at": "2026-01-02T03:04:05.000Z",
+  "coalesced": [
+    "d-6"
+  ]
+}"#;
+        let req: Request = serde_json::from_str(earlier).unwrap();
+        assert_eq!(req.push.git_ref, "refs/heads/main");
+        assert_eq!(req.push.after, "0123456789abcdef0123456789abcdef01234567");
+        assert_eq!(req.push.delivery, "d-7");
+        assert!(!req.push.deleted);
+        assert_eq!(req.deliveries().collect::<Vec<_>>(), vec!["d-7", "d-6"]);
+        assert_eq!(serde_json::to_string_pretty(&req).unwrap(), earlier);
     }
 }

@@ -1,7 +1,8 @@
 //! Running one deploy script: no shell, its own process group, stdin from
 //! /dev/null, stdout and stderr appended straight to the run's log file, an
-//! environment cleared down to SPEC §4's list, and a timeout that stops the
-//! whole group (SIGTERM, then SIGKILL after `kill_grace`).
+//! environment cleared down to the list in the README's *What the script gets*,
+//! and a timeout that stops the whole group (SIGTERM, then SIGKILL after
+//! `kill_grace`).
 //!
 //! The child writes into the log file itself — no pipe for the daemon to
 //! drain, and the output survives the daemon dying. It also inherits a
@@ -69,7 +70,8 @@ impl Outcome {
     }
 }
 
-/// The environment a script gets: SPEC §4's list and nothing else.
+/// The environment a script gets: the list in the README's *What the script
+/// gets* and nothing else.
 pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert(
@@ -82,21 +84,22 @@ pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
         }
     }
     env.extend(project.env.clone());
-    let branch = run
+    let (req, push) = (&run.request, &run.request.push);
+    let branch = push
         .git_ref
         .strip_prefix("refs/heads/")
-        .unwrap_or(&run.git_ref);
+        .unwrap_or(&push.git_ref);
     for (k, v) in [
-        ("DEPLOY_PROJECT", run.project.as_str()),
+        ("DEPLOY_PROJECT", req.project.as_str()),
         ("DEPLOY_RUN_ID", &run.id.to_string()),
-        ("DEPLOY_TRIGGER", &run.trigger.to_string()),
-        ("DEPLOY_REF", &run.git_ref),
+        ("DEPLOY_TRIGGER", &req.trigger.to_string()),
+        ("DEPLOY_REF", &push.git_ref),
         ("DEPLOY_BRANCH", branch),
-        ("DEPLOY_SHA", &run.sha),
-        ("DEPLOY_BEFORE", &run.before),
-        ("DEPLOY_REPOSITORY", &run.repository),
-        ("DEPLOY_PUSHER", &run.pusher),
-        ("DEPLOY_DELIVERY", &run.delivery),
+        ("DEPLOY_SHA", &push.after),
+        ("DEPLOY_BEFORE", &push.before),
+        ("DEPLOY_REPOSITORY", &push.repository),
+        ("DEPLOY_PUSHER", &push.pusher),
+        ("DEPLOY_DELIVERY", &push.delivery),
         ("DEPLOY_LOG", &run.log.to_string_lossy()),
         (
             "DEPLOY_OUTPUT",
@@ -174,13 +177,13 @@ async fn run_script(
         &format!(
             "run {} of {} ({}) {} {} started {}",
             run.id,
-            run.project,
-            run.trigger,
-            run.git_ref,
-            if run.sha.is_empty() {
+            run.request.project,
+            run.request.trigger,
+            run.request.push.git_ref,
+            if run.request.push.after.is_empty() {
                 "(no commit given)"
             } else {
-                &run.sha
+                &run.request.push.after
             },
             run.started_at
         ),

@@ -1,5 +1,6 @@
-//! SPEC §1 from the outside: every command of the `deployd` binary, its
-//! output and its exit code (0 ok, 1 failed, 2 usage or configuration).
+//! The README's *Commands* section from the outside: every command of the
+//! `deployd` binary, its output and its exit code (0 ok, 1 failed, 2 usage or
+//! configuration).
 
 // Helpers here and in common/ are test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]

@@ -444,6 +444,7 @@ fn every_kind_from_a_direct_deploy_with_on_and_projects() {
             project("other", &good, "")
         ),
     );
+    // Without a daemon: the runs' events wait on disk for the next one.
     let o = direct_deploy(&config, "app", &[]);
     assert_eq!(
         o.status.code(),
@@ -451,9 +452,16 @@ fn every_kind_from_a_direct_deploy_with_on_and_projects() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    // Sent by the command itself before it returns.
-    let disc = stand_in.to("/discord/");
-    assert_eq!(disc.len(), 2, "{disc:#?}");
+    let o = direct_deploy(&config, "other", &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stand_in.received().is_empty());
+    let _d = Daemon::start(&config);
+    let disc = stand_in.wait("/discord/", 2, T);
     let events: Vec<String> = disc
         .iter()
         .map(|r| r.json()["content"].as_str().unwrap().to_string())
@@ -466,8 +474,7 @@ fn every_kind_from_a_direct_deploy_with_on_and_projects() {
         disc[1].json()["allowed_mentions"]["parse"],
         serde_json::json!([])
     );
-    let ntfy = stand_in.to("/ntfy/");
-    assert_eq!(ntfy.len(), 1, "only failed is on by default: {ntfy:#?}");
+    let ntfy = stand_in.wait("/ntfy/", 1, T);
     assert_eq!(ntfy[0].header("title"), Some("app: deploy failed"));
     assert_eq!(ntfy[0].header("priority"), Some("high"));
     assert!(ntfy[0].header("tags").unwrap().contains("rotating_light"));
@@ -476,27 +483,7 @@ fn every_kind_from_a_direct_deploy_with_on_and_projects() {
         "{}",
         ntfy[0].text()
     );
-    let cmd_got = lines_of(&out);
-    assert_eq!(cmd_got.len(), 1, "{cmd_got:?}");
-    assert_eq!(cmd_got[0]["event"], "started");
-    assert_eq!(cmd_got[0]["project"], "app");
-    assert!(stand_in.to("/hook").is_empty());
-
-    let o = direct_deploy(&config, "other", &[]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert_eq!(stand_in.to("/discord/").len(), 2, "discord is for app only");
-    assert_eq!(stand_in.to("/ntfy/").len(), 1);
-    let cmd_got = lines_of(&out);
-    assert_eq!(cmd_got.len(), 3);
-    assert_eq!(cmd_got[2]["event"], "succeeded");
-    assert_eq!(cmd_got[2]["outputs"]["url"], "https://other.example.com");
-    let hook = stand_in.to("/hook");
-    assert_eq!(hook.len(), 1);
+    let hook = stand_in.wait("/hook", 1, T);
     assert_eq!(hook[0].json()["event"], "succeeded");
     assert_eq!(hook[0].json()["project"], "other");
     assert_eq!(
@@ -504,9 +491,37 @@ fn every_kind_from_a_direct_deploy_with_on_and_projects() {
         None,
         "no secret, no signature"
     );
-    // Nothing left behind.
-    let status = cli_ok(&config, &["status"], 0);
-    assert!(!status.contains("undelivered"), "{status}");
+    wait_until(T, "the command's three events", || {
+        lines_of(&out).len() >= 3
+    });
+    let cmd_got = lines_of(&out);
+    let seen: Vec<(String, String)> = cmd_got
+        .iter()
+        .map(|d| {
+            (
+                d["project"].as_str().unwrap().into(),
+                d["event"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("app", "started"),
+        ("other", "started"),
+        ("other", "succeeded"),
+    ]
+    .iter()
+    .map(|(p, e)| (p.to_string(), e.to_string()))
+    .collect();
+    assert_eq!(seen, want);
+    assert_eq!(cmd_got[2]["outputs"]["url"], "https://other.example.com");
+    wait_until(T, "the outbox to empty", || {
+        !cli_ok(&config, &["status"], 0).contains("undelivered")
+    });
+    // Filtering: discord is for app only, ntfy only for failures, the
+    // webhook for other's successes only.
+    assert_eq!(stand_in.to("/discord/").len(), 2);
+    assert_eq!(stand_in.to("/ntfy/").len(), 1);
+    assert_eq!(stand_in.to("/hook").len(), 1);
 }
 
 /// Each forge's status API as its documentation shapes it: method, path,
@@ -553,7 +568,6 @@ fn commit_status_on_every_forge() {
             .arg("-c")
             .arg(&config)
             .args(["deploy", name, "--sha", SHA_A])
-            .env("GITEA_TOKEN", "gitea-tok")
             .output()
             .unwrap();
         assert_eq!(
@@ -563,6 +577,12 @@ fn commit_status_on_every_forge() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+    // The daemon sends what the direct runs left.
+    let _d = Daemon::start_with(&config, &[("GITEA_TOKEN", "gitea-tok")]);
+    for name in ["gt", "gl", "bb"] {
+        api.wait(&format!("/{name}/"), 2, T);
+    }
+    api.wait("/gh/", 3, T);
     // Gitea / Forgejo.
     let gt = api.to("/gt/");
     assert_eq!(states(&gt, "state"), ["pending", "success"]);

@@ -1,7 +1,7 @@
-//! Running deploys (SPEC §4): coalescing, the lock against overlapping runs
-//! (daemon, manual through the daemon, manual without it), timeouts that stop
-//! the whole process group, leftovers, the script's environment, `parallel`
-//! and `keep_runs`.
+//! Running deploys (README, *What the script gets* and *Guarantees and how they
+//! are kept*): coalescing, the lock against overlapping runs (daemon, manual
+//! through the daemon, manual without it), timeouts that stop the whole process
+//! group, leftovers, the script's environment, `parallel` and `keep_runs`.
 //!
 //! Runs are held open with gate files rather than sleeps: a gated script
 //! writes `start …` to a marker file, waits until its gate file exists, and

@@ -185,6 +185,7 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
                     .map(Cow::into_owned)
                     .unwrap_or_default(),
                 pusher: p.user_username.map(Cow::into_owned).unwrap_or_default(),
+                delivery: String::new(),
             }])
         }
         other => Event::Other(other.to_string()),
@@ -486,6 +487,7 @@ pub(crate) mod tests {
                 after: after.clone(),
                 repository: "mike/diaspora".into(),
                 pusher: "jsmith".into(),
+                delivery: String::new(),
                 deleted: false,
             }
         );

@@ -186,18 +186,19 @@ impl Document {
             let b = humantime::parse_rfc3339(end).ok()?;
             Some(b.duration_since(a).ok()?.as_millis() as u64)
         });
+        let push = &run.request.push;
         Document {
             event: event.name.to_string(),
-            project: run.project.clone(),
+            project: run.project().to_string(),
             run_id: run.id,
             status: run.status.to_string(),
-            trigger: run.trigger.to_string(),
-            git_ref: run.git_ref.clone(),
-            sha: run.sha.clone(),
-            before: run.before.clone(),
-            repository: run.repository.clone(),
-            pusher: run.pusher.clone(),
-            delivery: run.delivery.clone(),
+            trigger: run.request.trigger.to_string(),
+            git_ref: push.git_ref.clone(),
+            sha: push.after.clone(),
+            before: push.before.clone(),
+            repository: push.repository.clone(),
+            pusher: push.pusher.clone(),
+            delivery: push.delivery.clone(),
             started_at: run.started_at.clone(),
             finished_at: run.finished_at.clone(),
             duration_ms,
@@ -363,7 +364,7 @@ fn hint(kind: NotifyKind) -> &'static str {
 pub fn document_for(run: &Run, history: &crate::history::History) -> Option<Document> {
     let previous = if run.status == Status::Succeeded {
         history
-            .list(&run.project, Some(20))
+            .list(run.project(), Some(20))
             .unwrap_or_default()
             .into_iter()
             .find(|r| r.id < run.id && r.status != Status::Running)
