@@ -100,7 +100,7 @@ struct Record {
     pid: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     coalesced: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     outputs: BTreeMap<String, String>,
 }
 
