@@ -770,6 +770,7 @@ fn the_script_gets_exactly_the_documented_environment() {
         "DEPLOY_PUSHER",
         "DEPLOY_DELIVERY",
         "DEPLOY_LOG",
+        "DEPLOY_OUTPUT",
     ]
     .into_iter()
     .collect();
@@ -798,6 +799,10 @@ fn the_script_gets_exactly_the_documented_environment() {
         ("DEPLOY_PUSHER", "octocat".to_string()),
         ("DEPLOY_DELIVERY", "env-1".to_string()),
         ("DEPLOY_LOG", run["log"].as_str().unwrap().to_string()),
+        (
+            "DEPLOY_OUTPUT",
+            run["log"].as_str().unwrap().replace(".log", ".output"),
+        ),
     ];
     for (k, v) in want {
         assert_eq!(env.get(k), Some(&v), "{k}; environment:\n{shown}");
