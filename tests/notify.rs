@@ -17,6 +17,8 @@ use hmac::{KeyInit, Mac};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
+/// A third commit: the same push twice is a replay, answered `duplicate`.
+const SHA_C: &str = "cccccccccccccccccccccccccccccccccccccccc";
 
 #[test]
 fn script_outputs_are_recorded_and_shown() {
@@ -391,7 +393,7 @@ fn failure_then_recovery_reaches_chat_webhook_and_commit() {
     assert_eq!(statuses[3].json()["target_url"], "https://app.example.com");
 
     // All is well again: no message for a plain success (default `on`).
-    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "d-3").0, 202);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_C, "d-3").0, 202);
     wait_runs(&config, "app", 3, T);
     stand_in.wait("/github/", 6, T);
     assert_eq!(stand_in.to("/slack/").len(), 2);
@@ -735,7 +737,7 @@ fn hanging_target_delays_nothing() {
         &format!("{}{targets}", project("app", &script, "")),
     );
     let mut d = Daemon::start(&config);
-    for (i, sha) in [SHA_A, SHA_B, SHA_A].iter().enumerate() {
+    for (i, sha) in [SHA_A, SHA_B, SHA_C].iter().enumerate() {
         let t = Instant::now();
         let (code, _) = d.push("app", "refs/heads/main", sha, &format!("d-{i}"));
         assert_eq!(code, 202);
