@@ -221,11 +221,10 @@ fn check(config: &Config) -> Result<()> {
     );
     for p in config.projects.values() {
         outln!(
-            "  {}: POST {}  ({} push to {}{}; script {}; {})",
+            "  {}: POST {}  ({} push{}; script {}; {})",
             p.name,
             p.hook_path(),
             p.provider,
-            p.branch,
             p.repository
                 .as_ref()
                 .map(|r| format!(" of {r}"))
@@ -233,6 +232,7 @@ fn check(config: &Config) -> Result<()> {
             p.script.display(),
             p.secret_source
         );
+        outln!("    deploys: {}", p.triggers());
         if let Some(previous) = &p.previous_source {
             outln!(
                 "    secret rotation under way: {} and {previous} are both accepted; \
@@ -925,7 +925,8 @@ async fn deploy_direct(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let req = Request::manual(seq, p, git_ref, sha, user());
+    let req =
+        Request::manual(seq, p, git_ref, sha, user()).map_err(|e| Failure::Usage(anyhow!(e)))?;
     lifecycle.queued(&req).await;
     let mut direct = Direct {
         history: &history,

@@ -170,7 +170,10 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             if shared.stopping() {
                 return send(&mut w, &Reply::Error("deployd is stopping".into())).await;
             }
-            let req = QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user);
+            let req = match QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user) {
+                Ok(req) => req,
+                Err(e) => return send(&mut w, &Reply::Error(e)).await,
+            };
             let seq = req.seq;
             let req_copy = req.clone();
             // Asked before queueing, so the run found is the one before ours.
