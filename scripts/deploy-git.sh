@@ -17,6 +17,7 @@
 # Reads, from deployd: DEPLOY_BRANCH or DEPLOY_TAG (one is required),
 # DEPLOY_SHA (the pushed commit, empty for a manual run), DEPLOY_PROJECT,
 # DEPLOY_RUN_ID, DEPLOY_TRIGGER.
+# Writes to DEPLOY_OUTPUT: sha (the commit deployed) and summary (its subject).
 # Reads, from the project's `env`:
 #   DEPLOY_REMOTE   the remote to fetch from (default: origin)
 #   DEPLOY_BUILD    optional command, run with `sh -c` after the checkout
@@ -159,6 +160,11 @@ subject=$(git log -1 --format=%s "$tip")
 log "pushed ${pushed_label} deployed ${tip} (${subject})"
 
 export DEPLOY_COMMIT=$tip
+# Tell deployd what went out (it may be newer than the push): notifications
+# and the commit status on the forge name this commit.
+if [[ -n ${DEPLOY_OUTPUT:-} ]]; then
+    printf 'sha=%s\nsummary=%s\n' "$tip" "${subject//$'\n'/ }" >>"$DEPLOY_OUTPUT"
+fi
 
 # run_step NAME COMMAND: one line before, and a failure that names the step and
 # keeps its exit status, so the log says what broke without guessing.

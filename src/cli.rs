@@ -104,6 +104,15 @@ pub enum Command {
         #[arg(long)]
         header: bool,
     },
+    /// Send a test notification to every `[notify.NAME]` target (or the
+    /// one named) and print each target's answer.
+    ///
+    /// Sent at once, not through the outbox: nothing is retried. Exits 1 if
+    /// a target did not take it.
+    NotifyTest {
+        /// The target, as named in the config [default: all]
+        target: Option<String>,
+    },
     /// Print this help, or the help of the given command.
     Help {
         /// The command to explain.

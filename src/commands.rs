@@ -18,7 +18,7 @@ use crate::history::{History, Run, Status};
 use crate::lifecycle::{Caller, Lifecycle, NotRun};
 use crate::lock::{self, RunLock};
 use crate::queue::{self, Request};
-use crate::{daemon, forge, fsutil};
+use crate::{daemon, forge, fsutil, notify, outbox};
 
 /// Prints a line on stdout; a closed pipe (`deployd history | head`) ends
 /// the command quietly instead of panicking like `println!`.
@@ -82,7 +82,11 @@ pub fn run(cli: Cli) -> Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(daemon::serve(config)).map_err(Failure::Runtime)
+            let served = rt.block_on(daemon::serve(config)).map_err(Failure::Runtime);
+            // A notification being sent to a hanging target must not hold
+            // up the stop: it is on disk and is sent again at the next start.
+            rt.shutdown_timeout(Duration::from_secs(1));
+            served
         }
         Command::Check => check(&load(&path)?),
         Command::Reload => reload(&path.path),
@@ -108,6 +112,7 @@ pub fn run(cli: Cli) -> Result<()> {
             sha,
             no_wait,
         } => deploy(&load_quiet(&path)?, &project, git_ref, sha, !no_wait),
+        Command::NotifyTest { target } => notify_test(&load(&path)?, target.as_deref()),
         Command::Help { command } => help(command.as_deref()),
     }
 }
@@ -239,6 +244,40 @@ fn check(config: &Config) -> Result<()> {
             let nets: Vec<String> = allow.iter().map(ToString::to_string).collect();
             outln!("    allow_from {}", nets.join(", "));
         }
+        if let Some(r) = &p.report {
+            outln!(
+                "    report: {} {} at {} as {:?} ({})",
+                p.provider,
+                match &r.environment {
+                    Some(e) => format!("deployment to {e}"),
+                    None => "commit status".into(),
+                },
+                r.api_url,
+                r.context,
+                r.token_source
+            );
+        }
+    }
+    for t in config.notify.values() {
+        outln!(
+            "  notify {}: {} on {}; {}; {}",
+            t.name,
+            t.kind.name(),
+            t.on.join(", "),
+            match &t.projects {
+                Some(ps) => format!("projects {}", ps.join(", ")),
+                None => "every project".into(),
+            },
+            if t.command.is_empty() {
+                let mut s = t.url_source.clone();
+                if let Some(k) = &t.secret_source {
+                    s.push_str(&format!(", signed ({k})"));
+                }
+                s
+            } else {
+                format!("runs {}", t.command[0])
+            }
+        );
     }
     if let Some(w) = &config.web {
         outln!(
@@ -258,6 +297,62 @@ fn check(config: &Config) -> Result<()> {
                 "behind the token"
             }
         );
+    }
+    Ok(())
+}
+
+/// `deployd notify-test [TARGET]`: one test message to each target, sent
+/// now; prints each answer.
+fn notify_test(config: &Config, only: Option<&str>) -> Result<()> {
+    if let Some(name) = only
+        && !config.notify.contains_key(name)
+    {
+        let known: Vec<&str> = config.notify.keys().map(String::as_str).collect();
+        return Err(Failure::Usage(anyhow!(
+            "no target {name:?} in {} (targets: {})",
+            config.path.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    if config.notify.is_empty() {
+        return Err(Failure::Usage(anyhow!(
+            "{} has no [notify.NAME] target",
+            config.path.display()
+        )));
+    }
+    let project = config
+        .projects
+        .keys()
+        .next()
+        .cloned()
+        .unwrap_or_else(|| "deployd".into());
+    let doc = notify::Document::test(&project);
+    let mut failed = 0;
+    for t in config.notify.values() {
+        if only.is_some_and(|n| n != t.name) {
+            continue;
+        }
+        let said = match notify::send(t, &doc) {
+            crate::http_client::Attempt::Delivered(a) => format!("delivered ({a})"),
+            crate::http_client::Attempt::Retry { error, .. } => {
+                failed += 1;
+                format!("FAILED ({error}); a real notification would be tried again")
+            }
+            crate::http_client::Attempt::Refused { error, hint } => {
+                failed += 1;
+                format!("REFUSED ({error}): {hint}")
+            }
+        };
+        outln!("{} ({}): {said}", t.name, t.kind.name());
+    }
+    if failed > 0 {
+        return Err(Failure::Runtime(anyhow!(
+            "{failed} target(s) did not take the test notification"
+        )));
     }
     Ok(())
 }
@@ -451,6 +546,25 @@ fn status(config: &Config, json: bool) -> Result<()> {
             ),
             None => outln!("  last:    never run"),
         }
+        if let Some(r) = &p.last {
+            for line in outputs_lines(r) {
+                outln!("           {line}");
+            }
+        }
+    }
+    let undelivered = outbox::undelivered(&config.server.state_dir);
+    if !undelivered.is_empty() {
+        outln!("undelivered notifications and statuses:");
+        for (target, t) in undelivered {
+            outln!(
+                "  {target}: {} waiting, {} given up{}",
+                t.pending,
+                t.failed,
+                t.last_error
+                    .map(|e| format!(" (last: {e})"))
+                    .unwrap_or_default()
+            );
+        }
     }
     Ok(())
 }
@@ -549,8 +663,20 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
                 &r.request.push.delivery
             }
         );
+        for line in outputs_lines(&r) {
+            outln!("{:>5}  {line}", "");
+        }
     }
     Ok(())
+}
+
+/// A run's script outputs (README, "Script outputs"), one `key: value`
+/// line each, for `history` and `status`.
+fn outputs_lines(run: &Run) -> Vec<String> {
+    run.outputs
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect()
 }
 
 fn logs(config: &Config, name: &str, id: Option<u64>, follow: bool) -> Result<()> {

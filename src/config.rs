@@ -93,6 +93,8 @@ pub struct Config {
     /// The `[web]` table: the status page and `/metrics`; `None` when absent
     /// (the page is off unless configured).
     pub web: Option<Web>,
+    /// Notification targets, `[notify.NAME]` (README, "Notifications").
+    pub notify: BTreeMap<String, NotifyTarget>,
     /// Things worth telling the operator that do not stop the daemon
     /// (an inline secret in a readable file, for example).
     pub warnings: Vec<String>,
@@ -216,6 +218,109 @@ pub struct Project {
     pub env: BTreeMap<String, String>,
     /// Run records and logs kept per project.
     pub keep_runs: usize,
+    /// Where runs report their outcome on the forge, `[projects.NAME.report]`.
+    pub report: Option<Report>,
+}
+
+/// A secret value read from one of the four sources (a token, or a URL
+/// that is itself a secret): never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The kinds of notification target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyKind {
+    /// POST the documented JSON document, signed when a secret is set.
+    Webhook,
+    /// A Slack incoming webhook.
+    Slack,
+    /// A Discord webhook.
+    Discord,
+    /// An ntfy topic.
+    Ntfy,
+    /// A local command, with the JSON document on stdin.
+    Command,
+}
+
+impl NotifyKind {
+    /// Every kind with its name in the config.
+    pub const ALL: [(NotifyKind, &'static str); 5] = [
+        (NotifyKind::Webhook, "webhook"),
+        (NotifyKind::Slack, "slack"),
+        (NotifyKind::Discord, "discord"),
+        (NotifyKind::Ntfy, "ntfy"),
+        (NotifyKind::Command, "command"),
+    ];
+
+    /// Its name in the config.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("webhook", |(_, n)| n)
+    }
+}
+
+/// One `[notify.NAME]` table.
+#[derive(Debug, Clone)]
+pub struct NotifyTarget {
+    /// Its name.
+    pub name: String,
+    /// What it is.
+    pub kind: NotifyKind,
+    /// Where to send (every kind but `command`); often a secret itself.
+    pub url: Option<Secret>,
+    /// Where the URL came from, for `check` (never the URL).
+    pub url_source: String,
+    /// Signs webhook bodies (`X-Deployd-Signature-256`).
+    pub key: Option<Key>,
+    /// Where the secret came from, for `check`.
+    pub secret_source: Option<String>,
+    /// The events it gets (names from `notify::EVENTS`).
+    pub on: Vec<String>,
+    /// The projects it hears about; `None`: all.
+    pub projects: Option<Vec<String>>,
+    /// `command`: the program and its arguments (no shell).
+    pub command: Vec<String>,
+    /// `command`: how long it may take.
+    pub timeout: Duration,
+}
+
+impl NotifyTarget {
+    /// Whether `event` of `project` is for this target. A `recovered` run
+    /// also succeeded: a target that asks for `succeeded` gets it too.
+    pub fn wants(&self, event: &str, project: &str) -> bool {
+        let project_ok = self
+            .projects
+            .as_ref()
+            .is_none_or(|ps| ps.iter().any(|p| p == project));
+        let event_ok = self
+            .on
+            .iter()
+            .any(|e| e == event || (event == "recovered" && e == "succeeded"));
+        project_ok && event_ok
+    }
+}
+
+/// One `[projects.NAME.report]` table: the commit status on the forge.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The API token.
+    pub token: Secret,
+    /// Where the token came from, for `check`.
+    pub token_source: String,
+    /// The API's base URL (a default per provider).
+    pub api_url: String,
+    /// The status's name on the commit.
+    pub context: String,
+    /// GitHub: report as a deployment to this environment instead.
+    pub environment: Option<String>,
 }
 
 impl Config {
@@ -282,6 +387,8 @@ struct RawConfig {
     #[serde(default)]
     projects: BTreeMap<String, RawProject>,
     web: Option<RawWeb>,
+    #[serde(default)]
+    notify: BTreeMap<String, RawNotify>,
 }
 
 #[derive(Deserialize)]
@@ -296,6 +403,36 @@ struct RawWeb {
     public_url: Option<Text>,
     actions: Option<bool>,
     metrics_public: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    kind: Option<Text>,
+    url: Option<SecretText>,
+    url_file: Option<PathText>,
+    url_env: Option<Text>,
+    url_credential: Option<Text>,
+    secret: Option<SecretText>,
+    secret_file: Option<PathText>,
+    secret_env: Option<Text>,
+    secret_credential: Option<Text>,
+    on: Option<Args>,
+    projects: Option<Args>,
+    command: Option<Args>,
+    timeout: Option<Human>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    token: Option<SecretText>,
+    token_file: Option<PathText>,
+    token_env: Option<Text>,
+    token_credential: Option<Text>,
+    api_url: Option<Text>,
+    context: Option<Text>,
+    environment: Option<Text>,
 }
 
 #[derive(Deserialize, Default)]
@@ -347,6 +484,7 @@ struct RawProject {
     #[serde(default)]
     env: Env,
     keep_runs: Option<Count>,
+    report: Option<RawReport>,
 }
 
 /// A value as the file wrote it, in words, for "expected …, found …".
@@ -696,16 +834,21 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         error,
     })?;
     let mut config = parse(&text, path, &SystemSecrets)?;
-    if (config.projects.values().any(|p| {
+    let inline = config.projects.values().any(|p| {
         p.secret_source == INLINE_SOURCE
             || p.previous_source.as_deref() == Some(&format!("previous {INLINE_SOURCE}"))
+            || p.report
+                .as_ref()
+                .is_some_and(|r| r.token_source == "token inline in the config")
+    }) || config.notify.values().any(|n| {
+        n.url_source == "url inline in the config"
+            || n.secret_source.as_deref() == Some(INLINE_SOURCE)
     }) || config
         .web
         .as_ref()
         .and_then(|w| w.token.as_ref())
-        .is_some_and(|t| t.source == INLINE_SOURCE.replacen("secret", "token", 1)))
-        && readable_by_others(path)
-    {
+        .is_some_and(|t| t.source == INLINE_SOURCE.replacen("secret", "token", 1));
+    if inline && readable_by_others(path) {
         config.warnings.push(format!(
             "{}: holds an inline secret but is readable by group or others; \
              use secret_file or secret_credential, or chmod 600 it",
@@ -1015,6 +1158,61 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                     .map(|c| SecretSource::Credential(c.0)),
             ],
         )?;
+        let report = match p.report {
+            None => None,
+            Some(r) => {
+                let rk = |key: &'static str| ["projects", name.as_str(), "report", key];
+                let source = one_source(
+                    "token",
+                    [
+                        r.token.map(|t| SecretSource::Inline(t.0)),
+                        r.token_file.map(|f| SecretSource::File(resolve(&f.0))),
+                        r.token_env.map(|v| SecretSource::Env(v.0)),
+                        r.token_credential.map(|c| SecretSource::Credential(c.0)),
+                    ],
+                )
+                .map_err(|(key, m)| invalid(&rk(key), m))?
+                .ok_or_else(|| {
+                    invalid(
+                        &["projects", name.as_str(), "report"],
+                        "needs an API token: one of token, token_file, token_env, token_credential"
+                            .into(),
+                    )
+                })?;
+                let token =
+                    read_secret(&source.1, secrets).map_err(|m| invalid(&rk(source.0), m))?;
+                if token.is_empty() {
+                    return Err(invalid(&rk(source.0), "the token is empty".into()));
+                }
+                let api_url = r
+                    .api_url
+                    .map(|u| u.0.trim_end_matches('/').to_string())
+                    .unwrap_or_else(|| forge::default_api_url(provider).to_string());
+                if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+                    return Err(invalid(
+                        &rk("api_url"),
+                        format!("{api_url:?} is not an http(s) URL"),
+                    ));
+                }
+                let environment = r.environment.map(|e| e.0).filter(|e| !e.is_empty());
+                if environment.is_some() && provider != Provider::Github {
+                    return Err(invalid(
+                        &rk("environment"),
+                        "only GitHub has deployments; leave it out for this provider".into(),
+                    ));
+                }
+                Some(Report {
+                    token: Secret(token),
+                    token_source: describe_as("token", &source.1, secrets),
+                    api_url,
+                    context: r
+                        .context
+                        .map(|c| c.0)
+                        .unwrap_or_else(|| format!("deployd/{name}")),
+                    environment,
+                })
+            }
+        };
         let max_age = p.max_age.map_or(server.max_age, |d| d.0);
         if max_age.is_zero() {
             return Err(invalid(&k("max_age"), "must be more than 0s".into()));
@@ -1124,6 +1322,180 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 kill_grace,
                 env: p.env.0,
                 keep_runs: p.keep_runs.map_or(100, |n| n.0),
+                report,
+            },
+        );
+    }
+    let mut notify = BTreeMap::new();
+    for (name, n) in raw.notify {
+        let k = |key: &'static str| ["notify", name.as_str(), key];
+        if let Some(problem) = name_problem(&name) {
+            return Err(invalid(
+                &["notify", &name],
+                format!(
+                    "the target name {name:?} {problem}: it may only hold letters, digits,                      '-', '_' and '.', and may not start with '.'"
+                ),
+            ));
+        }
+        let kinds = || {
+            NotifyKind::ALL
+                .iter()
+                .map(|(_, n)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let kind = match n.kind {
+            None => {
+                return Err(invalid(
+                    &k("kind"),
+                    format!("missing: say what the target is, one of {}", kinds()),
+                ));
+            }
+            Some(t) => NotifyKind::ALL
+                .iter()
+                .find(|(_, n)| *n == t.0)
+                .map(|(k, _)| *k)
+                .ok_or_else(|| {
+                    invalid(
+                        &k("kind"),
+                        format!("{:?} is not a kind of target: one of {}", t.0, kinds()),
+                    )
+                })?,
+        };
+        let url_source = one_source(
+            "url",
+            [
+                n.url.map(|t| SecretSource::Inline(t.0)),
+                n.url_file.map(|f| SecretSource::File(resolve(&f.0))),
+                n.url_env.map(|v| SecretSource::Env(v.0)),
+                n.url_credential.map(|c| SecretSource::Credential(c.0)),
+            ],
+        )
+        .map_err(|(key, m)| invalid(&k(key), m))?;
+        let (url, url_source) = match (kind, url_source) {
+            (NotifyKind::Command, Some((key, _))) => {
+                return Err(invalid(
+                    &k(key),
+                    "a command target has no URL: give `command` instead".into(),
+                ));
+            }
+            (NotifyKind::Command, None) => (None, String::new()),
+            (_, None) => {
+                return Err(invalid(
+                    &k("url"),
+                    "missing: give one of url, url_file, url_env, url_credential".into(),
+                ));
+            }
+            (_, Some((key, source))) => {
+                let url = read_secret(&source, secrets).map_err(|m| invalid(&k(key), m))?;
+                let url = url.trim().to_string();
+                if !(url.starts_with("https://") || url.starts_with("http://"))
+                    && url != "secret not loaded"
+                {
+                    // The URL may be a secret: not repeated.
+                    return Err(invalid(&k(key), "is not an http(s) URL".into()));
+                }
+                (Some(Secret(url)), describe_as("url", &source, secrets))
+            }
+        };
+        let secret = one_source(
+            "secret",
+            [
+                n.secret.map(|t| SecretSource::Inline(t.0)),
+                n.secret_file.map(|f| SecretSource::File(resolve(&f.0))),
+                n.secret_env.map(|v| SecretSource::Env(v.0)),
+                n.secret_credential.map(|c| SecretSource::Credential(c.0)),
+            ],
+        )
+        .map_err(|(key, m)| invalid(&k(key), m))?;
+        let (key, secret_source) = match secret {
+            None => (None, None),
+            Some((skey, _)) if kind != NotifyKind::Webhook => {
+                return Err(invalid(
+                    &k(skey),
+                    "only a webhook target signs what it sends".into(),
+                ));
+            }
+            Some((skey, source)) => {
+                let s = read_secret(&source, secrets).map_err(|m| invalid(&k(skey), m))?;
+                if s.is_empty() {
+                    return Err(invalid(&k(skey), "the secret is empty".into()));
+                }
+                (
+                    Some(Key::new(s.as_bytes())),
+                    Some(describe_source(&source, secrets)),
+                )
+            }
+        };
+        let on = match n.on {
+            None => crate::notify::default_on(),
+            Some(list) => {
+                for e in &list.0 {
+                    if crate::notify::event(e).is_none() {
+                        return Err(invalid(
+                            &k("on"),
+                            format!(
+                                "{e:?} is not an event: one of {}",
+                                crate::notify::event_names().join(", ")
+                            ),
+                        ));
+                    }
+                }
+                list.0
+            }
+        };
+        let target_projects = match n.projects {
+            None => None,
+            Some(list) => {
+                for p in &list.0 {
+                    if !projects.contains_key(p) {
+                        return Err(invalid(
+                            &k("projects"),
+                            format!("{p:?} is not a project of this config"),
+                        ));
+                    }
+                }
+                Some(list.0)
+            }
+        };
+        let command = n.command.map(|c| c.0).unwrap_or_default();
+        match kind {
+            NotifyKind::Command if command.is_empty() => {
+                return Err(invalid(
+                    &k("command"),
+                    "missing: the program to run and its arguments, e.g.                      [\"/usr/local/bin/mail-deploy\", \"ops@example.com\"]"
+                        .into(),
+                ));
+            }
+            NotifyKind::Command => {}
+            _ if !command.is_empty() => {
+                return Err(invalid(
+                    &k("command"),
+                    "only a target of kind \"command\" runs a command".into(),
+                ));
+            }
+            _ => {}
+        }
+        let timeout = n.timeout.map_or(Duration::from_secs(30), |d| d.0);
+        if timeout.is_zero() || timeout > MAX_DURATION {
+            return Err(invalid(
+                &k("timeout"),
+                "must be more than 0s and at most 100 years".into(),
+            ));
+        }
+        notify.insert(
+            name.clone(),
+            NotifyTarget {
+                name: name.clone(),
+                kind,
+                url,
+                url_source,
+                key,
+                secret_source,
+                on,
+                projects: target_projects,
+                command,
+                timeout,
             },
         );
     }
@@ -1229,8 +1601,32 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
         server,
         projects,
         web,
+        notify,
         warnings,
     })
+}
+
+/// At most one of the four sources of a secret value named `what` (`url`,
+/// `secret`, `token`): which key gave it, or an error on the second key.
+fn one_source(
+    what: &'static str,
+    given: [Option<SecretSource>; 4],
+) -> Result<Option<(&'static str, SecretSource)>, (&'static str, String)> {
+    let keys: [&'static str; 4] = match what {
+        "url" => ["url", "url_file", "url_env", "url_credential"],
+        "token" => ["token", "token_file", "token_env", "token_credential"],
+        _ => ["secret", "secret_file", "secret_env", "secret_credential"],
+    };
+    let mut found = None;
+    for (key, source) in keys.into_iter().zip(given) {
+        if let Some(source) = source {
+            if found.is_some() {
+                return Err((key, format!("give exactly one of {}", keys.join(", "))));
+            }
+            found = Some((key, source));
+        }
+    }
+    Ok(found)
 }
 
 /// What is wrong with a project name, if anything, said of the name itself.
@@ -1351,13 +1747,19 @@ const INLINE_SOURCE: &str = "secret inline in the config";
 /// What `deployd check` says of a project's secret: the key, and where the
 /// secret is read from.
 fn describe_source(source: &SecretSource, secrets: &dyn Secrets) -> String {
+    describe_as("secret", source, secrets)
+}
+
+/// Where a secret value named `what` (`secret`, `url`, `token`) is read
+/// from, in the config's words: never the value.
+fn describe_as(what: &str, source: &SecretSource, secrets: &dyn Secrets) -> String {
     match source {
-        SecretSource::Inline(_) => INLINE_SOURCE.into(),
-        SecretSource::File(p) => format!("secret_file {}", p.display()),
-        SecretSource::Env(v) => format!("secret_env ${v}"),
+        SecretSource::Inline(_) => format!("{what} inline in the config"),
+        SecretSource::File(p) => format!("{what}_file {}", p.display()),
+        SecretSource::Env(v) => format!("{what}_env ${v}"),
         SecretSource::Credential(c) => match credential_file(c, secrets) {
-            Some(f) => format!("secret_credential {c} from {}", f.display()),
-            None => format!("secret_credential {c}"),
+            Some(f) => format!("{what}_credential {c} from {}", f.display()),
+            None => format!("{what}_credential {c}"),
         },
     }
 }

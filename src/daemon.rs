@@ -16,6 +16,7 @@ use crate::fsutil;
 use crate::history::History;
 use crate::lifecycle::Lifecycle;
 use crate::lock::StateLock;
+use crate::outbox::{self, Outbox};
 use crate::queue::Queue;
 use crate::server::{self, App};
 use crate::state::Shared;
@@ -96,6 +97,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             bus.subscribe(),
             stop_rx.clone(),
         ));
+    }
+    // Notifications and commit statuses: the outbox writes what each run
+    // event owes to disk as the event comes, and sends it in the background
+    // with the config in force (reloads included).
+    let c = config.clone();
+    let outbox = Arc::new(
+        tokio::task::spawn_blocking(move || Outbox::open(c))
+            .await?
+            .with_context(|| format!("cannot open the outbox in {}", s.state_dir.display()))?,
+    );
+    {
+        let shared = shared.clone();
+        outbox.follow_config(move || shared.config());
+    }
+    tokio::spawn(outbox::follow(
+        bus.subscribe(),
+        outbox.clone(),
+        shared.history.clone(),
+    ));
+    if !outbox.is_empty() {
+        tracing::info!("outbox: {} notification(s) left to send", outbox.len());
+        outbox.start_lanes();
     }
     // Parts that react to runs subscribe to `bus` above this line: the events
     // of direct runs made while no daemon ran are published now, once.

@@ -637,6 +637,7 @@ mod tests {
             finished_at: None,
             log: format!("{id}.log").into(),
             pid: None,
+            outputs: Default::default(),
         }
     }
 

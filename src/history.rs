@@ -5,6 +5,7 @@
 //! `deployd logs app 7`. An id is reserved by creating its record file with
 //! `O_EXCL`, so the daemon and a manual `deployd deploy` never share one.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -70,6 +71,9 @@ pub struct Run {
     pub log: PathBuf,
     /// The script's process id (its process group id too).
     pub pid: Option<u32>,
+    /// What the script wrote to `DEPLOY_OUTPUT` (`url`, `sha`, `summary`),
+    /// read when it ended (README, "Script outputs").
+    pub outputs: BTreeMap<String, String>,
 }
 
 /// A run record as it is written: flat, its request's fields beside its
@@ -98,6 +102,8 @@ struct Record {
     coalesced: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     bodies: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    outputs: BTreeMap<String, String>,
 }
 
 impl From<Record> for Run {
@@ -120,6 +126,7 @@ impl From<Record> for Run {
             finished_at: r.finished_at,
             log: r.log,
             pid: r.pid,
+            outputs: r.outputs,
         }
     }
 }
@@ -151,6 +158,7 @@ impl From<Run> for Record {
             pid: r.pid,
             coalesced,
             bodies,
+            outputs: r.outputs,
         }
     }
 }
@@ -240,6 +248,7 @@ impl History {
             finished_at: None,
             log: log_dir.join(format!("{id}.log")),
             pid: None,
+            outputs: BTreeMap::new(),
         };
         self.save(&run)?;
         Ok(run)
@@ -329,6 +338,7 @@ impl History {
             let log = run
                 .map(|r| r.log)
                 .unwrap_or_else(|| self.log_dir.join(project).join(format!("{id}.log")));
+            let _ = fs::remove_file(crate::outputs::path(&log));
             let _ = fs::remove_file(log);
             fs::remove_file(self.record_path(project, id))?;
             removed += 1;

@@ -8,9 +8,12 @@
 //! (`lock`), record (`history`), script (`runner`), outcome — and publishes
 //! its events (`events`), for the daemon and a direct `deployd deploy`
 //! alike. The daemon's parts share `state` (the one live config). The CLI
-//! ([`commands`]) talks to the daemon over the `control` socket. With
-//! `[web]`, `web` serves a status page and Prometheus metrics on a listener
-//! of its own, fed by the same shared state and run events.
+//! ([`commands`]) talks to the daemon over the `control` socket. Each run's
+//! events reach the durable `outbox`, which sends notifications (`notify`)
+//! and commit statuses over `http_client`; a script's `outputs` are kept
+//! in its record. With `[web]`, `web` serves a status page and Prometheus
+//! metrics on a listener of its own, fed by the same shared state and run
+//! events.
 //!
 //! The crate's interface is what the binary, the benchmarks and the fuzz
 //! targets use; every other module is `pub(crate)`.
@@ -29,10 +32,14 @@ pub mod filter;
 pub mod forge;
 pub(crate) mod fsutil;
 pub(crate) mod history;
+pub(crate) mod http_client;
 pub(crate) mod lifecycle;
 pub(crate) mod lock;
 pub mod logging;
 pub(crate) mod metrics;
+pub(crate) mod notify;
+pub(crate) mod outbox;
+pub(crate) mod outputs;
 pub mod pattern;
 pub mod push;
 pub(crate) mod queue;

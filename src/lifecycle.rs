@@ -148,7 +148,7 @@ impl Lifecycle {
             }
         }
         let mut pid = None;
-        let outcome = runner::run(project, &run, &lock, stop, |p| pid = Some(p)).await;
+        let outcome = runner::run(project, &mut run, &lock, stop, |p| pid = Some(p)).await;
         run.pid = pid;
         crate::fault::point(crate::fault::BEFORE_RECORD).await;
         outcome.apply(&mut run);

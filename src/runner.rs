@@ -92,6 +92,12 @@ pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
         ("DEPLOY_TRIGGER", req.trigger.to_string()),
         ("DEPLOY_DELIVERY", req.push.delivery.clone()),
         ("DEPLOY_LOG", run.log.to_string_lossy().into_owned()),
+        (
+            "DEPLOY_OUTPUT",
+            crate::outputs::path(&run.log)
+                .to_string_lossy()
+                .into_owned(),
+        ),
     ]
     .into_iter()
     .chain(req.push.env())
@@ -136,27 +142,57 @@ pub fn header(run: &Run) -> String {
 
 /// Runs `project`'s script for `run` under `lock`, its output appended to
 /// the run's log after the lines the run lifecycle wrote there first. `stop` turning true
-/// interrupts it (daemon shutdown). `spawned` gets the script's pid.
+/// interrupts it (daemon shutdown). `spawned` gets the script's pid. What
+/// the script wrote to `DEPLOY_OUTPUT` ends up in `run.outputs`.
 pub async fn run(
+    project: &Project,
+    run: &mut Run,
+    lock: &RunLock,
+    stop: watch::Receiver<bool>,
+    spawned: impl FnOnce(u32),
+) -> Outcome {
+    let output_path = crate::outputs::path(&run.log);
+    // Created empty (owner-only) so that `>>"$DEPLOY_OUTPUT"` works and no
+    // one else reads what the script writes there.
+    let _ = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(fsutil::STATE_MODE)
+        .open(&output_path);
+    let (outcome, started, log) = run_script(project, run, lock, stop, spawned).await;
+    let (outputs, warnings) = crate::outputs::collect(&output_path);
+    run.outputs = outputs;
+    if let Some(mut log) = log {
+        for w in &warnings {
+            log_line(&mut log, w);
+        }
+        log_line(&mut log, &summary(run, &outcome, started));
+    }
+    outcome
+}
+
+async fn run_script(
     project: &Project,
     run: &Run,
     lock: &RunLock,
     mut stop: watch::Receiver<bool>,
     spawned: impl FnOnce(u32),
-) -> Outcome {
+) -> (Outcome, Instant, Option<File>) {
     let started = Instant::now();
     let mut log = match open_log(run) {
         Ok(f) => f,
-        Err(e) => return Outcome::NotStarted(format!("cannot open {}: {e}", run.log.display())),
+        Err(e) => {
+            let outcome = Outcome::NotStarted(format!("cannot open {}: {e}", run.log.display()));
+            return (outcome, started, None);
+        }
     };
     let mut child = match spawn(project, run, lock, &log) {
         Ok(c) => c,
         Err(e) => {
             let msg = not_started(project, &e);
             log_line(&mut log, &msg);
-            let outcome = Outcome::NotStarted(msg);
-            log_line(&mut log, &summary(run, &outcome, started));
-            return outcome;
+            return (Outcome::NotStarted(msg), started, Some(log));
         }
     };
     let pid = child.id().unwrap_or(0);
@@ -211,8 +247,7 @@ pub async fn run(
             ),
         );
     }
-    log_line(&mut log, &summary(run, &outcome, started));
-    outcome
+    (outcome, started, Some(log))
 }
 
 /// The last line deployd writes into a run's log: how it ended.

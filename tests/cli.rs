@@ -677,7 +677,14 @@ fn help_mentions_every_command_and_option() {
     let out = run(&["--help"], &[], None);
     let (stdout, _) = expect_code(&out, 0, "deployd --help");
     for cmd in [
-        "serve", "deploy", "check", "status", "history", "logs", "sign",
+        "serve",
+        "deploy",
+        "check",
+        "status",
+        "history",
+        "logs",
+        "sign",
+        "notify-test",
     ] {
         assert!(
             stdout
@@ -700,6 +707,7 @@ fn help_mentions_every_command_and_option() {
         ("history", vec!["PROJECT", "--limit", "--json"]),
         ("logs", vec!["PROJECT", "RUN_ID", "--follow", "-f"]),
         ("sign", vec!["PROJECT", "FILE"]),
+        ("notify-test", vec!["TARGET"]),
     ] {
         let out = run(&[cmd, "--help"], &[], None);
         let (stdout, _) = expect_code(&out, 0, &format!("deployd {cmd} --help"));

@@ -770,6 +770,7 @@ fn the_script_gets_exactly_the_documented_environment() {
         "DEPLOY_PUSHER",
         "DEPLOY_DELIVERY",
         "DEPLOY_LOG",
+        "DEPLOY_OUTPUT",
         "DEPLOY_TAG",
         "DEPLOY_FORCED",
         "DEPLOY_MESSAGE",
@@ -805,6 +806,10 @@ fn the_script_gets_exactly_the_documented_environment() {
         // The head commit's first line, kept through the queue and the record.
         ("DEPLOY_MESSAGE", "Deploy me".to_string()),
         ("DEPLOY_LOG", run["log"].as_str().unwrap().to_string()),
+        (
+            "DEPLOY_OUTPUT",
+            run["log"].as_str().unwrap().replace(".log", ".output"),
+        ),
     ];
     for (k, v) in want {
         assert_eq!(env.get(k), Some(&v), "{k}; environment:\n{shown}");

@@ -184,6 +184,65 @@ fn change(c: BbChange<'_>, repository: &str, pusher: &str) -> Push {
     }
 }
 
+/// Bitbucket Cloud build statuses:
+/// `POST /2.0/repositories/{workspace}/{repo}/commit/{sha}/statuses/build`
+/// with `key`, `state` (`INPROGRESS`, `SUCCESSFUL`, `FAILED`), `name`,
+/// `url` (required: `outputs.url`, else the commit's page) and
+/// `description`. A token holding `:` is `user:app-password` (Basic);
+/// otherwise it is an access token (Bearer).
+pub(super) fn report(
+    api_url: &str,
+    token: &str,
+    s: &super::StatusReport,
+) -> crate::http_client::Attempt {
+    use super::CommitState::*;
+    use base64::Engine;
+    let state = match s.state {
+        Pending => "INPROGRESS",
+        Success => "SUCCESSFUL",
+        Failure | Error => "FAILED",
+    };
+    let auth = if token.contains(':') {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(token)
+        )
+    } else {
+        format!("Bearer {token}")
+    };
+    // Keys are at most 40 characters.
+    let key: String = s.context.chars().take(40).collect();
+    let requests =
+        s.shas
+            .iter()
+            .map(|sha| {
+                let url = s.target_url.clone().unwrap_or_else(|| {
+                    format!("https://bitbucket.org/{}/commits/{sha}", s.repository)
+                });
+                let body = serde_json::json!({
+                    "key": key,
+                    "state": state,
+                    "name": s.context,
+                    "url": url,
+                    "description": s.description,
+                });
+                crate::http_client::Request::json(
+                    &format!(
+                        "{api_url}/2.0/repositories/{}/commit/{sha}/statuses/build",
+                        s.repository
+                    ),
+                    &body,
+                )
+                .header("Authorization", auth.clone())
+            })
+            .collect();
+    super::send_all(
+        requests,
+        "check the report token (Bitbucket: an access token with repository:write, \
+         or user:app-password), api_url, and the project's repository (workspace/slug)",
+    )
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

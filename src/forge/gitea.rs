@@ -88,6 +88,48 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
     })
 }
 
+/// Gitea and Forgejo commit statuses: `POST /repos/{owner}/{repo}/statuses/{sha}`
+/// with `Authorization: token <token>` and `state` (`pending`, `success`,
+/// `failure`, `error`), `target_url`, `description`, `context`.
+pub(super) fn report(
+    api_url: &str,
+    token: &str,
+    s: &super::StatusReport,
+) -> crate::http_client::Attempt {
+    use super::CommitState::*;
+    let state = match s.state {
+        Pending => "pending",
+        Success => "success",
+        Failure => "failure",
+        Error => "error",
+    };
+    let requests = s
+        .shas
+        .iter()
+        .map(|sha| {
+            let mut body = serde_json::json!({
+                "state": state,
+                "description": s.description,
+                "context": s.context,
+            });
+            if let Some(u) = &s.target_url {
+                body["target_url"] = serde_json::json!(u);
+            }
+            crate::http_client::Request::json(
+                &format!("{api_url}/repos/{}/statuses/{sha}", s.repository),
+                &body,
+            )
+            .header("Authorization", format!("token {token}"))
+            .header("Accept", "application/json")
+        })
+        .collect();
+    super::send_all(
+        requests,
+        "check the report token (Gitea/Forgejo: scope write:repository), \
+         api_url, and the project's repository",
+    )
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -236,6 +236,137 @@ fn read_push_at(
     Ok((push, pushed_at))
 }
 
+/// What to check when GitHub refuses a status.
+const REPORT_HINT: &str = "check the report token (fine-grained: \"Commit statuses: write\", \
+     or \"Deployments: write\" with environment), api_url, and the project's repository";
+
+/// The headers of every GitHub API call.
+fn api(req: crate::http_client::Request, token: &str) -> crate::http_client::Request {
+    req.header("Authorization", format!("Bearer {token}"))
+        .header("Accept", "application/vnd.github+json")
+        .header("X-GitHub-Api-Version", "2022-11-28")
+}
+
+/// GitHub: a commit status (`POST /repos/{owner}/{repo}/statuses/{sha}`:
+/// `state` `pending` → `success`/`failure`/`error`, `target_url`,
+/// `description`, `context`), or with `environment`, a deployment
+/// (`POST /repos/{o}/{r}/deployments` with the sha, `auto_merge: false`,
+/// `required_contexts: []`, the environment) and its statuses
+/// (`in_progress` → `success`/`failure`/`error`, `environment_url`). The
+/// deployment's id is kept in `store` between the run's start and end.
+pub(super) fn report(
+    api_url: &str,
+    token: &str,
+    s: &super::StatusReport,
+    store: &std::path::Path,
+) -> crate::http_client::Attempt {
+    use super::CommitState::*;
+    use crate::http_client::{Attempt, Request};
+    let description: String = s.description.chars().take(140).collect();
+    let Some(environment) = &s.environment else {
+        let state = match s.state {
+            Pending => "pending",
+            Success => "success",
+            Failure => "failure",
+            Error => "error",
+        };
+        let requests = s
+            .shas
+            .iter()
+            .map(|sha| {
+                let mut body = serde_json::json!({
+                    "state": state,
+                    "description": description,
+                    "context": s.context,
+                });
+                if let Some(u) = &s.target_url {
+                    body["target_url"] = serde_json::json!(u);
+                }
+                api(
+                    Request::json(
+                        &format!("{api_url}/repos/{}/statuses/{sha}", s.repository),
+                        &body,
+                    ),
+                    token,
+                )
+            })
+            .collect();
+        return super::send_all(requests, REPORT_HINT);
+    };
+    let state = match s.state {
+        Pending => "in_progress",
+        Success => "success",
+        Failure => "failure",
+        Error => "error",
+    };
+    // The deployment is of the commit that goes out: the last of `shas`.
+    let Some(sha) = s.shas.last() else {
+        return Attempt::Delivered("no commit".into());
+    };
+    let kept = store.join(format!("github-deployment-{}-{}", s.project, s.run_id));
+    let id = match std::fs::read_to_string(&kept)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    {
+        Some(id) => id,
+        None => {
+            let body = serde_json::json!({
+                "ref": sha,
+                "environment": environment,
+                "auto_merge": false,
+                "required_contexts": [],
+                "description": description,
+            });
+            let req = api(
+                Request::json(
+                    &format!("{api_url}/repos/{}/deployments", s.repository),
+                    &body,
+                ),
+                token,
+            );
+            let resp = match crate::http_client::send(&req) {
+                Ok(r) => r,
+                Err(error) => return Attempt::Retry { error, after: None },
+            };
+            let attempt = Attempt::from_response(&resp, REPORT_HINT);
+            if !matches!(attempt, Attempt::Delivered(_)) {
+                return attempt;
+            }
+            let Some(id) = serde_json::from_str::<serde_json::Value>(&resp.body)
+                .ok()
+                .and_then(|v| v["id"].as_u64())
+            else {
+                return Attempt::Refused {
+                    error: format!("HTTP {}: no deployment id in the answer", resp.status),
+                    hint: REPORT_HINT.into(),
+                };
+            };
+            let _ = crate::fsutil::write_atomic(&kept, id.to_string().as_bytes());
+            id
+        }
+    };
+    let mut body = serde_json::json!({
+        "state": state,
+        "description": description,
+        "environment": environment,
+    });
+    if let Some(u) = &s.target_url {
+        body["environment_url"] = serde_json::json!(u);
+    }
+    let req = api(
+        Request::json(
+            &format!("{api_url}/repos/{}/deployments/{id}/statuses", s.repository),
+            &body,
+        ),
+        token,
+    );
+    let attempt = super::send_all(vec![req], REPORT_HINT);
+    if s.state != Pending && matches!(attempt, Attempt::Delivered(_)) {
+        let _ = std::fs::remove_file(&kept);
+    }
+    attempt
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

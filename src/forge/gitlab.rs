@@ -252,6 +252,48 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
     })
 }
 
+/// GitLab commit statuses: `POST /projects/{url-encoded path}/statuses/{sha}`
+/// with `PRIVATE-TOKEN` and `state` (`running`, `success`, `failed`),
+/// `name`, `target_url`, `description`.
+pub(super) fn report(
+    api_url: &str,
+    token: &str,
+    s: &super::StatusReport,
+) -> crate::http_client::Attempt {
+    use super::CommitState::*;
+    let state = match s.state {
+        Pending => "running",
+        Success => "success",
+        Failure | Error => "failed",
+    };
+    let project: String =
+        form_urlencoded::byte_serialize(s.repository.as_bytes()).collect::<String>();
+    let requests = s
+        .shas
+        .iter()
+        .map(|sha| {
+            let mut body = serde_json::json!({
+                "state": state,
+                "name": s.context,
+                "description": s.description,
+            });
+            if let Some(u) = &s.target_url {
+                body["target_url"] = serde_json::json!(u);
+            }
+            crate::http_client::Request::json(
+                &format!("{api_url}/projects/{project}/statuses/{sha}"),
+                &body,
+            )
+            .header("PRIVATE-TOKEN", token)
+        })
+        .collect();
+    super::send_all(
+        requests,
+        "check the report token (GitLab: a project or personal access token with scope api, \
+         role Developer or more), api_url, and the project's repository (the full path)",
+    )
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -420,3 +420,92 @@ mod tests {
         }
     }
 }
+
+/// What a commit status says (each forge has its own words for these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitState {
+    /// Under way (GitHub/Gitea `pending`, GitLab `running`, Bitbucket
+    /// `INPROGRESS`).
+    Pending,
+    /// Deployed.
+    Success,
+    /// The deploy failed.
+    Failure,
+    /// It did not finish (timed out, interrupted).
+    Error,
+}
+
+/// One commit status to set: what the run lifecycle says, in no forge's
+/// words. Each forge's file turns it into its API call.
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    /// The project (names the deployment kept between calls).
+    pub project: String,
+    /// The run (names the deployment kept between calls).
+    pub run_id: u64,
+    /// `owner/name` (GitLab: the full path; Bitbucket: `workspace/slug`).
+    pub repository: String,
+    /// The commits to mark: the pushed one, and the deployed one when the
+    /// script says it differs.
+    pub shas: Vec<String>,
+    /// What to say.
+    pub state: CommitState,
+    /// One line.
+    pub description: String,
+    /// Where the deployed thing lives (`outputs.url`).
+    pub target_url: Option<String>,
+    /// The status's name.
+    pub context: String,
+    /// GitHub: report as a deployment to this environment.
+    pub environment: Option<String>,
+}
+
+/// The API a provider's status calls go to when `api_url` is not set.
+pub fn default_api_url(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Github => "https://api.github.com",
+        Provider::Gitea => "https://gitea.com/api/v1",
+        Provider::Gitlab => "https://gitlab.com/api/v4",
+        Provider::Bitbucket => "https://api.bitbucket.org",
+    }
+}
+
+/// Sets `status` on the forge (blocking). `api_url` and `token` come from
+/// the project's `report`; `store` is a directory where a forge keeps what
+/// must outlive one call (GitHub's deployment ids).
+pub fn report(
+    provider: Provider,
+    api_url: &str,
+    token: &str,
+    status: &StatusReport,
+    store: &std::path::Path,
+) -> crate::http_client::Attempt {
+    if status.shas.is_empty() {
+        return crate::http_client::Attempt::Delivered("no commit to report on".into());
+    }
+    match provider {
+        Provider::Github => github::report(api_url, token, status, store),
+        Provider::Gitea => gitea::report(api_url, token, status),
+        Provider::Gitlab => gitlab::report(api_url, token, status),
+        Provider::Bitbucket => bitbucket::report(api_url, token, status),
+    }
+}
+
+/// Sends each request in turn, stopping at the first that is not delivered.
+pub(crate) fn send_all(
+    requests: Vec<crate::http_client::Request>,
+    hint: &str,
+) -> crate::http_client::Attempt {
+    use crate::http_client::{self, Attempt};
+    let mut last = Attempt::Delivered(String::new());
+    for req in requests {
+        last = match http_client::send(&req) {
+            Ok(resp) => Attempt::from_response(&resp, hint),
+            Err(error) => Attempt::Retry { error, after: None },
+        };
+        if !matches!(last, Attempt::Delivered(_)) {
+            return last;
+        }
+    }
+    last
+}

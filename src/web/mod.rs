@@ -647,6 +647,7 @@ mod tests {
             finished_at: None,
             log: log.clone(),
             pid: None,
+            outputs: Default::default(),
         };
         let part = read_tail(&run);
         assert!(part.start > 0 && part.end == text.len() as u64);

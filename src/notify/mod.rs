@@ -1,0 +1,395 @@
+//! Notifications: which events there are, the JSON document that describes
+//! one, and the message each kind of target gets (one file per kind). The
+//! outbox ([`crate::outbox`]) stores the documents and sends them.
+//!
+//! The events are one table, [`EVENTS`]: a new run status (say `cancelled`)
+//! becomes an event by adding one line.
+
+pub mod command;
+pub mod discord;
+pub mod ntfy;
+pub mod slack;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{NotifyKind, NotifyTarget};
+pub use crate::forge::CommitState as ForgeState;
+use crate::history::{Run, Status};
+use crate::http_client::{self, Attempt};
+
+/// How an event reads: neutral, good news or bad news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// Something began.
+    Info,
+    /// It worked.
+    Good,
+    /// It did not.
+    Bad,
+}
+
+/// One event a target may ask for with `on`.
+#[derive(Debug)]
+pub struct Event {
+    /// Its name in `on` and in the document's `event`.
+    pub name: &'static str,
+    /// Whether a target without `on` gets it.
+    pub default_on: bool,
+    /// How it reads.
+    pub tone: Tone,
+    /// The words after the project's name in a message title.
+    pub says: &'static str,
+    /// The commit status it becomes.
+    pub forge: ForgeState,
+}
+
+/// Every event. `name` is the run status it comes from, but for `started`
+/// (a run began) and `recovered` (a success after a failed, timed-out or
+/// interrupted run of the same project).
+pub const EVENTS: &[Event] = &[
+    Event {
+        name: "started",
+        default_on: false,
+        tone: Tone::Info,
+        says: "deploy started",
+        forge: ForgeState::Pending,
+    },
+    Event {
+        name: "succeeded",
+        default_on: false,
+        tone: Tone::Good,
+        says: "deployed",
+        forge: ForgeState::Success,
+    },
+    Event {
+        name: "failed",
+        default_on: true,
+        tone: Tone::Bad,
+        says: "deploy failed",
+        forge: ForgeState::Failure,
+    },
+    Event {
+        name: "timed_out",
+        default_on: true,
+        tone: Tone::Bad,
+        says: "deploy timed out",
+        forge: ForgeState::Error,
+    },
+    Event {
+        name: "interrupted",
+        default_on: false,
+        tone: Tone::Bad,
+        says: "deploy interrupted",
+        forge: ForgeState::Error,
+    },
+    Event {
+        name: "recovered",
+        default_on: true,
+        tone: Tone::Good,
+        says: "deployed again after a failure",
+        forge: ForgeState::Success,
+    },
+];
+
+/// The event called `name`.
+pub fn event(name: &str) -> Option<&'static Event> {
+    EVENTS.iter().find(|e| e.name == name)
+}
+
+/// Every event's name, for errors.
+pub fn event_names() -> Vec<&'static str> {
+    EVENTS.iter().map(|e| e.name).collect()
+}
+
+/// What a target without `on` gets.
+pub fn default_on() -> Vec<String> {
+    EVENTS
+        .iter()
+        .filter(|e| e.default_on)
+        .map(|e| e.name.to_string())
+        .collect()
+}
+
+/// The event a run's record stands for: `started` while it runs, else its
+/// status — or `recovered` for a success after a run that was not one.
+/// `previous` is the status of the project's run before it, if any.
+pub fn event_of(run: &Run, previous: Option<Status>) -> Option<&'static Event> {
+    if run.status == Status::Running {
+        return event("started");
+    }
+    if run.status == Status::Succeeded
+        && matches!(
+            previous,
+            Some(Status::Failed | Status::TimedOut | Status::Interrupted)
+        )
+    {
+        return event("recovered");
+    }
+    event(&run.status.to_string())
+}
+
+/// The JSON document a webhook target receives (and a command target reads
+/// on stdin); the README documents it field by field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    /// The event: `started`, `succeeded`, `failed`, `timed_out`,
+    /// `interrupted`, `recovered` or `test`.
+    pub event: String,
+    /// The project.
+    pub project: String,
+    /// The run's id.
+    pub run_id: u64,
+    /// The run's status (`running` for `started`).
+    pub status: String,
+    /// `webhook`, `manual` or `recovery`.
+    pub trigger: String,
+    /// Full ref.
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    /// The pushed commit (empty for a manual run without `--sha`).
+    pub sha: String,
+    /// The commit before the push.
+    pub before: String,
+    /// `owner/name`.
+    pub repository: String,
+    /// Who pushed.
+    pub pusher: String,
+    /// The forge's delivery id.
+    pub delivery: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339; null for `started`.
+    pub finished_at: Option<String>,
+    /// How long the run took; null for `started`.
+    pub duration_ms: Option<u64>,
+    /// The script's outputs (`url`, `sha`, `summary`).
+    pub outputs: BTreeMap<String, String>,
+    /// The last lines of the run's log.
+    pub log_tail: String,
+    /// The host deployd runs on.
+    pub host: String,
+}
+
+/// Lines of the log kept in a document.
+pub const TAIL_LINES: usize = 20;
+
+impl Document {
+    /// The document for `event` of `run`.
+    pub fn new(run: &Run, event: &Event) -> Document {
+        let duration_ms = run.finished_at.as_deref().and_then(|end| {
+            let a = humantime::parse_rfc3339(&run.started_at).ok()?;
+            let b = humantime::parse_rfc3339(end).ok()?;
+            Some(b.duration_since(a).ok()?.as_millis() as u64)
+        });
+        let push = &run.request.push;
+        Document {
+            event: event.name.to_string(),
+            project: run.project().to_string(),
+            run_id: run.id,
+            status: run.status.to_string(),
+            trigger: run.request.trigger.to_string(),
+            git_ref: push.git_ref.clone(),
+            sha: push.after.clone(),
+            before: push.before.clone(),
+            repository: push.repository.clone(),
+            pusher: push.pusher.clone(),
+            delivery: push.delivery.clone(),
+            started_at: run.started_at.clone(),
+            finished_at: run.finished_at.clone(),
+            duration_ms,
+            outputs: run.outputs.clone(),
+            log_tail: if run.status == Status::Running {
+                String::new()
+            } else {
+                log_tail(&run.log, TAIL_LINES)
+            },
+            host: host(),
+        }
+    }
+
+    /// The event's row of [`EVENTS`] (`test` reads as `succeeded`).
+    pub fn event(&self) -> &'static Event {
+        event(&self.event).unwrap_or(&EVENTS[1])
+    }
+
+    /// The commit that went out: the script's `sha` output, else the push's.
+    pub fn commit(&self) -> &str {
+        self.outputs
+            .get("sha")
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&self.sha)
+    }
+
+    /// `app: deploy failed`.
+    pub fn title(&self) -> String {
+        if self.event == "test" {
+            return format!("{}: test notification from deployd", self.project);
+        }
+        format!("{}: {}", self.project, self.event().says)
+    }
+
+    /// What a chat message says under its title, one fact a line: the
+    /// commit, who pushed, how long it took, the summary, the link.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let commit = self.commit();
+        let branch = self
+            .git_ref
+            .strip_prefix("refs/heads/")
+            .unwrap_or(&self.git_ref);
+        let mut first = format!("run {} ({})", self.run_id, self.trigger);
+        if !commit.is_empty() {
+            first.push_str(&format!(", commit {}", short(commit)));
+        }
+        if !branch.is_empty() {
+            first.push_str(&format!(" on {branch}"));
+        }
+        if !self.pusher.is_empty() {
+            first.push_str(&format!(", pushed by {}", self.pusher));
+        }
+        lines.push(first);
+        if let Some(ms) = self.duration_ms {
+            let d = std::time::Duration::from_secs(ms.div_ceil(1000));
+            lines.push(format!(
+                "{} after {}",
+                self.status,
+                humantime::format_duration(d)
+            ));
+        }
+        if let Some(s) = self.outputs.get("summary") {
+            lines.push(s.clone());
+        }
+        if let Some(u) = self.outputs.get("url") {
+            lines.push(u.clone());
+        }
+        lines
+    }
+
+    /// A document for `deployd notify-test`.
+    pub fn test(project: &str) -> Document {
+        let now = crate::fsutil::now_rfc3339();
+        Document {
+            event: "test".into(),
+            project: project.to_string(),
+            run_id: 0,
+            status: "succeeded".into(),
+            trigger: "manual".into(),
+            git_ref: String::new(),
+            sha: String::new(),
+            before: String::new(),
+            repository: String::new(),
+            pusher: String::new(),
+            delivery: String::new(),
+            started_at: now.clone(),
+            finished_at: Some(now),
+            duration_ms: Some(0),
+            outputs: BTreeMap::new(),
+            log_tail: String::new(),
+            host: host(),
+        }
+    }
+}
+
+/// The first 12 characters of a commit id.
+pub fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// The last `n` lines of a log (at most 8 KiB of it, each line at most 300
+/// bytes), lossily decoded.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(8192)));
+    let mut bytes = Vec::new();
+    let _ = f.take(8192).read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..]
+        .iter()
+        .map(|l| crate::outputs::truncate(l, 300))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// This machine's name.
+pub fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Sends `doc` to `target` once (blocking): what came of it.
+pub fn send(target: &NotifyTarget, doc: &Document) -> Attempt {
+    let url = target.url.as_ref().map(|u| u.0.as_str()).unwrap_or("");
+    let request = match target.kind {
+        NotifyKind::Command => return command::run(target, doc),
+        NotifyKind::Webhook => webhook::request(target, url, doc),
+        NotifyKind::Slack => slack::request(url, doc),
+        NotifyKind::Discord => discord::request(url, doc),
+        NotifyKind::Ntfy => ntfy::request(url, doc),
+    };
+    match http_client::send(&request) {
+        Ok(resp) => Attempt::from_response(&resp, hint(target.kind)),
+        Err(e) => Attempt::Retry {
+            error: e,
+            after: None,
+        },
+    }
+}
+
+/// What to check when a target refuses (401/403/404).
+fn hint(kind: NotifyKind) -> &'static str {
+    match kind {
+        NotifyKind::Slack | NotifyKind::Discord => {
+            "check the webhook URL: it may have been revoked or the channel deleted"
+        }
+        NotifyKind::Ntfy => "check the topic URL and, for a protected topic, its access token",
+        _ => "check the URL and what the receiver expects",
+    }
+}
+
+/// The document for `run` as it is now (started, or finished), looking up
+/// the status of the project's previous run in `history` for `recovered`.
+/// Blocking (reads records).
+pub fn document_for(run: &Run, history: &crate::history::History) -> Option<Document> {
+    let previous = if run.status == Status::Succeeded {
+        history
+            .list(run.project(), Some(20))
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.id < run.id && r.status != Status::Running)
+            .map(|r| r.status)
+    } else {
+        None
+    };
+    event_of(run, previous).map(|e| Document::new(run, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_and_defaults() {
+        assert_eq!(default_on(), ["failed", "timed_out", "recovered"]);
+        assert!(event("cancelled").is_none());
+        for s in [
+            Status::Succeeded,
+            Status::Failed,
+            Status::TimedOut,
+            Status::Interrupted,
+        ] {
+            assert!(event(&s.to_string()).is_some(), "{s}");
+        }
+    }
+}
