@@ -24,6 +24,7 @@ pub(crate) mod fault;
 pub mod filter;
 pub mod forge;
 pub(crate) mod fsutil;
+pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod lifecycle;
 pub(crate) mod lock;

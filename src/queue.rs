@@ -33,6 +33,9 @@ pub enum Trigger {
     Manual,
     /// Re-run of a run the daemon did not see finish.
     Recovery,
+    /// `deployd rollback`, or an unhealthy run rolled back
+    /// (`on_unhealthy = "rollback"`): the commit of an earlier run.
+    Rollback,
 }
 
 impl std::fmt::Display for Trigger {
@@ -41,6 +44,7 @@ impl std::fmt::Display for Trigger {
             Trigger::Webhook => "webhook",
             Trigger::Manual => "manual",
             Trigger::Recovery => "recovery",
+            Trigger::Rollback => "rollback",
         })
     }
 }

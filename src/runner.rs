@@ -30,7 +30,7 @@ use crate::lock::RunLock;
 
 /// Serializes spawns: while one child is being forked it must be the only one
 /// to inherit the lock descriptor made inheritable for it.
-static SPAWN: Mutex<()> = Mutex::new(());
+pub(crate) static SPAWN: Mutex<()> = Mutex::new(());
 
 /// The `PATH` given to scripts when the daemon itself has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -48,6 +48,11 @@ pub enum Outcome {
     /// deployd stopped it because the daemon is stopping (or a recovering
     /// daemon found it cut off: then the signal is unknown).
     Interrupted(Option<i32>),
+    /// `deployd cancel` (or a newer push, `on_new_push = "cancel"`) stopped
+    /// it; the signal that ended the script, as for `TimedOut`.
+    Cancelled(Option<i32>),
+    /// The script succeeded, then every try of the health check failed.
+    Unhealthy,
     /// The script could not be started.
     NotStarted(String),
 }
@@ -61,6 +66,8 @@ impl Outcome {
             Outcome::Signaled(s) => (Status::Failed, None, Some(*s)),
             Outcome::TimedOut(s) => (Status::TimedOut, None, *s),
             Outcome::Interrupted(s) => (Status::Interrupted, None, *s),
+            Outcome::Cancelled(s) => (Status::Cancelled, None, *s),
+            Outcome::Unhealthy => (Status::Unhealthy, Some(0), None),
             Outcome::NotStarted(_) => (Status::Failed, None, None),
         };
         run.status = status;
@@ -123,15 +130,17 @@ pub fn log_line(log: &mut File, text: &str) {
 }
 
 /// Runs `project`'s script for `run` under `lock`. `stop` turning true
-/// interrupts it (daemon shutdown). `spawned` gets the script's pid.
+/// interrupts it (daemon shutdown), `cancel` turning true cancels it.
+/// `spawned` gets the script's pid. The log's last line (how the run ended)
+/// is written by the caller, [`summary`], once the run's outcome is final.
 pub async fn run(
     project: &Project,
     run: &Run,
     lock: &RunLock,
     mut stop: watch::Receiver<bool>,
+    mut cancel: watch::Receiver<bool>,
     spawned: impl FnOnce(u32),
 ) -> Outcome {
-    let started = Instant::now();
     let mut log = match open_log(run) {
         Ok(f) => f,
         Err(e) => return Outcome::NotStarted(format!("cannot open {}: {e}", run.log.display())),
@@ -157,9 +166,7 @@ pub async fn run(
         Err(e) => {
             let msg = not_started(project, &e);
             log_line(&mut log, &msg);
-            let outcome = Outcome::NotStarted(msg);
-            log_line(&mut log, &summary(run, &outcome, started));
-            return outcome;
+            return Outcome::NotStarted(msg);
         }
     };
     let pid = child.id().unwrap_or(0);
@@ -182,6 +189,12 @@ pub async fn run(
             log_line(&mut log, "deployd is stopping: interrupting the run");
             Outcome::Interrupted(None)
         }
+        Ok(_) = cancel.wait_for(|c| *c) => {
+            log_line(&mut log, &format!(
+                "cancelled: stopping the run (SIGTERM, SIGKILL after {})",
+                humantime::format_duration(project.kill_grace)));
+            Outcome::Cancelled(None)
+        }
     };
     let (outcome, killed) = match outcome {
         Outcome::TimedOut(_) => {
@@ -192,9 +205,16 @@ pub async fn run(
             let (killed, signal) = stop_script(pgid, &mut child, project.kill_grace).await;
             (Outcome::Interrupted(signal), killed)
         }
+        Outcome::Cancelled(_) => {
+            let (killed, signal) = stop_script(pgid, &mut child, project.kill_grace).await;
+            (Outcome::Cancelled(signal), killed)
+        }
         other => (other, false),
     };
-    let killed = if matches!(outcome, Outcome::TimedOut(_) | Outcome::Interrupted(_)) {
+    let killed = if matches!(
+        outcome,
+        Outcome::TimedOut(_) | Outcome::Interrupted(_) | Outcome::Cancelled(_)
+    ) {
         killed
     } else if group_alive(pgid) {
         log_line(
@@ -214,12 +234,11 @@ pub async fn run(
             ),
         );
     }
-    log_line(&mut log, &summary(run, &outcome, started));
     outcome
 }
 
 /// The last line deployd writes into a run's log: how it ended.
-fn summary(run: &Run, outcome: &Outcome, started: Instant) -> String {
+pub fn summary(run: &Run, outcome: &Outcome, started: Instant) -> String {
     let elapsed =
         humantime::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64));
     match outcome {
@@ -228,6 +247,8 @@ fn summary(run: &Run, outcome: &Outcome, started: Instant) -> String {
         Outcome::Signaled(s) => format!("run {} killed by signal {s} after {elapsed}", run.id),
         Outcome::TimedOut(_) => format!("run {} timed out after {elapsed}", run.id),
         Outcome::Interrupted(_) => format!("run {} interrupted after {elapsed}", run.id),
+        Outcome::Cancelled(_) => format!("run {} cancelled after {elapsed}", run.id),
+        Outcome::Unhealthy => format!("run {} unhealthy after {elapsed}", run.id),
         Outcome::NotStarted(m) => format!("run {} failed: {m}", run.id),
     }
 }
