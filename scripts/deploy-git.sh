@@ -14,7 +14,7 @@
 # show the polkit rule that lets the deployd user restart myapp.service.)
 #
 # Reads, from deployd: DEPLOY_BRANCH (required), DEPLOY_SHA (the pushed commit,
-# empty for a manual run), DEPLOY_PROJECT, DEPLOY_RUN_ID, DEPLOY_TRIGGER.
+# empty for a manual run), DEPLOY_TRIGGER, DEPLOY_PROJECT, DEPLOY_RUN_ID.
 # Reads, from the project's `env`:
 #   DEPLOY_REMOTE   the remote to fetch from (default: origin)
 #   DEPLOY_BUILD    optional command, run with `sh -c` after the checkout
@@ -22,10 +22,16 @@
 # Gives the build and restart commands DEPLOY_COMMIT: the commit actually
 # checked out, which may be newer than DEPLOY_SHA (see below).
 #
-# What is deployed is always the tip of <remote>/<branch> after a fetch: the
+# What a push deploys is always the tip of <remote>/<branch> after a fetch: the
 # pushed commit or something newer. A replayed or late delivery therefore never
-# rolls the site back, and a rollback is done where it lasts — by reverting on
-# the branch — rather than by a checkout the next push would silently undo.
+# rolls the site back.
+#
+# Two runs deploy exactly DEPLOY_SHA instead, never the branch tip: a rollback
+# (DEPLOY_TRIGGER=rollback: `deployd rollback`, or an unhealthy deploy rolled
+# back) and a manual deploy given a commit (`deployd deploy --sha`). When that
+# commit is not in the repository after the fetch, the run fails and the
+# checkout stays as it was. (The next push deploys the tip again: a rollback
+# that must last is a revert on the branch.)
 #
 # Every failure exits non-zero, so deployd records the run as failed.
 set -euo pipefail
@@ -90,9 +96,23 @@ tip=$(git rev-parse --verify --quiet "refs/remotes/$remote/$branch^{commit}") ||
     die "branch '$branch' not found on '$remote' after fetching: deleted on the forge, or not in
   this clone's fetch refspec (git config --get-all remote.$remote.fetch)"
 
+trigger=${DEPLOY_TRIGGER:-}
+exact=
+if [[ $trigger == rollback || ($trigger == manual && -n $pushed) ]]; then
+    [[ -n $pushed ]] || die "a rollback needs DEPLOY_SHA, the commit to deploy"
+    [[ $pushed =~ ^[0-9a-fA-F]{4,64}$ ]] || die "DEPLOY_SHA '$pushed' is not a commit id"
+    exact=$(git rev-parse --verify --quiet "$pushed^{commit}") ||
+        die "commit $pushed is not in the repository (fetched from '$remote'): nothing was deployed,
+  the checkout is untouched at ${before}. Was it removed by a force push, or is it from another repository?"
+fi
+
 # Deploy the tip, but say so when the push we were told about is not part of it:
 # a force push rewrote the branch, and a human may want to know what went out.
-if [[ -z $pushed ]]; then
+if [[ -n $exact ]]; then
+    pushed_label="$pushed ($trigger)"
+    log "deploying exactly $exact, as asked ($trigger), not the tip of $remote/$branch"
+    tip=$exact
+elif [[ -z $pushed ]]; then
     pushed_label='(manual)'
 else
     pushed_label=$pushed
