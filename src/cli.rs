@@ -51,6 +51,8 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Validate the config and list each project with its hook path.
+    Check,
     /// Stop the project's running run (SIGTERM to its process group,
     /// SIGKILL after kill_grace), recorded `cancelled`.
     ///
@@ -79,8 +81,6 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
-    /// Validate the config and list each project with its hook path.
-    Check,
     /// Make the running daemon reload its config, and wait for the outcome.
     ///
     /// Exits 0 once the new config is live; 1 when the daemon refuses it
