@@ -37,7 +37,9 @@ use crate::queue::Request;
 #[serde(rename_all = "snake_case")]
 pub(crate) enum RunEvent {
     /// A request is on disk, waiting for its run (a direct deploy's request
-    /// is queued and started at once).
+    /// is queued and started at once). The rollback queued after an
+    /// unhealthy run (`on_unhealthy = "rollback"`) is announced here, with
+    /// trigger `rollback`, right after that run's `Finished`.
     Queued(Request),
     /// A run started: its record (status `running`) is on disk, the script
     /// is about to be spawned.
