@@ -645,7 +645,9 @@ pub(crate) fn rollback_request(target: &Run, seq: u64, user: &str) -> Request {
     req.push.pusher = user.to_string();
     req.push.delivery.clear();
     req.push.before.clear();
+    // Not the deliveries of the run it goes back to: those were that run's.
     req.coalesced.clear();
+    req.bodies.clear();
     req
 }
 

@@ -73,6 +73,12 @@ pub struct Request {
     /// crash. Bounded to the newest [`MAX_COALESCED`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coalesced: Vec<String>,
+    /// The remembered body MACs (`deliveries::body_entry`) of this request
+    /// and of those it replaced: durable with the request, as its delivery
+    /// ids are, so a replay under a new id stays a duplicate through a
+    /// crash. Bounded like `coalesced`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bodies: Vec<String>,
 }
 
 /// How many replaced delivery ids a pending request carries at most.
@@ -89,6 +95,7 @@ impl Request {
             push,
             received_at: fsutil::now_rfc3339(),
             coalesced: Vec::new(),
+            bodies: Vec::new(),
         }
     }
 
@@ -112,11 +119,12 @@ impl Request {
         Request::new(seq, &project.name, Trigger::Manual, push)
     }
 
-    /// Every delivery id this request stands for: its own and those it
-    /// coalesced.
+    /// What the remembered deliveries keep of this request: its delivery id,
+    /// those it coalesced, and the body MACs of them all.
     pub fn deliveries(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.push.delivery.as_str())
             .chain(self.coalesced.iter().map(String::as_str))
+            .chain(self.bodies.iter().map(String::as_str))
     }
 }
 
@@ -278,6 +286,10 @@ impl Queue {
             }
             let excess = req.coalesced.len().saturating_sub(MAX_COALESCED);
             req.coalesced.drain(..excess);
+            let mine = std::mem::replace(&mut req.bodies, old.bodies);
+            req.bodies.extend(mine);
+            let excess = req.bodies.len().saturating_sub(MAX_COALESCED);
+            req.bodies.drain(..excess);
         }
         slot.latest = Some(req);
         slot.version += 1;
@@ -572,5 +584,36 @@ mod tests {
         assert!(!req.push.deleted);
         assert_eq!(req.deliveries().collect::<Vec<_>>(), vec!["d-7", "d-6"]);
         assert_eq!(serde_json::to_string_pretty(&req).unwrap(), earlier);
+    }
+
+    /// Body MACs ride beside the delivery ids: a coalesced request keeps
+    /// those of the one it replaced, they reach the queue file after
+    /// `coalesced`, and they are among what the dedupe memory reads back.
+    #[tokio::test]
+    async fn bodies_coalesce_and_are_remembered_with_the_ids() {
+        let dir = tempdir("bodies");
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        for (sha, mac) in [("a", "=aa"), ("b", "=bb")] {
+            let r = Request {
+                bodies: vec![mac.to_string()],
+                ..req(&q, "app", sha)
+            };
+            q.push(r).await.unwrap();
+        }
+        drop(q);
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        let pending = q.pending("app").unwrap();
+        assert_eq!(pending.bodies, vec!["=aa", "=bb"]);
+        assert_eq!(
+            pending.deliveries().collect::<Vec<_>>(),
+            vec!["d-b", "d-a", "=aa", "=bb"]
+        );
+        let text = serde_json::to_string_pretty(&pending).unwrap();
+        let (coalesced, bodies) = (
+            text.find("\"coalesced\"").unwrap(),
+            text.find("\"bodies\"").unwrap(),
+        );
+        assert!(coalesced < bodies, "{text}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
