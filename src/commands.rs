@@ -869,6 +869,13 @@ fn cancel_direct(config: &Config, p: &config::Project, pending: bool) -> Result<
             )));
         };
         std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
+        // Its record: the event, for the next daemon's subscribers.
+        let lifecycle = Lifecycle {
+            history: Arc::new(History::new(&s.state_dir, &s.log_dir)),
+            state_dir: s.state_dir.clone(),
+            events: Publisher::Spool(Arc::new(Spool::new(&s.state_dir))),
+        };
+        runtime()?.block_on(lifecycle.dropped(&req));
         say_cancelled(name, &executor::Cancelled::Request(Box::new(req)));
         return Ok(());
     }

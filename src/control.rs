@@ -320,7 +320,11 @@ async fn stream_run(
             loop {
                 match events.recv().await {
                     Ok(RunEvent::Started(r)) if r.project() == project && r.request.seq >= seq => {
-                        return Some(r);
+                        return Some(Ok(r));
+                    }
+                    // Ours, or a newer one that had replaced ours.
+                    Ok(RunEvent::Dropped(r)) if r.project == project && r.seq >= seq => {
+                        return Some(Err(r));
                     }
                     Ok(_) => {}
                     // Lagged: the records tell; closed: the daemon stops.
@@ -329,8 +333,18 @@ async fn stream_run(
             }
         })
         .await;
-        if let Ok(Some(run)) = started {
-            break run;
+        match started {
+            Ok(Some(Ok(run))) => break run,
+            Ok(Some(Err(_))) => {
+                return send(
+                    w,
+                    &Reply::Error(
+                        "the request was cancelled before it ran (deployd cancel)".into(),
+                    ),
+                )
+                .await;
+            }
+            _ => {}
         }
     };
     send(w, &Reply::Started(run.clone())).await?;

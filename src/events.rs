@@ -47,6 +47,10 @@ pub(crate) enum RunEvent {
     /// A run ended: its final record (status, exit code, signal, end time)
     /// is on disk.
     Finished(Run),
+    /// A request was cancelled before its run started (`deployd cancel
+    /// --pending`, or a cancel while it waited for the lock): it never runs,
+    /// and it has no run record; this event is its record.
+    Dropped(Request),
 }
 
 /// The daemon's in-process broadcast of run events.

@@ -282,12 +282,14 @@ impl Executor {
                 req.push.short_sha(),
                 req.received_at
             );
-            let queue = self.shared.queue.clone();
-            let (p, seq) = (project.to_string(), req.seq);
+            let shared = self.shared.clone();
+            let dropped = req.clone();
             tokio::spawn(async move {
-                if let Err(e) = queue.settle(&p, seq).await {
+                let p = &dropped.project;
+                if let Err(e) = shared.queue.settle(p, dropped.seq).await {
                     tracing::warn!("{p}: cannot remove the cancelled request: {e}");
                 }
+                shared.lifecycle.dropped(&dropped).await;
             });
             return Some(Cancelled::Request(Box::new(req)));
         }
@@ -528,6 +530,7 @@ async fn run_one(project: Project, req: Request, cancel: watch::Receiver<bool>, 
             if let Err(e) = shared.queue.settle(&name, req.seq).await {
                 tracing::warn!("{name}: cannot remove the cancelled request: {e}");
             }
+            lifecycle.dropped(&req).await;
             return;
         }
         Err((req, why)) => {

@@ -112,6 +112,14 @@ impl Lifecycle {
         }
     }
 
+    /// Announces a request cancelled before its run started (it never
+    /// runs).
+    pub(crate) async fn dropped(&self, req: &Request) {
+        if self.listened() {
+            self.events.publish(RunEvent::Dropped(req.clone())).await;
+        }
+    }
+
     /// Carries out `req`, a request of `project`, from its lock to its final
     /// record (see the module's steps). `stop` turning true interrupts it:
     /// before the script starts the run does not happen, after it the script

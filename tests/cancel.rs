@@ -136,7 +136,17 @@ fn cancel_pending_drops_the_waiting_request() {
     cli_ok(&config, &["cancel", "app", "--pending"], 1);
     assert_eq!(d.push("app", "refs/heads/main", &sha('a'), "p-1").0, 202);
     pids(&dir);
-    assert_eq!(d.push("app", "refs/heads/main", &sha('c'), "p-2").0, 202);
+    // The pending request: a manual deploy that follows its run.
+    let follower = Command::new(BIN)
+        .arg("-c")
+        .arg(&config)
+        .args(["deploy", "app", "--sha", &sha('c')])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut follower = KillOnDrop(follower);
     poll(LIMIT, "a pending request", || {
         let s = cli_ok(&config, &["status"], 0);
         if s.contains("pending:") {
@@ -150,6 +160,13 @@ fn cancel_pending_drops_the_waiting_request() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("request cancelled before it ran"), "{err}");
     assert!(err.contains(&sha('c')[..12]), "{err}");
+    // Who followed it is told, and fails.
+    let stderr = drain(follower.0.stderr.take().unwrap());
+    let status = wait_exit(&mut follower.0, LIMIT, "deployd deploy", String::new);
+    let said = stderr.wait();
+    let said = String::from_utf8_lossy(&said);
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert!(said.contains("cancelled before it ran"), "{said}");
     // The running run goes on; then is cancelled too.
     run_with(&config, 1, "running");
     cli_ok(&config, &["cancel", "app"], 0);
