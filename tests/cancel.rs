@@ -255,3 +255,62 @@ fn cancel_without_a_daemon_stops_a_direct_deploy() {
     // Nothing runs now.
     cli_ok(&config, &["cancel", "app"], 1);
 }
+
+#[test]
+fn the_health_check_gets_the_run_and_can_be_cancelled() {
+    let dir = TestDir::new("cancel-health");
+    let script = dir.script("deploy.sh", "#!/bin/sh\necho deployed\n");
+    let check = dir.script(
+        "check.sh",
+        "#!/bin/sh\necho \"check $DEPLOY_SHA in $(pwd)\"\n\
+         if [ -e hang ]; then exec sleep 300; fi\nexit 1\n",
+    );
+    let config = write_config(
+        &dir,
+        "",
+        &project(
+            "app",
+            &script,
+            &format!(
+                "working_dir = \"{}\"\nkill_grace = \"1s\"\nhealth_check = [\"{}\"]\n\
+                 health_retries = 3\nhealth_interval = \"50ms\"\nhealth_timeout = \"60s\"",
+                dir.path.display(),
+                check.display()
+            ),
+        ),
+    );
+    let d = Daemon::start(&config);
+    // Every try fails: unhealthy; on_unhealthy is "keep" by default.
+    assert_eq!(d.push("app", "refs/heads/main", &sha('a'), "h-1").0, 202);
+    let run = run_with(&config, 1, "unhealthy");
+    assert_eq!(run["exit_code"], 0, "{run:#}");
+    let log = std::fs::read_to_string(run["log"].as_str().unwrap()).unwrap();
+    let seen = format!("check {} in {}", sha('a'), dir.path.display());
+    assert_eq!(log.matches(&seen).count(), 3, "{log}");
+    assert!(log.contains("the run is unhealthy"), "{log}");
+    assert!(!log.contains("rolling back"), "{log}");
+
+    // A check that hangs is cancelled like a script.
+    std::fs::write(dir.join("hang"), "").unwrap();
+    assert_eq!(d.push("app", "refs/heads/main", &sha('c'), "h-2").0, 202);
+    let run = poll(LIMIT, "the health check going", || {
+        let runs = history(&config, "app");
+        let run = runs.iter().find(|r| r["id"] == 2).cloned();
+        match run {
+            Some(r)
+                if std::fs::read_to_string(r["log"].as_str().unwrap())
+                    .unwrap_or_default()
+                    .contains(&format!("check {}", sha('c'))) =>
+            {
+                Ok(r)
+            }
+            _ => Err(serde_json::to_string_pretty(&runs).unwrap()),
+        }
+    });
+    assert_eq!(run["status"], "running", "{run:#}");
+    cli_ok(&config, &["cancel", "app"], 0);
+    let run = run_with(&config, 2, "cancelled");
+    let log = std::fs::read_to_string(run["log"].as_str().unwrap()).unwrap();
+    assert!(log.contains("cancelled during the health check"), "{log}");
+    assert_eq!(history(&config, "app").len(), 2);
+}
