@@ -232,11 +232,10 @@ fn check(config: &Config) -> Result<()> {
     );
     for p in config.projects.values() {
         outln!(
-            "  {}: POST {}  ({} push to {}{}; script {}; {})",
+            "  {}: POST {}  ({} push{}; script {}; {})",
             p.name,
             p.hook_path(),
             p.provider,
-            p.branch,
             p.repository
                 .as_ref()
                 .map(|r| format!(" of {r}"))
@@ -244,6 +243,7 @@ fn check(config: &Config) -> Result<()> {
             p.script.display(),
             p.secret_source
         );
+        outln!("    deploys: {}", p.triggers());
         if let Some(previous) = &p.previous_source {
             outln!(
                 "    secret rotation under way: {} and {previous} are both accepted; \
@@ -752,7 +752,8 @@ fn deploy(config: &Config, name: &str, what: What, wait: bool) -> Result<()> {
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0);
             let req = match what {
-                What::Manual { git_ref, sha } => Request::manual(seq, p, git_ref, sha, user()),
+                What::Manual { git_ref, sha } => Request::manual(seq, p, git_ref, sha, user())
+                    .map_err(|e| Failure::Usage(anyhow!(e)))?,
                 What::Rollback { to } => {
                     let h = History::new(&config.server.state_dir, &config.server.log_dir);
                     let runs = h.list(name, None)?;

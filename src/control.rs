@@ -250,7 +250,10 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             let Some(p) = config.projects.get(&project) else {
                 return send(&mut w, &Reply::Error(no_project(&config, &project))).await;
             };
-            let req = QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user);
+            let req = match QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user) {
+                Ok(req) => req,
+                Err(e) => return send(&mut w, &Reply::Error(e)).await,
+            };
             queue_and_stream(&mut w, shared, req, wait).await
         }
     }

@@ -11,8 +11,9 @@
 //! 3. [`RunEvent::Started`], then the caller's own [`Caller::started`] (the
 //!    daemon settles the queued request; a direct deploy prints and tails
 //!    the log);
-//! 4. the script ([`runner::run`]): environment, log header, process group,
-//!    timeout, `stop`, `cancel`;
+//! 4. the log's header, and the push's note when it has one (why its paths
+//!    were not checked); then the script ([`runner::run`]): environment,
+//!    process group, timeout, `stop`, `cancel`;
 //! 5. when the script succeeded and the project has a `health_check`, the
 //!    check ([`crate::health`]), still under the lock: the run is
 //!    `unhealthy` when every try fails;
@@ -160,6 +161,15 @@ impl Lifecycle {
         caller.started(&run).await;
 
         let started = std::time::Instant::now();
+        // Should the log not open, the script does not start either, and
+        // the runner says why.
+        if let Ok(mut log) = runner::open_log(&run) {
+            runner::log_line(&mut log, &runner::header(&run));
+            let note = &run.request.push.note;
+            if !note.is_empty() {
+                runner::log_line(&mut log, note);
+            }
+        }
         let mut pid = None;
         let mut outcome = runner::run(project, &run, &lock, stop.clone(), cancel.clone(), |p| {
             pid = Some(p)
