@@ -276,7 +276,6 @@ async fn queue_and_stream(
     }
     let project = req.project.clone();
     let seq = req.seq;
-    let req_copy = req.clone();
     // Asked before queueing, so the run found is the one before ours.
     let behind = shared
         .executor
@@ -287,14 +286,11 @@ async fn queue_and_stream(
         .and_then(|s| s.running);
     // Before the request is queued: its run may start at once.
     let events = shared.events.subscribe();
-    let queue = shared.queue.clone();
-    let pushed = queue.push(req).await;
-    if let Err(e) = pushed {
+    let trigger = req.trigger;
+    if let Err(e) = shared.enqueue(req).await {
         return send(w, &Reply::Error(format!("cannot queue the request: {e}"))).await;
     }
-    tracing::info!("{project}: {} deploy queued", req_copy.trigger);
-    shared.lifecycle.queued(&req_copy).await;
-    shared.executor.queued();
+    tracing::info!("{project}: {trigger} deploy queued");
     send(w, &Reply::Queued { seq, behind }).await?;
     if wait {
         stream_run(w, &shared.history, events, &project, seq).await?;

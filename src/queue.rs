@@ -33,6 +33,8 @@ pub enum Trigger {
     Manual,
     /// Re-run of a run the daemon did not see finish.
     Recovery,
+    /// The deploy button of the status page (`pusher`: the token's name).
+    Web,
     /// `deployd rollback`, or an unhealthy run rolled back
     /// (`on_unhealthy = "rollback"`): the commit of an earlier run.
     Rollback,
@@ -44,6 +46,7 @@ impl std::fmt::Display for Trigger {
             Trigger::Webhook => "webhook",
             Trigger::Manual => "manual",
             Trigger::Recovery => "recovery",
+            Trigger::Web => "web",
             Trigger::Rollback => "rollback",
         })
     }
@@ -85,11 +88,11 @@ pub struct Request {
 pub const MAX_COALESCED: usize = 1000;
 
 impl Request {
-    /// A request for `push`, accepted now. Every request is built here or
-    /// by [`Request::manual`]. It keeps of the push what a run needs: the
-    /// message's first line (`DEPLOY_MESSAGE`), and no file lists, which
-    /// only the filter reads before a push is queued (a long push's lists
-    /// would otherwise sit in memory until its run).
+    /// A request for `push`, accepted now. Every request is built here, by
+    /// [`Request::manual`] or by [`Request::web`]. It keeps of the push what
+    /// a run needs: the message's first line (`DEPLOY_MESSAGE`), and no file
+    /// lists, which only the filter reads before a push is queued (a long
+    /// push's lists would otherwise sit in memory until its run).
     pub fn new(seq: u64, project: &str, trigger: Trigger, mut push: Push) -> Request {
         push.message.truncate(push.title().len());
         push.files = Files::default();
@@ -130,6 +133,16 @@ impl Request {
             ..Push::default()
         };
         Ok(Request::new(seq, &project.name, Trigger::Manual, push))
+    }
+
+    /// The request of the status page's deploy button: the project's branch,
+    /// as [`Request::manual`] builds it, with `who` (the token's name) as the
+    /// pusher and [`Trigger::Web`].
+    pub fn web(seq: u64, project: &Project, who: String) -> Result<Request, String> {
+        Ok(Request {
+            trigger: Trigger::Web,
+            ..Request::manual(seq, project, None, None, who)?
+        })
     }
 
     /// What the remembered deliveries keep of this request: its delivery id,
