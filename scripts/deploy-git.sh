@@ -25,10 +25,16 @@
 # Gives the build and restart commands DEPLOY_COMMIT: the commit actually
 # checked out, which may be newer than DEPLOY_SHA (see below).
 #
-# What is deployed is always the tip of <remote>/<branch> after a fetch: the
+# What a push deploys is always the tip of <remote>/<branch> after a fetch: the
 # pushed commit or something newer. A replayed or late delivery therefore never
-# rolls the site back, and a rollback is done where it lasts — by reverting on
-# the branch — rather than by a checkout the next push would silently undo.
+# rolls the site back.
+#
+# Two runs deploy exactly DEPLOY_SHA instead, never the branch tip: a rollback
+# (DEPLOY_TRIGGER=rollback: `deployd rollback`, or an unhealthy deploy rolled
+# back) and a manual deploy given a commit (`deployd deploy --sha`). When that
+# commit is not in the repository after the fetch, the run fails and the
+# checkout stays as it was. (The next push deploys the tip again: a rollback
+# that must last is a revert on the branch.)
 #
 # A tag deploy (DEPLOY_TAG set, from a project's `tags`) checks out the commit
 # the tag names after fetching it: a release is exactly what was tagged, not
@@ -116,9 +122,23 @@ else
     what="$remote/$branch"
 fi
 
+trigger=${DEPLOY_TRIGGER:-}
+exact=
+if [[ $trigger == rollback || ($trigger == manual && -n $pushed) ]]; then
+    [[ -n $pushed ]] || die "a rollback needs DEPLOY_SHA, the commit to deploy"
+    [[ $pushed =~ ^[0-9a-fA-F]{4,64}$ ]] || die "DEPLOY_SHA '$pushed' is not a commit id"
+    exact=$(git rev-parse --verify --quiet "$pushed^{commit}") ||
+        die "commit $pushed is not in the repository (fetched from '$remote'): nothing was deployed,
+  the checkout is untouched at ${before}. Was it removed by a force push, or is it from another repository?"
+fi
+
 # Deploy the tip, but say so when the push we were told about is not part of it:
 # a force push rewrote the branch, and a human may want to know what went out.
-if [[ -z $pushed ]]; then
+if [[ -n $exact ]]; then
+    pushed_label="$pushed ($trigger)"
+    log "deploying exactly $exact, as asked ($trigger), not $what"
+    tip=$exact
+elif [[ -z $pushed ]]; then
     pushed_label='(manual)'
 else
     pushed_label=$pushed

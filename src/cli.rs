@@ -53,6 +53,34 @@ pub enum Command {
     },
     /// Validate the config and list each project with its hook path.
     Check,
+    /// Stop the project's running run (SIGTERM to its process group,
+    /// SIGKILL after kill_grace), recorded `cancelled`.
+    ///
+    /// Exits 0 once it is stopped; 1 when nothing runs. Through the daemon,
+    /// or, without one, by asking the `deployd deploy` that runs it.
+    Cancel {
+        /// The project.
+        project: String,
+        /// Drop the pending request instead (it never runs).
+        #[arg(long)]
+        pending: bool,
+    },
+    /// Deploy again the commit of the last successful run before the
+    /// current one (or of run --to), with trigger `rollback`, through the
+    /// same queue and lock as `deploy`.
+    ///
+    /// Streams the run's output; exits 0 if the run succeeded, 1 if not or
+    /// when there is nothing to go back to.
+    Rollback {
+        /// The project.
+        project: String,
+        /// The run whose commit to deploy again, as `history` shows it.
+        #[arg(long, value_name = "RUN_ID")]
+        to: Option<u64>,
+        /// Return once the request is queued instead of waiting for the run.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Make the running daemon reload its config, and wait for the outcome.
     ///
     /// Exits 0 once the new config is live; 1 when the daemon refuses it

@@ -111,7 +111,23 @@ pub fn run(cli: Cli) -> Result<()> {
             git_ref,
             sha,
             no_wait,
-        } => deploy(&load_quiet(&path)?, &project, git_ref, sha, !no_wait),
+        } => deploy(
+            &load_quiet(&path)?,
+            &project,
+            What::Manual { git_ref, sha },
+            !no_wait,
+        ),
+        Command::Rollback {
+            project,
+            to,
+            no_wait,
+        } => deploy(
+            &load_quiet(&path)?,
+            &project,
+            What::Rollback { to },
+            !no_wait,
+        ),
+        Command::Cancel { project, pending } => cancel(&load_quiet(&path)?, &project, pending),
         Command::NotifyTest { target } => notify_test(&load(&path)?, target.as_deref()),
         Command::Help { command } => help(command.as_deref()),
     }
@@ -781,21 +797,36 @@ fn user() -> String {
         .unwrap_or_else(|| "manual".into())
 }
 
-fn deploy(
-    config: &Config,
-    name: &str,
-    git_ref: Option<String>,
-    sha: Option<String>,
-    wait: bool,
-) -> Result<()> {
+/// What `deploy` queues: a manual deploy, or a rollback.
+enum What {
+    /// `deployd deploy`.
+    Manual {
+        git_ref: Option<String>,
+        sha: Option<String>,
+    },
+    /// `deployd rollback`.
+    Rollback { to: Option<u64> },
+}
+
+/// `deployd deploy` and `deployd rollback`: through the daemon when one
+/// answers, else here under the project's lock.
+fn deploy(config: &Config, name: &str, what: What, wait: bool) -> Result<()> {
     let p = project(config, name)?;
     let rt = runtime()?;
-    let request = ControlRequest::Deploy {
-        project: name.to_string(),
-        git_ref: git_ref.clone(),
-        sha: sha.clone(),
-        wait,
-        user: user(),
+    let request = match &what {
+        What::Manual { git_ref, sha } => ControlRequest::Deploy {
+            project: name.to_string(),
+            git_ref: git_ref.clone(),
+            sha: sha.clone(),
+            wait,
+            user: user(),
+        },
+        What::Rollback { to } => ControlRequest::Rollback {
+            project: name.to_string(),
+            to: *to,
+            wait,
+            user: user(),
+        },
     };
     let mut result: Option<Run> = None;
     let mut error = None;
@@ -820,9 +851,10 @@ fn deploy(
                     r.id,
                     r.log.display()
                 ),
+                Reply::RollingBack(r) => eprintln!("deployd: {name}: {}", rolling_back(&r)),
                 Reply::Finished(r) => result = Some(r),
                 Reply::Error(e) => error = Some(e),
-                Reply::Output(_) | Reply::Status(_) | Reply::Reloaded(_) => {}
+                Reply::Output(_) | Reply::Status(_) | Reply::Reloaded(_) | Reply::Cancelled(_) => {}
             }
             Ok(())
         },
@@ -834,7 +866,7 @@ fn deploy(
     match asked {
         Ok(()) => {
             if let Some(e) = error {
-                return Err(Failure::Runtime(anyhow!("the daemon refused: {e}")));
+                return Err(Failure::Runtime(anyhow!("{name}: the daemon refused: {e}")));
             }
             if !wait {
                 return Ok(());
@@ -860,12 +892,171 @@ fn deploy(
             if !wait {
                 eprintln!("deployd: --no-wait needs a daemon; running in the foreground");
             }
-            rt.block_on(deploy_direct(config, p, git_ref, sha))
+            let seq = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            let req = match what {
+                What::Manual { git_ref, sha } => Request::manual(seq, p, git_ref, sha, user())
+                    .map_err(|e| Failure::Usage(anyhow!(e)))?,
+                What::Rollback { to } => {
+                    let h = History::new(&config.server.state_dir, &config.server.log_dir);
+                    let runs = h.list(name, None)?;
+                    let target = crate::history::rollback_target(&runs, to, None)
+                        .map_err(|why| Failure::Runtime(anyhow!("{name}: {why}")))?;
+                    eprintln!("deployd: {name}: {}", rolling_back(&target));
+                    executor::rollback_request(&target, seq, &user())
+                }
+            };
+            rt.block_on(deploy_direct(config, p, req))
         }
         Err(e) => Err(Failure::Runtime(anyhow!(
             "cannot talk to the daemon on {}: {e}",
             config.server.control_socket.display()
         ))),
+    }
+}
+
+/// What a rollback deploys, in words.
+fn rolling_back(target: &Run) -> String {
+    format!(
+        "rolling back to {} {} (the commit of run {}, {} {})",
+        target.request.push.git_ref,
+        target.request.push.after,
+        target.id,
+        target.status,
+        target.started_at
+    )
+}
+
+/// Where a direct run (no daemon) looks for a cancel: a file naming its run
+/// id, written by `deployd cancel`.
+fn cancel_marker(state_dir: &Path, project: &str) -> PathBuf {
+    lock::path(state_dir, project).with_extension("cancel")
+}
+
+/// `deployd cancel`: through the daemon, or without one by asking the
+/// `deployd deploy` that runs the project (README, *Cancel*).
+fn cancel(config: &Config, name: &str, pending: bool) -> Result<()> {
+    let p = project(config, name)?;
+    let rt = runtime()?;
+    let mut answer = None;
+    let asked = rt.block_on(control::call(
+        &config.server.control_socket,
+        &ControlRequest::Cancel {
+            project: name.to_string(),
+            pending,
+        },
+        |reply| {
+            match reply {
+                Reply::Cancelled(c) => answer = Some(Ok(c)),
+                Reply::Error(e) => answer = Some(Err(e)),
+                _ => {}
+            }
+            Ok(())
+        },
+        |_| Ok(()),
+    ));
+    match (asked, answer) {
+        (_, Some(Ok(c))) => {
+            say_cancelled(name, &c);
+            Ok(())
+        }
+        (_, Some(Err(e))) => Err(Failure::Runtime(anyhow!("{name}: nothing to cancel: {e}"))),
+        (Ok(()), None) => Err(Failure::Runtime(anyhow!(
+            "the daemon closed the connection without answering (stopping?)"
+        ))),
+        (Err(e), None)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            cancel_direct(config, p, pending)
+        }
+        (Err(e), None) => Err(Failure::Runtime(anyhow!(
+            "cannot talk to the daemon on {}: {e}",
+            config.server.control_socket.display()
+        ))),
+    }
+}
+
+fn say_cancelled(name: &str, c: &executor::Cancelled) {
+    match c {
+        executor::Cancelled::Run(r) => eprintln!(
+            "deployd: {name}: run {} {} ({} {})",
+            r.id,
+            r.status,
+            r.request.trigger,
+            r.short_sha()
+        ),
+        executor::Cancelled::Request(q) => eprintln!(
+            "deployd: {name}: request cancelled before it ran ({} {} {}, received {})",
+            q.trigger,
+            q.push.git_ref,
+            q.push.short_sha(),
+            q.received_at
+        ),
+    }
+}
+
+/// `deployd cancel` with no daemon: a run going on is a `deployd deploy`'s
+/// (its lock is held): it is asked, through [`cancel_marker`], to stop its
+/// script and record it cancelled, and this waits for that record. The
+/// script is never signalled from here: the process that started it knows
+/// its group for sure, a pid read from a record may be stale.
+fn cancel_direct(config: &Config, p: &config::Project, pending: bool) -> Result<()> {
+    let (s, name) = (&config.server, p.name.as_str());
+    if pending {
+        let file = s.state_dir.join("queue").join(format!("{name}.json"));
+        let Some(req) = queue::read_pending(&s.state_dir, name) else {
+            return Err(Failure::Runtime(anyhow!(
+                "{name}: nothing to cancel: no pending request"
+            )));
+        };
+        std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
+        // Its record: the event, for the next daemon's subscribers.
+        let lifecycle = Lifecycle {
+            history: Arc::new(History::new(&s.state_dir, &s.log_dir)),
+            state_dir: s.state_dir.clone(),
+            events: Publisher::Spool(Arc::new(Spool::new(&s.state_dir))),
+        };
+        runtime()?.block_on(lifecycle.dropped(&req));
+        say_cancelled(name, &executor::Cancelled::Request(Box::new(req)));
+        return Ok(());
+    }
+    let h = History::new(&s.state_dir, &s.log_dir);
+    let running = h
+        .list(name, Some(3))?
+        .into_iter()
+        .find(|r| r.status == Status::Running);
+    let held = RunLock::is_held(&lock::path(&s.state_dir, name));
+    let Some(run) = running.filter(|_| held) else {
+        return Err(Failure::Runtime(anyhow!(
+            "{name}: nothing to cancel: no run is going on"
+        )));
+    };
+    let marker = cancel_marker(&s.state_dir, name);
+    fsutil::write_atomic(&marker, run.id.to_string().as_bytes())?;
+    let deadline = std::time::Instant::now() + p.kill_grace + Duration::from_secs(10);
+    loop {
+        match h.get(name, run.id)? {
+            Some(r) if r.status != Status::Running => {
+                say_cancelled(name, &executor::Cancelled::Run(Box::new(r)));
+                return Ok(());
+            }
+            _ if std::time::Instant::now() > deadline
+                || !RunLock::is_held(&lock::path(&s.state_dir, name)) =>
+            {
+                let _ = std::fs::remove_file(&marker);
+                return Err(Failure::Runtime(anyhow!(
+                    "{name}: run {} did not stop: the `deployd deploy` running it may be gone \
+                     (its processes hold the lock; see `deployd status`)",
+                    run.id
+                )));
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
     }
 }
 
@@ -919,12 +1110,7 @@ fn refuse_foreign_root(state_dir: &Path) -> Result<()> {
 /// the same run lifecycle: same lock, same environment, same log and record
 /// (trigger `manual`). Its run events go to the spool, for the next daemon's
 /// subscribers.
-async fn deploy_direct(
-    config: &Config,
-    p: &config::Project,
-    git_ref: Option<String>,
-    sha: Option<String>,
-) -> Result<()> {
+async fn deploy_direct(config: &Config, p: &config::Project, req: Request) -> Result<()> {
     let s = &config.server;
     refuse_foreign_root(&s.state_dir)?;
     fsutil::create_top_dirs(&s.state_dir, &s.log_dir)?;
@@ -940,43 +1126,79 @@ async fn deploy_direct(
         state_dir: s.state_dir.clone(),
         events: Publisher::Spool(Arc::new(Spool::new(&s.state_dir))),
     };
-    let seq = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let req =
-        Request::manual(seq, p, git_ref, sha, user()).map_err(|e| Failure::Usage(anyhow!(e)))?;
+    let mut req = req;
+    loop {
+        let ended = run_direct(&lifecycle, &history, p, req, stop_rx.clone()).await?;
+        ended.saved.context("cannot save the run record")?;
+        let run = ended.run;
+        if run.status != Status::Unhealthy || p.on_unhealthy != config::OnUnhealthy::Rollback {
+            return finish_message(&run);
+        }
+        eprintln!("deployd: {}: run {} unhealthy", p.name, run.id);
+        // As the daemon does (README, *Health checks*): once.
+        let note = |text: &str| {
+            if let Ok(mut log) = crate::runner::open_log(&run) {
+                crate::runner::log_line(&mut log, text);
+            }
+            eprintln!("deployd: {}: {text}", p.name);
+        };
+        if run.request.trigger == queue::Trigger::Rollback {
+            note("this unhealthy run was a rollback: not rolling back again");
+            return Err(Failure::Deploy);
+        }
+        let runs = history.list(&p.name, None)?;
+        let target = match crate::history::rollback_target(&runs, None, Some(&run)) {
+            Ok(t) => t,
+            Err(why) => {
+                note(&format!("on_unhealthy = \"rollback\", but {why}"));
+                return Err(Failure::Deploy);
+            }
+        };
+        note(&format!(
+            "unhealthy: rolling back to {} (the commit of run {})",
+            target.short_sha(),
+            target.id
+        ));
+        req = executor::rollback_request(&target, run.request.seq + 1, &user());
+    }
+}
+
+/// One run of a direct deploy, its log copied to stdout.
+async fn run_direct(
+    lifecycle: &Lifecycle,
+    history: &Arc<History>,
+    p: &config::Project,
+    req: Request,
+    stop_rx: watch::Receiver<bool>,
+) -> Result<crate::lifecycle::Ended> {
+    let state_dir = lifecycle.state_dir.clone();
     lifecycle.queued(&req).await;
+    let (cancel_tx, cancel_rx) = watch::channel(false);
     let mut direct = Direct {
-        history: &history,
+        history,
         name: &p.name,
+        state_dir: &state_dir,
+        cancel: Some(cancel_tx),
         tail: None,
     };
-    let ended = lifecycle.run(p, req, stop_rx, &mut direct).await;
+    let ended = lifecycle.run(p, req, stop_rx, cancel_rx, &mut direct).await;
     if let Some((done, tail)) = direct.tail {
         let _ = done.send(true);
         let _ = tail.await;
     }
-    let ended = match ended {
-        Ok(ended) => ended,
-        Err((_, NotRun::Stopped)) => {
-            return Err(Failure::Runtime(anyhow!(
-                "interrupted while waiting for the lock"
-            )));
-        }
-        Err((_, NotRun::Lock(e))) => {
-            return Err(anyhow::Error::from(e)
-                .context("cannot take the run lock")
-                .into());
-        }
-        Err((_, NotRun::Record(e))) => {
-            return Err(anyhow::Error::from(e)
-                .context("cannot record the run")
-                .into());
-        }
-    };
-    ended.saved.context("cannot save the run record")?;
-    finish_message(&ended.run)
+    let _ = std::fs::remove_file(cancel_marker(&state_dir, &p.name));
+    match ended {
+        Ok(ended) => Ok(ended),
+        Err((_, NotRun::Stopped | NotRun::Cancelled)) => Err(Failure::Runtime(anyhow!(
+            "interrupted while waiting for the lock"
+        ))),
+        Err((_, NotRun::Lock(e))) => Err(anyhow::Error::from(e)
+            .context("cannot take the run lock")
+            .into()),
+        Err((_, NotRun::Record(e))) => Err(anyhow::Error::from(e)
+            .context("cannot record the run")
+            .into()),
+    }
 }
 
 /// A direct deploy's side of a run's steps: it speaks on stderr and copies
@@ -984,6 +1206,10 @@ async fn deploy_direct(
 struct Direct<'a> {
     history: &'a History,
     name: &'a str,
+    state_dir: &'a Path,
+    /// Turned true when `deployd cancel` asks for this run (see
+    /// [`cancel_marker`]); moved to the task that watches for it.
+    cancel: Option<watch::Sender<bool>>,
     /// Says the run ended, to the task copying its log.
     tail: Option<(
         watch::Sender<bool>,
@@ -1018,6 +1244,22 @@ impl Caller for Direct<'_> {
             run.log.display()
         );
         let (done_tx, done_rx) = watch::channel(false);
+        // A marker left by a cancel of an earlier run does not count.
+        let marker = cancel_marker(self.state_dir, self.name);
+        let _ = std::fs::remove_file(&marker);
+        if let Some(cancel) = self.cancel.take() {
+            let (id, done) = (run.id.to_string(), done_rx.clone());
+            tokio::spawn(async move {
+                while !*done.borrow() {
+                    let asked = tokio::fs::read_to_string(&marker).await;
+                    if asked.is_ok_and(|a| a.trim() == id) {
+                        let _ = cancel.send(true);
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        }
         let log = run.log.clone();
         let tail = tokio::spawn(async move { follow_log(&log, || *done_rx.borrow()).await });
         self.tail = Some((done_tx, tail));

@@ -220,6 +220,20 @@ pub struct Project {
     pub keep_runs: usize,
     /// Where runs report their outcome on the forge, `[projects.NAME.report]`.
     pub report: Option<Report>,
+    /// What a newer request does to a running deploy.
+    pub on_new_push: OnNewPush,
+    /// The health check run after the script succeeds (a command and its
+    /// arguments, no shell); empty for none.
+    pub health_check: Vec<String>,
+    /// How long one try of the health check may take.
+    pub health_timeout: Duration,
+    /// How many times the health check is tried before the run is
+    /// `unhealthy`.
+    pub health_retries: usize,
+    /// The pause between two tries.
+    pub health_interval: Duration,
+    /// What follows an unhealthy run.
+    pub on_unhealthy: OnUnhealthy,
 }
 
 /// A secret value read from one of the four sources (a token, or a URL
@@ -321,6 +335,26 @@ pub struct Report {
     pub context: String,
     /// GitHub: report as a deployment to this environment instead.
     pub environment: Option<String>,
+}
+
+/// `on_new_push`: what a request queued while a run of the project goes on
+/// does to that run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnNewPush {
+    /// It waits, coalesced with other waiting requests (the default).
+    Queue,
+    /// It cancels the running run, and runs next.
+    Cancel,
+}
+
+/// `on_unhealthy`: what follows a run whose health check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnhealthy {
+    /// Nothing: the run is recorded `unhealthy` (the default).
+    Keep,
+    /// A rollback to the last healthy commit is queued (unless the unhealthy
+    /// run was a rollback itself).
+    Rollback,
 }
 
 impl Config {
@@ -485,6 +519,12 @@ struct RawProject {
     env: Env,
     keep_runs: Option<Count>,
     report: Option<RawReport>,
+    on_new_push: Option<NewPush>,
+    health_check: Option<Argv>,
+    health_timeout: Option<Human>,
+    health_retries: Option<Count>,
+    health_interval: Option<Human>,
+    on_unhealthy: Option<Unhealthy>,
 }
 
 /// A value as the file wrote it, in words, for "expected …, found …".
@@ -755,6 +795,74 @@ impl<'de> Deserialize<'de> for Args {
                 .collect::<Result<_, _>>()
                 .map(Args),
             v => Err(expected("a list of text, such as [\"--prod\", \"eu\"]", &v)),
+        }
+    }
+}
+
+/// A command to run without a shell: a non-empty list of text, the program
+/// first (`health_check`).
+struct Argv(Vec<String>);
+
+impl<'de> Deserialize<'de> for Argv {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const WHAT: &str = "a command as a list of text, such as \
+                            [\"curl\", \"-fsS\", \"http://127.0.0.1:8080/up\"]";
+        match value(d)? {
+            toml::Value::Array(items) if !items.is_empty() => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    toml::Value::String(s) if !(i == 0 && s.is_empty()) => Ok(s),
+                    v => Err(serde::de::Error::custom(format!(
+                        "{} {}: expected text in quotes, found {}",
+                        if i == 0 { "the program," } else { "argument" },
+                        i,
+                        found(&v)
+                    ))),
+                })
+                .collect::<Result<_, _>>()
+                .map(Argv),
+            toml::Value::String(s) => Err(serde::de::Error::custom(format!(
+                "expected {WHAT}, found the text {s:?}: no shell runs it, \
+                 give the program and each argument in quotes"
+            ))),
+            v => Err(expected(WHAT, &v)),
+        }
+    }
+}
+
+/// `on_new_push`: `"queue"` or `"cancel"`.
+struct NewPush(OnNewPush);
+
+impl<'de> Deserialize<'de> for NewPush {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const WHAT: &str = "\"queue\" (a newer push waits) or \"cancel\" \
+                            (a newer push cancels the running deploy)";
+        match value(d)? {
+            toml::Value::String(s) if s == "queue" => Ok(NewPush(OnNewPush::Queue)),
+            toml::Value::String(s) if s == "cancel" => Ok(NewPush(OnNewPush::Cancel)),
+            toml::Value::String(s) => Err(serde::de::Error::custom(format!(
+                "{s:?} is not a choice here: give {WHAT}"
+            ))),
+            v => Err(expected(WHAT, &v)),
+        }
+    }
+}
+
+/// `on_unhealthy`: `"keep"` or `"rollback"`.
+struct Unhealthy(OnUnhealthy);
+
+impl<'de> Deserialize<'de> for Unhealthy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const WHAT: &str = "\"keep\" (record the run unhealthy) or \"rollback\" \
+                            (then deploy the last healthy commit again)";
+        match value(d)? {
+            toml::Value::String(s) if s == "keep" => Ok(Unhealthy(OnUnhealthy::Keep)),
+            toml::Value::String(s) if s == "rollback" => Ok(Unhealthy(OnUnhealthy::Rollback)),
+            toml::Value::String(s) => Err(serde::de::Error::custom(format!(
+                "{s:?} is not a choice here: give {WHAT}"
+            ))),
+            v => Err(expected(WHAT, &v)),
         }
     }
 }
@@ -1280,9 +1388,16 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             return Err(invalid(&k("timeout"), "must be more than 0s".into()));
         }
         let kill_grace = p.kill_grace.map_or(Duration::from_secs(10), |d| d.0);
+        let health_timeout = p.health_timeout.map_or(Duration::from_secs(10), |d| d.0);
+        if health_timeout.is_zero() {
+            return Err(invalid(&k("health_timeout"), "must be more than 0s".into()));
+        }
+        let health_interval = p.health_interval.map_or(Duration::from_secs(3), |d| d.0);
         for (key, d) in [
             ("timeout", timeout),
             ("kill_grace", kill_grace),
+            ("health_timeout", health_timeout),
+            ("health_interval", health_interval),
             ("max_age", max_age),
         ] {
             if d > MAX_DURATION {
@@ -1323,6 +1438,12 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 env: p.env.0,
                 keep_runs: p.keep_runs.map_or(100, |n| n.0),
                 report,
+                on_new_push: p.on_new_push.map_or(OnNewPush::Queue, |c| c.0),
+                health_check: p.health_check.map(|c| c.0).unwrap_or_default(),
+                health_timeout,
+                health_retries: p.health_retries.map_or(5, |n| n.0),
+                health_interval,
+                on_unhealthy: p.on_unhealthy.map_or(OnUnhealthy::Keep, |c| c.0),
             },
         );
     }
@@ -2062,6 +2183,12 @@ mod tests {
         assert_eq!(p.timeout, Duration::from_secs(900));
         assert_eq!(p.working_dir, Path::new("/bin"));
         assert_eq!(p.keep_runs, 100);
+        assert_eq!(p.on_new_push, OnNewPush::Queue);
+        assert!(p.health_check.is_empty());
+        assert_eq!(p.health_timeout, Duration::from_secs(10));
+        assert_eq!(p.health_retries, 5);
+        assert_eq!(p.health_interval, Duration::from_secs(3));
+        assert_eq!(p.on_unhealthy, OnUnhealthy::Keep);
         assert_eq!(p.provider, Provider::Github);
         assert_eq!(p.key.sign(b"x"), Key::new(b"s3cret").sign(b"x"));
     }
@@ -2292,7 +2419,7 @@ mod tests {
             "allow_from",
             "trusted_proxies",
         ];
-        const PROJECT: [&str; 21] = [
+        const PROJECT: [&str; 27] = [
             "provider",
             "secret",
             "secret_file",
@@ -2307,6 +2434,12 @@ mod tests {
             "kill_grace",
             "env",
             "keep_runs",
+            "on_new_push",
+            "health_check",
+            "health_timeout",
+            "health_retries",
+            "health_interval",
+            "on_unhealthy",
             "secret",
             "secret_previous",
             "secret_previous_file",
@@ -2429,6 +2562,17 @@ mod tests {
         assert!(m.starts_with("expected a list of text"), "{m}");
         let m = say("env = { N = 1 }");
         assert!(m.starts_with("N: expected text in quotes"), "{m}");
+        let m = say("on_new_push = \"abort\"");
+        assert!(
+            m.starts_with("\"abort\" is not a choice here: give \"queue\""),
+            "{m}"
+        );
+        let m = say("health_check = \"curl -f http://x\"");
+        assert!(m.contains("no shell runs it"), "{m}");
+        let m = say("health_check = []");
+        assert!(m.starts_with("expected a command as a list of text"), "{m}");
+        let m = say("on_unhealthy = true");
+        assert!(m.starts_with("expected \"keep\""), "{m}");
         let m = say("scirpt = 1");
         assert!(
             m.starts_with("unknown field \"scirpt\"; the keys here are: provider, secret,"),

@@ -19,7 +19,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 
 use crate::events::RunEvent;
-use crate::executor::ProjectStatus;
+use crate::executor::{self, Cancelled, ProjectStatus};
 use crate::fsutil;
 use crate::history::{History, Run, Status};
 use crate::lifecycle::blocking;
@@ -38,6 +38,28 @@ pub enum Request {
         git_ref: Option<String>,
         /// Commit to announce (default empty).
         sha: Option<String>,
+        /// Stream the run until it ends.
+        wait: bool,
+        /// Who asked, for `DEPLOY_PUSHER`.
+        user: String,
+    },
+    /// Cancel the project's running run (`pending`: drop its pending
+    /// request instead); answered `Cancelled` once the run is recorded, or
+    /// `Error` when there is nothing to cancel.
+    Cancel {
+        /// The project.
+        project: String,
+        /// Drop the pending request, not the running run.
+        pending: bool,
+    },
+    /// Queue a rollback (trigger `rollback`) to the commit of run `to`, or
+    /// of the last successful run before the current one; with `wait`,
+    /// stream its run as `Deploy` does.
+    Rollback {
+        /// The project.
+        project: String,
+        /// The run whose commit to deploy again.
+        to: Option<u64>,
         /// Stream the run until it ends.
         wait: bool,
         /// Who asked, for `DEPLOY_PUSHER`.
@@ -75,6 +97,11 @@ pub enum Reply {
     Status(Vec<ProjectStatus>),
     /// The new config is live (the daemon's log line says how many projects).
     Reloaded(String),
+    /// What a cancel stopped: a run (its final record) or a request that
+    /// never ran.
+    Cancelled(Cancelled),
+    /// A rollback is about to be queued: the run whose commit it deploys.
+    RollingBack(Run),
     /// The request failed.
     Error(String),
 }
@@ -149,6 +176,69 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             Ok(done) => send(&mut w, &Reply::Reloaded(done)).await,
             Err(e) => send(&mut w, &Reply::Error(e)).await,
         },
+        Request::Cancel { project, pending } => {
+            let config = shared.config();
+            if !config.projects.contains_key(&project) {
+                return send(&mut w, &Reply::Error(no_project(&config, &project))).await;
+            }
+            match shared.executor.cancel(&project, pending).await {
+                None if pending => {
+                    send(
+                        &mut w,
+                        &Reply::Error(format!("{project} has no pending request")),
+                    )
+                    .await
+                }
+                None => {
+                    send(
+                        &mut w,
+                        &Reply::Error(format!("{project} has no running run")),
+                    )
+                    .await
+                }
+                Some(Cancelled::Run(run)) => {
+                    // Answered once the run is recorded cancelled (or
+                    // whatever it ended as, had it ended meanwhile).
+                    let mut run = *run;
+                    loop {
+                        let (history, p, id) = (shared.history.clone(), project.clone(), run.id);
+                        if let Some(now) = blocking(move || history.get(&p, id)).await? {
+                            run = now;
+                        }
+                        if run.status != Status::Running {
+                            break;
+                        }
+                        tokio::time::sleep(POLL).await;
+                    }
+                    send(&mut w, &Reply::Cancelled(Cancelled::Run(Box::new(run)))).await
+                }
+                Some(c) => send(&mut w, &Reply::Cancelled(c)).await,
+            }
+        }
+        Request::Rollback {
+            project,
+            to,
+            wait,
+            user,
+        } => {
+            let config = shared.config();
+            if !config.projects.contains_key(&project) {
+                return send(&mut w, &Reply::Error(no_project(&config, &project))).await;
+            }
+            let (history, p) = (shared.history.clone(), project.clone());
+            let target = blocking(move || {
+                let runs = history.list(&p, None).map_err(|e| e.to_string())?;
+                crate::history::rollback_target(&runs, to, None)
+            })
+            .await;
+            let target = match target {
+                Ok(t) => t,
+                Err(why) => return send(&mut w, &Reply::Error(why)).await,
+            };
+            send(&mut w, &Reply::RollingBack(target.clone())).await?;
+            let req = executor::rollback_request(&target, shared.queue.next_seq(), &user);
+            queue_and_stream(&mut w, shared, req, wait).await
+        }
         Request::Deploy {
             project,
             git_ref,
@@ -158,48 +248,54 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
         } => {
             let config = shared.config();
             let Some(p) = config.projects.get(&project) else {
-                return send(
-                    &mut w,
-                    &Reply::Error(format!(
-                        "no project {project:?} in {}",
-                        config.path.display()
-                    )),
-                )
-                .await;
+                return send(&mut w, &Reply::Error(no_project(&config, &project))).await;
             };
-            if shared.stopping() {
-                return send(&mut w, &Reply::Error("deployd is stopping".into())).await;
-            }
             let req = match QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user) {
                 Ok(req) => req,
                 Err(e) => return send(&mut w, &Reply::Error(e)).await,
             };
-            let seq = req.seq;
-            // Asked before queueing, so the run found is the one before ours.
-            let behind = shared
-                .executor
-                .status()
-                .await
-                .into_iter()
-                .find(|s| s.project == project)
-                .and_then(|s| s.running);
-            // Before the request is queued: its run may start at once.
-            let events = shared.events.subscribe();
-            if let Err(e) = shared.enqueue(req).await {
-                return send(
-                    &mut w,
-                    &Reply::Error(format!("cannot queue the request: {e}")),
-                )
-                .await;
-            }
-            tracing::info!("{project}: manual deploy queued");
-            send(&mut w, &Reply::Queued { seq, behind }).await?;
-            if wait {
-                stream_run(&mut w, &shared.history, events, &project, seq).await?;
-            }
-            Ok(())
+            queue_and_stream(&mut w, shared, req, wait).await
         }
     }
+}
+
+fn no_project(config: &crate::config::Config, project: &str) -> String {
+    format!("no project {project:?} in {}", config.path.display())
+}
+
+/// Queues `req` (a manual deploy or a rollback) through the daemon's
+/// durable queue, answers `Queued`, and with `wait` streams its run.
+async fn queue_and_stream(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    shared: &Shared,
+    req: QueueRequest,
+    wait: bool,
+) -> io::Result<()> {
+    if shared.stopping() {
+        return send(w, &Reply::Error("deployd is stopping".into())).await;
+    }
+    let project = req.project.clone();
+    let seq = req.seq;
+    // Asked before queueing, so the run found is the one before ours.
+    let behind = shared
+        .executor
+        .status()
+        .await
+        .into_iter()
+        .find(|s| s.project == project)
+        .and_then(|s| s.running);
+    // Before the request is queued: its run may start at once.
+    let events = shared.events.subscribe();
+    let trigger = req.trigger;
+    if let Err(e) = shared.enqueue(req).await {
+        return send(w, &Reply::Error(format!("cannot queue the request: {e}"))).await;
+    }
+    tracing::info!("{project}: {trigger} deploy queued");
+    send(w, &Reply::Queued { seq, behind }).await?;
+    if wait {
+        stream_run(w, &shared.history, events, &project, seq).await?;
+    }
+    Ok(())
 }
 
 /// Waits for the run of `project` that carries request `seq` (the first run
@@ -223,7 +319,11 @@ async fn stream_run(
             loop {
                 match events.recv().await {
                     Ok(RunEvent::Started(r)) if r.project() == project && r.request.seq >= seq => {
-                        return Some(r);
+                        return Some(Ok(r));
+                    }
+                    // Ours, or a newer one that had replaced ours.
+                    Ok(RunEvent::Dropped(r)) if r.project == project && r.seq >= seq => {
+                        return Some(Err(r));
                     }
                     Ok(_) => {}
                     // Lagged: the records tell; closed: the daemon stops.
@@ -232,8 +332,18 @@ async fn stream_run(
             }
         })
         .await;
-        if let Ok(Some(run)) = started {
-            break run;
+        match started {
+            Ok(Some(Ok(run))) => break run,
+            Ok(Some(Err(_))) => {
+                return send(
+                    w,
+                    &Reply::Error(
+                        "the request was cancelled before it ran (deployd cancel)".into(),
+                    ),
+                )
+                .await;
+            }
+            _ => {}
         }
     };
     send(w, &Reply::Started(run.clone())).await?;

@@ -37,7 +37,9 @@ use crate::queue::Request;
 #[serde(rename_all = "snake_case")]
 pub(crate) enum RunEvent {
     /// A request is on disk, waiting for its run (a direct deploy's request
-    /// is queued and started at once).
+    /// is queued and started at once). The rollback queued after an
+    /// unhealthy run (`on_unhealthy = "rollback"`) is announced here, with
+    /// trigger `rollback`, right after that run's `Finished`.
     Queued(Request),
     /// A run started: its record (status `running`) is on disk, the script
     /// is about to be spawned.
@@ -45,6 +47,10 @@ pub(crate) enum RunEvent {
     /// A run ended: its final record (status, exit code, signal, end time)
     /// is on disk.
     Finished(Run),
+    /// A request was cancelled before its run started (`deployd cancel
+    /// --pending`, or a cancel while it waited for the lock): it never runs,
+    /// and it has no run record; this event is its record.
+    Dropped(Request),
 }
 
 /// The daemon's in-process broadcast of run events.

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::config::{Config, Project};
+use crate::config::{Config, OnNewPush, OnUnhealthy, Project};
 use crate::fsutil;
 use crate::history::{History, Run, Status};
 use crate::lifecycle::{Caller, Ended, Lifecycle, NotRun, blocking};
@@ -45,8 +45,27 @@ pub struct ProjectStatus {
 enum Msg {
     Queued,
     Started(Box<Run>),
-    Done { project: String },
+    Done {
+        project: String,
+    },
     Status(oneshot::Sender<Vec<ProjectStatus>>),
+    Cancel {
+        project: String,
+        pending: bool,
+        reply: oneshot::Sender<Option<Cancelled>>,
+    },
+}
+
+/// What `deployd cancel` stopped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cancelled {
+    /// The running run: it is being stopped (SIGTERM, SIGKILL after
+    /// `kill_grace`) and is recorded `cancelled` when it is.
+    Run(Box<Run>),
+    /// A request that had not started (it waited for the lock, or, with
+    /// `--pending`, for its turn): it is dropped and never runs.
+    Request(Box<Request>),
 }
 
 /// A cheap, cloneable way to talk to the executor.
@@ -71,6 +90,18 @@ impl Handle {
         rx.await.unwrap_or_default()
     }
 
+    /// Cancels `project`'s running run (or, with `pending`, drops its
+    /// pending request); `None` when there is none.
+    pub(crate) async fn cancel(&self, project: &str, pending: bool) -> Option<Cancelled> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Cancel {
+            project: project.to_string(),
+            pending,
+            reply,
+        });
+        rx.await.ok().flatten()
+    }
+
     /// Live state of every project without its `last` run, updated when it
     /// changes: to follow without polling and without file I/O.
     pub fn watch(&self) -> watch::Receiver<Vec<ProjectStatus>> {
@@ -79,8 +110,15 @@ impl Handle {
 }
 
 enum Busy {
-    /// Waiting for the lock or running; the record once it exists.
-    Run(Option<Box<Run>>),
+    /// Waiting for the lock or running.
+    Run {
+        /// The record, once it exists.
+        run: Option<Box<Run>>,
+        /// The request it carries out.
+        request: Box<Request>,
+        /// Turned true to cancel it.
+        cancel: watch::Sender<bool>,
+    },
     /// Waiting for the processes of an interrupted run to exit.
     Recovering,
 }
@@ -181,7 +219,7 @@ impl Executor {
                         );
                     }
                     grace_end = Some(tokio::time::Instant::now() + grace);
-                    if !self.busy.values().any(|b| matches!(b, Busy::Run(_))) {
+                    if !self.busy.values().any(|b| matches!(b, Busy::Run { .. })) {
                         // Only recoveries waiting on orphans: nothing to finish.
                         interrupted = true;
                         let _ = self.stop_tx.send(true);
@@ -199,11 +237,18 @@ impl Executor {
 
     fn handle(&mut self, msg: Msg, stopping: bool) {
         match msg {
-            Msg::Queued => {}
-            Msg::Started(run) => {
-                if let Some(b) = self.busy.get_mut(&run.request.project) {
-                    *b = Busy::Run(Some(run));
+            Msg::Queued => self.cancel_superseded(),
+            Msg::Started(started) => {
+                if let Some(Busy::Run { run, .. }) = self.busy.get_mut(&started.request.project) {
+                    *run = Some(started);
                 }
+            }
+            Msg::Cancel {
+                project,
+                pending,
+                reply,
+            } => {
+                let _ = reply.send(self.cancel(&project, pending));
             }
             Msg::Done { project } => {
                 self.busy.remove(&project);
@@ -223,6 +268,75 @@ impl Executor {
             self.start_ready();
         }
         self.publish();
+    }
+
+    /// Cancels `project`'s running run, or with `pending` drops its pending
+    /// request (its file is removed in the background).
+    fn cancel(&mut self, project: &str, pending: bool) -> Option<Cancelled> {
+        if pending {
+            let req = self.shared.queue.take(project)?;
+            tracing::info!(
+                "{project}: pending request cancelled ({} {} {}, received {})",
+                req.trigger,
+                req.push.git_ref,
+                req.push.short_sha(),
+                req.received_at
+            );
+            let shared = self.shared.clone();
+            let dropped = req.clone();
+            tokio::spawn(async move {
+                let p = &dropped.project;
+                if let Err(e) = shared.queue.settle(p, dropped.seq).await {
+                    tracing::warn!("{p}: cannot remove the cancelled request: {e}");
+                }
+                shared.lifecycle.dropped(&dropped).await;
+            });
+            return Some(Cancelled::Request(Box::new(req)));
+        }
+        match self.busy.get(project)? {
+            Busy::Run {
+                run,
+                request,
+                cancel,
+            } => {
+                cancel.send_replace(true);
+                Some(match run {
+                    Some(run) => Cancelled::Run(run.clone()),
+                    None => Cancelled::Request(request.clone()),
+                })
+            }
+            Busy::Recovering => None,
+        }
+    }
+
+    /// `on_new_push = "cancel"`: a run with a newer request pending is
+    /// cancelled, and the newer request runs next.
+    fn cancel_superseded(&mut self) {
+        let config = self.config.borrow().clone();
+        for (project, busy) in &self.busy {
+            let Busy::Run {
+                request, cancel, ..
+            } = busy
+            else {
+                continue;
+            };
+            let cancels = config
+                .projects
+                .get(project)
+                .is_some_and(|p| p.on_new_push == OnNewPush::Cancel);
+            let newer = self
+                .shared
+                .queue
+                .pending(project)
+                .is_some_and(|p| p.seq > request.seq);
+            if cancels && newer && !*cancel.borrow() {
+                tracing::info!(
+                    "{project}: a newer request is queued: cancelling the running deploy \
+                     (on_new_push = \"cancel\")"
+                );
+                cancel.send_replace(true);
+            }
+        }
     }
 
     /// Republishes the live status if it changed.
@@ -261,11 +375,19 @@ impl Executor {
             let Some(req) = self.shared.queue.take(&project) else {
                 continue;
             };
-            self.busy.insert(project, Busy::Run(None));
+            let (cancel, cancelled) = watch::channel(false);
+            self.busy.insert(
+                project,
+                Busy::Run {
+                    run: None,
+                    request: Box::new(req.clone()),
+                    cancel,
+                },
+            );
             let shared = self.shared.clone();
             tokio::spawn(async move {
                 let name = settings.name.clone();
-                run_one(settings, req, &shared).await;
+                run_one(settings, req, cancelled, &shared).await;
                 let _ = shared.tx.send(Msg::Done { project: name });
             });
         }
@@ -320,7 +442,7 @@ impl Executor {
             .map(|name| {
                 let pending = self.shared.queue.pending(name);
                 let (state, running) = match self.busy.get(name) {
-                    Some(Busy::Run(run)) => ("running", run.as_deref().cloned()),
+                    Some(Busy::Run { run, .. }) => ("running", run.as_deref().cloned()),
                     Some(Busy::Recovering) => ("recovering", None),
                     None if pending.is_some() => ("pending", None),
                     None => ("idle", None),
@@ -386,7 +508,7 @@ impl Caller for Daemon<'_> {
     }
 }
 
-async fn run_one(project: Project, req: Request, shared: &Shared) {
+async fn run_one(project: Project, req: Request, cancel: watch::Receiver<bool>, shared: &Shared) {
     let name = project.name.clone();
     let mut caller = Daemon {
         shared,
@@ -394,14 +516,27 @@ async fn run_one(project: Project, req: Request, shared: &Shared) {
     };
     let lifecycle = &shared.lifecycle;
     let ended = match lifecycle
-        .run(&project, req, shared.stop.clone(), &mut caller)
+        .run(&project, req, shared.stop.clone(), cancel, &mut caller)
         .await
     {
         Ok(ended) => ended,
+        Err((req, NotRun::Cancelled)) => {
+            // Cancelled before it started: the request is dropped.
+            tracing::info!(
+                "{name}: request cancelled before its run started ({} {})",
+                req.push.git_ref,
+                req.push.short_sha()
+            );
+            if let Err(e) = shared.queue.settle(&name, req.seq).await {
+                tracing::warn!("{name}: cannot remove the cancelled request: {e}");
+            }
+            lifecycle.dropped(&req).await;
+            return;
+        }
         Err((req, why)) => {
             shared.queue.untake(req);
             match why {
-                NotRun::Stopped => {}
+                NotRun::Stopped | NotRun::Cancelled => {}
                 NotRun::Lock(e) => {
                     tracing::error!(
                         "{name}: cannot take the run lock {}: {e}",
@@ -451,6 +586,72 @@ async fn run_one(project: Project, req: Request, shared: &Shared) {
     if matches!(outcome, Outcome::Interrupted(_)) {
         requeue(&run, shared).await;
     }
+    if run.status == Status::Unhealthy && project.on_unhealthy == OnUnhealthy::Rollback {
+        roll_back(&run, shared).await;
+    }
+}
+
+/// `on_unhealthy = "rollback"`: queues a rollback of unhealthy `run` to the
+/// last healthy commit, and says so in the run's log. Not when `run` was a
+/// rollback itself: that would go on rolling back.
+async fn roll_back(run: &Run, shared: &Shared) {
+    let name = run.project();
+    let note = |text: &str| {
+        if let Ok(mut log) = crate::runner::open_log(run) {
+            crate::runner::log_line(&mut log, text);
+        }
+    };
+    if run.request.trigger == Trigger::Rollback {
+        let text = "this unhealthy run was a rollback: not rolling back again";
+        tracing::warn!("{name}: run {}: {text}", run.id);
+        note(text);
+        return;
+    }
+    let history = shared.lifecycle.history.clone();
+    let (p, current) = (name.to_string(), run.clone());
+    let target = blocking(move || {
+        let runs = history.list(&p, None).map_err(|e| e.to_string())?;
+        crate::history::rollback_target(&runs, None, Some(&current))
+    })
+    .await;
+    let target = match target {
+        Ok(t) => t,
+        Err(why) => {
+            let text = format!("on_unhealthy = \"rollback\", but {why}");
+            tracing::error!("{name}: run {}: {text}", run.id);
+            note(&text);
+            return;
+        }
+    };
+    let req = rollback_request(&target, shared.queue.next_seq(), "deployd");
+    let text = format!(
+        "unhealthy: rolling back to {} (the commit of run {})",
+        target.short_sha(),
+        target.id
+    );
+    note(&text);
+    let announce = req.clone();
+    match shared.queue.push(req).await {
+        Ok(()) => {
+            tracing::warn!("{name}: run {} {text}", run.id);
+            shared.lifecycle.queued(&announce).await;
+            let _ = shared.tx.send(Msg::Queued);
+        }
+        Err(e) => tracing::error!("{name}: cannot queue the rollback of run {}: {e}", run.id),
+    }
+}
+
+/// The request of a rollback to `target`'s commit, asked by `user`: its
+/// ref, commit and repository; trigger `rollback`.
+pub(crate) fn rollback_request(target: &Run, seq: u64, user: &str) -> Request {
+    let mut req = target.request(seq, Trigger::Rollback);
+    req.push.pusher = user.to_string();
+    req.push.delivery.clear();
+    req.push.before.clear();
+    // Not the deliveries of the run it goes back to: those were that run's.
+    req.coalesced.clear();
+    req.bodies.clear();
+    req
 }
 
 /// What a daemon does about an interrupted run (README, "Crash recovery").

@@ -30,6 +30,11 @@ pub enum Status {
     TimedOut,
     /// The daemon stopped or died during the run.
     Interrupted,
+    /// Stopped by `deployd cancel`, or by a newer push (`on_new_push =
+    /// "cancel"`).
+    Cancelled,
+    /// The script succeeded but every try of its `health_check` failed.
+    Unhealthy,
 }
 
 impl std::fmt::Display for Status {
@@ -40,6 +45,8 @@ impl std::fmt::Display for Status {
             Status::Failed => "failed",
             Status::TimedOut => "timed_out",
             Status::Interrupted => "interrupted",
+            Status::Cancelled => "cancelled",
+            Status::Unhealthy => "unhealthy",
         })
     }
 }
@@ -193,6 +200,53 @@ impl Run {
         let end = humantime::parse_rfc3339_weak(self.finished_at.as_deref()?).ok()?;
         end.duration_since(start).ok().map(|d| d.as_secs_f64())
     }
+}
+
+/// What a rollback deploys: the run whose commit it runs again, chosen from
+/// `runs` (one project's, newest first) — run `to` when given, else the
+/// newest succeeded run before `current` (by default the newest succeeded
+/// run: what is deployed now) whose commit differs from `current`'s.
+/// `Err` says, in words, why there is nothing to roll back to.
+pub fn rollback_target(
+    runs: &[Run],
+    to: Option<u64>,
+    current: Option<&Run>,
+) -> Result<Run, String> {
+    let has_commit =
+        |r: &Run| !r.request.push.after.is_empty() && !crate::push::zeros(&r.request.push.after);
+    if let Some(id) = to {
+        let run = runs
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| format!("there is no run {id} (see `deployd history`)"))?;
+        if !has_commit(run) {
+            return Err(format!(
+                "run {id} has no commit to go back to (it was started without one:                  a manual deploy without --sha)"
+            ));
+        }
+        return Ok(run.clone());
+    }
+    let succeeded = |r: &&Run| r.status == Status::Succeeded;
+    let current = match current {
+        Some(c) => c.clone(),
+        None => runs
+            .iter()
+            .find(succeeded)
+            .cloned()
+            .ok_or("nothing to go back to: no run has succeeded yet")?,
+    };
+    runs.iter()
+        .filter(|r| r.id < current.id)
+        .filter(succeeded)
+        .find(|r| has_commit(r) && r.request.push.after != current.request.push.after)
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "nothing to go back to: no successful run with another commit than {}                  before run {} (give one with --to RUN_ID)",
+                current.short_sha(),
+                current.id
+            )
+        })
 }
 
 /// The run records of all projects.
@@ -375,6 +429,47 @@ mod tests {
             ..Push::default()
         };
         Request::new(seq, "app", Trigger::Webhook, push)
+    }
+
+    #[test]
+    fn rollback_goes_back_one_good_commit() {
+        let run = |id: u64, sha: &str, status: Status| {
+            let mut r = req(id);
+            r.push.after = sha.into();
+            Run {
+                id,
+                request: r,
+                status,
+                exit_code: None,
+                signal: None,
+                started_at: String::new(),
+                finished_at: None,
+                log: PathBuf::new(),
+                pid: None,
+                outputs: Default::default(),
+            }
+        };
+        // Newest first.
+        let runs = vec![
+            run(6, "c", Status::Failed),
+            run(5, "c", Status::Succeeded),
+            run(4, "c", Status::Succeeded),
+            run(3, "", Status::Succeeded),
+            run(2, "b", Status::Cancelled),
+            run(1, "a", Status::Succeeded),
+        ];
+        assert_eq!(rollback_target(&runs, None, None).unwrap().id, 1);
+        assert_eq!(rollback_target(&runs, Some(4), None).unwrap().id, 4);
+        let e = rollback_target(&runs, Some(3), None).unwrap_err();
+        assert!(e.contains("run 3 has no commit"), "{e}");
+        let e = rollback_target(&runs, Some(9), None).unwrap_err();
+        assert!(e.contains("there is no run 9"), "{e}");
+        let e = rollback_target(&runs[..4], None, None).unwrap_err();
+        assert!(e.starts_with("nothing to go back to"), "{e}");
+        assert!(rollback_target(&[], None, None).is_err());
+        // From an unhealthy run: its last healthy predecessor.
+        let bad = run(7, "d", Status::Unhealthy);
+        assert_eq!(rollback_target(&runs, None, Some(&bad)).unwrap().id, 5);
     }
 
     #[test]

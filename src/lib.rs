@@ -31,6 +31,7 @@ pub(crate) mod fault;
 pub mod filter;
 pub mod forge;
 pub(crate) mod fsutil;
+pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod http_client;
 pub(crate) mod lifecycle;

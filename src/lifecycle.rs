@@ -13,13 +13,16 @@
 //!    the log);
 //! 4. the log's header, and the push's note when it has one (why its paths
 //!    were not checked); then the script ([`runner::run`]): environment,
-//!    process group, timeout, `stop`;
-//! 5. its outcome applied to the record, the record saved, retention
+//!    process group, timeout, `stop`, `cancel`;
+//! 5. when the script succeeded and the project has a `health_check`, the
+//!    check ([`crate::health`]), still under the lock: the run is
+//!    `unhealthy` when every try fails;
+//! 6. its outcome applied to the record, the record saved, retention
 //!    (`keep_runs`);
-//! 6. [`RunEvent::Finished`], then the lock is released.
+//! 7. [`RunEvent::Finished`], then the lock is released.
 //!
 //! A run a previous daemon did not see end is closed by
-//! [`Lifecycle::interrupted`] instead (steps 5 and 6), and a request that
+//! [`Lifecycle::interrupted`] instead (steps 6 and 7), and a request that
 //! waits for its run is announced by [`Lifecycle::queued`].
 //!
 //! Where what comes next hooks in:
@@ -29,11 +32,13 @@
 //!   sees direct runs too, through the spool (see [`crate::events`]);
 //! - a gate before a run (deploys gated on CI) goes between steps 1 and 2,
 //!   or before the request is queued;
-//! - a health check after the script goes in step 5, before the outcome is
-//!   final; a rollback is a new request built from the run
-//!   ([`Run::request`]);
-//! - cancelling a run is turning its `stop` to true (today: daemon
-//!   shutdown, Ctrl-C of a direct deploy).
+//! - a rollback is a new request built from an earlier run
+//!   ([`Run::request`], [`crate::history::rollback_target`]), queued by
+//!   whoever decides it (`deployd rollback`; the executor after an unhealthy
+//!   run);
+//! - cancelling a run is turning its `cancel` to true (`deployd cancel`, a
+//!   newer push); `stop` is the daemon's shutdown, or Ctrl-C of a direct
+//!   deploy.
 
 use std::io;
 use std::path::PathBuf;
@@ -43,6 +48,7 @@ use tokio::sync::watch;
 
 use crate::config::Project;
 use crate::events::{Publisher, RunEvent};
+use crate::health;
 use crate::history::{History, Run};
 use crate::lock::{self, RunLock};
 use crate::queue::Request;
@@ -76,6 +82,8 @@ pub(crate) trait Caller {
 pub(crate) enum NotRun {
     /// `stop` turned true while the run waited for its lock.
     Stopped,
+    /// `cancel` turned true while the run waited for its lock.
+    Cancelled,
     /// The lock could not be taken.
     Lock(io::Error),
     /// The record could not be created.
@@ -105,26 +113,40 @@ impl Lifecycle {
         }
     }
 
+    /// Announces a request cancelled before its run started (it never
+    /// runs).
+    pub(crate) async fn dropped(&self, req: &Request) {
+        if self.listened() {
+            self.events.publish(RunEvent::Dropped(req.clone())).await;
+        }
+    }
+
     /// Carries out `req`, a request of `project`, from its lock to its final
     /// record (see the module's steps). `stop` turning true interrupts it:
     /// before the script starts the run does not happen, after it the script
-    /// is stopped and the run recorded `interrupted`.
+    /// is stopped and the run recorded `interrupted`. `cancel` turning true
+    /// does the same, recorded `cancelled`.
     pub(crate) async fn run(
         &self,
         project: &Project,
         req: Request,
         stop: watch::Receiver<bool>,
+        cancel: watch::Receiver<bool>,
         caller: &mut impl Caller,
     ) -> Result<Ended, (Request, NotRun)> {
         let lock_path = lock::path(&self.state_dir, &project.name);
-        let stopped = {
-            let mut stop = stop.clone();
+        let given_up = {
+            let (mut stop, mut cancel) = (stop.clone(), cancel.clone());
             async move {
-                let _ = stop.wait_for(|s| *s).await;
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => {}
+                    Ok(_) = cancel.wait_for(|c| *c) => {}
+                }
             }
         };
-        let lock = match RunLock::acquire(&lock_path, || caller.waiting(), stopped).await {
+        let lock = match RunLock::acquire(&lock_path, || caller.waiting(), given_up).await {
             Ok(Some(l)) => l,
+            Ok(None) if *cancel.borrow() => return Err((req, NotRun::Cancelled)),
             Ok(None) => return Err((req, NotRun::Stopped)),
             Err(e) => return Err((req, NotRun::Lock(e))),
         };
@@ -138,6 +160,7 @@ impl Lifecycle {
         self.events.publish(RunEvent::Started(run.clone())).await;
         caller.started(&run).await;
 
+        let started = std::time::Instant::now();
         // Should the log not open, the script does not start either, and
         // the runner says why.
         if let Ok(mut log) = runner::open_log(&run) {
@@ -148,7 +171,21 @@ impl Lifecycle {
             }
         }
         let mut pid = None;
-        let outcome = runner::run(project, &mut run, &lock, stop, |p| pid = Some(p)).await;
+        let mut outcome = runner::run(
+            project,
+            &mut run,
+            &lock,
+            stop.clone(),
+            cancel.clone(),
+            |p| pid = Some(p),
+        )
+        .await;
+        if outcome == Outcome::Exited(0) && !project.health_check.is_empty() {
+            outcome = health::check(project, &run, stop, cancel).await;
+        }
+        if let Ok(mut log) = runner::open_log(&run) {
+            runner::log_line(&mut log, &runner::summary(&run, &outcome, started));
+        }
         run.pid = pid;
         crate::fault::point(crate::fault::BEFORE_RECORD).await;
         outcome.apply(&mut run);

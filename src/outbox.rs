@@ -553,7 +553,7 @@ pub async fn follow(
     loop {
         let run = match events.recv().await {
             Ok(RunEvent::Started(run) | RunEvent::Finished(run)) => run,
-            Ok(RunEvent::Queued(_)) => continue,
+            Ok(RunEvent::Queued(_) | RunEvent::Dropped(_)) => continue,
             Err(RecvError::Lagged(n)) => {
                 tracing::error!("outbox: {n} run event(s) missed; their notifications are lost");
                 continue;

@@ -35,6 +35,9 @@ pub enum Trigger {
     Recovery,
     /// The deploy button of the status page (`pusher`: the token's name).
     Web,
+    /// `deployd rollback`, or an unhealthy run rolled back
+    /// (`on_unhealthy = "rollback"`): the commit of an earlier run.
+    Rollback,
 }
 
 impl std::fmt::Display for Trigger {
@@ -44,6 +47,7 @@ impl std::fmt::Display for Trigger {
             Trigger::Manual => "manual",
             Trigger::Recovery => "recovery",
             Trigger::Web => "web",
+            Trigger::Rollback => "rollback",
         })
     }
 }

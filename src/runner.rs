@@ -30,7 +30,7 @@ use crate::lock::RunLock;
 
 /// Serializes spawns: while one child is being forked it must be the only one
 /// to inherit the lock descriptor made inheritable for it.
-static SPAWN: Mutex<()> = Mutex::new(());
+pub(crate) static SPAWN: Mutex<()> = Mutex::new(());
 
 /// The `PATH` given to scripts when the daemon itself has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -48,6 +48,11 @@ pub enum Outcome {
     /// deployd stopped it because the daemon is stopping (or a recovering
     /// daemon found it cut off: then the signal is unknown).
     Interrupted(Option<i32>),
+    /// `deployd cancel` (or a newer push, `on_new_push = "cancel"`) stopped
+    /// it; the signal that ended the script, as for `TimedOut`.
+    Cancelled(Option<i32>),
+    /// The script succeeded, then every try of the health check failed.
+    Unhealthy,
     /// The script could not be started.
     NotStarted(String),
 }
@@ -61,6 +66,8 @@ impl Outcome {
             Outcome::Signaled(s) => (Status::Failed, None, Some(*s)),
             Outcome::TimedOut(s) => (Status::TimedOut, None, *s),
             Outcome::Interrupted(s) => (Status::Interrupted, None, *s),
+            Outcome::Cancelled(s) => (Status::Cancelled, None, *s),
+            Outcome::Unhealthy => (Status::Unhealthy, Some(0), None),
             Outcome::NotStarted(_) => (Status::Failed, None, None),
         };
         run.status = status;
@@ -141,14 +148,18 @@ pub fn header(run: &Run) -> String {
 }
 
 /// Runs `project`'s script for `run` under `lock`, its output appended to
-/// the run's log after the lines the run lifecycle wrote there first. `stop` turning true
-/// interrupts it (daemon shutdown). `spawned` gets the script's pid. What
-/// the script wrote to `DEPLOY_OUTPUT` ends up in `run.outputs`.
+/// the run's log after the lines the run lifecycle wrote there first. `stop`
+/// turning true interrupts it (daemon shutdown), `cancel` turning true
+/// cancels it. `spawned` gets the script's pid. What the script wrote to
+/// `DEPLOY_OUTPUT` ends up in `run.outputs`. The log's last line (how the
+/// run ended) is written by the caller, [`summary`], once the run's outcome
+/// is final.
 pub async fn run(
     project: &Project,
     run: &mut Run,
     lock: &RunLock,
     stop: watch::Receiver<bool>,
+    cancel: watch::Receiver<bool>,
     spawned: impl FnOnce(u32),
 ) -> Outcome {
     let output_path = crate::outputs::path(&run.log);
@@ -160,14 +171,15 @@ pub async fn run(
         .truncate(true)
         .mode(fsutil::STATE_MODE)
         .open(&output_path);
-    let (outcome, started, log) = run_script(project, run, lock, stop, spawned).await;
+    let outcome = run_script(project, run, lock, stop, cancel, spawned).await;
     let (outputs, warnings) = crate::outputs::collect(&output_path);
     run.outputs = outputs;
-    if let Some(mut log) = log {
+    if !warnings.is_empty()
+        && let Ok(mut log) = open_log(run)
+    {
         for w in &warnings {
             log_line(&mut log, w);
         }
-        log_line(&mut log, &summary(run, &outcome, started));
     }
     outcome
 }
@@ -177,14 +189,13 @@ async fn run_script(
     run: &Run,
     lock: &RunLock,
     mut stop: watch::Receiver<bool>,
+    mut cancel: watch::Receiver<bool>,
     spawned: impl FnOnce(u32),
-) -> (Outcome, Instant, Option<File>) {
-    let started = Instant::now();
+) -> Outcome {
     let mut log = match open_log(run) {
         Ok(f) => f,
         Err(e) => {
-            let outcome = Outcome::NotStarted(format!("cannot open {}: {e}", run.log.display()));
-            return (outcome, started, None);
+            return Outcome::NotStarted(format!("cannot open {}: {e}", run.log.display()));
         }
     };
     let mut child = match spawn(project, run, lock, &log) {
@@ -192,7 +203,7 @@ async fn run_script(
         Err(e) => {
             let msg = not_started(project, &e);
             log_line(&mut log, &msg);
-            return (Outcome::NotStarted(msg), started, Some(log));
+            return Outcome::NotStarted(msg);
         }
     };
     let pid = child.id().unwrap_or(0);
@@ -215,6 +226,12 @@ async fn run_script(
             log_line(&mut log, "deployd is stopping: interrupting the run");
             Outcome::Interrupted(None)
         }
+        Ok(_) = cancel.wait_for(|c| *c) => {
+            log_line(&mut log, &format!(
+                "cancelled: stopping the run (SIGTERM, SIGKILL after {})",
+                humantime::format_duration(project.kill_grace)));
+            Outcome::Cancelled(None)
+        }
     };
     let (outcome, killed) = match outcome {
         Outcome::TimedOut(_) => {
@@ -225,9 +242,16 @@ async fn run_script(
             let (killed, signal) = stop_script(pgid, &mut child, project.kill_grace).await;
             (Outcome::Interrupted(signal), killed)
         }
+        Outcome::Cancelled(_) => {
+            let (killed, signal) = stop_script(pgid, &mut child, project.kill_grace).await;
+            (Outcome::Cancelled(signal), killed)
+        }
         other => (other, false),
     };
-    let killed = if matches!(outcome, Outcome::TimedOut(_) | Outcome::Interrupted(_)) {
+    let killed = if matches!(
+        outcome,
+        Outcome::TimedOut(_) | Outcome::Interrupted(_) | Outcome::Cancelled(_)
+    ) {
         killed
     } else if group_alive(pgid) {
         log_line(
@@ -247,11 +271,11 @@ async fn run_script(
             ),
         );
     }
-    (outcome, started, Some(log))
+    outcome
 }
 
 /// The last line deployd writes into a run's log: how it ended.
-fn summary(run: &Run, outcome: &Outcome, started: Instant) -> String {
+pub fn summary(run: &Run, outcome: &Outcome, started: Instant) -> String {
     let elapsed =
         humantime::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64));
     match outcome {
@@ -260,6 +284,8 @@ fn summary(run: &Run, outcome: &Outcome, started: Instant) -> String {
         Outcome::Signaled(s) => format!("run {} killed by signal {s} after {elapsed}", run.id),
         Outcome::TimedOut(_) => format!("run {} timed out after {elapsed}", run.id),
         Outcome::Interrupted(_) => format!("run {} interrupted after {elapsed}", run.id),
+        Outcome::Cancelled(_) => format!("run {} cancelled after {elapsed}", run.id),
+        Outcome::Unhealthy => format!("run {} unhealthy after {elapsed}", run.id),
         Outcome::NotStarted(m) => format!("run {} failed: {m}", run.id),
     }
 }

@@ -88,6 +88,20 @@ pub const EVENTS: &[Event] = &[
         forge: ForgeState::Error,
     },
     Event {
+        name: "cancelled",
+        default_on: false,
+        tone: Tone::Bad,
+        says: "deploy cancelled",
+        forge: ForgeState::Error,
+    },
+    Event {
+        name: "unhealthy",
+        default_on: true,
+        tone: Tone::Bad,
+        says: "deployed, but the health check failed",
+        forge: ForgeState::Failure,
+    },
+    Event {
         name: "recovered",
         default_on: true,
         tone: Tone::Good,
@@ -125,7 +139,7 @@ pub fn event_of(run: &Run, previous: Option<Status>) -> Option<&'static Event> {
     if run.status == Status::Succeeded
         && matches!(
             previous,
-            Some(Status::Failed | Status::TimedOut | Status::Interrupted)
+            Some(Status::Failed | Status::TimedOut | Status::Interrupted | Status::Unhealthy)
         )
     {
         return event("recovered");
@@ -381,8 +395,12 @@ mod tests {
 
     #[test]
     fn events_and_defaults() {
-        assert_eq!(default_on(), ["failed", "timed_out", "recovered"]);
-        assert!(event("cancelled").is_none());
+        assert_eq!(
+            default_on(),
+            ["failed", "timed_out", "unhealthy", "recovered"]
+        );
+        assert!(event("cancelled").is_some_and(|e| !e.default_on));
+        assert!(event("ci_failed").is_none());
         for s in [
             Status::Succeeded,
             Status::Failed,

@@ -21,6 +21,8 @@ pub const LOOKS: &[(&str, &str)] = &[
     ("failed", "bad"),
     ("timed_out", "bad"),
     ("interrupted", "warn"),
+    ("cancelled", "warn"),
+    ("unhealthy", "bad"),
     ("running", "run"),
     ("pending", "wait"),
     ("recovering", "wait"),
@@ -286,9 +288,17 @@ pub struct ProjectPage<'a> {
 }
 
 /// Statuses offered by the filter.
-const STATUSES: &[&str] = &["running", "succeeded", "failed", "timed_out", "interrupted"];
+const STATUSES: &[&str] = &[
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "interrupted",
+    "cancelled",
+    "unhealthy",
+];
 /// Triggers offered by the filter.
-const TRIGGERS: &[&str] = &["webhook", "manual", "web", "recovery"];
+const TRIGGERS: &[&str] = &["webhook", "manual", "web", "recovery", "rollback"];
 
 /// A project: state, pending request, triggers, plot and history.
 pub fn project(ctx: &Ctx, name: &str, page: &ProjectPage) -> String {
