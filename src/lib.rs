@@ -7,6 +7,7 @@
 //! under a lock ([`lock`]) and records what happened ([`history`]). The CLI ([`commands`]) talks to the daemon over
 //! the [`control`] socket.
 
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod fault;
 pub mod filter;
 pub mod forge;
 pub mod fsutil;
+pub mod gate;
 pub mod history;
 pub mod lock;
 pub mod logging;
