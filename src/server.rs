@@ -464,6 +464,12 @@ async fn hook(
                 json!({"status": "ignored", "reason": format!("event {name:?} does not deploy")}),
             ));
         }
+        Event::Ci(run) => {
+            return Ok(respond(
+                StatusCode::OK,
+                json!({"status": "ignored", "reason": format!("CI event for {}: this project has no after_ci", run.workflow)}),
+            ));
+        }
         Event::Push(p) => p,
     };
     let push = match filter::choose(project, pushes) {
