@@ -213,7 +213,7 @@ fn check(config: &Config) -> Result<()> {
     );
     for p in config.projects.values() {
         outln!(
-            "  {}: POST {}  ({} push to {}{}; script {}; {})",
+            "  {}: POST {}  ({} push to {}{}{}; script {}; {})",
             p.name,
             p.hook_path(),
             p.provider,
@@ -222,6 +222,15 @@ fn check(config: &Config) -> Result<()> {
                 .as_ref()
                 .map(|r| format!(" of {r}"))
                 .unwrap_or_default(),
+            if p.after_ci.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", after CI: {} (at most {})",
+                    p.after_ci.join(", "),
+                    humantime::format_duration(p.ci_timeout)
+                )
+            },
             p.script.display(),
             p.secret_source
         );
