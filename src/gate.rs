@@ -6,7 +6,10 @@
 //! no I/O and reads no clock. [`load`] and [`save`] keep it under
 //! `<state_dir>/gate/<project>.json`, written the way the queue writes
 //! (temp file, fsync, rename, directory fsync), so a daemon killed while a
-//! push waits loses neither the push nor the results already in.
+//! push waits loses neither the push nor the results already in. [`Gates`]
+//! is the daemon's keeper of every project's gate: one change at a time per
+//! project, on disk before the caller answers, and a wake-up for the one
+//! timer that expires waiting pushes.
 //!
 //! The rules (the README's *Deploy only what passed CI* says them to users):
 //!
@@ -32,9 +35,13 @@
 //!   workflows passed, unless a newer commit (by the rule above) has been
 //!   released or is waiting.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::{fmt, fs, io};
+
+use tokio::sync::Notify;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -495,6 +502,90 @@ impl<R: Clone> Gate<R> {
     }
 }
 
+/// Every project's gate, as the daemon keeps them: loaded from disk on first
+/// use, changed one at a time per project, written durably before
+/// [`Gates::change`] returns (so an answer sent after it is true after a
+/// crash), and a [`Notify`] for the expiry timer.
+pub struct Gates<R> {
+    state_dir: PathBuf,
+    /// One lock per project, held across the change and its write: two
+    /// deliveries for one project are decided one after the other.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Gate<R>>>>>>,
+    /// Told when a gate changed, so the timer re-arms for the new earliest
+    /// deadline; nothing wakes it while nothing waits.
+    changed: Notify,
+}
+
+impl<R> Gates<R>
+where
+    R: Clone + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// The gates kept under `state_dir`.
+    pub fn new(state_dir: &Path) -> Gates<R> {
+        Gates {
+            state_dir: state_dir.to_path_buf(),
+            gates: Mutex::new(HashMap::new()),
+            changed: Notify::new(),
+        }
+    }
+
+    fn slot(&self, project: &str) -> Arc<tokio::sync::Mutex<Option<Gate<R>>>> {
+        // A poisoned map only means a panic elsewhere mid-insert; the map
+        // itself is still whole.
+        let mut map = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(project.to_string()).or_default().clone()
+    }
+
+    /// Applies `f` to `project`'s gate and, if it changed, writes it durably
+    /// before returning `f`'s answer. On a write error the change is undone
+    /// in memory too, so memory never runs ahead of the disk.
+    pub async fn change<T: Send + 'static>(
+        &self,
+        project: &str,
+        f: impl FnOnce(&mut Gate<R>) -> T,
+    ) -> io::Result<T> {
+        let slot = self.slot(project);
+        let mut held = slot.lock().await;
+        if held.is_none() {
+            let (dir, name) = (self.state_dir.clone(), project.to_string());
+            *held = Some(blocking(move || load(&dir, &name)).await?);
+        }
+        let Some(gate) = held.as_mut() else {
+            unreachable!("loaded just above")
+        };
+        let before = gate.clone();
+        let answer = f(gate);
+        if *gate != before {
+            let (dir, name, copy) = (self.state_dir.clone(), project.to_string(), gate.clone());
+            if let Err(e) = blocking(move || save(&dir, &name, &copy)).await {
+                *gate = before;
+                return Err(e);
+            }
+            self.changed.notify_one();
+        }
+        Ok(answer)
+    }
+
+    /// A copy of `project`'s gate, loading it if need be.
+    pub async fn get(&self, project: &str) -> io::Result<Gate<R>> {
+        self.change(project, |g| g.clone()).await
+    }
+
+    /// Waits until some gate changed since the last call (a permit is kept
+    /// if none waited), for the expiry timer.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+}
+
+/// Runs a blocking closure (fsync, a file read) on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// Keeps the latest result of each workflow: a re-run replaces the run
 /// before it.
 fn record(results: &mut Vec<Result1>, r: Result1) {
@@ -907,5 +998,44 @@ mod tests {
         let none: G = load(&dir, "other").unwrap();
         assert!(none.is_empty());
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_keeper_writes_each_change_before_it_answers() {
+        let dir = std::env::temp_dir().join(format!("deployd-gates-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let p = policy();
+        let gates: Gates<String> = Gates::new(&dir);
+        let o = gates
+            .change("app", |g| g.push(A, "a".into(), &p, at(0)).0)
+            .await
+            .unwrap();
+        assert_eq!(o, Outcome::Waiting(vec!["CI".into(), "Tests".into()]));
+        // The timer is told.
+        gates.changed().await;
+        gates
+            .change("app", |g| g.ci(&green("CI", A), &p, at(1)))
+            .await
+            .unwrap();
+        // What a new daemon finds after a crash at this point.
+        let mut after_crash: G = load(&dir, "app").unwrap();
+        assert_eq!(after_crash.states(&p)[0].state, "passed");
+        assert_eq!(
+            after_crash.ci(&green("Tests", A), &p, at(2)),
+            Outcome::Ready("a".into())
+        );
+        // A change that fails to reach the disk is undone in memory too.
+        let gate_dir = dir.join("gate");
+        fs::remove_dir_all(&gate_dir).unwrap();
+        fs::write(&gate_dir, b"not a directory").unwrap();
+        assert!(
+            gates
+                .change("app", |g| g.ci(&green("Tests", A), &p, at(2)))
+                .await
+                .is_err()
+        );
+        assert!(gates.get("app").await.unwrap().waiting().is_some());
+        let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_file(&gate_dir);
     }
 }
