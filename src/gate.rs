@@ -502,6 +502,9 @@ impl<R: Clone> Gate<R> {
     }
 }
 
+/// One project's gate in memory: `None` until read from disk.
+type Slot<R> = Arc<tokio::sync::Mutex<Option<Gate<R>>>>;
+
 /// Every project's gate, as the daemon keeps them: loaded from disk on first
 /// use, changed one at a time per project, written durably before
 /// [`Gates::change`] returns (so an answer sent after it is true after a
@@ -510,7 +513,7 @@ pub struct Gates<R> {
     state_dir: PathBuf,
     /// One lock per project, held across the change and its write: two
     /// deliveries for one project are decided one after the other.
-    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Gate<R>>>>>>,
+    gates: Mutex<HashMap<String, Slot<R>>>,
     /// Told when a gate changed, so the timer re-arms for the new earliest
     /// deadline; nothing wakes it while nothing waits.
     changed: Notify,
@@ -529,7 +532,7 @@ where
         }
     }
 
-    fn slot(&self, project: &str) -> Arc<tokio::sync::Mutex<Option<Gate<R>>>> {
+    fn slot(&self, project: &str) -> Slot<R> {
         // A poisoned map only means a panic elsewhere mid-insert; the map
         // itself is still whole.
         let mut map = self.gates.lock().unwrap_or_else(|e| e.into_inner());
