@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -11,11 +12,13 @@ use tokio::sync::watch;
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
 use crate::control::{self, Reply, Request as ControlRequest};
+use crate::events::{Publisher, Spool};
 use crate::executor::{self, ProjectStatus};
 use crate::history::{History, Run, Status};
+use crate::lifecycle::{Caller, Lifecycle, NotRun};
 use crate::lock::{self, RunLock};
-use crate::queue::{self, Request, Trigger};
-use crate::{daemon, forge, fsutil, runner};
+use crate::queue::{self, Request};
+use crate::{daemon, forge, fsutil};
 
 /// Prints a line on stdout; a closed pipe (`deployd history | head`) ends
 /// the command quietly instead of panicking like `println!`.
@@ -390,14 +393,14 @@ fn status(config: &Config, json: bool) -> Result<()> {
             (Some(r), "interrupted") => format!(
                 "interrupted: run {} ({} {}) was going when its daemon died; {}",
                 r.id,
-                r.trigger,
+                r.request.trigger,
                 r.short_sha(),
                 next_daemon_will(config, r, p.pending.as_ref())
             ),
             (Some(r), _) => format!(
                 "running run {} ({} {}) since {}",
                 r.id,
-                r.trigger,
+                r.request.trigger,
                 r.short_sha(),
                 r.started_at
             ),
@@ -407,8 +410,8 @@ fn status(config: &Config, json: bool) -> Result<()> {
         if let Some(q) = &p.pending {
             outln!(
                 "  pending: {} {} ({}, received {})",
-                q.git_ref,
-                short(&q.sha),
+                q.push.git_ref,
+                q.push.short_sha(),
                 q.trigger,
                 q.received_at
             );
@@ -419,7 +422,7 @@ fn status(config: &Config, json: bool) -> Result<()> {
                 r.id,
                 r.status,
                 r.started_at,
-                r.trigger,
+                r.request.trigger,
                 r.short_sha(),
                 duration(r)
             ),
@@ -433,16 +436,8 @@ fn status(config: &Config, json: bool) -> Result<()> {
 /// project left recorded `running` (the decision recovery itself takes).
 fn next_daemon_will(config: &Config, interrupted: &Run, pending: Option<&Request>) -> String {
     let history = History::new(&config.server.state_dir, &config.server.log_dir);
-    let latest = history.latest(&interrupted.project).ok().flatten();
+    let latest = history.latest(&interrupted.request.project).ok().flatten();
     executor::recovery_plan(interrupted, latest.as_ref(), pending).describe()
-}
-
-fn short(sha: &str) -> &str {
-    if sha.is_empty() {
-        "-"
-    } else {
-        &sha[..sha.len().min(12)]
-    }
 }
 
 fn status_from_disk(config: &Config) -> Vec<ProjectStatus> {
@@ -521,14 +516,14 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
             "{:>5}  {:<11} {:<9} {:<24} {:>9}  {:<12}  {}",
             r.id,
             status,
-            r.trigger.to_string(),
+            r.request.trigger.to_string(),
             r.started_at,
             duration(&r),
             r.short_sha(),
-            if r.delivery.is_empty() {
+            if r.request.push.delivery.is_empty() {
                 "-"
             } else {
-                &r.delivery
+                &r.request.push.delivery
             }
         );
     }
@@ -730,14 +725,17 @@ fn waiting_for(run: &Run) -> String {
     format!(
         "waiting for run {} ({} {}, started {}) to finish",
         run.id,
-        run.trigger,
+        run.request.trigger,
         run.short_sha(),
         run.started_at
     )
 }
 
 fn finish_message(run: &Run) -> Result<()> {
-    eprintln!("deployd: {}: run {} {}", run.project, run.id, run.status);
+    eprintln!(
+        "deployd: {}: run {} {}",
+        run.request.project, run.id, run.status
+    );
     if run.status == Status::Succeeded {
         Ok(())
     } else {
@@ -768,8 +766,10 @@ fn refuse_foreign_root(state_dir: &Path) -> Result<()> {
     )))
 }
 
-/// Runs the script in this process exactly as the daemon would: same lock,
-/// same environment, same log and record (trigger `manual`).
+/// Runs the script in this process exactly as the daemon would, through
+/// the same run lifecycle: same lock, same environment, same log and record
+/// (trigger `manual`). Its run events go to the spool, for the next daemon's
+/// subscribers.
 async fn deploy_direct(
     config: &Config,
     p: &config::Project,
@@ -779,73 +779,97 @@ async fn deploy_direct(
     let s = &config.server;
     refuse_foreign_root(&s.state_dir)?;
     fsutil::create_top_dirs(&s.state_dir, &s.log_dir)?;
+    // Ctrl-C gives up waiting for the lock, or interrupts the script.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let history = History::new(&s.state_dir, &s.log_dir);
-    let lock = RunLock::acquire(
-        &lock::path(&s.state_dir, &p.name),
-        || {
-            // The newest run recorded running holds the lock, unless
-            // processes of a run whose daemon died do (no record says so).
-            let holder = history
-                .list(&p.name, Some(3))
-                .unwrap_or_default()
-                .into_iter()
-                .find(|r| r.status == Status::Running);
-            match holder {
-                Some(r) => eprintln!("deployd: {}: {}", p.name, waiting_for(&r)),
-                None => eprintln!(
-                    "deployd: {}: another run of it holds its lock; waiting for it to finish",
-                    p.name
-                ),
-            }
-        },
-        ctrl_c,
-    )
-    .await
-    .context("cannot take the run lock")?
-    .ok_or_else(|| Failure::Runtime(anyhow!("interrupted while waiting for the lock")))?;
-    let seq = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let req = Request {
-        seq,
-        project: p.name.clone(),
-        trigger: Trigger::Manual,
-        git_ref: git_ref.unwrap_or_else(|| format!("refs/heads/{}", p.branch)),
-        sha: sha.unwrap_or_default(),
-        before: String::new(),
-        repository: p.repository.clone().unwrap_or_default(),
-        pusher: user(),
-        delivery: String::new(),
-        received_at: fsutil::now_rfc3339(),
-        coalesced: Vec::new(),
-    };
-    let mut run = history.create(&req).context("cannot record the run")?;
-    eprintln!(
-        "deployd: {}: run {} started (log {})",
-        p.name,
-        run.id,
-        run.log.display()
-    );
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop_tx.send(true);
     });
-    let (done_tx, done_rx) = watch::channel(false);
-    let log = run.log.clone();
-    let tail = tokio::spawn(async move { follow_log(&log, || *done_rx.borrow()).await });
-    let mut pid = None;
-    let outcome = runner::run(p, &run, &lock, stop_rx, |p| pid = Some(p)).await;
-    run.pid = pid;
-    outcome.apply(&mut run);
-    history.save(&run).context("cannot save the run record")?;
-    let _ = history.prune(&p.name, p.keep_runs);
-    drop(lock);
-    let _ = done_tx.send(true);
-    let _ = tail.await;
-    finish_message(&run)
+    let history = Arc::new(History::new(&s.state_dir, &s.log_dir));
+    let lifecycle = Lifecycle {
+        history: history.clone(),
+        state_dir: s.state_dir.clone(),
+        events: Publisher::Spool(Arc::new(Spool::new(&s.state_dir))),
+    };
+    let seq = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let req = Request::manual(seq, p, git_ref, sha, user());
+    lifecycle.queued(&req).await;
+    let mut direct = Direct {
+        history: &history,
+        name: &p.name,
+        tail: None,
+    };
+    let ended = lifecycle.run(p, req, stop_rx, &mut direct).await;
+    if let Some((done, tail)) = direct.tail {
+        let _ = done.send(true);
+        let _ = tail.await;
+    }
+    let ended = match ended {
+        Ok(ended) => ended,
+        Err((_, NotRun::Stopped)) => {
+            return Err(Failure::Runtime(anyhow!(
+                "interrupted while waiting for the lock"
+            )));
+        }
+        Err((_, NotRun::Lock(e))) => {
+            return Err(anyhow::Error::from(e)
+                .context("cannot take the run lock")
+                .into());
+        }
+        Err((_, NotRun::Record(e))) => {
+            return Err(anyhow::Error::from(e)
+                .context("cannot record the run")
+                .into());
+        }
+    };
+    ended.saved.context("cannot save the run record")?;
+    finish_message(&ended.run)
+}
+
+/// A direct deploy's side of a run's steps: it speaks on stderr and copies
+/// the log to stdout as it grows.
+struct Direct<'a> {
+    history: &'a History,
+    name: &'a str,
+    /// Says the run ended, to the task copying its log.
+    tail: Option<(
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
+}
+
+impl Caller for Direct<'_> {
+    fn waiting(&mut self) {
+        // The newest run recorded running holds the lock, unless
+        // processes of a run whose daemon died do (no record says so).
+        let holder = self
+            .history
+            .list(self.name, Some(3))
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.status == Status::Running);
+        match holder {
+            Some(r) => eprintln!("deployd: {}: {}", self.name, waiting_for(&r)),
+            None => eprintln!(
+                "deployd: {}: another run of it holds its lock; waiting for it to finish",
+                self.name
+            ),
+        }
+    }
+
+    async fn started(&mut self, run: &Run) {
+        eprintln!(
+            "deployd: {}: run {} started (log {})",
+            self.name,
+            run.id,
+            run.log.display()
+        );
+        let (done_tx, done_rx) = watch::channel(false);
+        let log = run.log.clone();
+        let tail = tokio::spawn(async move { follow_log(&log, || *done_rx.borrow()).await });
+        self.tail = Some((done_tx, tail));
+    }
 }

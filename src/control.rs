@@ -16,12 +16,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::broadcast;
 
+use crate::events::RunEvent;
 use crate::executor::ProjectStatus;
 use crate::fsutil;
 use crate::history::{History, Run, Status};
-use crate::queue::{Request as QueueRequest, Trigger};
-use crate::server::App;
+use crate::lifecycle::blocking;
+use crate::queue::Request as QueueRequest;
+use crate::state::Shared;
 
 /// What the CLI asks.
 #[derive(Debug, Serialize, Deserialize)]
@@ -108,15 +111,15 @@ pub async fn bind(path: &Path) -> io::Result<UnixListener> {
 }
 
 /// Serves CLI connections until the listener is dropped with the task.
-pub async fn serve(listener: UnixListener, app: Arc<App>, history: Arc<History>) {
+pub(crate) async fn serve(listener: UnixListener, shared: Arc<Shared>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let (app, history) = (app.clone(), history.clone());
+        let shared = shared.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, &app, &history).await {
+            if let Err(e) = connection(stream, &shared).await {
                 tracing::debug!("control connection: {e}");
             }
         });
@@ -129,7 +132,7 @@ async fn send(w: &mut (impl AsyncWriteExt + Unpin), reply: &Reply) -> io::Result
     w.write_all(&line).await
 }
 
-async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Result<()> {
+async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
     // A request is a few hundred bytes; do not let a client make it more.
@@ -141,8 +144,8 @@ async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Res
         Err(e) => return send(&mut w, &Reply::Error(format!("bad request: {e}"))).await,
     };
     match request {
-        Request::Status => send(&mut w, &Reply::Status(app.executor.status().await)).await,
-        Request::Reload => match crate::daemon::reload(app).await {
+        Request::Status => send(&mut w, &Reply::Status(shared.executor.status().await)).await,
+        Request::Reload => match shared.reload().await {
             Ok(done) => send(&mut w, &Reply::Reloaded(done)).await,
             Err(e) => send(&mut w, &Reply::Error(e)).await,
         },
@@ -153,7 +156,7 @@ async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Res
             wait,
             user,
         } => {
-            let config = app.config();
+            let config = shared.config();
             let Some(p) = config.projects.get(&project) else {
                 return send(
                     &mut w,
@@ -164,32 +167,23 @@ async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Res
                 )
                 .await;
             };
-            if app.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            if shared.stopping() {
                 return send(&mut w, &Reply::Error("deployd is stopping".into())).await;
             }
-            let req = QueueRequest {
-                seq: app.queue.next_seq(),
-                project: project.clone(),
-                trigger: Trigger::Manual,
-                git_ref: git_ref.unwrap_or_else(|| format!("refs/heads/{}", p.branch)),
-                sha: sha.unwrap_or_default(),
-                before: String::new(),
-                repository: p.repository.clone().unwrap_or_default(),
-                pusher: user,
-                delivery: String::new(),
-                received_at: fsutil::now_rfc3339(),
-                coalesced: Vec::new(),
-            };
+            let req = QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user);
             let seq = req.seq;
+            let req_copy = req.clone();
             // Asked before queueing, so the run found is the one before ours.
-            let behind = app
+            let behind = shared
                 .executor
                 .status()
                 .await
                 .into_iter()
                 .find(|s| s.project == project)
                 .and_then(|s| s.running);
-            let queue = app.queue.clone();
+            // Before the request is queued: its run may start at once.
+            let events = shared.events.subscribe();
+            let queue = shared.queue.clone();
             let pushed = tokio::task::spawn_blocking(move || queue.push(req))
                 .await
                 .map_err(io::Error::other)
@@ -202,10 +196,11 @@ async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Res
                 .await;
             }
             tracing::info!("{project}: manual deploy queued");
-            app.executor.queued();
+            shared.lifecycle.queued(&req_copy).await;
+            shared.executor.queued();
             send(&mut w, &Reply::Queued { seq, behind }).await?;
             if wait {
-                stream_run(&mut w, history, &project, seq).await?;
+                stream_run(&mut w, &shared.history, events, &project, seq).await?;
             }
             Ok(())
         }
@@ -214,35 +209,77 @@ async fn connection(stream: UnixStream, app: &App, history: &History) -> io::Res
 
 /// Waits for the run of `project` that carries request `seq` (the first run
 /// whose request is that one or newer), then streams its log until it ends.
+/// The run events on `events` (subscribed before the request was queued)
+/// say when it starts and ends; the records are read too, every
+/// [`POLL`], so a missed event (a lagging receiver) only delays the stream.
+/// The log itself is read every [`POLL`] while the run goes on.
 async fn stream_run(
     w: &mut (impl AsyncWriteExt + Unpin),
-    history: &History,
+    history: &Arc<History>,
+    mut events: broadcast::Receiver<RunEvent>,
     project: &str,
     seq: u64,
 ) -> io::Result<()> {
-    let poll = Duration::from_millis(100);
     let run = loop {
-        let runs = history.list(project, Some(8)).unwrap_or_default();
-        if let Some(run) = runs
-            .into_iter()
-            .filter(|r| r.request_seq >= seq)
-            .min_by_key(|r| r.id)
-        {
+        if let Some(run) = carrying(history, project, seq).await {
             break run;
         }
-        tokio::time::sleep(poll).await;
+        let started = tokio::time::timeout(POLL, async {
+            loop {
+                match events.recv().await {
+                    Ok(RunEvent::Started(r)) if r.project() == project && r.request.seq >= seq => {
+                        return Some(r);
+                    }
+                    Ok(_) => {}
+                    // Lagged: the records tell; closed: the daemon stops.
+                    Err(_) => return None,
+                }
+            }
+        })
+        .await;
+        if let Ok(Some(run)) = started {
+            break run;
+        }
     };
     send(w, &Reply::Started(run.clone())).await?;
     let mut offset = 0u64;
     loop {
-        let record = history.get(project, run.id)?.unwrap_or_else(|| run.clone());
+        let record = {
+            let (history, project, id) = (history.clone(), project.to_string(), run.id);
+            blocking(move || history.get(&project, id)).await?
+        }
+        .unwrap_or_else(|| run.clone());
         let done = record.status != Status::Running;
         offset = forward_log(w, &record.log, offset).await?;
         if done {
             return send(w, &Reply::Finished(record)).await;
         }
-        tokio::time::sleep(poll).await;
+        // Woken early by the run's end; the record says it again above.
+        let _ = tokio::time::timeout(POLL, async {
+            loop {
+                match events.recv().await {
+                    Ok(RunEvent::Finished(r)) if r.project() == project && r.id == run.id => return,
+                    Ok(_) => {}
+                    Err(_) => return std::future::pending().await,
+                }
+            }
+        })
+        .await;
     }
+}
+
+/// How often a stream looks at the records and the log.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The first run of `project` whose request is `seq` or newer, read off
+/// the runtime's thread.
+async fn carrying(history: &Arc<History>, project: &str, seq: u64) -> Option<Run> {
+    let (history, project) = (history.clone(), project.to_string());
+    blocking(move || history.list(&project, Some(8)).unwrap_or_default())
+        .await
+        .into_iter()
+        .filter(|r| r.request.seq >= seq)
+        .min_by_key(|r| r.id)
 }
 
 /// How much of a log is read, sent and held at once, whatever its size: the

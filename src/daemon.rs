@@ -8,14 +8,17 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::deliveries::Deliveries;
+use crate::events::{Bus, Publisher};
 use crate::executor::Executor;
 use crate::fsutil;
 use crate::history::History;
+use crate::lifecycle::Lifecycle;
 use crate::lock::StateLock;
 use crate::queue::Queue;
 use crate::server::{self, App};
+use crate::state::Shared;
 use crate::systemd;
 use crate::{control, executor};
 
@@ -41,18 +44,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for project in history.projects() {
         let runs = history.list(&project, None).unwrap_or_default();
         for r in &runs {
-            deliveries.remember(
-                std::iter::once(&r.delivery)
-                    .chain(&r.coalesced)
-                    .map(String::as_str),
-            );
+            deliveries.remember(r.request.deliveries());
         }
         if let Some(p) = queue.pending(&project) {
-            deliveries.remember(
-                std::iter::once(&p.delivery)
-                    .chain(&p.coalesced)
-                    .map(String::as_str),
-            );
+            deliveries.remember(p.deliveries());
         }
     }
 
@@ -68,11 +63,38 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", s.listen))?,
     };
 
-    let (exec, handle) = Executor::new(config.clone(), queue.clone(), history.clone());
-    let app = Arc::new(App::new(config.clone(), queue, deliveries, handle.clone()));
+    let bus = Bus::new();
+    let lifecycle = Arc::new(Lifecycle {
+        history: history.clone(),
+        state_dir: s.state_dir.clone(),
+        events: Publisher::Bus(bus.clone()),
+    });
+    let (config_tx, config_rx) = watch::channel(config.clone());
+    let (exec, handle) = Executor::new(config_rx, queue.clone(), lifecycle.clone());
+    let shared = Arc::new(Shared::new(
+        config_tx,
+        queue,
+        history,
+        deliveries,
+        handle.clone(),
+        lifecycle,
+        bus.clone(),
+    ));
+    // Parts that react to runs subscribe to `bus` above this line: the events
+    // of direct runs made while no daemon ran are published now, once.
+    let spooled = {
+        let (bus, dir) = (bus.clone(), s.state_dir.clone());
+        tokio::task::spawn_blocking(move || bus.replay(&dir)).await?
+    };
+    match spooled {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("published {n} run event(s) of runs made without the daemon"),
+        Err(e) => tracing::warn!("cannot read the spooled run events: {e}"),
+    }
+    let app = Arc::new(App::new(shared.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let executor_task = tokio::spawn(exec.run(stop_rx.clone()));
-    let control_task = tokio::spawn(control::serve(control, app.clone(), history));
+    let control_task = tokio::spawn(control::serve(control, shared.clone()));
     // Installed here, before READY: a SIGHUP that arrived before the
     // handler was would take its default action and end the daemon.
     let installed = Signals {
@@ -80,7 +102,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
         hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
     };
-    tokio::spawn(signals(installed, app.clone(), stop_tx));
+    tokio::spawn(signals(installed, shared, stop_tx));
     if systemd::enabled() {
         tokio::spawn(status_loop(handle.watch(), stop_rx.clone()));
     }
@@ -119,7 +141,7 @@ async fn signals(
         mut int,
         mut hup,
     }: Signals,
-    app: Arc<App>,
+    shared: Arc<Shared>,
     stop: watch::Sender<bool>,
 ) {
     loop {
@@ -127,73 +149,12 @@ async fn signals(
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                let _ = reload(&app).await;
+                let _ = shared.reload().await;
             }
         }
     }
     tracing::info!("stopping: no new deliveries; finishing requests in flight");
     let _ = stop.send(true);
-}
-
-/// Reloads the config file the daemon was started with (SIGHUP, or
-/// `deployd reload` over the control socket). The new config replaces the
-/// running one whole, or, when it is invalid, is refused and the running one
-/// kept. Returns what to tell the operator: the `config reloaded` line, or
-/// the config's error (file:line: key: what is wrong).
-pub async fn reload(app: &App) -> Result<String, String> {
-    // One reload at a time: two overlapping ones (a SIGHUP and a `deployd
-    // reload`) could otherwise install the older file's config last.
-    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _one = ONE_AT_A_TIME.lock().await;
-    systemd::reloading();
-    let path = app.config().path.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
-        config::load(&path).and_then(|c| c.require_projects().map(|()| c))
-    })
-    .await;
-    let outcome = match loaded {
-        Ok(Ok(new)) => {
-            let old = app.config();
-            let (n, o) = (&new.server, &old.server);
-            let mut later = Vec::new();
-            for (key, changed) in [
-                ("listen", n.listen != o.listen),
-                ("state_dir", n.state_dir != o.state_dir),
-                ("log_dir", n.log_dir != o.log_dir),
-                ("control_socket", n.control_socket != o.control_socket),
-                ("max_connections", n.max_connections != o.max_connections),
-            ] {
-                if changed {
-                    later.push(key);
-                }
-            }
-            if !later.is_empty() {
-                tracing::warn!(
-                    "reload: a change of server.{} takes effect at the next restart",
-                    later.join(", server.")
-                );
-            }
-            for w in &new.warnings {
-                tracing::warn!("{w}");
-            }
-            let done = format!("config reloaded: {} project(s)", new.projects.len());
-            tracing::info!("{done}");
-            let new = Arc::new(new);
-            app.set_config(new.clone());
-            app.executor.reload(new);
-            Ok(done)
-        }
-        Ok(Err(e)) => {
-            tracing::error!("reload refused, keeping the running config: {e}");
-            Err(format!("reload refused, keeping the running config: {e}"))
-        }
-        Err(e) => {
-            tracing::error!("reload failed: {e}");
-            Err(format!("reload failed: {e}"))
-        }
-    };
-    systemd::notify("READY=1");
-    outcome
 }
 
 /// Keeps systemd's STATUS= line current and pings the watchdog at half its
@@ -242,7 +203,7 @@ pub fn describe(projects: &[executor::ProjectStatus]) -> String {
     let running: Vec<String> = projects
         .iter()
         .filter_map(|p| p.running.as_ref())
-        .map(|r| format!("deploying {} {}", r.project, r.short_sha()))
+        .map(|r| format!("deploying {} {}", r.project(), r.short_sha()))
         .collect();
     let pending = projects.iter().filter(|p| p.pending.is_some()).count();
     let mut parts = running;

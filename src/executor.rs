@@ -3,33 +3,29 @@
 //! recovers runs a previous daemon did not see finish, and on shutdown gives
 //! running deploys `shutdown_grace` before interrupting them.
 //!
+//! A run itself, from its lock to its final record, is carried out by
+//! [`crate::lifecycle`], which also publishes the run events; the executor
+//! only decides when each starts and what a daemon does around it (settle
+//! its queued request, queue an interrupted one again).
+//!
 //! Everything else talks to it through a [`Handle`]: the HTTP side and the
-//! control socket say "something was queued", ask for status, or subscribe
-//! to [`RunEvent`]s. Nobody waits on a deploy except who asked to.
+//! control socket say "something was queued" or ask for status. Nobody
+//! waits on a deploy except who asked to.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, Project};
 use crate::fsutil;
-use crate::history::{History, Run, Status};
+use crate::history::{Run, Status};
+use crate::lifecycle::{Caller, Ended, Lifecycle, NotRun, blocking};
 use crate::lock::{self, RunLock};
 use crate::queue::{Queue, Request, Trigger};
-use crate::runner::{self, Outcome};
-
-/// Something that happened to a run, for whoever listens (`deployd deploy`
-/// waiting on the control socket, tests).
-#[derive(Debug, Clone)]
-pub enum RunEvent {
-    /// A run started; its record is on disk.
-    Started(Run),
-    /// A run ended; its final record is on disk.
-    Finished(Run),
-}
+use crate::runner::Outcome;
 
 /// One project's state as `deployd status` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,14 +47,12 @@ enum Msg {
     Started(Box<Run>),
     Done { project: String },
     Status(oneshot::Sender<Vec<ProjectStatus>>),
-    Reload(Arc<Config>),
 }
 
 /// A cheap, cloneable way to talk to the executor.
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::UnboundedSender<Msg>,
-    events: broadcast::Sender<RunEvent>,
     /// What runs and what waits, republished after every change, from
     /// memory alone (no `last` run: that is read from disk on request).
     live: watch::Receiver<Vec<ProjectStatus>>,
@@ -75,16 +69,6 @@ impl Handle {
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Msg::Status(tx));
         rx.await.unwrap_or_default()
-    }
-
-    /// Applies a new config to runs started from now on.
-    pub fn reload(&self, config: Arc<Config>) {
-        let _ = self.tx.send(Msg::Reload(config));
-    }
-
-    /// Run events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
-        self.events.subscribe()
     }
 
     /// Live state of every project without its `last` run, updated when it
@@ -105,15 +89,18 @@ enum Busy {
 #[derive(Clone)]
 struct Shared {
     queue: Arc<Queue>,
-    history: Arc<History>,
-    events: broadcast::Sender<RunEvent>,
+    /// Carries out each run; its history is the daemon's.
+    lifecycle: Arc<Lifecycle>,
     tx: mpsc::UnboundedSender<Msg>,
     stop: watch::Receiver<bool>,
 }
 
 /// The executor task's state.
 pub struct Executor {
-    config: Arc<Config>,
+    /// The daemon's live config (see `state.rs`): read when a run starts,
+    /// followed so that a reload that brings a project back starts its
+    /// pending request.
+    config: watch::Receiver<Arc<Config>>,
     shared: Shared,
     rx: mpsc::UnboundedReceiver<Msg>,
     busy: HashMap<String, Busy>,
@@ -123,26 +110,23 @@ pub struct Executor {
 
 impl Executor {
     /// A new executor and its handle.
-    pub fn new(
-        config: Arc<Config>,
+    pub(crate) fn new(
+        config: watch::Receiver<Arc<Config>>,
         queue: Arc<Queue>,
-        history: Arc<History>,
+        lifecycle: Arc<Lifecycle>,
     ) -> (Executor, Handle) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (events, _) = broadcast::channel(256);
         let (stop_tx, stop) = watch::channel(false);
         let (live, live_rx) = watch::channel(Vec::new());
         let handle = Handle {
             tx: tx.clone(),
-            events: events.clone(),
             live: live_rx,
         };
         let exec = Executor {
             config,
             shared: Shared {
                 queue,
-                history,
-                events,
+                lifecycle,
                 tx,
                 stop,
             },
@@ -162,6 +146,7 @@ impl Executor {
         self.publish();
         let mut grace_end: Option<tokio::time::Instant> = None;
         let mut interrupted = false;
+        let mut following = true;
         loop {
             if grace_end.is_some() && self.busy.is_empty() {
                 break;
@@ -177,8 +162,17 @@ impl Executor {
                     Some(msg) => self.handle(msg, grace_end.is_some()),
                     None => break,
                 },
+                changed = self.config.changed(), if following => {
+                    // A reload: the new config is in force for runs started
+                    // from now on.
+                    following = changed.is_ok();
+                    if grace_end.is_none() {
+                        self.start_ready();
+                    }
+                    self.publish();
+                }
                 _ = shutdown.wait_for(|s| *s), if grace_end.is_none() => {
-                    let grace = self.config.server.shutdown_grace;
+                    let grace = self.config.borrow().server.shutdown_grace;
                     let running = self.busy.len();
                     if running > 0 {
                         tracing::info!(
@@ -207,7 +201,7 @@ impl Executor {
         match msg {
             Msg::Queued => {}
             Msg::Started(run) => {
-                if let Some(b) = self.busy.get_mut(&run.project) {
+                if let Some(b) = self.busy.get_mut(&run.request.project) {
                     *b = Busy::Run(Some(run));
                 }
             }
@@ -217,7 +211,6 @@ impl Executor {
             Msg::Status(reply) => {
                 let _ = reply.send(self.status());
             }
-            Msg::Reload(config) => self.config = config,
         }
         if !stopping {
             self.start_ready();
@@ -245,14 +238,15 @@ impl Executor {
 
     /// Starts every durable pending request that may start now.
     fn start_ready(&mut self) {
+        let config = self.config.borrow().clone();
         for project in self.shared.queue.ready() {
-            if self.busy.len() >= self.config.server.parallel {
+            if self.busy.len() >= config.server.parallel {
                 return;
             }
             if self.busy.contains_key(&project) {
                 continue;
             }
-            let Some(settings) = self.config.projects.get(&project).cloned() else {
+            let Some(settings) = config.projects.get(&project).cloned() else {
                 // The project left the config (reload): its request stays on
                 // disk and runs if the project comes back.
                 continue;
@@ -262,10 +256,9 @@ impl Executor {
             };
             self.busy.insert(project, Busy::Run(None));
             let shared = self.shared.clone();
-            let state_dir = self.config.server.state_dir.clone();
             tokio::spawn(async move {
                 let name = settings.name.clone();
-                run_one(settings, req, &shared, &state_dir).await;
+                run_one(settings, req, &shared).await;
                 let _ = shared.tx.send(Msg::Done { project: name });
             });
         }
@@ -276,8 +269,9 @@ impl Executor {
     /// free), it is recorded `interrupted` and queued again as `recovery`,
     /// unless a newer push is already pending.
     fn recover(&mut self) {
-        for name in self.config.projects.keys() {
-            let runs = match self.shared.history.unfinished(name) {
+        let config = self.config.borrow().clone();
+        for name in config.projects.keys() {
+            let runs = match self.shared.lifecycle.history.unfinished(name) {
                 Ok(r) if !r.is_empty() => r,
                 Ok(_) => continue,
                 Err(e) => {
@@ -287,7 +281,7 @@ impl Executor {
             };
             self.busy.insert(name.clone(), Busy::Recovering);
             let shared = self.shared.clone();
-            let lock_path = lock::path(&self.config.server.state_dir, name);
+            let lock_path = lock::path(&self.shared.lifecycle.state_dir, name);
             let name = name.clone();
             tokio::spawn(async move {
                 recover_one(&name, runs, &lock_path, &shared).await;
@@ -301,6 +295,7 @@ impl Executor {
         for p in &mut all {
             p.last = self
                 .shared
+                .lifecycle
                 .history
                 .list(&p.project, Some(3))
                 .ok()
@@ -312,6 +307,7 @@ impl Executor {
     /// Status from memory alone: `last` is left out.
     fn live_status(&self) -> Vec<ProjectStatus> {
         self.config
+            .borrow()
             .projects
             .keys()
             .map(|name| {
@@ -334,92 +330,79 @@ impl Executor {
     }
 }
 
-/// Runs a blocking closure on the blocking pool (fsync, flock-free I/O).
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(v) => v,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-async fn run_one(project: Project, req: Request, shared: &Shared, state_dir: &std::path::Path) {
-    let name = project.name.clone();
-    let lock_path = lock::path(state_dir, &name);
-    let lock = match RunLock::acquire(
-        &lock_path,
-        || tracing::info!("{name}: waiting for the run lock (another run of it is going on)"),
-        stopped(shared.stop.clone()),
-    )
-    .await
-    {
-        Ok(Some(l)) => l,
-        Ok(None) => {
-            shared.queue.untake(req);
-            return;
-        }
-        Err(e) => {
-            tracing::error!(
-                "{name}: cannot take the run lock {}: {e}",
-                lock_path.display()
-            );
-            shared.queue.untake(req);
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            return;
-        }
-    };
-    crate::fault::point(crate::fault::BEFORE_RUN).await;
-    let history = shared.history.clone();
-    let r = req.clone();
-    let mut run = match blocking(move || history.create(&r)).await {
-        Ok(run) => run,
-        Err(e) => {
-            tracing::error!("{name}: cannot record a new run (retrying in 5s): {e}");
-            shared.queue.untake(req);
-            drop(lock);
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            return;
-        }
-    };
-    let queue = shared.queue.clone();
-    let (p, seq) = (name.clone(), req.seq);
-    if let Err(e) = blocking(move || queue.settle(&p, seq)).await {
-        tracing::warn!("{name}: cannot remove the queued request: {e}");
-    }
-    tracing::info!(
-        "{name}: run {} started ({} {} {})",
-        run.id,
-        run.trigger,
-        run.git_ref,
-        run.short_sha()
-    );
-    let _ = shared.tx.send(Msg::Started(Box::new(run.clone())));
-    let _ = shared.events.send(RunEvent::Started(run.clone()));
-
-    let mut pid = None;
-    let outcome = runner::run(&project, &run, &lock, shared.stop.clone(), |p| {
-        pid = Some(p)
-    })
-    .await;
-    run.pid = pid;
-    crate::fault::point(crate::fault::BEFORE_RECORD).await;
-    outcome.apply(&mut run);
-    finish(&project, run, outcome, shared).await;
-    drop(lock);
+/// The daemon's side of a run's steps (see [`Caller`]).
+struct Daemon<'a> {
+    shared: &'a Shared,
+    name: &'a str,
 }
 
-async fn finish(project: &Project, run: Run, outcome: Outcome, shared: &Shared) {
-    let name = &project.name;
-    let history = shared.history.clone();
-    let (r, keep) = (run.clone(), project.keep_runs);
-    let saved = blocking(move || {
-        history.save(&r)?;
-        history.prune(&r.project, keep)
-    })
-    .await;
+impl Caller for Daemon<'_> {
+    fn waiting(&mut self) {
+        tracing::info!(
+            "{}: waiting for the run lock (another run of it is going on)",
+            self.name
+        );
+    }
+
+    async fn started(&mut self, run: &Run) {
+        let name = self.name;
+        // The run's record is on disk: its request may leave the queue.
+        let queue = self.shared.queue.clone();
+        let (p, seq) = (name.to_string(), run.request.seq);
+        if let Err(e) = blocking(move || queue.settle(&p, seq)).await {
+            tracing::warn!("{name}: cannot remove the queued request: {e}");
+        }
+        tracing::info!(
+            "{name}: run {} started ({} {} {})",
+            run.id,
+            run.request.trigger,
+            run.request.push.git_ref,
+            run.short_sha()
+        );
+        let _ = self.shared.tx.send(Msg::Started(Box::new(run.clone())));
+    }
+}
+
+async fn run_one(project: Project, req: Request, shared: &Shared) {
+    let name = project.name.clone();
+    let mut caller = Daemon {
+        shared,
+        name: &name,
+    };
+    let lifecycle = &shared.lifecycle;
+    let ended = match lifecycle
+        .run(&project, req, shared.stop.clone(), &mut caller)
+        .await
+    {
+        Ok(ended) => ended,
+        Err((req, why)) => {
+            shared.queue.untake(req);
+            match why {
+                NotRun::Stopped => {}
+                NotRun::Lock(e) => {
+                    tracing::error!(
+                        "{name}: cannot take the run lock {}: {e}",
+                        lock::path(&lifecycle.state_dir, &name).display()
+                    );
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                NotRun::Record(e) => {
+                    tracing::error!("{name}: cannot record a new run (retrying in 5s): {e}");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+            return;
+        }
+    };
+    let Ended {
+        run,
+        outcome,
+        saved,
+    } = ended;
     if let Err(e) = saved {
         tracing::error!("{name}: cannot save the record of run {}: {e}", run.id);
     }
@@ -449,7 +432,6 @@ async fn finish(project: &Project, run: Run, outcome: Outcome, shared: &Shared) 
     if matches!(outcome, Outcome::Interrupted(_)) {
         requeue(&run, shared).await;
     }
-    let _ = shared.events.send(RunEvent::Finished(run));
 }
 
 /// What a daemon does about an interrupted run (README, "Crash recovery").
@@ -476,7 +458,7 @@ pub fn recovery_plan(
 ) -> Recovery {
     match latest {
         Some(later) if later.id > interrupted.id => Recovery::LaterRun(Box::new(later.clone())),
-        _ if pending.is_some_and(|p| p.seq > interrupted.request_seq) => Recovery::Superseded,
+        _ if pending.is_some_and(|p| p.seq > interrupted.request.seq) => Recovery::Superseded,
         _ => Recovery::RunAgain,
     }
 }
@@ -492,7 +474,7 @@ impl Recovery {
             }
             Recovery::LaterRun(r) => format!(
                 "it is not run again: run {} ({}) came after it",
-                r.id, r.trigger
+                r.id, r.request.trigger
             ),
         }
     }
@@ -502,19 +484,33 @@ impl Recovery {
 /// already pending (it supersedes the old commit).
 async fn requeue(run: &Run, shared: &Shared) {
     let queue = shared.queue.clone();
-    let pending = queue.pending(&run.project);
+    let pending = queue.pending(&run.request.project);
     if recovery_plan(run, None, pending.as_ref()) == Recovery::Superseded {
         tracing::info!(
             "{}: interrupted run {} superseded by a newer pending push",
-            run.project,
+            run.request.project,
             run.id
         );
         return;
     }
     let req = run.request(queue.next_seq(), Trigger::Recovery);
+    let announce = shared.lifecycle.listened().then(|| req.clone());
     match blocking(move || queue.push(req)).await {
-        Ok(()) => tracing::info!("{}: run {} queued again for recovery", run.project, run.id),
-        Err(e) => tracing::error!("{}: cannot queue run {} again: {e}", run.project, run.id),
+        Ok(()) => {
+            if let Some(req) = announce {
+                shared.lifecycle.queued(&req).await;
+            }
+            tracing::info!(
+                "{}: run {} queued again for recovery",
+                run.project(),
+                run.id
+            )
+        }
+        Err(e) => tracing::error!(
+            "{}: cannot queue run {} again: {e}",
+            run.request.project,
+            run.id
+        ),
     }
 }
 
@@ -548,7 +544,7 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
     // and recorded its own result.
     let runs: Vec<Run> = runs
         .into_iter()
-        .filter_map(|r| match shared.history.get(&r.project, r.id) {
+        .filter_map(|r| match shared.lifecycle.history.get(r.project(), r.id) {
             Ok(Some(now)) if now.status == Status::Running => Some(now),
             Ok(_) => None,
             Err(_) => Some(r),
@@ -561,12 +557,13 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
     // while no daemon ran) carried out a newer intent: running the old
     // request again could roll the deploy back.
     let later = shared
+        .lifecycle
         .history
         .latest(name)
         .ok()
         .flatten()
         .filter(|r| r.id > newest.id);
-    for mut run in runs {
+    for run in runs {
         // When its processes were last known alive: when this daemon saw the
         // lock they held released, if they held it (the newest run, with no
         // later one that could have held it instead); else the last write
@@ -577,31 +574,18 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
         } else {
             last_write(&run).unwrap_or_else(fsutil::now_rfc3339)
         };
-        if let Ok(mut log) = runner::open_log(&run) {
-            runner::log_line(
-                &mut log,
-                &format!(
-                    "deployd stopped during this run; recorded as interrupted \
-                     (its processes were last known alive at {last_alive})"
-                ),
-            );
+        let id = run.id;
+        match shared.lifecycle.interrupted(run, last_alive).await {
+            Ok(_) => tracing::warn!("{name}: run {id} was interrupted"),
+            Err(e) => tracing::error!("{name}: cannot record run {id} as interrupted: {e}"),
         }
-        Outcome::Interrupted(None).apply(&mut run);
-        run.finished_at = Some(last_alive);
-        let history = shared.history.clone();
-        let r = run.clone();
-        if let Err(e) = blocking(move || history.save(&r)).await {
-            tracing::error!("{name}: cannot record run {} as interrupted: {e}", run.id);
-        }
-        tracing::warn!("{name}: run {} was interrupted", run.id);
-        let _ = shared.events.send(RunEvent::Finished(run));
     }
     match recovery_plan(&newest, later.as_ref(), shared.queue.pending(name).as_ref()) {
         Recovery::LaterRun(r) => tracing::info!(
             "{name}: not running interrupted run {} again: run {} ({}) came after it",
             newest.id,
             r.id,
-            r.trigger
+            r.request.trigger
         ),
         _ => requeue(&newest, shared).await,
     }
@@ -620,26 +604,20 @@ mod tests {
     use super::*;
 
     fn run(id: u64, request_seq: u64, trigger: Trigger) -> Run {
+        let push = crate::push::Push {
+            git_ref: "refs/heads/main".into(),
+            ..Default::default()
+        };
         Run {
             id,
-            project: "app".into(),
-            trigger,
-            git_ref: "refs/heads/main".into(),
-            sha: String::new(),
-            before: String::new(),
-            repository: String::new(),
-            pusher: String::new(),
-            delivery: String::new(),
+            request: Request::new(request_seq, "app", trigger, push),
             status: Status::Running,
             exit_code: None,
             signal: None,
             started_at: String::new(),
             finished_at: None,
             log: format!("{id}.log").into(),
-            request_seq,
-            received_at: String::new(),
             pid: None,
-            coalesced: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
+use crate::push::Push;
 use crate::queue::{Request, Trigger};
 
 /// How a run ended (or that it has not).
@@ -42,34 +43,24 @@ impl std::fmt::Display for Status {
     }
 }
 
-/// One run, as `history --json` prints it.
+/// One run: the request it carries out, and what became of it.
+///
+/// On disk and in `history --json` a record is one flat JSON object (the
+/// shape of [`Record`]), the same as before a run held its request: records
+/// written by earlier versions read back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Record", into = "Record")]
 pub struct Run {
     /// Per-project run number.
     pub id: u64,
-    /// The project.
-    pub project: String,
-    /// What started it.
-    pub trigger: Trigger,
-    /// Full ref.
-    #[serde(rename = "ref")]
-    pub git_ref: String,
-    /// Pushed commit (empty for a manual run without `--sha`).
-    pub sha: String,
-    /// Commit before the push.
-    pub before: String,
-    /// `owner/name`.
-    pub repository: String,
-    /// Who pushed.
-    pub pusher: String,
-    /// Forge delivery id (empty for manual runs).
-    pub delivery: String,
+    /// The request this run carried out (and, through its `coalesced`, the
+    /// ones it replaced).
+    pub request: Request,
     /// How it ended.
     pub status: Status,
     /// Exit code; null when killed by a signal or not finished.
     pub exit_code: Option<i32>,
     /// The signal that ended the script, if one did.
-    #[serde(default)]
     pub signal: Option<i32>,
     /// RFC 3339.
     pub started_at: String,
@@ -77,44 +68,109 @@ pub struct Run {
     pub finished_at: Option<String>,
     /// The run's log file.
     pub log: PathBuf,
-    /// `seq` of the request this run carried out (and the ones it coalesced).
-    pub request_seq: u64,
-    /// When the request was accepted.
-    #[serde(default)]
-    pub received_at: String,
     /// The script's process id (its process group id too).
-    #[serde(default)]
     pub pid: Option<u32>,
-    /// Delivery ids of the pushes this run's request replaced (coalesced).
+}
+
+/// A run record as it is written: flat, its request's fields beside its
+/// own, with the request's `seq` named `request_seq`. The one place the
+/// format of records and `history --json` is spelled out.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    id: u64,
+    project: String,
+    trigger: Trigger,
+    #[serde(flatten)]
+    push: Push,
+    status: Status,
+    exit_code: Option<i32>,
+    #[serde(default)]
+    signal: Option<i32>,
+    started_at: String,
+    finished_at: Option<String>,
+    log: PathBuf,
+    request_seq: u64,
+    #[serde(default)]
+    received_at: String,
+    #[serde(default)]
+    pid: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub coalesced: Vec<String>,
+    coalesced: Vec<String>,
+}
+
+impl From<Record> for Run {
+    fn from(r: Record) -> Run {
+        Run {
+            id: r.id,
+            request: Request {
+                seq: r.request_seq,
+                project: r.project,
+                trigger: r.trigger,
+                push: r.push,
+                received_at: r.received_at,
+                coalesced: r.coalesced,
+            },
+            status: r.status,
+            exit_code: r.exit_code,
+            signal: r.signal,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            log: r.log,
+            pid: r.pid,
+        }
+    }
+}
+
+impl From<Run> for Record {
+    fn from(r: Run) -> Record {
+        let Request {
+            seq,
+            project,
+            trigger,
+            push,
+            received_at,
+            coalesced,
+        } = r.request;
+        Record {
+            id: r.id,
+            project,
+            trigger,
+            push,
+            status: r.status,
+            exit_code: r.exit_code,
+            signal: r.signal,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            log: r.log,
+            request_seq: seq,
+            received_at,
+            pid: r.pid,
+            coalesced,
+        }
+    }
 }
 
 impl Run {
-    /// Rebuilds the request a run carried out, e.g. to run it again.
+    /// The request this run carried out, to run it again: the same push,
+    /// a new `seq` and `trigger`, accepted now.
     pub fn request(&self, seq: u64, trigger: Trigger) -> Request {
         Request {
             seq,
-            project: self.project.clone(),
             trigger,
-            git_ref: self.git_ref.clone(),
-            sha: self.sha.clone(),
-            before: self.before.clone(),
-            repository: self.repository.clone(),
-            pusher: self.pusher.clone(),
-            delivery: self.delivery.clone(),
             received_at: fsutil::now_rfc3339(),
-            coalesced: self.coalesced.clone(),
+            ..self.request.clone()
         }
     }
 
-    /// `abc1234` or `(no commit)`, for one-line summaries.
+    /// The project.
+    pub fn project(&self) -> &str {
+        &self.request.project
+    }
+
+    /// The first 12 characters of the commit, or `-` when none was given,
+    /// for one-line summaries.
     pub fn short_sha(&self) -> &str {
-        if self.sha.is_empty() {
-            "-"
-        } else {
-            &self.sha[..self.sha.len().min(12)]
-        }
+        self.request.push.short_sha()
     }
 }
 
@@ -163,24 +219,14 @@ impl History {
         }
         let run = Run {
             id,
-            project: req.project.clone(),
-            trigger: req.trigger,
-            git_ref: req.git_ref.clone(),
-            sha: req.sha.clone(),
-            before: req.before.clone(),
-            repository: req.repository.clone(),
-            pusher: req.pusher.clone(),
-            delivery: req.delivery.clone(),
+            request: req.clone(),
             status: Status::Running,
             exit_code: None,
             signal: None,
             started_at: fsutil::now_rfc3339(),
             finished_at: None,
             log: log_dir.join(format!("{id}.log")),
-            request_seq: req.seq,
-            received_at: req.received_at.clone(),
             pid: None,
-            coalesced: req.coalesced.clone(),
         };
         self.save(&run)?;
         Ok(run)
@@ -189,7 +235,7 @@ impl History {
     /// Writes a record durably. Blocking.
     pub fn save(&self, run: &Run) -> io::Result<()> {
         let data = serde_json::to_vec_pretty(run).map_err(io::Error::other)?;
-        fsutil::write_atomic(&self.record_path(&run.project, run.id), &data)
+        fsutil::write_atomic(&self.record_path(run.project(), run.id), &data)
     }
 
     fn ids(&self, project: &str) -> io::Result<Vec<u64>> {
@@ -297,19 +343,15 @@ mod tests {
     use super::*;
 
     fn req(seq: u64) -> Request {
-        Request {
-            seq,
-            project: "app".into(),
-            trigger: Trigger::Webhook,
+        let push = Push {
             git_ref: "refs/heads/main".into(),
-            sha: "abc".into(),
-            before: String::new(),
+            after: "abc".into(),
             repository: "acme/app".into(),
             pusher: "octocat".into(),
             delivery: "d".into(),
-            received_at: fsutil::now_rfc3339(),
-            coalesced: Vec::new(),
-        }
+            ..Push::default()
+        };
+        Request::new(seq, "app", Trigger::Webhook, push)
     }
 
     #[test]
@@ -333,7 +375,7 @@ mod tests {
         assert!(!dir.join("logs/app/1.log").exists());
         assert!(dir.join("logs/app/5.log").exists());
         assert_eq!(h.list("app", Some(1)).unwrap()[0].id, 6);
-        // The JSON names the SPEC's fields.
+        // The JSON names the fields the README's `history --json` shows.
         let v = serde_json::to_value(&running).unwrap();
         for k in [
             "id",
@@ -353,5 +395,62 @@ mod tests {
         assert_eq!(v["status"], "running");
         assert_eq!(v["trigger"], "webhook");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A record as versions before runs held their request wrote it: it
+    /// reads back, and is written again with the same fields and values.
+    #[test]
+    fn reads_and_rewrites_records_in_the_earlier_format() {
+        let earlier = r#"{
+  "id": 7,
+  "project": "app",
+  "trigger": "webhook",
+  "ref": "refs/heads/main",
+  "sha": "0123456789abcdef0123456789abcdef01234567",
+  "before": "1111111111111111111111111111111111111111",
+  "repository": "acme/app",
+  "pusher": "octocat",
+  "delivery": "d-7",
+  "status": "failed",
+  "exit_code": 3,
+  "signal": null,
+  "started_at": "2026-01-02T03:04:05.006Z",
+  "finished_at": "2026-01-02T03:04:06.007Z",
+  "log": "/var/log/deployd/app/7.log",
+  "request_seq": 1767323045006000000,
+  "received_at": "2026-01-02T03:04:05.000Z",
+  "pid": 4242,
+  "coalesced": [
+    "d-5",
+    "d-6"
+  ]
+}"#;
+        let run: Run = serde_json::from_str(earlier).unwrap();
+        assert_eq!(run.id, 7);
+        assert_eq!(run.project(), "app");
+        assert_eq!(run.request.seq, 1767323045006000000);
+        assert_eq!(run.request.trigger, Trigger::Webhook);
+        assert_eq!(
+            run.request.push.after,
+            "0123456789abcdef0123456789abcdef01234567"
+        );
+        assert_eq!(run.request.push.delivery, "d-7");
+        assert_eq!(run.request.coalesced, vec!["d-5", "d-6"]);
+        assert_eq!(run.status, Status::Failed);
+        assert_eq!(run.exit_code, Some(3));
+        assert_eq!(run.pid, Some(4242));
+        assert_eq!(run.short_sha(), "0123456789ab");
+        // Written again: the same text, field for field and in order.
+        assert_eq!(serde_json::to_string_pretty(&run).unwrap(), earlier);
+        // The oldest records had no signal, received_at, pid or coalesced.
+        let oldest = r#"{"id":1,"project":"app","trigger":"manual","ref":"refs/heads/main",
+            "sha":"","before":"","repository":"","pusher":"root","delivery":"",
+            "status":"succeeded","exit_code":0,"started_at":"x","finished_at":"y",
+            "log":"1.log","request_seq":5}"#;
+        let run: Run = serde_json::from_str(oldest).unwrap();
+        assert_eq!(run.request.trigger, Trigger::Manual);
+        assert_eq!(run.request.push.pusher, "root");
+        assert_eq!((run.signal, run.pid), (None, None));
+        assert!(run.request.coalesced.is_empty());
     }
 }

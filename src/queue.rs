@@ -19,7 +19,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Project;
 use crate::fsutil;
+use crate::push::Push;
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +46,8 @@ impl std::fmt::Display for Trigger {
 }
 
 /// A request to deploy a project: what the script will see as `DEPLOY_*`.
+/// Its JSON (queue files, `status --json`) is flat: the push's fields sit
+/// beside `seq`, `project` and `trigger`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// Increases with every request, across restarts; a run of a project
@@ -53,24 +57,12 @@ pub struct Request {
     pub project: String,
     /// What asked for the run.
     pub trigger: Trigger,
-    /// Full ref, e.g. `refs/heads/main`.
-    #[serde(rename = "ref")]
-    pub git_ref: String,
-    /// The pushed commit (empty for a manual run without `--sha`).
-    pub sha: String,
-    /// The commit before the push.
-    #[serde(default)]
-    pub before: String,
-    /// `owner/name`.
-    #[serde(default)]
-    pub repository: String,
-    /// Who pushed (or who ran `deployd deploy`).
-    #[serde(default)]
-    pub pusher: String,
-    /// The forge's delivery id (empty for manual runs).
-    #[serde(default)]
-    pub delivery: String,
+    /// What to deploy: the push, or for a manual run what `deployd deploy`
+    /// named.
+    #[serde(flatten)]
+    pub push: Push,
     /// When deployd accepted it (RFC 3339).
+    #[serde(default)]
     pub received_at: String,
     /// Delivery ids of older requests this one replaced while pending, so
     /// they stay known as accepted (redeliveries are duplicates) through a
@@ -83,11 +75,44 @@ pub struct Request {
 pub const MAX_COALESCED: usize = 1000;
 
 impl Request {
-    /// The branch name of `git_ref` (`main` for `refs/heads/main`).
-    pub fn branch(&self) -> &str {
-        self.git_ref
-            .strip_prefix("refs/heads/")
-            .unwrap_or(&self.git_ref)
+    /// A request for `push`, accepted now. Every request is built here or
+    /// by [`Request::manual`].
+    pub fn new(seq: u64, project: &str, trigger: Trigger, push: Push) -> Request {
+        Request {
+            seq,
+            project: project.to_string(),
+            trigger,
+            push,
+            received_at: fsutil::now_rfc3339(),
+            coalesced: Vec::new(),
+        }
+    }
+
+    /// The request of a `deployd deploy` (through the daemon or not): the
+    /// project's branch unless `git_ref` names another ref, the commit given
+    /// (if any), its repository, and `user` as the pusher.
+    pub fn manual(
+        seq: u64,
+        project: &Project,
+        git_ref: Option<String>,
+        sha: Option<String>,
+        user: String,
+    ) -> Request {
+        let push = Push {
+            git_ref: git_ref.unwrap_or_else(|| format!("refs/heads/{}", project.branch)),
+            after: sha.unwrap_or_default(),
+            repository: project.repository.clone().unwrap_or_default(),
+            pusher: user,
+            ..Push::default()
+        };
+        Request::new(seq, &project.name, Trigger::Manual, push)
+    }
+
+    /// Every delivery id this request stands for: its own and those it
+    /// coalesced.
+    pub fn deliveries(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.push.delivery.as_str())
+            .chain(self.coalesced.iter().map(String::as_str))
     }
 }
 
@@ -265,8 +290,8 @@ impl Queue {
         let mut req = req;
         if let Some(old) = slot.latest.take() {
             req.coalesced = old.coalesced;
-            if !old.delivery.is_empty() {
-                req.coalesced.push(old.delivery);
+            if !old.push.delivery.is_empty() {
+                req.coalesced.push(old.push.delivery);
             }
             let excess = req.coalesced.len().saturating_sub(MAX_COALESCED);
             req.coalesced.drain(..excess);
@@ -391,19 +416,15 @@ mod tests {
     use std::sync::Arc;
 
     fn req(q: &Queue, project: &str, sha: &str) -> Request {
-        Request {
-            seq: q.next_seq(),
-            project: project.into(),
-            trigger: Trigger::Webhook,
+        let push = Push {
             git_ref: "refs/heads/main".into(),
-            sha: sha.into(),
-            before: String::new(),
+            after: sha.into(),
             repository: "acme/app".into(),
             pusher: "octocat".into(),
             delivery: format!("d-{sha}"),
-            received_at: fsutil::now_rfc3339(),
-            coalesced: Vec::new(),
-        }
+            ..Push::default()
+        };
+        Request::new(q.next_seq(), project, Trigger::Webhook, push)
     }
 
     fn tempdir(name: &str) -> PathBuf {
@@ -422,7 +443,7 @@ mod tests {
         assert_eq!(q.ready(), vec!["app".to_string(), "other".to_string()]);
         drop(q);
         let q = Queue::open(&dir).unwrap();
-        assert_eq!(q.pending("app").unwrap().sha, "b");
+        assert_eq!(q.pending("app").unwrap().push.after, "b");
         assert_eq!(q.pending("app").unwrap().coalesced, vec!["d-a".to_string()]);
         let taken = q.take("app").unwrap();
         assert!(q.take("app").is_none());
@@ -432,7 +453,7 @@ mod tests {
         q.settle("app", taken.seq).unwrap();
         drop(q);
         let q = Queue::open(&dir).unwrap();
-        assert_eq!(q.pending("app").unwrap().sha, "d");
+        assert_eq!(q.pending("app").unwrap().push.after, "d");
         let d = q.take("app").unwrap();
         q.settle("app", d.seq).unwrap();
         drop(q);
@@ -495,7 +516,7 @@ mod tests {
         assert!(q.push_async(req(&q, "app", "x")).await.is_err());
         fsutil::create_dir(&dir.join("queue"), 0o700).unwrap();
         q.push_async(req(&q, "app", "y")).await.unwrap();
-        assert_eq!(q.take("app").unwrap().sha, "y");
+        assert_eq!(q.take("app").unwrap().push.after, "y");
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -511,7 +532,35 @@ mod tests {
         );
         fsutil::create_dir(&dir.join("queue"), 0o700).unwrap();
         q.push(req(&q, "app", "b")).unwrap();
-        assert_eq!(q.take("app").unwrap().sha, "b");
+        assert_eq!(q.take("app").unwrap().push.after, "b");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A queue file as versions before requests held their push wrote it
+    /// reads back, and is written again with the same text.
+    #[test]
+    fn reads_and_rewrites_requests_in_the_earlier_format() {
+        let earlier = r#"{
+  "seq": 1767323045006000000,
+  "project": "app",
+  "trigger": "webhook",
+  "ref": "refs/heads/main",
+  "sha": "0123456789abcdef0123456789abcdef01234567",
+  "before": "1111111111111111111111111111111111111111",
+  "repository": "acme/app",
+  "pusher": "octocat",
+  "delivery": "d-7",
+  "received_at": "2026-01-02T03:04:05.000Z",
+  "coalesced": [
+    "d-6"
+  ]
+}"#;
+        let req: Request = serde_json::from_str(earlier).unwrap();
+        assert_eq!(req.push.git_ref, "refs/heads/main");
+        assert_eq!(req.push.after, "0123456789abcdef0123456789abcdef01234567");
+        assert_eq!(req.push.delivery, "d-7");
+        assert!(!req.push.deleted);
+        assert_eq!(req.deliveries().collect::<Vec<_>>(), vec!["d-7", "d-6"]);
+        assert_eq!(serde_json::to_string_pretty(&req).unwrap(), earlier);
     }
 }

@@ -82,21 +82,22 @@ pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
         }
     }
     env.extend(project.env.clone());
-    let branch = run
+    let (req, push) = (&run.request, &run.request.push);
+    let branch = push
         .git_ref
         .strip_prefix("refs/heads/")
-        .unwrap_or(&run.git_ref);
+        .unwrap_or(&push.git_ref);
     for (k, v) in [
-        ("DEPLOY_PROJECT", run.project.as_str()),
+        ("DEPLOY_PROJECT", req.project.as_str()),
         ("DEPLOY_RUN_ID", &run.id.to_string()),
-        ("DEPLOY_TRIGGER", &run.trigger.to_string()),
-        ("DEPLOY_REF", &run.git_ref),
+        ("DEPLOY_TRIGGER", &req.trigger.to_string()),
+        ("DEPLOY_REF", &push.git_ref),
         ("DEPLOY_BRANCH", branch),
-        ("DEPLOY_SHA", &run.sha),
-        ("DEPLOY_BEFORE", &run.before),
-        ("DEPLOY_REPOSITORY", &run.repository),
-        ("DEPLOY_PUSHER", &run.pusher),
-        ("DEPLOY_DELIVERY", &run.delivery),
+        ("DEPLOY_SHA", &push.after),
+        ("DEPLOY_BEFORE", &push.before),
+        ("DEPLOY_REPOSITORY", &push.repository),
+        ("DEPLOY_PUSHER", &push.pusher),
+        ("DEPLOY_DELIVERY", &push.delivery),
         ("DEPLOY_LOG", &run.log.to_string_lossy()),
     ] {
         env.insert(k.to_string(), v.to_string());
@@ -138,13 +139,13 @@ pub async fn run(
         &format!(
             "run {} of {} ({}) {} {} started {}",
             run.id,
-            run.project,
-            run.trigger,
-            run.git_ref,
-            if run.sha.is_empty() {
+            run.request.project,
+            run.request.trigger,
+            run.request.push.git_ref,
+            if run.request.push.after.is_empty() {
                 "(no commit given)"
             } else {
-                &run.sha
+                &run.request.push.after
             },
             run.started_at
         ),

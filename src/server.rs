@@ -3,8 +3,8 @@
 //! filters and durably queues; it never waits on a deploy.
 
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -19,26 +19,18 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::config::{Config, Project};
-use crate::deliveries::{Deliveries, Seen};
-use crate::executor::Handle;
+use crate::deliveries::Seen;
 use crate::filter;
 use crate::forge::{self, Event, EventError, Rejected, SignatureError};
-use crate::fsutil;
-use crate::queue::{self, Queue, Trigger};
+use crate::push::Push;
+use crate::queue::{self, Trigger};
+use crate::state::Shared;
 
-/// What every connection shares.
-pub struct App {
-    /// The current config; replaced whole on reload, so a request sees one
-    /// consistent version from start to end.
-    pub config: RwLock<Arc<Config>>,
-    /// The durable queue requests go to before the 202.
-    pub queue: Arc<Queue>,
-    /// Delivery ids already accepted.
-    pub deliveries: Arc<Deliveries>,
-    /// To tell the executor a request is queued.
-    pub executor: Handle,
-    /// Set once shutdown began: new deliveries get 503 so the forge retries.
-    pub stopping: AtomicBool,
+/// What every connection shares: the daemon's shared state, and what only
+/// the HTTP side needs.
+pub(crate) struct App {
+    /// The daemon's parts and live config (see `state.rs`).
+    pub(crate) shared: Arc<Shared>,
     /// Bytes of request bodies buffered at once, all connections together
     /// (in KiB permits): a flood of large bodies cannot exhaust memory.
     body_budget: Arc<Semaphore>,
@@ -47,36 +39,15 @@ pub struct App {
 }
 
 impl App {
-    /// Shares `config`, `queue`, `deliveries` and `executor` with the handlers.
-    pub fn new(
-        config: Arc<Config>,
-        queue: Arc<Queue>,
-        deliveries: Arc<Deliveries>,
-        executor: Handle,
-    ) -> App {
-        let budget_kib = ((config.server.max_body * 2).max(64 << 20) >> 10) as usize;
+    /// The HTTP side of `shared`.
+    pub(crate) fn new(shared: Arc<Shared>) -> App {
+        let max_body = shared.config().server.max_body;
+        let budget_kib = ((max_body * 2).max(64 << 20) >> 10) as usize;
         App {
-            config: RwLock::new(config),
-            queue,
-            deliveries,
-            executor,
-            stopping: AtomicBool::new(false),
+            shared,
             body_budget: Arc::new(Semaphore::new(budget_kib.min(Semaphore::MAX_PERMITS))),
             quiet: Quiet::default(),
         }
-    }
-
-    /// The config now in force.
-    pub fn config(&self) -> Arc<Config> {
-        self.config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Puts a new config in force for requests from now on.
-    pub fn set_config(&self, config: Arc<Config>) {
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
     }
 }
 
@@ -86,8 +57,8 @@ content-length: 33\r\nconnection: close\r\n\r\n{\"error\":\"too many connections
 
 /// Accepts connections until `shutdown` resolves, then lets requests in
 /// flight finish (at most `request_timeout`) and returns.
-pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let max = app.config().server.max_connections;
+pub(crate) async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let max = app.shared.config().server.max_connections;
     let slots = Arc::new(Semaphore::new(max));
     let (stop_tx, stop_rx) = watch::channel(false);
     // Each connection task holds a clone; recv() returns None when all are gone.
@@ -127,10 +98,10 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
         });
     }
     drop(listener);
-    app.stopping.store(true, Ordering::SeqCst);
+    app.shared.stop();
     let _ = stop_tx.send(true);
     drop(done_tx);
-    let grace = app.config().server.request_timeout + Duration::from_secs(1);
+    let grace = app.shared.config().server.request_timeout + Duration::from_secs(1);
     if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
         tracing::warn!("connections still open after {grace:?}; closing them");
     }
@@ -149,7 +120,7 @@ async fn serve_connection(
     app: Arc<App>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let settings = app.config().server.clone();
+    let settings = app.shared.config().server.clone();
     let born = Instant::now();
     let activity = Arc::new(Activity::default());
     let service = {
@@ -284,9 +255,7 @@ async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
                     }),
                 );
             }
-            if matches!(reject, Reject::TooLarge | Reject::Timeout)
-                || app.stopping.load(Ordering::Relaxed)
-            {
+            if matches!(reject, Reject::TooLarge | Reject::Timeout) || app.shared.stopping() {
                 r.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
@@ -334,11 +303,11 @@ async fn route(
     if method != Method::POST {
         return Err(Reject::Method);
     }
-    let config = app.config();
+    let config = app.shared.config();
     let Some(project) = config.projects.get(name) else {
         return Err(Reject::NotFound);
     };
-    if app.stopping.load(Ordering::SeqCst) {
+    if app.shared.stopping() {
         return Err(Reject::Unavailable(
             "deployd is stopping; retry shortly".into(),
         ));
@@ -482,41 +451,41 @@ async fn hook(
         }
     };
     let id = delivery.id.unwrap_or_default();
-    if !id.is_empty() && app.deliveries.check(&id) == Seen::Duplicate {
+    if !id.is_empty() && app.shared.deliveries.check(&id) == Seen::Duplicate {
         return Ok(respond(
             StatusCode::OK,
             json!({"status": "duplicate", "delivery": id}),
         ));
     }
-    let request = queue::Request {
-        seq: app.queue.next_seq(),
-        project: project.name.clone(),
-        trigger: Trigger::Webhook,
-        git_ref: push.git_ref,
-        sha: push.after,
-        before: push.before,
-        repository: push.repository,
-        pusher: push.pusher,
+    let push = Push {
         delivery: id.clone(),
-        received_at: fsutil::now_rfc3339(),
-        coalesced: Vec::new(),
+        ..push
     };
+    let request = queue::Request::new(
+        app.shared.queue.next_seq(),
+        &project.name,
+        Trigger::Webhook,
+        push,
+    );
     let answer = json!({
         "status": "queued",
         "project": project.name,
-        "ref": request.git_ref,
-        "sha": request.sha,
+        "ref": request.push.git_ref,
+        "sha": request.push.after,
         "delivery": id,
     });
-    let stored = app.queue.push_async(request).await;
+    // A copy for the run event only when something listens: the fast path
+    // stays free of it.
+    let queued = app.shared.lifecycle.listened().then(|| request.clone());
+    let stored = app.shared.queue.push_async(request).await;
     if stored.is_ok() && !id.is_empty() {
         // Not waited for: the request file (`delivery`, `coalesced`) already
         // holds the id durably; this file is the longer, unsynced memory.
-        app.deliveries.keep_soon(&id);
+        app.shared.deliveries.keep_soon(&id);
     }
     if let Err(e) = stored {
         if !id.is_empty() {
-            app.deliveries.release(&id);
+            app.shared.deliveries.release(&id);
         }
         tracing::error!(
             "{}: cannot record the request durably (answering 503 so the forge retries): {e}",
@@ -527,7 +496,10 @@ async fn hook(
         ));
     }
     crate::fault::point(crate::fault::BEFORE_ACK).await;
-    app.executor.queued();
+    if let Some(req) = queued {
+        app.shared.lifecycle.queued(&req).await;
+    }
+    app.shared.executor.queued();
     Ok(respond(StatusCode::ACCEPTED, answer))
 }
 

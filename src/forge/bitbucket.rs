@@ -223,6 +223,7 @@ fn change(c: BbChange<'_>, repository: &str, pusher: &str) -> Push {
         after,
         repository: repository.to_string(),
         pusher: pusher.to_string(),
+        delivery: String::new(),
     }
 }
 
@@ -340,6 +341,7 @@ pub(crate) mod tests {
                 after: SHA.into(),
                 repository: "acme/app".into(),
                 pusher: "alexd".into(),
+                delivery: String::new(),
                 deleted: false,
             }
         );

@@ -219,6 +219,7 @@ pub(super) fn read_push(kind: Body, body: &[u8]) -> Result<Push, EventError> {
             .map(Cow::into_owned)
             .unwrap_or_default(),
         pusher: p.pusher.flatten().map(|w| w.user()).unwrap_or_default(),
+        delivery: String::new(),
     })
 }
 

@@ -187,6 +187,7 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
                     .map(Cow::into_owned)
                     .unwrap_or_default(),
                 pusher: p.user_username.map(Cow::into_owned).unwrap_or_default(),
+                delivery: String::new(),
             }])
         }
         "Pipeline Hook" => Event::Ci(read_pipeline(kind, body)?),
@@ -547,6 +548,7 @@ pub(crate) mod tests {
                 after: after.clone(),
                 repository: "mike/diaspora".into(),
                 pusher: "jsmith".into(),
+                delivery: String::new(),
                 deleted: false,
             }
         );

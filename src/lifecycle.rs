@@ -1,0 +1,194 @@
+//! The life of a run, in one place: the daemon's executor and a direct
+//! `deployd deploy` (no daemon answers) both carry out a run through
+//! [`Lifecycle::run`], and every run event ([`RunEvent`]) is published from
+//! here.
+//!
+//! A run's steps, in order:
+//!
+//! 1. its project's lock ([`crate::lock`]): one run of a project at a time,
+//!    across the daemon and direct deploys;
+//! 2. its record, status `running` ([`History::create`]), durably;
+//! 3. [`RunEvent::Started`], then the caller's own [`Caller::started`] (the
+//!    daemon settles the queued request; a direct deploy prints and tails
+//!    the log);
+//! 4. the script ([`runner::run`]): environment, log header, process group,
+//!    timeout, `stop`;
+//! 5. its outcome applied to the record, the record saved, retention
+//!    (`keep_runs`);
+//! 6. [`RunEvent::Finished`], then the lock is released.
+//!
+//! A run a previous daemon did not see end is closed by
+//! [`Lifecycle::interrupted`] instead (steps 5 and 6), and a request that
+//! waits for its run is announced by [`Lifecycle::queued`].
+//!
+//! Where what comes next hooks in:
+//!
+//! - what reacts to runs (notifications, forge status reports, a status
+//!   page, metrics) subscribes to the daemon's [`crate::events::Bus`] and
+//!   sees direct runs too, through the spool (see [`crate::events`]);
+//! - a gate before a run (deploys gated on CI) goes between steps 1 and 2,
+//!   or before the request is queued;
+//! - a health check after the script goes in step 5, before the outcome is
+//!   final; a rollback is a new request built from the run
+//!   ([`Run::request`]);
+//! - cancelling a run is turning its `stop` to true (today: daemon
+//!   shutdown, Ctrl-C of a direct deploy).
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::config::Project;
+use crate::events::{Publisher, RunEvent};
+use crate::history::{History, Run};
+use crate::lock::{self, RunLock};
+use crate::queue::Request;
+use crate::runner::{self, Outcome};
+
+/// What every run of one process shares.
+pub(crate) struct Lifecycle {
+    /// Where runs are recorded.
+    pub(crate) history: Arc<History>,
+    /// Where the project locks live (the state_dir of the config the
+    /// process started with: a change takes effect at the next restart).
+    pub(crate) state_dir: PathBuf,
+    /// Where the run events go.
+    pub(crate) events: Publisher,
+}
+
+/// What the caller of a run does at its steps: the daemon and a direct
+/// deploy differ only here.
+pub(crate) trait Caller {
+    /// Another run holds the project's lock: this one waits for it. Called
+    /// at most once.
+    fn waiting(&mut self);
+
+    /// The run's record is on disk and [`RunEvent::Started`] published; the
+    /// script starts when this returns.
+    async fn started(&mut self, run: &Run);
+}
+
+/// Why a run did not start; its request comes back with it.
+#[derive(Debug)]
+pub(crate) enum NotRun {
+    /// `stop` turned true while the run waited for its lock.
+    Stopped,
+    /// The lock could not be taken.
+    Lock(io::Error),
+    /// The record could not be created.
+    Record(io::Error),
+}
+
+/// How a run ended.
+pub(crate) struct Ended {
+    /// Its final record.
+    pub(crate) run: Run,
+    /// What the script did.
+    pub(crate) outcome: Outcome,
+    /// Whether the final record reached the disk.
+    pub(crate) saved: io::Result<()>,
+}
+
+impl Lifecycle {
+    /// Whether anything receives the events (to skip building them).
+    pub(crate) fn listened(&self) -> bool {
+        self.events.listened()
+    }
+
+    /// Announces a request that waits for its run (queued durably).
+    pub(crate) async fn queued(&self, req: &Request) {
+        if self.listened() {
+            self.events.publish(RunEvent::Queued(req.clone())).await;
+        }
+    }
+
+    /// Carries out `req`, a request of `project`, from its lock to its final
+    /// record (see the module's steps). `stop` turning true interrupts it:
+    /// before the script starts the run does not happen, after it the script
+    /// is stopped and the run recorded `interrupted`.
+    pub(crate) async fn run(
+        &self,
+        project: &Project,
+        req: Request,
+        stop: watch::Receiver<bool>,
+        caller: &mut impl Caller,
+    ) -> Result<Ended, (Request, NotRun)> {
+        let lock_path = lock::path(&self.state_dir, &project.name);
+        let stopped = {
+            let mut stop = stop.clone();
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }
+        };
+        let lock = match RunLock::acquire(&lock_path, || caller.waiting(), stopped).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return Err((req, NotRun::Stopped)),
+            Err(e) => return Err((req, NotRun::Lock(e))),
+        };
+        crate::fault::point(crate::fault::BEFORE_RUN).await;
+        let history = self.history.clone();
+        let r = req.clone();
+        let mut run = match blocking(move || history.create(&r)).await {
+            Ok(run) => run,
+            Err(e) => return Err((req, NotRun::Record(e))),
+        };
+        self.events.publish(RunEvent::Started(run.clone())).await;
+        caller.started(&run).await;
+
+        let mut pid = None;
+        let outcome = runner::run(project, &run, &lock, stop, |p| pid = Some(p)).await;
+        run.pid = pid;
+        crate::fault::point(crate::fault::BEFORE_RECORD).await;
+        outcome.apply(&mut run);
+        let history = self.history.clone();
+        let (r, keep) = (run.clone(), project.keep_runs);
+        let saved = blocking(move || {
+            history.save(&r)?;
+            if let Err(e) = history.prune(r.project(), keep) {
+                tracing::warn!("{}: cannot remove old runs: {e}", r.project());
+            }
+            Ok(())
+        })
+        .await;
+        self.events.publish(RunEvent::Finished(run.clone())).await;
+        drop(lock);
+        Ok(Ended {
+            run,
+            outcome,
+            saved,
+        })
+    }
+
+    /// Closes `run`, which a previous daemon left recorded `running` and
+    /// none of whose processes is left: says so in its log, records it
+    /// `interrupted` as of `last_alive` (RFC 3339) and publishes its end.
+    /// The caller holds the project's lock.
+    pub(crate) async fn interrupted(&self, mut run: Run, last_alive: String) -> io::Result<Run> {
+        if let Ok(mut log) = runner::open_log(&run) {
+            runner::log_line(
+                &mut log,
+                &format!(
+                    "deployd stopped during this run; recorded as interrupted \
+                     (its processes were last known alive at {last_alive})"
+                ),
+            );
+        }
+        Outcome::Interrupted(None).apply(&mut run);
+        run.finished_at = Some(last_alive);
+        let history = self.history.clone();
+        let r = run.clone();
+        blocking(move || history.save(&r)).await?;
+        self.events.publish(RunEvent::Finished(run.clone())).await;
+        Ok(run)
+    }
+}
+
+/// Runs a blocking closure on the blocking pool (fsync, directory reads).
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

@@ -1,0 +1,155 @@
+//! What the daemon's parts share: the live config, the queue, the run
+//! records, the remembered deliveries, the executor's handle, the run
+//! lifecycle and its events. `daemon.rs` builds it once; the HTTP server,
+//! the control socket and the signal handlers each hold an `Arc` of it, so
+//! none of them reaches another's parts through a third.
+//!
+//! The config lives here once, as a `watch` of `Arc<Config>`: a reload
+//! ([`Shared::set_config`]) swaps it in one step, and every part reads the
+//! same current version. The executor follows it through
+//! the receiver of the same `watch`, which it gets before this exists.
+//! [`Shared::reload`] is the one reload, for SIGHUP and `deployd reload`
+//! alike.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::watch;
+
+use crate::config::{self, Config};
+use crate::deliveries::Deliveries;
+use crate::events::Bus;
+use crate::executor::Handle;
+use crate::history::History;
+use crate::lifecycle::Lifecycle;
+use crate::queue::Queue;
+use crate::systemd;
+
+/// The daemon's shared state.
+pub(crate) struct Shared {
+    /// The config in force; replaced whole on reload, so whoever holds an
+    /// `Arc` of it sees one consistent version from start to end.
+    config: watch::Sender<Arc<Config>>,
+    /// The durable queue requests go to before they are acknowledged.
+    pub(crate) queue: Arc<Queue>,
+    /// The run records.
+    pub(crate) history: Arc<History>,
+    /// Delivery ids already accepted.
+    pub(crate) deliveries: Arc<Deliveries>,
+    /// To tell the executor a request is queued, and ask for status.
+    pub(crate) executor: Handle,
+    /// Announces queued requests; carries out runs (through the executor).
+    pub(crate) lifecycle: Arc<Lifecycle>,
+    /// The run events, for whatever reacts to runs.
+    pub(crate) events: Bus,
+    /// Set once shutdown began: new deliveries and deploys are refused.
+    stopping: AtomicBool,
+    /// Held during a reload: two overlapping ones (a SIGHUP and a `deployd
+    /// reload`) could otherwise install the older file's config last.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    /// Shares the parts; `config` is the sender whose receivers the
+    /// executor already follows.
+    pub(crate) fn new(
+        config: watch::Sender<Arc<Config>>,
+        queue: Arc<Queue>,
+        history: Arc<History>,
+        deliveries: Arc<Deliveries>,
+        executor: Handle,
+        lifecycle: Arc<Lifecycle>,
+        events: Bus,
+    ) -> Shared {
+        Shared {
+            config,
+            queue,
+            history,
+            deliveries,
+            executor,
+            lifecycle,
+            events,
+            stopping: AtomicBool::new(false),
+            reloading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The config now in force.
+    pub(crate) fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
+
+    /// Puts `config` in force for every part at once, from now on.
+    pub(crate) fn set_config(&self, config: Arc<Config>) {
+        self.config.send_replace(config);
+    }
+
+    /// Reloads the config file the daemon was started with (SIGHUP, or
+    /// `deployd reload` over the control socket). The new config replaces the
+    /// running one whole, or, when it is invalid, is refused and the running one
+    /// kept. The new config is in force for every part at once
+    /// ([`Shared::set_config`]). Returns what to tell the operator: the `config reloaded` line, or
+    /// the config's error (file:line: key: what is wrong).
+    pub(crate) async fn reload(&self) -> Result<String, String> {
+        // One reload at a time: two overlapping ones (a SIGHUP and a `deployd
+        // reload`) could otherwise install the older file's config last.
+        let _one = self.reloading.lock().await;
+        systemd::reloading();
+        let path = self.config().path.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            config::load(&path).and_then(|c| c.require_projects().map(|()| c))
+        })
+        .await;
+        let outcome = match loaded {
+            Ok(Ok(new)) => {
+                let old = self.config();
+                let (n, o) = (&new.server, &old.server);
+                let mut later = Vec::new();
+                for (key, changed) in [
+                    ("listen", n.listen != o.listen),
+                    ("state_dir", n.state_dir != o.state_dir),
+                    ("log_dir", n.log_dir != o.log_dir),
+                    ("control_socket", n.control_socket != o.control_socket),
+                    ("max_connections", n.max_connections != o.max_connections),
+                ] {
+                    if changed {
+                        later.push(key);
+                    }
+                }
+                if !later.is_empty() {
+                    tracing::warn!(
+                        "reload: a change of server.{} takes effect at the next restart",
+                        later.join(", server.")
+                    );
+                }
+                for w in &new.warnings {
+                    tracing::warn!("{w}");
+                }
+                let done = format!("config reloaded: {} project(s)", new.projects.len());
+                tracing::info!("{done}");
+                self.set_config(Arc::new(new));
+                Ok(done)
+            }
+            Ok(Err(e)) => {
+                tracing::error!("reload refused, keeping the running config: {e}");
+                Err(format!("reload refused, keeping the running config: {e}"))
+            }
+            Err(e) => {
+                tracing::error!("reload failed: {e}");
+                Err(format!("reload failed: {e}"))
+            }
+        };
+        systemd::notify("READY=1");
+        outcome
+    }
+
+    /// Says shutdown began.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether shutdown began.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
