@@ -51,3 +51,23 @@ pub struct CiRun {
     /// Who caused the run (a user name), for a deploy started by CI alone.
     pub actor: String,
 }
+
+/// What the CI gate had to do with a run, in its record (`"ci"` in
+/// `history --json`): the workflow that failed and how, the workflows still
+/// pending at `ci_timeout` or when the operator deployed past the gate.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct CiNote {
+    /// The required workflow that did not pass (`ci_failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    /// Its conclusion, in the forge's word (`failure`, `cancelled`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conclusion: Option<String>,
+    /// The required workflows that had not passed (`ci_timeout`, or a
+    /// deploy past the gate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
+    /// `deployd deploy --sha` deployed the waiting push past its CI.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bypassed: bool,
+}

@@ -21,9 +21,10 @@ use tokio::sync::broadcast;
 use crate::events::RunEvent;
 use crate::executor::ProjectStatus;
 use crate::fsutil;
+use crate::gatekeeper;
 use crate::history::{History, Run, Status};
 use crate::lifecycle::blocking;
-use crate::queue::Request as QueueRequest;
+use crate::queue::{Request as QueueRequest, Trigger};
 use crate::state::Shared;
 
 /// What the CLI asks.
@@ -170,7 +171,37 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             if shared.stopping() {
                 return send(&mut w, &Reply::Error("deployd is stopping".into())).await;
             }
-            let req = QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user);
+            // `--sha` of the push that waits for its CI: that push, now,
+            // past its CI (a manual run whose record says so).
+            let waiting = match &sha {
+                Some(sha) if !sha.is_empty() => match gatekeeper::bypass(&shared, p, sha).await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        return send(
+                            &mut w,
+                            &Reply::Error(format!("cannot read the CI gate: {e}")),
+                        )
+                        .await;
+                    }
+                },
+                _ => None,
+            };
+            let req = match waiting {
+                Some(waiting) => {
+                    tracing::info!(
+                        "{project}: deploying {} past its CI, as {user} asked",
+                        waiting.push.short_sha()
+                    );
+                    QueueRequest::new(
+                        shared.queue.next_seq(),
+                        &project,
+                        Trigger::Manual,
+                        waiting.push.clone(),
+                    )
+                    .with_ci(waiting.ci)
+                }
+                None => QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user),
+            };
             let seq = req.seq;
             let req_copy = req.clone();
             // Asked before queueing, so the run found is the one before ours.

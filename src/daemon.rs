@@ -13,6 +13,8 @@ use crate::deliveries::Deliveries;
 use crate::events::{Bus, Publisher};
 use crate::executor::Executor;
 use crate::fsutil;
+use crate::gate::Gates;
+use crate::gatekeeper;
 use crate::history::History;
 use crate::lifecycle::Lifecycle;
 use crate::lock::StateLock;
@@ -79,6 +81,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         handle.clone(),
         lifecycle,
         bus.clone(),
+        Gates::new(&s.state_dir),
     ));
     // Parts that react to runs subscribe to `bus` above this line: the events
     // of direct runs made while no daemon ran are published now, once.
@@ -95,6 +98,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let executor_task = tokio::spawn(exec.run(stop_rx.clone()));
     let control_task = tokio::spawn(control::serve(control, shared.clone()));
+    // Pushes that wait for their CI time out here; armed only while one waits.
+    tokio::spawn(gatekeeper::expiry(shared.clone(), stop_rx.clone()));
     // Installed here, before READY: a SIGHUP that arrived before the
     // handler was would take its default action and end the daemon.
     let installed = Signals {

@@ -542,11 +542,29 @@ where
     /// Applies `f` to `project`'s gate and, if it changed, writes it durably
     /// before returning `f`'s answer. On a write error the change is undone
     /// in memory too, so memory never runs ahead of the disk.
-    pub async fn change<T: Send + 'static>(
+    pub async fn change<T>(
         &self,
         project: &str,
         f: impl FnOnce(&mut Gate<R>) -> T,
     ) -> io::Result<T> {
+        self.change_then(project, f, async |t| Ok(t)).await
+    }
+
+    /// [`Gates::change`], with `act` carried out on `decide`'s answer after
+    /// the decision and before the gate is written: what the decision
+    /// promises (a request queued, a record written) is on disk before the
+    /// gate forgets the push. If `act` fails, the gate is left as it was. A
+    /// crash between the two leaves the push in the gate: the worst is that
+    /// a redelivered CI event queues it once more (coalesced with itself).
+    pub async fn change_then<T, U, Fut>(
+        &self,
+        project: &str,
+        decide: impl FnOnce(&mut Gate<R>) -> T,
+        act: impl FnOnce(T) -> Fut,
+    ) -> io::Result<U>
+    where
+        Fut: Future<Output = io::Result<U>>,
+    {
         let slot = self.slot(project);
         let mut held = slot.lock().await;
         if held.is_none() {
@@ -557,7 +575,14 @@ where
             unreachable!("loaded just above")
         };
         let before = gate.clone();
-        let answer = f(gate);
+        let answer = decide(gate);
+        let done = match act(answer).await {
+            Ok(u) => u,
+            Err(e) => {
+                *gate = before;
+                return Err(e);
+            }
+        };
         if *gate != before {
             let (dir, name, copy) = (self.state_dir.clone(), project.to_string(), gate.clone());
             if let Err(e) = blocking(move || save(&dir, &name, &copy)).await {
@@ -566,7 +591,7 @@ where
             }
             self.changed.notify_one();
         }
-        Ok(answer)
+        Ok(done)
     }
 
     /// A copy of `project`'s gate, loading it if need be.

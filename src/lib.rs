@@ -21,6 +21,7 @@ pub mod filter;
 pub mod forge;
 pub mod fsutil;
 pub mod gate;
+mod gatekeeper;
 pub mod history;
 pub(crate) mod lifecycle;
 pub mod lock;

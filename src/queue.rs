@@ -19,6 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ci::CiNote;
 use crate::config::Project;
 use crate::fsutil;
 use crate::push::Push;
@@ -69,6 +70,10 @@ pub struct Request {
     /// crash. Bounded to the newest [`MAX_COALESCED`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coalesced: Vec<String>,
+    /// What the CI gate had to do with it, if anything (README, "Deploy
+    /// only what passed CI").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<CiNote>,
 }
 
 /// How many replaced delivery ids a pending request carries at most.
@@ -85,6 +90,7 @@ impl Request {
             push,
             received_at: fsutil::now_rfc3339(),
             coalesced: Vec::new(),
+            ci: None,
         }
     }
 
@@ -106,6 +112,11 @@ impl Request {
             ..Push::default()
         };
         Request::new(seq, &project.name, Trigger::Manual, push)
+    }
+
+    /// This request with what the CI gate had to do with it.
+    pub fn with_ci(self, ci: Option<CiNote>) -> Request {
+        Request { ci, ..self }
     }
 
     /// Every delivery id this request stands for: its own and those it

@@ -22,6 +22,7 @@ use crate::config::{Config, Project};
 use crate::deliveries::Seen;
 use crate::filter;
 use crate::forge::{self, Event, EventError, Rejected, SignatureError};
+use crate::gatekeeper;
 use crate::push::Push;
 use crate::queue::{self, Trigger};
 use crate::state::Shared;
@@ -433,11 +434,16 @@ async fn hook(
                 json!({"status": "ignored", "reason": format!("event {name:?} does not deploy")}),
             ));
         }
-        Event::Ci(run) => {
+        Event::Ci(_) if project.after_ci.is_empty() => {
             return Ok(respond(
                 StatusCode::OK,
-                json!({"status": "ignored", "reason": format!("CI event for {}: this project has no after_ci", run.workflow)}),
+                json!({"status": "ignored", "reason": "CI event: this project has no after_ci"}),
             ));
+        }
+        Event::Ci(run) => {
+            let id = delivery.id.unwrap_or_default();
+            let decided = gatekeeper::ci(&app.shared, project, run, id.clone());
+            return gated(app, project, &id, true, decided).await;
         }
         Event::Push(p) => p,
     };
@@ -467,6 +473,11 @@ async fn hook(
         Trigger::Webhook,
         push,
     );
+    if !project.after_ci.is_empty() {
+        // The id was checked above, as for any push.
+        let decided = gatekeeper::push(&app.shared, project, request);
+        return gated(app, project, &id, false, decided).await;
+    }
     let answer = json!({
         "status": "queued",
         "project": project.name,
@@ -501,6 +512,47 @@ async fn hook(
     }
     app.shared.executor.queued();
     Ok(respond(StatusCode::ACCEPTED, answer))
+}
+
+/// Answers a delivery that went through the CI gate (`gatekeeper.rs`): a
+/// push of a project with `after_ci`, or a CI event. The delivery id is
+/// checked first (when `check`; a push's was already), and kept once the
+/// gate's decision is on disk; if it could not be, 503, and the id is
+/// forgotten so a redelivery is accepted.
+async fn gated(
+    app: &App,
+    project: &Project,
+    id: &str,
+    check: bool,
+    decided: impl Future<Output = std::io::Result<gatekeeper::Answer>>,
+) -> Result<Response<Full<Bytes>>, Reject> {
+    if check && !id.is_empty() && app.shared.deliveries.check(id) == Seen::Duplicate {
+        return Ok(respond(
+            StatusCode::OK,
+            json!({"status": "duplicate", "delivery": id}),
+        ));
+    }
+    match decided.await {
+        Ok((status, body)) => {
+            if !id.is_empty() {
+                app.shared.deliveries.keep_soon(id);
+            }
+            crate::fault::point(crate::fault::BEFORE_ACK).await;
+            Ok(respond(status, body))
+        }
+        Err(e) => {
+            if !id.is_empty() {
+                app.shared.deliveries.release(id);
+            }
+            tracing::error!(
+                "{}: cannot record the CI gate's decision durably (answering 503 so the forge retries): {e}",
+                project.name
+            );
+            Err(Reject::Unavailable(
+                "could not record the request; retry later".into(),
+            ))
+        }
+    }
 }
 
 /// Rate-limits log lines about rejected requests: up to [`Quiet::BURST`] a

@@ -20,9 +20,10 @@ use crate::config::{self, Config};
 use crate::deliveries::Deliveries;
 use crate::events::Bus;
 use crate::executor::Handle;
+use crate::gate::Gates;
 use crate::history::History;
 use crate::lifecycle::Lifecycle;
-use crate::queue::Queue;
+use crate::queue::{Queue, Request};
 use crate::systemd;
 
 /// The daemon's shared state.
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) lifecycle: Arc<Lifecycle>,
     /// The run events, for whatever reacts to runs.
     pub(crate) events: Bus,
+    /// Every project's CI gate: pushes waiting for their CI (see `gate.rs`).
+    pub(crate) gates: Gates<Request>,
     /// Set once shutdown began: new deliveries and deploys are refused.
     stopping: AtomicBool,
     /// Held during a reload: two overlapping ones (a SIGHUP and a `deployd
@@ -60,6 +63,7 @@ impl Shared {
         executor: Handle,
         lifecycle: Arc<Lifecycle>,
         events: Bus,
+        gates: Gates<Request>,
     ) -> Shared {
         Shared {
             config,
@@ -69,6 +73,7 @@ impl Shared {
             executor,
             lifecycle,
             events,
+            gates,
             stopping: AtomicBool::new(false),
             reloading: tokio::sync::Mutex::new(()),
         }
