@@ -174,7 +174,7 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             // `--sha` of the push that waits for its CI: that push, now,
             // past its CI (a manual run whose record says so).
             let waiting = match &sha {
-                Some(sha) if !sha.is_empty() => match gatekeeper::bypass(&shared, p, sha).await {
+                Some(sha) if !sha.is_empty() => match gatekeeper::bypass(shared, p, sha).await {
                     Ok(found) => found,
                     Err(e) => {
                         return send(

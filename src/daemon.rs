@@ -13,7 +13,6 @@ use crate::deliveries::Deliveries;
 use crate::events::{Bus, Publisher};
 use crate::executor::Executor;
 use crate::fsutil;
-use crate::gate::Gates;
 use crate::gatekeeper;
 use crate::history::History;
 use crate::lifecycle::Lifecycle;
@@ -81,7 +80,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         handle.clone(),
         lifecycle,
         bus.clone(),
-        Gates::new(&s.state_dir),
     ));
     // Parts that react to runs subscribe to `bus` above this line: the events
     // of direct runs made while no daemon ran are published now, once.

@@ -63,8 +63,10 @@ impl Shared {
         executor: Handle,
         lifecycle: Arc<Lifecycle>,
         events: Bus,
-        gates: Gates<Request>,
     ) -> Shared {
+        // Under the state_dir the daemon started with, like the queue: a
+        // change takes effect at the next restart.
+        let gates = Gates::new(&config.borrow().server.state_dir);
         Shared {
             config,
             queue,

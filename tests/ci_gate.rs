@@ -3,6 +3,9 @@
 //! examples have it, GitLab's documented `Pipeline Hook`), and what the
 //! script did, the answers and the history.
 
+// Helpers here and in common/ are test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
