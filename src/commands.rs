@@ -863,7 +863,21 @@ async fn deploy_direct(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let req = Request::manual(seq, p, git_ref, sha, user());
+    // `--sha` of the push that waits for its CI: that push, past its CI.
+    let waiting = match &sha {
+        Some(sha) if !sha.is_empty() => {
+            let (dir, project, sha) = (s.state_dir.clone(), p.clone(), sha.clone());
+            tokio::task::spawn_blocking(move || gatekeeper::bypass_on_disk(&dir, &project, &sha))
+                .await
+                .map_err(anyhow::Error::from)?
+                .context("cannot read the CI gate")?
+        }
+        _ => None,
+    };
+    let req = match waiting {
+        Some(w) => Request::new(seq, &p.name, queue::Trigger::Manual, w.push.clone()).with_ci(w.ci),
+        None => Request::manual(seq, p, git_ref, sha, user()),
+    };
     lifecycle.queued(&req).await;
     let mut direct = Direct {
         history: &history,

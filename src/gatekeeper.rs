@@ -7,6 +7,7 @@
 //! deadline of a waiting push, and not at all while nothing waits.
 
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -16,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::ci::{CiNote, CiRun};
 use crate::config::Project;
-use crate::gate::{Failure, Outcome, Policy};
+use crate::gate::{self, Failure, Gate, Outcome, Policy};
 use crate::history::Status;
 use crate::push::Push;
 use crate::queue::{Request, Trigger};
@@ -189,10 +190,13 @@ async fn answer(
             }
         }
         Outcome::Ready(req) => {
-            set(
-                "queued",
-                json!({"ref": req.push.git_ref, "sha": req.push.after, "push_delivery": req.push.delivery}),
-            );
+            // For a CI event, which push it deploys.
+            let extra = if ci.is_some() {
+                json!({"ref": req.push.git_ref, "push_delivery": req.push.delivery})
+            } else {
+                json!({})
+            };
+            set("queued", extra);
             tracing::info!(
                 "{}: CI passed on {}; queued",
                 project.name,
@@ -216,10 +220,7 @@ async fn answer(
             StatusCode::ACCEPTED
         }
         Outcome::Failed(req, f) => {
-            set(
-                "ci_failed",
-                json!({"failed": f.workflow, "failed_conclusion": f.conclusion}),
-            );
+            set("ci_failed", json!({ "ci": failed_note(&f) }));
             record_failure(shared, project, req, &f).await?;
             StatusCode::OK
         }
@@ -228,10 +229,7 @@ async fn answer(
                 unreachable!("only a CI event fails from CI")
             };
             let req = request_from_ci(shared, project, run, id);
-            set(
-                "ci_failed",
-                json!({"failed": f.workflow, "failed_conclusion": f.conclusion}),
-            );
+            set("ci_failed", json!({ "ci": failed_note(&f) }));
             record_failure(shared, project, req, &f).await?;
             StatusCode::OK
         }
@@ -266,26 +264,46 @@ pub(crate) async fn bypass(
     let policy = policy(project);
     shared
         .gates
-        .change(&project.name, |g| {
-            let pending: Vec<String> = g
-                .states(&policy)
-                .into_iter()
-                .filter(|s| s.state != "passed")
-                .map(|s| s.workflow)
-                .collect();
-            g.bypass(sha).map(|req| (req, pending))
-        })
+        .change(&project.name, |g| take_past_ci(g, &policy, sha))
         .await
-        .map(|found| {
-            found.map(|(req, pending)| Request {
-                ci: Some(CiNote {
-                    bypassed: true,
-                    pending,
-                    ..CiNote::default()
-                }),
-                ..req
-            })
-        })
+}
+
+/// The same, for a `deployd deploy --sha` that runs the script itself (no
+/// daemon answers, so none holds the gate): read, change and write the
+/// gate file. Blocking.
+pub(crate) fn bypass_on_disk(
+    state_dir: &Path,
+    project: &Project,
+    sha: &str,
+) -> io::Result<Option<Request>> {
+    if project.after_ci.is_empty() {
+        return Ok(None);
+    }
+    let mut g: Gate<Request> = gate::load(state_dir, &project.name)?;
+    let found = take_past_ci(&mut g, &policy(project), sha);
+    if found.is_some() {
+        gate::save(state_dir, &project.name, &g)?;
+    }
+    Ok(found)
+}
+
+/// Takes the waiting push of `sha` out of `g`, noting what it did not wait
+/// for.
+fn take_past_ci(g: &mut Gate<Request>, policy: &Policy, sha: &str) -> Option<Request> {
+    let pending: Vec<String> = g
+        .states(policy)
+        .into_iter()
+        .filter(|s| s.state != "passed")
+        .map(|s| s.workflow)
+        .collect();
+    g.bypass(sha).map(|req| Request {
+        ci: Some(CiNote {
+            bypassed: true,
+            pending,
+            ..CiNote::default()
+        }),
+        ..req
+    })
 }
 
 /// Drops the pushes that waited `ci_timeout`, each with its `ci_timeout`

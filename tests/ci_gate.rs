@@ -177,6 +177,7 @@ fn a_push_deploys_once_every_required_workflow_passed() {
     assert_eq!(code, 202, "{a}");
     assert_eq!(a["status"], "queued");
     assert_eq!(a["sha"], SHA_A);
+    assert_eq!(a["push_delivery"], "push-1");
     let runs = wait_runs(&config, "app", 1, LIMIT);
     assert_eq!(runs[0]["status"], "succeeded");
     assert_eq!(runs[0]["trigger"], "webhook");
@@ -203,6 +204,10 @@ fn red_cancelled_and_skipped() {
     );
     assert_eq!(code, 200, "{a}");
     assert_eq!(a["status"], "ci_failed");
+    assert_eq!(
+        a["ci"],
+        serde_json::json!({"workflow": "Tests", "conclusion": "failure"})
+    );
     let runs = wait_runs(&config, "app", 1, LIMIT);
     assert_eq!(runs[0]["status"], "ci_failed");
     assert_eq!(runs[0]["sha"], SHA_A);
@@ -473,4 +478,27 @@ fn ci_events_without_after_ci_are_ignored_and_check_shows_the_gate() {
         green(&d, "CI", SHA_A, "ci-1"),
         "CI event: this project has no after_ci",
     );
+}
+
+#[test]
+fn without_a_daemon_deploy_sha_takes_the_push_out_of_the_gate_too() {
+    let (dir, config) = setup("ci-bypass-direct", GATED);
+    let mut d = Daemon::start(&config);
+    push(&d, SHA_A, "push-a");
+    d.kill9();
+    drop(d);
+    cli_ok(&config, &["deploy", "app", "--sha", SHA_A], 0);
+    let runs = wait_runs(&config, "app", 1, LIMIT);
+    assert_eq!(runs[0]["trigger"], "manual");
+    assert_eq!(runs[0]["ci"]["bypassed"], true);
+    assert!(!status(&config).contains("waiting for CI"));
+    // The next daemon does not deploy it again when its CI comes.
+    let d = Daemon::start(&config);
+    green(&d, "CI", SHA_A, "ci-a1");
+    ignored(
+        green(&d, "Tests", SHA_A, "ci-a2"),
+        "not waiting for this commit",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(deployed(&dir), vec![format!("{SHA_A} manual")]);
 }
