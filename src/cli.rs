@@ -1,4 +1,5 @@
-//! The command line, as SPEC §1 describes it (clap derive types only).
+//! The command line, as the README's *Commands* section describes it (clap
+//! derive types only).
 
 use std::path::PathBuf;
 

@@ -215,10 +215,7 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             // Before the request is queued: its run may start at once.
             let events = shared.events.subscribe();
             let queue = shared.queue.clone();
-            let pushed = tokio::task::spawn_blocking(move || queue.push(req))
-                .await
-                .map_err(io::Error::other)
-                .and_then(|r| r);
+            let pushed = queue.push(req).await;
             if let Err(e) = pushed {
                 return send(
                     &mut w,

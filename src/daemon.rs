@@ -41,15 +41,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let history = Arc::new(History::new(&s.state_dir, &s.log_dir));
     let deliveries =
         Arc::new(Deliveries::open(&s.state_dir).context("cannot read the delivery ids")?);
-    // Ids of accepted deliveries also live in queued requests and run records.
-    for project in history.projects() {
-        let runs = history.list(&project, None).unwrap_or_default();
-        for r in &runs {
-            deliveries.remember(r.request.deliveries());
-        }
-        if let Some(p) = queue.pending(&project) {
-            deliveries.remember(p.deliveries());
-        }
+    // Ids of accepted deliveries also live in queued requests and run
+    // records (read off the runtime's thread).
+    {
+        let (history, queue, deliveries) = (history.clone(), queue.clone(), deliveries.clone());
+        tokio::task::spawn_blocking(move || {
+            for project in history.projects() {
+                let runs = history.list(&project, None).unwrap_or_default();
+                for r in &runs {
+                    deliveries.remember(r.request.deliveries());
+                }
+                if let Some(p) = queue.pending(&project) {
+                    deliveries.remember(p.deliveries());
+                }
+            }
+        })
+        .await?;
     }
 
     // The control socket first: it is what tells a second daemon on the

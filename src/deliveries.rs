@@ -130,12 +130,6 @@ impl Deliveries {
         }
     }
 
-    /// Appends an accepted id to the file. Blocking (a small write).
-    pub fn keep(&self, id: &str) -> io::Result<()> {
-        self.stage(id);
-        self.flush()
-    }
-
     /// Appends an accepted id to the file without waiting for it: a blocking
     /// thread writes it at once, then stays `BATCH_WINDOW` (10 ms) longer
     /// for the ids that follow, and writes them together. For async callers
@@ -168,7 +162,9 @@ impl Deliveries {
         !std::mem::replace(&mut inner.flushing, true)
     }
 
-    /// Writes every staged id, until none is left. Blocking.
+    /// Writes every staged id, until none is left. Blocking. (The daemon
+    /// writes through [`Deliveries::keep_soon`]; tests wait for the file.)
+    #[cfg(test)]
     fn flush(&self) -> io::Result<()> {
         loop {
             if let Err(e) = self.write_staged() {
@@ -263,6 +259,12 @@ fn insert(inner: &mut Inner, id: &str) {
 mod tests {
     use super::*;
 
+    /// Appends an accepted id to the file and waits for the write.
+    fn keep(d: &Deliveries, id: &str) -> io::Result<()> {
+        d.stage(id);
+        d.flush()
+    }
+
     #[test]
     fn staged_ids_share_one_flush() {
         let dir = std::env::temp_dir().join(format!("deployd-stage-{}", std::process::id()));
@@ -291,7 +293,7 @@ mod tests {
         let d = Deliveries::open(&dir).unwrap();
         assert_eq!(d.check("a"), Seen::New);
         assert_eq!(d.check("a"), Seen::Duplicate);
-        d.keep("a").unwrap();
+        keep(&d, "a").unwrap();
         assert_eq!(d.check("b"), Seen::New);
         d.release("b");
         assert_eq!(d.check("b"), Seen::New);
@@ -303,7 +305,7 @@ mod tests {
         for i in 0..(2 * CAPACITY + 10) {
             let id = format!("id-{i}");
             assert_eq!(d.check(&id), Seen::New);
-            d.keep(&id).unwrap();
+            keep(&d, &id).unwrap();
         }
         drop(d);
         let d = Deliveries::open(&dir).unwrap();

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, Project};
 use crate::fsutil;
-use crate::history::{Run, Status};
+use crate::history::{History, Run, Status};
 use crate::lifecycle::{Caller, Ended, Lifecycle, NotRun, blocking};
 use crate::lock::{self, RunLock};
 use crate::queue::{Queue, Request, Trigger};
@@ -141,7 +141,7 @@ impl Executor {
     /// Runs until `shutdown` turns true and every run has ended (running ones
     /// are interrupted `shutdown_grace` after that).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        self.recover();
+        self.recover().await;
         self.start_ready();
         self.publish();
         let mut grace_end: Option<tokio::time::Instant> = None;
@@ -209,7 +209,14 @@ impl Executor {
                 self.busy.remove(&project);
             }
             Msg::Status(reply) => {
-                let _ = reply.send(self.status());
+                // The `last` runs are read off the runtime's thread; the
+                // executor goes on meanwhile.
+                let live = self.live_status();
+                let history = self.shared.lifecycle.history.clone();
+                tokio::spawn(async move {
+                    let all = blocking(move || with_last(live, &history)).await;
+                    let _ = reply.send(all);
+                });
             }
         }
         if !stopping {
@@ -268,10 +275,24 @@ impl Executor {
     /// recovery: once every process of the old run has exited (its lock is
     /// free), it is recorded `interrupted` and queued again as `recovery`,
     /// unless a newer push is already pending.
-    fn recover(&mut self) {
+    async fn recover(&mut self) {
         let config = self.config.borrow().clone();
-        for name in config.projects.keys() {
-            let runs = match self.shared.lifecycle.history.unfinished(name) {
+        // Read off the runtime's thread, before anything else is started.
+        let history = self.shared.lifecycle.history.clone();
+        let names: Vec<String> = config.projects.keys().cloned().collect();
+        let found = blocking(move || {
+            names
+                .into_iter()
+                .map(|name| {
+                    let runs = history.unfinished(&name);
+                    (name, runs)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        for (name, runs) in found {
+            let name = &name;
+            let runs = match runs {
                 Ok(r) if !r.is_empty() => r,
                 Ok(_) => continue,
                 Err(e) => {
@@ -288,20 +309,6 @@ impl Executor {
                 let _ = shared.tx.send(Msg::Done { project: name });
             });
         }
-    }
-
-    fn status(&self) -> Vec<ProjectStatus> {
-        let mut all = self.live_status();
-        for p in &mut all {
-            p.last = self
-                .shared
-                .lifecycle
-                .history
-                .list(&p.project, Some(3))
-                .ok()
-                .and_then(|runs| runs.into_iter().find(|r| r.status != Status::Running));
-        }
-        all
     }
 
     /// Status from memory alone: `last` is left out.
@@ -330,6 +337,17 @@ impl Executor {
     }
 }
 
+/// `live` with each project's newest finished run. Blocking.
+fn with_last(mut live: Vec<ProjectStatus>, history: &History) -> Vec<ProjectStatus> {
+    for p in &mut live {
+        p.last = history
+            .list(&p.project, Some(3))
+            .ok()
+            .and_then(|runs| runs.into_iter().find(|r| r.status != Status::Running));
+    }
+    live
+}
+
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
@@ -350,10 +368,12 @@ impl Caller for Daemon<'_> {
 
     async fn started(&mut self, run: &Run) {
         let name = self.name;
+        // First: status shows the run as soon as its record exists.
+        let _ = self.shared.tx.send(Msg::Started(Box::new(run.clone())));
         // The run's record is on disk: its request may leave the queue.
         let queue = self.shared.queue.clone();
         let (p, seq) = (name.to_string(), run.request.seq);
-        if let Err(e) = blocking(move || queue.settle(&p, seq)).await {
+        if let Err(e) = queue.settle(&p, seq).await {
             tracing::warn!("{name}: cannot remove the queued request: {e}");
         }
         tracing::info!(
@@ -363,7 +383,6 @@ impl Caller for Daemon<'_> {
             run.request.push.git_ref,
             run.short_sha()
         );
-        let _ = self.shared.tx.send(Msg::Started(Box::new(run.clone())));
     }
 }
 
@@ -495,7 +514,7 @@ async fn requeue(run: &Run, shared: &Shared) {
     }
     let req = run.request(queue.next_seq(), Trigger::Recovery);
     let announce = shared.lifecycle.listened().then(|| req.clone());
-    match blocking(move || queue.push(req)).await {
+    match queue.push(req).await {
         Ok(()) => {
             if let Some(req) = announce {
                 shared.lifecycle.queued(&req).await;
@@ -542,27 +561,27 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
     // Re-read the records now that the old processes are gone: a run that
     // was going on under a manual `deployd deploy` has finished meanwhile
     // and recorded its own result.
-    let runs: Vec<Run> = runs
-        .into_iter()
-        .filter_map(|r| match shared.lifecycle.history.get(r.project(), r.id) {
-            Ok(Some(now)) if now.status == Status::Running => Some(now),
-            Ok(_) => None,
-            Err(_) => Some(r),
-        })
-        .collect();
+    let history = shared.lifecycle.history.clone();
+    let project = name.to_string();
+    let (runs, latest) = blocking(move || {
+        let runs: Vec<Run> = runs
+            .into_iter()
+            .filter_map(|r| match history.get(r.project(), r.id) {
+                Ok(Some(now)) if now.status == Status::Running => Some(now),
+                Ok(_) => None,
+                Err(_) => Some(r),
+            })
+            .collect();
+        (runs, history.latest(&project).ok().flatten())
+    })
+    .await;
     let Some(newest) = runs.last().cloned() else {
         return;
     };
     // A run started after the interrupted one (a manual `deployd deploy`
     // while no daemon ran) carried out a newer intent: running the old
     // request again could roll the deploy back.
-    let later = shared
-        .lifecycle
-        .history
-        .latest(name)
-        .ok()
-        .flatten()
-        .filter(|r| r.id > newest.id);
+    let later = latest.filter(|r| r.id > newest.id);
     for run in runs {
         // When its processes were last known alive: when this daemon saw the
         // lock they held released, if they held it (the newest run, with no

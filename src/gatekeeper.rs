@@ -40,7 +40,7 @@ pub(crate) type Answer = (StatusCode, Value);
 /// gets at once, and a gated one once green.
 async fn enqueue(shared: &Shared, req: Request) -> io::Result<()> {
     let queued = shared.lifecycle.listened().then(|| req.clone());
-    shared.queue.push_async(req).await?;
+    shared.queue.push(req).await?;
     if let Some(req) = queued {
         shared.lifecycle.queued(&req).await;
     }

@@ -1,34 +1,39 @@
 //! deployd: an auto-deploy daemon for git pushes.
 //!
-//! A forge's webhook comes in ([`server`]), is verified and read into a
+//! A forge's webhook comes in (`server`), is verified and read into a
 //! forge-neutral [`push`] by its forge's file in [`forge`], filtered
-//! ([`filter`]), recorded on disk ([`queue`]) and answered; the
-//! [`executor`] runs the project's script ([`runner`]) one run at a time
-//! under a lock ([`lock`]) and records what happened ([`history`]). The CLI ([`commands`]) talks to the daemon over
-//! the [`control`] socket.
+//! ([`filter`]), recorded on disk (`queue`) and answered; the `executor`
+//! decides when each run starts, and `lifecycle` carries it out — lock
+//! (`lock`), record (`history`), script (`runner`), outcome — and publishes
+//! its events (`events`), for the daemon and a direct `deployd deploy`
+//! alike. The daemon's parts share `state` (the one live config). The CLI
+//! ([`commands`]) talks to the daemon over the `control` socket.
+//!
+//! The crate's interface is what the binary, the benchmarks and the fuzz
+//! targets use; every other module is `pub(crate)`.
 
 pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod control;
-pub mod daemon;
-pub mod deliveries;
+pub(crate) mod control;
+pub(crate) mod daemon;
+pub(crate) mod deliveries;
 pub(crate) mod events;
-pub mod executor;
-pub mod fault;
+pub(crate) mod executor;
+pub(crate) mod fault;
 pub mod filter;
 pub mod forge;
-pub mod fsutil;
-pub mod gate;
-mod gatekeeper;
-pub mod history;
+pub(crate) mod fsutil;
+pub(crate) mod gate;
+pub(crate) mod gatekeeper;
+pub(crate) mod history;
 pub(crate) mod lifecycle;
-pub mod lock;
+pub(crate) mod lock;
 pub mod logging;
 pub mod push;
-pub mod queue;
-pub mod runner;
-pub mod server;
+pub(crate) mod queue;
+pub(crate) mod runner;
+pub(crate) mod server;
 pub(crate) mod state;
-pub mod systemd;
+pub(crate) mod systemd;

@@ -26,7 +26,6 @@ const POLL: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct RunLock {
     file: File,
-    path: PathBuf,
 }
 
 /// The lock file of `project`.
@@ -50,10 +49,7 @@ impl RunLock {
             .mode(fsutil::STATE_MODE)
             .open(path)?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(RunLock {
-                file,
-                path: path.to_path_buf(),
-            })),
+            Ok(()) => Ok(Some(RunLock { file })),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(e),
         }
@@ -92,11 +88,6 @@ impl RunLock {
     pub fn inheritable(&self) -> io::Result<OwnedFd> {
         // dup(2) never copies FD_CLOEXEC, so the duplicate survives exec.
         Ok(nix::unistd::dup(&self.file)?)
-    }
-
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

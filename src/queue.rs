@@ -5,7 +5,7 @@
 //! renamed, directory fsynced): that is what a 202 promises. Pushes that
 //! arrive while a write is in flight ride on the next write (group commit),
 //! so a burst costs a few fsyncs, not one each; the HTTP side waits for it
-//! without holding a thread ([`Queue::push_async`]: one blocking thread
+//! without holding a thread ([`Queue::push`]: one blocking thread
 //! writes for all of them). The executor [`Queue::take`]s
 //! a request only once it is durable, and [`Queue::settle`]s it (removes the
 //! file) once the run's record is on disk, so at every moment a request is
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
@@ -168,8 +168,9 @@ impl Slot {
 pub struct Queue {
     dir: PathBuf,
     slots: Mutex<HashMap<String, Slot>>,
-    written: Condvar,
-    /// Wakes async pushers ([`Queue::push_async`]) when a write lands.
+    /// Wakes whoever waits on a slot ([`Queue::push`], [`Queue::settle`])
+    /// when a write lands or a slot's file is free again: the one way to
+    /// wait for the disk.
     durable_changed: tokio::sync::Notify,
     last_seq: Mutex<u64>,
 }
@@ -211,7 +212,6 @@ impl Queue {
         Ok(Queue {
             dir,
             slots: Mutex::new(slots),
-            written: Condvar::new(),
             durable_changed: tokio::sync::Notify::new(),
             last_seq: Mutex::new(last_seq),
         })
@@ -240,32 +240,11 @@ impl Queue {
     }
 
     /// Makes `req` its project's pending request, replacing an older one, and
-    /// returns once it is on disk. Blocking: call from a blocking thread.
-    pub fn push(&self, req: Request) -> io::Result<()> {
-        let project = req.project.clone();
-        let mine = self.stage(req);
-        let mut slots = self.lock();
-        loop {
-            let slot = slots.entry(project.clone()).or_default();
-            if let Some(result) = slot.outcome(mine) {
-                return result;
-            }
-            if slot.writing {
-                slots = self.written.wait(slots).unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            slot.writing = true;
-            drop(slots);
-            self.write_pending(&project);
-            slots = self.lock();
-        }
-    }
-
-    /// [`Queue::push`] for async callers: the request is staged at once, and
-    /// the task waits (without holding a thread) until a write covers it.
-    /// One blocking thread per project writes, for every push that arrived
-    /// while the previous write was in flight.
-    pub async fn push_async(self: &Arc<Self>, req: Request) -> io::Result<()> {
+    /// returns once it is on disk. The request is staged at once, and the
+    /// task waits (without holding a thread) until a write covers it. One
+    /// blocking thread per project writes, for every push that arrived while
+    /// the previous write was in flight.
+    pub async fn push(self: &Arc<Self>, req: Request) -> io::Result<()> {
         let project = req.project.clone();
         let mine = self.stage(req);
         loop {
@@ -350,11 +329,9 @@ impl Queue {
                     break;
                 }
             }
-            self.written.notify_all();
             self.durable_changed.notify_waiters();
         }
         drop(slots);
-        self.written.notify_all();
         self.durable_changed.notify_waiters();
     }
 
@@ -399,25 +376,50 @@ impl Queue {
     }
 
     /// Removes the file of a request whose run record is now on disk, unless
-    /// a newer request replaced it. Blocking.
-    pub fn settle(&self, project: &str, seq: u64) -> io::Result<()> {
-        let mut slots = self.lock();
-        while slots.get(project).is_some_and(|s| s.writing) {
-            slots = self.written.wait(slots).unwrap_or_else(|e| e.into_inner());
+    /// a newer request replaced it. Waits (without holding a thread) for a
+    /// write in flight, and keeps writes out while it removes the file.
+    pub async fn settle(self: &Arc<Self>, project: &str, seq: u64) -> io::Result<()> {
+        loop {
+            let notified = self.durable_changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut slots = self.lock();
+                let Some(slot) = slots.get_mut(project) else {
+                    return Ok(());
+                };
+                if !slot.writing {
+                    if slot.on_disk != Some(seq) {
+                        return Ok(());
+                    }
+                    slot.writing = true;
+                    break;
+                }
+            }
+            notified.await;
         }
-        let Some(slot) = slots.get_mut(project) else {
-            return Ok(());
-        };
-        if slot.on_disk != Some(seq) {
-            return Ok(());
+        let (path, dir) = (self.file(project), self.dir.clone());
+        let removed = tokio::task::spawn_blocking(move || {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            fsutil::sync_dir(&dir)
+        })
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)));
+        {
+            let mut slots = self.lock();
+            let slot = slots.entry(project.to_string()).or_default();
+            slot.writing = false;
+            if removed.is_ok() {
+                slot.on_disk = None;
+            }
         }
-        match fs::remove_file(self.file(project)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        slot.on_disk = None;
-        fsutil::sync_dir(&self.dir)
+        // Pushes staged meanwhile wake and start their write.
+        self.durable_changed.notify_waiters();
+        removed
     }
 }
 
@@ -444,31 +446,31 @@ mod tests {
         d
     }
 
-    #[test]
-    fn coalesces_and_survives_reopen() {
+    #[tokio::test]
+    async fn coalesces_and_survives_reopen() {
         let dir = tempdir("reopen");
-        let q = Queue::open(&dir).unwrap();
-        q.push(req(&q, "app", "a")).unwrap();
-        q.push(req(&q, "app", "b")).unwrap();
-        q.push(req(&q, "other", "c")).unwrap();
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        q.push(req(&q, "app", "a")).await.unwrap();
+        q.push(req(&q, "app", "b")).await.unwrap();
+        q.push(req(&q, "other", "c")).await.unwrap();
         assert_eq!(q.ready(), vec!["app".to_string(), "other".to_string()]);
         drop(q);
-        let q = Queue::open(&dir).unwrap();
+        let q = Arc::new(Queue::open(&dir).unwrap());
         assert_eq!(q.pending("app").unwrap().push.after, "b");
         assert_eq!(q.pending("app").unwrap().coalesced, vec!["d-a".to_string()]);
         let taken = q.take("app").unwrap();
         assert!(q.take("app").is_none());
         // A push after the take is a new pending request; settling the taken
         // one must not remove it.
-        q.push(req(&q, "app", "d")).unwrap();
-        q.settle("app", taken.seq).unwrap();
+        q.push(req(&q, "app", "d")).await.unwrap();
+        q.settle("app", taken.seq).await.unwrap();
         drop(q);
-        let q = Queue::open(&dir).unwrap();
+        let q = Arc::new(Queue::open(&dir).unwrap());
         assert_eq!(q.pending("app").unwrap().push.after, "d");
         let d = q.take("app").unwrap();
-        q.settle("app", d.seq).unwrap();
+        q.settle("app", d.seq).await.unwrap();
         drop(q);
-        let q = Queue::open(&dir).unwrap();
+        let q = Arc::new(Queue::open(&dir).unwrap());
         assert!(q.pending("app").is_none());
         assert!(q.next_seq() > d.seq);
         fs::remove_dir_all(&dir).unwrap();
@@ -483,7 +485,11 @@ mod tests {
                 let q = q.clone();
                 std::thread::spawn(move || {
                     let r = req(&q, "app", &format!("{i}"));
-                    q.push(r.clone()).unwrap();
+                    // A runtime each: pushes from threads that share nothing.
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    rt.block_on(q.push(r.clone())).unwrap();
                     r.seq
                 })
             })
@@ -509,7 +515,7 @@ mod tests {
         let tasks: Vec<_> = (0..32)
             .map(|i| {
                 let q = q.clone();
-                tokio::spawn(async move { q.push_async(req(&q, "app", &format!("{i}"))).await })
+                tokio::spawn(async move { q.push(req(&q, "app", &format!("{i}"))).await })
             })
             .collect();
         for t in tasks {
@@ -524,25 +530,25 @@ mod tests {
         assert_eq!(q.ready(), vec!["app".to_string()]);
         // A write that fails answers the pushes it covered with the error.
         fs::remove_dir_all(dir.join("queue")).unwrap();
-        assert!(q.push_async(req(&q, "app", "x")).await.is_err());
+        assert!(q.push(req(&q, "app", "x")).await.is_err());
         fsutil::create_dir(&dir.join("queue"), 0o700).unwrap();
-        q.push_async(req(&q, "app", "y")).await.unwrap();
+        q.push(req(&q, "app", "y")).await.unwrap();
         assert_eq!(q.take("app").unwrap().push.after, "y");
         fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn failed_write_is_reported() {
+    #[tokio::test]
+    async fn failed_write_is_reported() {
         let dir = tempdir("fail");
-        let q = Queue::open(&dir).unwrap();
+        let q = Arc::new(Queue::open(&dir).unwrap());
         fs::remove_dir_all(dir.join("queue")).unwrap();
-        assert!(q.push(req(&q, "app", "a")).is_err());
+        assert!(q.push(req(&q, "app", "a")).await.is_err());
         assert!(
             q.take("app").is_none(),
             "a request that is not durable must not run"
         );
         fsutil::create_dir(&dir.join("queue"), 0o700).unwrap();
-        q.push(req(&q, "app", "b")).unwrap();
+        q.push(req(&q, "app", "b")).await.unwrap();
         assert_eq!(q.take("app").unwrap().push.after, "b");
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -1,7 +1,8 @@
 //! Running one deploy script: no shell, its own process group, stdin from
 //! /dev/null, stdout and stderr appended straight to the run's log file, an
-//! environment cleared down to SPEC §4's list, and a timeout that stops the
-//! whole group (SIGTERM, then SIGKILL after `kill_grace`).
+//! environment cleared down to the list in the README's *What the script gets*,
+//! and a timeout that stops the whole group (SIGTERM, then SIGKILL after
+//! `kill_grace`).
 //!
 //! The child writes into the log file itself — no pipe for the daemon to
 //! drain, and the output survives the daemon dying. It also inherits a
@@ -69,7 +70,8 @@ impl Outcome {
     }
 }
 
-/// The environment a script gets: SPEC §4's list and nothing else.
+/// The environment a script gets: the list in the README's *What the script
+/// gets* and nothing else.
 pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert(

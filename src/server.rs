@@ -488,7 +488,7 @@ async fn hook(
     // A copy for the run event only when something listens: the fast path
     // stays free of it.
     let queued = app.shared.lifecycle.listened().then(|| request.clone());
-    let stored = app.shared.queue.push_async(request).await;
+    let stored = app.shared.queue.push(request).await;
     if stored.is_ok() && !id.is_empty() {
         // Not waited for: the request file (`delivery`, `coalesced`) already
         // holds the id durably; this file is the longer, unsynced memory.

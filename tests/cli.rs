@@ -1,5 +1,6 @@
-//! SPEC §1 from the outside: every command of the `deployd` binary, its
-//! output and its exit code (0 ok, 1 failed, 2 usage or configuration).
+//! The README's *Commands* section from the outside: every command of the
+//! `deployd` binary, its output and its exit code (0 ok, 1 failed, 2 usage or
+//! configuration).
 
 // Helpers here and in common/ are test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -11,7 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Runs `deployd ARGS` with exactly the given extra environment and `stdin`
 /// (no `-c` added): for the cases the `cli` helper cannot express.
@@ -34,7 +35,7 @@ fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
         let mut w = child.stdin.take().unwrap();
         w.write_all(input).unwrap();
     }
-    child.wait_with_output().unwrap()
+    output_within(child, CLI_LIMIT, &format!("deployd {}", args.join(" ")))
 }
 
 fn text(b: &[u8]) -> String {
@@ -525,20 +526,12 @@ fn logs_follow_returns_when_the_run_ends() {
     assert_eq!(still[0]["status"], "running", "{still:#?}");
 
     std::fs::write(dir.join("go"), "").unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!(
-                "logs -f still running 20s after the run was let go:\n{}",
-                seen.lock().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(
+        &mut child,
+        Duration::from_secs(20),
+        "logs -f (the run was let go)",
+        || format!("stdout:\n{}", seen.lock().unwrap()),
+    );
     reader.join().unwrap();
     let out = seen.lock().unwrap().clone();
     assert!(status.success(), "logs -f: {status:?}\n{out}");
@@ -785,7 +778,7 @@ fn a_closed_pipe_ends_output_quietly() {
             .unwrap();
         // Close the reading end before the command writes anything.
         drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
+        let out = output_within(child, CLI_LIMIT, &format!("deployd {args:?}"));
         assert_eq!(
             out.status.code(),
             Some(0),

@@ -115,12 +115,12 @@ fn a_script_that_cannot_be_executed_is_refused_before_any_run() {
         "",
         "[projects.app]\nsecret_env = \"S\"\nscript = \"deploy.sh\"\n",
     );
-    let out = Command::new(BIN)
-        .args(["-c", config.to_str().unwrap(), "check"])
-        .current_dir("/")
-        .env("S", "a-secret")
-        .output()
-        .unwrap();
+    let out = output_of(
+        Command::new(BIN)
+            .args(["-c", config.to_str().unwrap(), "check"])
+            .current_dir("/")
+            .env("S", "a-secret"),
+    );
     let (stdout, _) = expect_code(&out, 0, "check with a relative, executable script");
     assert!(
         stdout.contains(&format!("script {}", script.display())),
@@ -260,12 +260,12 @@ fn no_config_anywhere_says_how_to_give_one() {
         eprintln!("skipped: {} exists on this machine", default.display());
         return;
     }
-    let out = Command::new(BIN)
-        .arg("check")
-        .env_remove("DEPLOYD_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = output_of(
+        Command::new(BIN)
+            .arg("check")
+            .env_remove("DEPLOYD_CONFIG")
+            .stdin(Stdio::null()),
+    );
     let (_, stderr) = expect_code(&out, 2, "check without any config");
     for w in [
         "/etc/deployd/deploy.toml",

@@ -32,7 +32,7 @@ fn config_with(dir: &TestDir, file: &str, state: &str, socket: &str, script: &Pa
 /// Runs `deployd serve -c config`, expecting it to refuse and exit by itself
 /// (bounded); returns what it printed.
 fn serve_refused(config: &Path) -> Output {
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["serve", "-c"])
         .arg(config)
         .env_remove("NOTIFY_SOCKET")
@@ -41,19 +41,11 @@ fn serve_refused(config: &Path) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > T {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "a second serve kept running; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    output_within(
+        child,
+        T,
+        &format!("a second deployd serve -c {}", config.display()),
+    )
 }
 
 #[test]
@@ -88,7 +80,7 @@ fn a_second_daemon_on_the_same_state_dir_is_refused_until_the_first_dies() {
         out.status.code(),
         Some(0),
         "direct deploy beside a daemon: {}",
-        String::from_utf8_lossy(&out.stderr)
+        explain(&b, &["deploy", "app"], &out)
     );
 
     // The kernel drops the lock of a killed daemon: a new one starts.
@@ -173,10 +165,22 @@ fn an_idle_daemon_without_systemd_never_wakes() {
     let d = after_one_run(&dir, &[]);
     let pid = d.child.id();
     // Let what the push and the run started settle (the record written,
-    // the connection closed).
-    std::thread::sleep(Duration::from_millis(500));
-    let before = switches(pid);
-    // Longer than any periodic timer deployd ever had (5 s).
+    // the connection closed): no thread switching for 200 ms.
+    let mut last = (switches(pid), Instant::now());
+    let before = poll(T, "the daemon to go quiet for 200 ms after the run", || {
+        let now = switches(pid);
+        if now != last.0 {
+            last = (now, Instant::now());
+            return Err(format!("still switching: {:?}", last.0));
+        }
+        if last.1.elapsed() >= Duration::from_millis(200) {
+            Ok(now)
+        } else {
+            Err(format!("quiet for {:?} only", last.1.elapsed()))
+        }
+    });
+    // Nothing to wait for but the clock: the test is that nothing happens
+    // for longer than any periodic timer deployd ever had (5 s).
     std::thread::sleep(Duration::from_secs(6));
     let after = switches(pid);
     let woke: Vec<String> = before

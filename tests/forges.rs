@@ -636,18 +636,35 @@ fn sign_prints_what_each_forge_sends() {
     }
 
     // GitLab with a secret token: nothing to compute, and the secret is not printed.
-    let out = cli(&config, &["sign", "gitlab", file]);
+    let args = ["sign", "gitlab", file];
+    let out = cli(&config, &args);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        explain(&config, &args, &out)
+    );
     assert!(
         out.stdout.is_empty() && err.contains("X-Gitlab-Token") && !err.contains(SECRET),
-        "{err}"
+        "{}",
+        explain(&config, &args, &out)
     );
     // A signing token's signature needs its id and timestamp: --header.
-    let out = cli(&config, &["sign", "gitlab-signed", file]);
+    let args = ["sign", "gitlab-signed", file];
+    let out = cli(&config, &args);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(out.stdout.is_empty() && err.contains("--header"), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        explain(&config, &args, &out)
+    );
+    assert!(
+        out.stdout.is_empty() && err.contains("--header"),
+        "{}",
+        explain(&config, &args, &out)
+    );
 }
 
 #[test]
@@ -674,7 +691,12 @@ fn check_refuses_unknown_providers_and_bad_signing_tokens() {
         let config = write_config(&dir, "", &project("app", &script, extra));
         let out = cli(&config, &["check"]);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{extra}: {err}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{extra}: {}",
+            explain(&config, &["check"], &out)
+        );
         assert!(
             err.contains(key) && err.contains("github"),
             "{extra}: {err}"
@@ -687,7 +709,12 @@ fn check_refuses_unknown_providers_and_bad_signing_tokens() {
     let config = write_config(&dir, "", &bad);
     let out = cli(&config, &["check"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        explain(&config, &["check"], &out)
+    );
     assert!(
         err.contains("projects.app.secret") && err.contains("whsec_"),
         "{err}"

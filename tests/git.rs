@@ -13,7 +13,7 @@ use common::*;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -130,24 +130,23 @@ impl Repos {
 
 /// Waits until run `id` of `app` has finished; returns it and its log.
 fn finished(config: &Path, id: u64) -> (Value, String) {
-    let start = Instant::now();
-    loop {
+    poll(LIMIT, &format!("run {id} to finish"), || {
         let runs = history(config, "app");
-        if let Some(r) = runs
+        match runs
             .iter()
             .find(|r| r["id"] == id && r["status"] != "running")
         {
-            let log = std::fs::read_to_string(r["log"].as_str().unwrap_or("")).unwrap_or_default();
-            return (r.clone(), log);
-        }
-        if start.elapsed() > LIMIT {
-            panic!(
-                "run {id} did not finish within {LIMIT:?}; history:\n{}",
+            Some(r) => {
+                let log =
+                    std::fs::read_to_string(r["log"].as_str().unwrap_or("")).unwrap_or_default();
+                Ok((r.clone(), log))
+            }
+            None => Err(format!(
+                "history:\n{}",
                 serde_json::to_string_pretty(&runs).unwrap()
-            );
+            )),
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
 }
 
 #[test]

@@ -253,7 +253,8 @@ fn files_are_private_and_an_inline_secret_in_a_readable_config_is_flagged() {
     let out = cli(&config, &["check"]);
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("readable"),
-        "{out:?}"
+        "{}",
+        explain(&config, &["check"], &out)
     );
     // Group- or world-readable with an inline secret: warned in check and at start.
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -261,7 +262,8 @@ fn files_are_private_and_an_inline_secret_in_a_readable_config_is_flagged() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && stderr.contains("inline secret"),
-        "{stderr}"
+        "{}",
+        explain(&config, &["check"], &out)
     );
     let d = Daemon::start(&config);
     d.wait_log("inline secret", T);

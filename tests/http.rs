@@ -1,6 +1,7 @@
-//! SPEC §3 from the outside: one test per HTTP answer, and the order in which
-//! the checks run (method → project → size → signature → content type →
-//! event/payload → filters → duplicate → record), against the real daemon.
+//! The README's *HTTP* section from the outside: one test per HTTP answer, and
+//! the order in which the checks run (method → project → size → signature →
+//! content type → event/payload → filters → duplicate → record), against the
+//! real daemon.
 
 // Helpers here and in common/ are test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -91,6 +92,7 @@ fn exchange(
                 return;
             }
             if !pace.is_zero() {
+                // A slow client is the point: the body arrives in pieces.
                 std::thread::sleep(pace);
             }
         }

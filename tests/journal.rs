@@ -19,17 +19,19 @@ fn a_failed_deploy_is_logged_at_priority_err() {
     let log_path = dir.join("stderr.log");
     let file = std::fs::File::create(&log_path).unwrap();
     let meta = file.metadata().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "-c", config.to_str().unwrap()])
-        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "-c", config.to_str().unwrap()])
+            .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap(),
+    );
     let read = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    wait_until(T, "the listening line", || read().contains("listening on"));
+    wait_text(T, "the daemon's log", "listening on", read);
     let addr = read()
         .lines()
         .find_map(|l| l.split("listening on http://").nth(1))
@@ -45,11 +47,9 @@ fn a_failed_deploy_is_logged_at_priority_err() {
         body.as_bytes(),
     );
     assert_eq!(status, 202);
-    wait_until(T, "the failed run's line", || {
-        read().contains("run 1 failed")
-    });
-    let _ = child.kill();
-    let _ = child.wait();
+    wait_text(T, "the daemon's log", "run 1 failed", read);
+    let _ = child.0.kill();
+    let _ = child.0.wait();
     let text = read();
     let line = text.lines().find(|l| l.contains("run 1 failed")).unwrap();
     assert!(

@@ -58,6 +58,8 @@ fn slow_follower(
                 break;
             }
             got.extend_from_slice(&buf[..n]);
+            // A slow reader is the point: the follower must hold back rather
+            // than buffer what the reader has not taken yet.
             std::thread::sleep(Duration::from_micros(500));
         }
         (got, cli_peak, daemon_peak)
@@ -67,15 +69,14 @@ fn slow_follower(
 
 /// Bounded wait for a follower; panics with its stderr if it failed.
 fn finish(
-    mut child: Child,
+    child: Child,
     reader: JoinHandle<(Vec<u8>, u64, u64)>,
     what: &str,
 ) -> (Vec<u8>, u64, u64) {
+    // Bounded first: once the follower exits (or is killed), its stdout
+    // ends and the reader returns.
+    let out = output_within(child, T, what);
     let got = reader.join().unwrap();
-    wait_until(T, &format!("{what} to exit"), || {
-        child.try_wait().unwrap().is_some()
-    });
-    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{what}: {:?}\n{}",
@@ -186,7 +187,7 @@ fn deploy_through_the_daemon_streams_the_log_bytes_unchanged() {
     assert!(
         out.status.success(),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        explain(&config, &["deploy", "app"], &out)
     );
     let runs = history(&config, "app");
     let log = std::fs::read(runs[0]["log"].as_str().unwrap()).unwrap();
@@ -300,18 +301,20 @@ fn memory_of_large_refused_bodies_is_returned() {
 /// Waits (5 s at most) for the RSS of `pid` to come back within 4 MiB of
 /// `before`.
 fn rss_back(pid: u32, before: u64, after: &str) {
-    let mut rss = 0;
-    let back = (0..250).any(|_| {
-        rss = proc_kib(pid, "VmRSS").unwrap();
-        rss <= before + 4 * MIB || {
-            std::thread::sleep(Duration::from_millis(20));
-            false
-        }
-    });
-    assert!(
-        back,
-        "after {after}: RSS {:.1} MiB, {:.1} MiB before",
-        rss as f64 / MIB as f64,
-        before as f64 / MIB as f64
+    poll(
+        Duration::from_secs(5),
+        &format!("the RSS to come back after {after}"),
+        || {
+            let rss = proc_kib(pid, "VmRSS").unwrap();
+            if rss <= before + 4 * MIB {
+                Ok(())
+            } else {
+                Err(format!(
+                    "RSS {:.1} MiB, {:.1} MiB before",
+                    rss as f64 / MIB as f64,
+                    before as f64 / MIB as f64
+                ))
+            }
+        },
     );
 }

@@ -205,6 +205,8 @@ fn random_kills_never_lose_the_newest_acknowledged_push() {
             if d.push("app", "refs/heads/main", &sha, &format!("d-{n}")).0 == 202 {
                 newest_acked = Some(sha);
             }
+            // Random gaps are the point: the kill must land at any moment
+            // of a push's life, not at one the test can wait for.
             std::thread::sleep(Duration::from_millis(rand(300)));
         }
         d.kill9();

@@ -40,7 +40,12 @@ fn reload_of_a_file_that_does_not_parse_fails_with_file_line_and_key() {
     let good = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("{good}scirpt = \"typo\"\n")).unwrap();
     let out = cli(&config, &["reload"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        explain(&config, &["reload"], &out)
+    );
     let err = stderr(&out);
     assert!(err.contains("deploy.toml:"), "no file:line in: {err}");
     assert!(err.contains("scirpt"), "the bad key is not named: {err}");
@@ -66,7 +71,12 @@ fn reload_refused_by_the_daemon_fails_with_its_reason_and_keeps_the_old_config()
     ));
     std::fs::write(&config, &text).unwrap();
     let out = cli(&config, &["reload"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        explain(&config, &["reload"], &out)
+    );
     let err = stderr(&out);
     assert!(err.contains("missing.secret"), "no reason given: {err}");
     assert!(err.contains("deploy.toml:"), "no file:line in: {err}");
@@ -81,7 +91,12 @@ fn reload_without_a_daemon_fails_and_says_so() {
     let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
     let config = write_config(&dir, "", &project("app", &script, ""));
     let out = cli(&config, &["reload"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        explain(&config, &["reload"], &out)
+    );
     let err = stderr(&out);
     assert!(err.contains("no daemon answers"), "{err}");
     assert!(

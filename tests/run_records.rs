@@ -138,15 +138,6 @@ fn spawn_cli(config: &Path, args: &[&str]) -> (Child, Arc<Mutex<String>>) {
     (child, err)
 }
 
-fn wait_child(child: &mut Child) -> std::process::ExitStatus {
-    let mut status = None;
-    wait_until(T, "the CLI to exit", || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    status.unwrap()
-}
-
 #[test]
 fn a_missing_working_dir_is_named_not_the_script() {
     let dir = TestDir::new("no-workdir");
@@ -167,12 +158,19 @@ fn a_missing_working_dir_is_named_not_the_script() {
     std::fs::create_dir(&work).unwrap();
     let lock = hold_lock(&dir, "app");
     let (mut child, stderr) = spawn_cli(&config, &["deploy", "app"]);
-    wait_until(T, "the direct deploy to wait for the lock", || {
-        stderr.lock().unwrap().contains("waiting")
+    poll(T, "the direct deploy to wait for the lock", || {
+        let e = stderr.lock().unwrap();
+        if e.contains("waiting") {
+            Ok(())
+        } else {
+            Err(format!("stderr:\n{e}"))
+        }
     });
     std::fs::remove_dir(&work).unwrap();
     drop(lock);
-    let status = wait_child(&mut child);
+    let status = wait_exit(&mut child, T, "deployd deploy app", || {
+        format!("stderr:\n{}", stderr.lock().unwrap())
+    });
     assert_eq!(status.code(), Some(1), "{}", stderr.lock().unwrap());
     let direct = last_log(&config, "app");
 
@@ -316,16 +314,19 @@ fn daemon_and_direct_deploy_create_files_with_the_documented_modes() {
             drop(d);
         } else {
             let wrap = under_umask();
-            let out = Command::new(wrap[0])
-                .args(&wrap[1..])
+            let mut cmd = Command::new(wrap[0]);
+            cmd.args(&wrap[1..])
                 .arg(BIN)
                 .arg("-c")
                 .arg(&config)
                 .args(["deploy", "app"])
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{out:?}");
+                .stdin(Stdio::null());
+            let out = output_of(&mut cmd);
+            assert!(
+                out.status.success(),
+                "{}",
+                describe(&format!("{cmd:?}"), &out)
+            );
         }
         assert_documented_modes(&dir, who);
     }

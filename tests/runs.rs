@@ -1,7 +1,7 @@
-//! Running deploys (SPEC §4): coalescing, the lock against overlapping runs
-//! (daemon, manual through the daemon, manual without it), timeouts that stop
-//! the whole process group, leftovers, the script's environment, `parallel`
-//! and `keep_runs`.
+//! Running deploys (README, *What the script gets* and *Guarantees and how they
+//! are kept*): coalescing, the lock against overlapping runs (daemon, manual
+//! through the daemon, manual without it), timeouts that stop the whole process
+//! group, leftovers, the script's environment, `parallel` and `keep_runs`.
 //!
 //! Runs are held open with gate files rather than sleeps: a gated script
 //! writes `start …` to a marker file, waits until its gate file exists, and
@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -110,20 +110,21 @@ fn status(config: &Path) -> BTreeMap<String, Value> {
 /// Waits until `project` is idle with nothing pending: no further run will
 /// come, so the history is final.
 fn wait_idle(config: &Path, project: &str) {
-    let start = Instant::now();
-    loop {
-        let last = status(config).remove(project).unwrap_or(Value::Null);
-        if last["state"] == "idle" && last["pending"].is_null() {
-            return;
-        }
-        if start.elapsed() > LIMIT {
-            panic!(
-                "{project} not idle after {LIMIT:?}; status: {last:#}\nhistory: {:#}",
-                Value::Array(history(config, project))
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll(
+        LIMIT,
+        &format!("{project} idle with nothing pending"),
+        || {
+            let last = status(config).remove(project).unwrap_or(Value::Null);
+            if last["state"] == "idle" && last["pending"].is_null() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "status: {last:#}\nhistory: {:#}",
+                    Value::Array(history(config, project))
+                ))
+            }
+        },
+    )
 }
 
 fn pretty(runs: &[Value]) -> String {
@@ -198,39 +199,29 @@ impl Bg {
 
     /// Waits until its stderr contains `needle`.
     fn wait_stderr(&mut self, needle: &str) {
-        let start = Instant::now();
-        while !self.stderr().contains(needle) {
-            if start.elapsed() > LIMIT {
-                panic!(
-                    "no {needle:?} on stderr after {LIMIT:?}:\n{}",
-                    self.describe()
-                );
+        poll(LIMIT, &format!("{needle:?} on stderr"), || {
+            if self.stderr().contains(needle) {
+                return Ok(());
             }
             if let Ok(Some(st)) = self.child.try_wait() {
                 if self.stderr().contains(needle) {
-                    break;
+                    return Ok(());
                 }
                 panic!(
                     "exited ({st}) without {needle:?} on stderr:\n{}",
                     self.describe()
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            Err(self.describe())
+        })
     }
 
     /// Waits (bounded) for it to exit; panics unless with `code`.
     fn expect_exit(&mut self, code: i32) -> ExitStatus {
-        let start = Instant::now();
-        let status = loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                break st;
-            }
-            if start.elapsed() > LIMIT {
-                panic!("still running after {LIMIT:?}:\n{}", self.describe());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let (out, err) = (self.out.clone(), self.err.clone());
+        let status = wait_exit(&mut self.child, LIMIT, &self.args, || {
+            format!("stdout:\n{}\nstderr:\n{}", read(&out), read(&err))
+        });
         assert_eq!(
             status.code(),
             Some(code),
@@ -912,20 +903,17 @@ fn keep_runs_keeps_the_newest_records_and_logs() {
         let s = sha(i);
         let (code, body) = d.push("app", "refs/heads/main", &s, &format!("keep-{i}"));
         assert_eq!(code, 202, "{body}");
-        let start = Instant::now();
-        loop {
+        poll(LIMIT, &format!("run {i} to finish"), || {
             let last = history(&config, "app");
             if last
                 .first()
                 .is_some_and(|r| r["id"] == i && r["status"] != "running")
             {
-                break;
+                Ok(())
+            } else {
+                Err(format!("history:\n{}", pretty(&last)))
             }
-            if start.elapsed() > LIMIT {
-                panic!("run {i} did not finish; history:\n{}", pretty(&last));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        });
     }
     let logs_dir = dir.join("logs/app");
     let records_dir = dir.join("state/runs/app");

@@ -35,8 +35,14 @@ fn wait_msg(got: &Arc<Mutex<Vec<String>>>, what: &str) {
     });
 }
 
+/// A project whose run lasts until the file `go` appears in the test
+/// directory (20 s at most): the test decides what happens during the run.
 fn slow_project(dir: &TestDir) -> std::path::PathBuf {
-    let script = dir.script("deploy.sh", "#!/bin/sh\nenv > env.txt\nsleep 1\n");
+    let script = dir.script(
+        "deploy.sh",
+        "#!/bin/sh\nenv > env.txt\ni=0\n\
+         while [ ! -e go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\n",
+    );
     write_config(
         dir,
         "",
@@ -79,6 +85,8 @@ fn notifications(name: &str, socket_env: impl Fn(&TestDir) -> (String, UnixDatag
         let r = m.iter().position(|x| x.contains("RELOADING=1")).unwrap();
         m[r..].iter().any(|x| x.starts_with("READY=1"))
     });
+    // The reload happened during the run; now let it end.
+    std::fs::write(dir.join("go"), "").unwrap();
     wait_runs(&config, "app", 1, T);
     d.signal("TERM");
     assert!(d.wait_exit(T).success());
@@ -146,17 +154,9 @@ fn socket_activation_through_systemd_socket_activate() {
     // as systemd does for a socket unit.
     let first = std::thread::spawn(move || {
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut tries = 0;
-        loop {
-            match std::net::TcpStream::connect(addr) {
-                Ok(_) => break,
-                Err(_) if tries < 200 => {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(25));
-                }
-                Err(e) => panic!("nothing listens on {addr}: {e}"),
-            }
-        }
+        poll(T, &format!("something listening on {addr}"), || {
+            std::net::TcpStream::connect(addr).map_err(|e| e.to_string())
+        });
         request(addr, "GET", "/healthz", &[], b"").0
     });
     let d = Daemon::start_wrapped(&config, &[], &[&tool, "-l", &listen]);
@@ -205,20 +205,24 @@ fn secret_from_a_systemd_credential() {
     // Without $CREDENTIALS_DIRECTORY, check says the credential is missing.
     let out = cli(&config, &["check"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        explain(&config, &["check"], &out)
+    );
     assert!(
         stderr.contains("projects.app.secret_credential") && stderr.contains("missing"),
         "{stderr}"
     );
-    let ok = Command::new(BIN)
-        .args(["-c", config.to_str().unwrap(), "check"])
-        .env("CREDENTIALS_DIRECTORY", &creds)
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["-c", config.to_str().unwrap(), "check"])
+        .env("CREDENTIALS_DIRECTORY", &creds);
+    let ok = output_of(&mut cmd);
     assert!(
         ok.status.success(),
         "{}",
-        String::from_utf8_lossy(&ok.stderr)
+        describe(&format!("{cmd:?}"), &ok)
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("secret_credential app.secret"));
     // The daemon reads it, trailing newline trimmed: the test secret signs.
@@ -243,26 +247,32 @@ fn journal_format_when_stderr_is_the_journal() {
     let file = std::fs::File::create(&log_path).unwrap();
     let meta = file.metadata().unwrap();
     let stream = format!("{}:{}", meta.dev(), meta.ino());
-    let mut child = Command::new(BIN)
-        .args(["serve", "-c", config.to_str().unwrap()])
-        .env("JOURNAL_STREAM", &stream)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    let mut text = String::new();
-    wait_until(T, "the listening line", || {
-        text.clear();
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "-c", config.to_str().unwrap()])
+            .env("JOURNAL_STREAM", &stream)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap(),
+    );
+    wait_text(T, "the daemon's log", "listening on", || {
+        let mut text = String::new();
         std::fs::File::open(&log_path)
             .unwrap()
             .read_to_string(&mut text)
             .unwrap();
-        text.contains("listening on")
+        text
     });
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let _ = child.wait();
+    let _ = Command::new("kill").arg(child.0.id().to_string()).status();
+    wait_exit(&mut child.0, T, "deployd serve after SIGTERM", || {
+        format!(
+            "stderr:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        )
+    });
     let text = std::fs::read_to_string(&log_path).unwrap();
     for line in text.lines() {
         assert!(

@@ -193,19 +193,13 @@ impl Daemon {
         assert!(st.success());
     }
 
-    /// Waits (bounded) for the daemon to exit.
+    /// Waits (bounded) for the daemon to exit; on a timeout kills it and
+    /// panics with its log.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            if start.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!("daemon did not exit within {limit:?}; log:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let lines = self.lines.clone();
+        wait_exit(&mut self.child, limit, "deployd serve", || {
+            format!("log:\n{}", lines.lock().unwrap().join("\n"))
+        })
     }
 
     /// POSTs a signed GitHub push of `after` to `git_ref` of project `name`.
@@ -221,12 +215,18 @@ impl Daemon {
 
     /// Waits until the daemon's log has a line containing `needle`.
     pub fn wait_log(&self, needle: &str, limit: Duration) {
-        wait_until(
+        poll(
             limit,
             &format!("daemon log line containing {needle:?}"),
-            || self.log().contains(needle),
+            || {
+                let log = self.log();
+                if log.contains(needle) {
+                    Ok(())
+                } else {
+                    Err(format!("log:\n{log}"))
+                }
+            },
         );
-        let _ = self;
     }
 }
 
@@ -288,8 +288,12 @@ pub fn request(
     headers: &[(String, String)],
     body: &[u8],
 ) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut s = TcpStream::connect(addr)
+        .unwrap_or_else(|e| panic!("{method} {path}: cannot connect to {addr}: {e}"));
+    // Longer than any deadline a test gives the server (request_timeout
+    // of 20 s at most): a slow answer is the server's to give, a 408
+    // included, not lost to the client giving up first.
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -312,7 +316,9 @@ pub fn parse_response(resp: &[u8]) -> (u16, String) {
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in response {text:?}"));
+        .unwrap_or_else(|| {
+            panic!("no HTTP status in response {text:?} (closed, reset or timed out)")
+        });
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
 }
@@ -326,15 +332,50 @@ pub fn post(
     request(addr, "POST", path, headers, body)
 }
 
-/// Runs the CLI with `-c config`; returns its output.
+/// How long any one CLI command may take: longer than the longest run a
+/// test holds open (30 s gates), so only a command that hangs reaches it.
+pub const CLI_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs the CLI with `-c config` (bounded by [`CLI_LIMIT`]); returns its
+/// output.
 pub fn cli(config: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("-c")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    output_of(
+        Command::new(BIN)
+            .arg("-c")
+            .arg(config)
+            .args(args)
+            .stdin(Stdio::null()),
+    )
+}
+
+/// `cmd.output()` bounded by [`CLI_LIMIT`]: stdout and stderr captured, a
+/// command that hangs killed and shown (program, arguments, environment
+/// changes, output so far).
+pub fn output_of(cmd: &mut Command) -> Output {
+    let what = format!("{cmd:?}");
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    output_within(child, CLI_LIMIT, &what)
+}
+
+/// Everything about one CLI run, for a failure message: the command, its
+/// exit status, its stdout and its stderr.
+pub fn explain(config: &Path, args: &[&str], out: &Output) -> String {
+    let what = format!("deployd -c {} {}", config.display(), args.join(" "));
+    describe(&what, out)
+}
+
+/// `what` (a command line) with its exit status, stdout and stderr.
+pub fn describe(what: &str, out: &Output) -> String {
+    format!(
+        "{what}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Runs the CLI and panics, showing everything, unless it exits with `code`.
@@ -343,12 +384,8 @@ pub fn cli_ok(config: &Path, args: &[&str], code: i32) -> String {
     assert_eq!(
         out.status.code(),
         Some(code),
-        "deployd -c {} {}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        config.display(),
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "{}",
+        explain(config, args, &out)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -363,14 +400,69 @@ pub fn history(config: &Path, project: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("history --json: {e}: {out}"))
 }
 
-/// Polls `f` every 20 ms until it is true; panics after `limit`.
-pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+/// The pause before the `n`th look again: short at first, so a condition
+/// that is nearly met is seen at once, then up to 100 ms, so a long wait
+/// (many `deployd history` processes) does not crowd a busy machine.
+fn pause(n: u32) -> Duration {
+    Duration::from_millis((10u64 << n.min(4)).min(100))
+}
+
+/// The one bounded poll: calls `look` until it returns `Ok`, pausing between
+/// looks; after `limit` gives up with the last `Err` it returned (what was
+/// seen instead of what was awaited).
+pub fn try_poll<T>(
+    limit: Duration,
+    mut look: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
     let start = Instant::now();
-    while !f() {
-        if start.elapsed() > limit {
-            panic!("timed out after {limit:?} waiting for {what}");
+    let mut n = 0;
+    loop {
+        match look() {
+            Ok(v) => return Ok(v),
+            Err(seen) if start.elapsed() > limit => return Err(seen),
+            Err(_) => {}
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(pause(n));
+        n += 1;
+    }
+}
+
+/// [`try_poll`], panicking on a timeout with `what` was awaited and what
+/// was seen last.
+pub fn poll<T>(limit: Duration, what: &str, look: impl FnMut() -> Result<T, String>) -> T {
+    try_poll(limit, look).unwrap_or_else(|seen| {
+        if seen.is_empty() {
+            panic!("timed out after {limit:?} waiting for {what}")
+        } else {
+            panic!("timed out after {limit:?} waiting for {what}; last seen:\n{seen}")
+        }
+    })
+}
+
+/// Polls `f` until it is true; panics after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    poll(
+        limit,
+        what,
+        || if f() { Ok(()) } else { Err(String::new()) },
+    )
+}
+
+/// Waits (bounded) for `child` to exit. On a timeout kills and reaps it,
+/// then panics naming `what` with `detail()` (its output, a log, ...).
+pub fn wait_exit(
+    child: &mut Child,
+    limit: Duration,
+    what: &str,
+    detail: impl FnOnce() -> String,
+) -> ExitStatus {
+    match try_poll(limit, || child.try_wait().unwrap().ok_or_else(String::new)) {
+        Ok(status) => status,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still running after {limit:?}; killed\n{}", detail())
+        }
     }
 }
 
@@ -381,22 +473,93 @@ pub fn wait_runs(
     n: usize,
     limit: Duration,
 ) -> Vec<serde_json::Value> {
-    let mut last;
-    let start = Instant::now();
-    loop {
-        last = history(config, project);
+    poll(limit, &format!("{n} finished runs of {project}"), || {
+        let last = history(config, project);
         let done = last.iter().filter(|r| r["status"] != "running").count();
         if done >= n {
-            return last;
-        }
-        if start.elapsed() > limit {
-            panic!(
-                "timed out after {limit:?} waiting for {n} finished runs of {project}; history:\n{}",
+            Ok(last)
+        } else {
+            Err(format!(
+                "history:\n{}",
                 serde_json::to_string_pretty(&last).unwrap()
-            );
+            ))
         }
-        std::thread::sleep(Duration::from_millis(50));
+    })
+}
+
+/// What a child writes to one of its pipes, read in the background so the
+/// pipe never fills, and readable while the child runs.
+pub struct Drained {
+    pub buf: Arc<Mutex<Vec<u8>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+pub fn drain(mut pipe: impl Read + Send + 'static) -> Drained {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let b = buf.clone();
+    let thread = std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+            b.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    Drained { buf, thread }
+}
+
+impl Drained {
+    /// Everything, once the pipe is closed.
+    pub fn wait(self) -> Vec<u8> {
+        let _ = self.thread.join();
+        std::mem::take(&mut *self.buf.lock().unwrap())
     }
+}
+
+/// `child.wait_with_output()`, bounded: on a timeout the child is killed
+/// and the panic shows `what` and what it printed so far. Pipes the caller
+/// took (or never asked for) are left out.
+pub fn output_within(mut child: Child, limit: Duration, what: &str) -> Output {
+    let out = child.stdout.take().map(drain);
+    let err = child.stderr.take().map(drain);
+    let shown = |d: &Option<Drained>| d.as_ref().map(|d| d.buf.clone());
+    let (o, e) = (shown(&out), shown(&err));
+    let status = wait_exit(&mut child, limit, what, move || {
+        let text = |b: Option<Arc<Mutex<Vec<u8>>>>| {
+            b.map(|b| String::from_utf8_lossy(&b.lock().unwrap()).into_owned())
+                .unwrap_or_else(|| "(not captured)".into())
+        };
+        format!("stdout:\n{}\nstderr:\n{}", text(o), text(e))
+    });
+    Output {
+        status,
+        stdout: out.map(Drained::wait).unwrap_or_default(),
+        stderr: err.map(Drained::wait).unwrap_or_default(),
+    }
+}
+
+/// A child killed and reaped when dropped, so a failing test leaves no
+/// process behind (`Daemon` does this for daemons it starts itself).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Waits until the text `read()` returns contains `needle`; on a timeout
+/// panics with that text (a daemon's log written to a file, say).
+pub fn wait_text(limit: Duration, what: &str, needle: &str, read: impl Fn() -> String) {
+    poll(limit, &format!("{what} containing {needle:?}"), || {
+        let text = read();
+        if text.contains(needle) {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    })
 }
 
 /// Whether a process with this pid exists.
