@@ -4,8 +4,9 @@
 //!
 //! The rest of deployd sees one seam: [`read`] — given a project's forge and
 //! key, and a request's headers and body, verify the request and read it
-//! into a forge-neutral [`Delivery`]: a push ([`crate::push::Push`]), a
-//! ping, or another event that is ignored. [`sign_headers`] is the other
+//! into a forge-neutral [`Delivery`]: a push ([`crate::push::Push`]), a CI
+//! result ([`crate::ci::CiRun`], for the CI gate), a ping, or another event
+//! that is ignored. [`sign_headers`] is the other
 //! way round, for `deployd sign`.
 //!
 //! | provider | file | signature | event header | delivery id |
