@@ -58,13 +58,17 @@ pub const EARLY_MAX: usize = 64;
 /// A commit forgotten is numbered anew if it comes back, as if new.
 pub const SEEN_MAX: usize = 256;
 
+/// Whether a branch (its name, without `refs/heads/`) is one a push to
+/// deploys: the project's rule, the same the push filter applies.
+pub type DeployBranch = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// What a project's gate requires, from its config.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Policy {
     /// The workflows that must pass (GitLab: `["pipeline"]`).
     pub required: Vec<String>,
-    /// The deploy branch.
-    pub branch: String,
+    /// Which branches' CI counts: those whose pushes deploy.
+    pub branch: DeployBranch,
     /// When set, results from other repositories are not counted.
     pub repository: Option<String>,
     /// How long a push may wait.
@@ -86,6 +90,10 @@ pub enum Reason {
     Fork,
     /// A workflow `after_ci` does not list.
     NotRequired,
+    /// A push of the commit the gate released last, with nothing waiting:
+    /// it is deployed (or queued) already. This is how the push arrives that
+    /// a hook of CI events alone ran ahead of.
+    AlreadyReleased,
     /// Not finished yet.
     InProgress,
 }
@@ -99,6 +107,7 @@ impl fmt::Display for Reason {
             Reason::OtherRepository => "other repository",
             Reason::Fork => "fork",
             Reason::NotRequired => "not a required workflow",
+            Reason::AlreadyReleased => "already deployed after its CI",
             Reason::InProgress => "in progress",
         })
     }
@@ -298,6 +307,9 @@ impl<R: Clone> Gate<R> {
         now: SystemTime,
     ) -> (Outcome<R>, Option<R>) {
         self.pushes = true;
+        if self.waiting.is_none() && self.released.as_ref().is_some_and(|(s, _)| s == sha) {
+            return (Outcome::Ignored(Reason::AlreadyReleased), None);
+        }
         self.forget_old(policy, now);
         self.sight(sha);
         let mut results = Vec::new();
@@ -354,7 +366,7 @@ impl<R: Clone> Gate<R> {
         {
             return Outcome::Ignored(Reason::Fork);
         }
-        if run.branch != policy.branch {
+        if !(policy.branch)(&run.branch) {
             return Outcome::Ignored(Reason::OtherBranch);
         }
         if !policy.required.contains(&run.workflow) {
@@ -654,7 +666,7 @@ mod tests {
     fn policy() -> Policy {
         Policy {
             required: vec!["CI".into(), "Tests".into()],
-            branch: "main".into(),
+            branch: Arc::new(|b| b == "main"),
             repository: Some("acme/app".into()),
             timeout: Duration::from_secs(3600),
         }
@@ -999,6 +1011,17 @@ mod tests {
         assert_eq!(
             g.ci(&red("CI", C, "failure"), &p, at(4)),
             Outcome::FailedFromCi(failure)
+        );
+        // B's push, late, deploys it no second time; from now on pushes
+        // lead.
+        assert_eq!(
+            g.push(B, "b".into(), &p, at(5)).0,
+            Outcome::Ignored(Reason::AlreadyReleased)
+        );
+        let d = "dddddddddddddddddddddddddddddddddddddddd";
+        assert_eq!(
+            g.ci(&green("CI", d), &p, at(6)),
+            Outcome::Ignored(Reason::NotWaiting)
         );
     }
 

@@ -27,7 +27,11 @@ use crate::state::Shared;
 pub(crate) fn policy(project: &Project) -> Policy {
     Policy {
         required: project.after_ci.clone(),
-        branch: project.branch.clone(),
+        branch: {
+            // The push filter's branch rule (`filter.rs`), for CI events.
+            let branch = project.branch.clone();
+            Arc::new(move |b: &str| b == branch)
+        },
         repository: project.repository.clone(),
         timeout: project.ci_timeout,
     }
