@@ -22,6 +22,7 @@ use crate::server::{self, App};
 use crate::state::Shared;
 use crate::systemd;
 use crate::{control, executor};
+use crate::{gate, queue};
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -45,6 +46,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // records (read off the runtime's thread).
     {
         let (history, queue, deliveries) = (history.clone(), queue.clone(), deliveries.clone());
+        let state_dir = s.state_dir.clone();
+        let gated: Vec<String> = config
+            .projects
+            .values()
+            .filter(|p| !p.after_ci.is_empty())
+            .map(|p| p.name.clone())
+            .collect();
         tokio::task::spawn_blocking(move || {
             for project in history.projects() {
                 let runs = history.list(&project, None).unwrap_or_default();
@@ -53,6 +61,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 }
                 if let Some(p) = queue.pending(&project) {
                     deliveries.remember(p.deliveries());
+                }
+            }
+            // And in pushes that wait for their CI.
+            for project in gated {
+                let g: std::io::Result<gate::Gate<queue::Request>> =
+                    gate::load(&state_dir, &project);
+                if let Ok(Some(w)) = g.as_ref().map(gate::Gate::waiting) {
+                    deliveries.remember(w.request.deliveries());
                 }
             }
         })

@@ -18,8 +18,11 @@
 //! 6. [`RunEvent::Finished`], then the lock is released.
 //!
 //! A run a previous daemon did not see end is closed by
-//! [`Lifecycle::interrupted`] instead (steps 5 and 6), and a request that
-//! waits for its run is announced by [`Lifecycle::queued`].
+//! [`Lifecycle::interrupted`] instead (steps 5 and 6), a push the CI gate
+//! dropped (`ci_failed`, `ci_timeout`) is recorded by
+//! [`Lifecycle::not_run`] (its record, finished from the start, and step 6),
+//! and a request that waits for its run is announced by
+//! [`Lifecycle::queued`].
 //!
 //! Where what comes next hooks in:
 //!

@@ -330,8 +330,16 @@ fn sigkill_while_waiting_loses_neither_the_push_nor_the_results() {
         s.contains("waiting for CI on aaaaaaaaaaaa: CI passed, Tests pending"),
         "{s}"
     );
+    let js: Value = serde_json::from_str(&cli_ok(&config, &["status", "--json"], 0)).unwrap();
+    assert_eq!(js[0]["waiting_for_ci"]["sha"], SHA_A);
+    assert_eq!(
+        js[0]["waiting_for_ci"]["workflows"],
+        serde_json::json!([{"workflow": "CI", "state": "passed"}, {"workflow": "Tests", "state": "pending"}])
+    );
     let d = Daemon::start(&config);
-    // The redelivered CI event is still a duplicate; the next one completes.
+    // The push and the CI event redelivered are still duplicates; the next
+    // CI event completes the gate.
+    assert_eq!(push(&d, SHA_A, "push-a").1["status"], "duplicate");
     assert_eq!(green(&d, "CI", SHA_A, "ci-a1").1["status"], "duplicate");
     assert_eq!(green(&d, "Tests", SHA_A, "ci-a2").0, 202);
     wait_runs(&config, "app", 1, LIMIT);
