@@ -269,6 +269,12 @@ fn older_ci_never_deploys_after_a_newer_push() {
     green(&d, "CI", SHA_B, "ci-b1");
     assert_eq!(green(&d, "Tests", SHA_B, "ci-b2").0, 202);
     wait_runs(&config, "app", 1, LIMIT);
+    // A's push, redelivered, is a duplicate: B's request holds its id.
+    assert_eq!(push(&d, SHA_A, "push-a").1["status"], "duplicate");
+    assert_eq!(
+        history(&config, "app")[0]["coalesced"],
+        serde_json::json!(["push-a"])
+    );
     // And after B deployed, A's re-run is still older.
     ignored(green(&d, "CI", SHA_A, "ci-a3"), "superseded");
     std::thread::sleep(Duration::from_millis(300));
