@@ -237,6 +237,17 @@ fn check(config: &Config) -> Result<()> {
             p.script.display(),
             p.secret_source
         );
+        if let Some(previous) = &p.previous_source {
+            outln!(
+                "    secret rotation under way: {} and {previous} are both accepted; \
+                 once the forge signs with the new secret, remove the previous one",
+                p.secret_source
+            );
+        }
+        if let Some(allow) = &p.allow_from {
+            let nets: Vec<String> = allow.iter().map(ToString::to_string).collect();
+            outln!("    allow_from {}", nets.join(", "));
+        }
     }
     Ok(())
 }
@@ -318,7 +329,9 @@ fn sign(config: &Config, name: &str, file: Option<&Path>, as_headers: bool) -> R
             std::io::stdin().read_to_end(&mut body)?;
         }
     }
-    // A fresh message id, so that trying again is not answered `duplicate`.
+    // A fresh message id for a GitLab signing token. (The same body signed
+    // again is still answered `duplicate`: deployd remembers bodies too.)
+    // Always the current secret: the previous one is only for receiving.
     let now = std::time::SystemTime::now();
     let id = format!(
         "msg_deployd_sign_{}",

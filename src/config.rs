@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
@@ -26,6 +27,10 @@ pub const DEFAULT_PATH: &str = "/etc/deployd/deploy.toml";
 /// these to the clock (`Instant::now() + kill_grace`), which panics when
 /// the sum overflows; the fuzz target in `fuzz/` checks for that.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// `max_age` when the config does not say: GitHub lets a delivery be
+/// redelivered for three days.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(72 * 3600);
 
 /// A configuration error, already pointing at where the user must look.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +120,13 @@ pub struct Server {
     pub request_timeout: Duration,
     /// How long an idle keep-alive connection is kept open.
     pub idle_timeout: Duration,
+    /// Deliveries whose signed time is older are stale; projects inherit it.
+    pub max_age: Duration,
+    /// Who may call a hook; `None` is anyone. Projects inherit it.
+    pub allow_from: Option<Vec<IpNet>>,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` say who the
+    /// client is; a request from anyone else is judged by its own address.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// One `[projects.NAME]` table, checked.
@@ -128,6 +140,15 @@ pub struct Project {
     pub key: Key,
     /// Where the secret came from, for `check` (never the secret itself).
     pub secret_source: String,
+    /// The secret being rotated out, accepted alongside `key` until the
+    /// forge uses the new one (`secret_previous`).
+    pub previous_key: Option<Key>,
+    /// Where the previous secret came from, for `check`.
+    pub previous_source: Option<String>,
+    /// Deliveries whose signed time is older are stale (`max_age`).
+    pub max_age: Duration,
+    /// Who may call the hook; `None` is anyone (`allow_from`).
+    pub allow_from: Option<Vec<IpNet>>,
     /// `owner/name`: when set, deliveries from other repositories are ignored.
     pub repository: Option<String>,
     /// Pushes to `refs/heads/<branch>` deploy.
@@ -203,6 +224,9 @@ struct RawServer {
     header_timeout: Option<Human>,
     request_timeout: Option<Human>,
     idle_timeout: Option<Human>,
+    max_age: Option<Human>,
+    allow_from: Option<Nets>,
+    trusted_proxies: Option<Nets>,
 }
 
 #[derive(Deserialize)]
@@ -213,6 +237,12 @@ struct RawProject {
     secret_file: Option<PathText>,
     secret_env: Option<Text>,
     secret_credential: Option<Text>,
+    secret_previous: Option<SecretText>,
+    secret_previous_file: Option<PathText>,
+    secret_previous_env: Option<Text>,
+    secret_previous_credential: Option<Text>,
+    max_age: Option<Human>,
+    allow_from: Option<Nets>,
     repository: Option<Text>,
     branch: Option<Text>,
     /// Required, but checked by hand: "missing" then points at the project.
@@ -336,6 +366,54 @@ impl<'de> Deserialize<'de> for Human {
             v => Err(expected(WHAT, &v)),
         }
     }
+}
+
+/// A list of addresses and networks: `["140.82.112.0/20", "::1"]`. A bare
+/// address is the network of that one address. Parsed by `ipnet`, so what
+/// is accepted is what the standard library's addresses are, with a prefix.
+struct Nets(Vec<IpNet>);
+
+impl<'de> Deserialize<'de> for Nets {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const WHAT: &str = "a list of addresses or networks such as                             [\"192.0.2.0/24\", \"2001:db8::/32\"]";
+        let items = match value(d)? {
+            toml::Value::Array(items) => items,
+            v => {
+                return Err(serde::de::Error::custom(format!(
+                    "expected {WHAT}, found {}: put the entries in [ ]",
+                    found(&v)
+                )));
+            }
+        };
+        if items.is_empty() {
+            return Err(serde::de::Error::custom(
+                "the list is empty, which would refuse everyone: remove the key to allow \
+                 any address",
+            ));
+        }
+        items
+            .iter()
+            .map(|item| match item {
+                toml::Value::String(s) => parse_net(s).ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "{s:?} is not an address or network such as \"192.0.2.0/24\", \
+                         \"2001:db8::/32\" or \"127.0.0.1\""
+                    ))
+                }),
+                v => Err(expected("an address or network in quotes", v)),
+            })
+            .collect::<Result<_, _>>()
+            .map(Nets)
+    }
+}
+
+/// `192.0.2.0/24`, `2001:db8::/32`, or a bare address (a network of one).
+fn parse_net(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+        .map(|n| n.trunc())
 }
 
 /// A byte size written as `25MiB`, `512KB`, `1048576` or `"1 GiB"`.
@@ -512,11 +590,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         error,
     })?;
     let mut config = parse(&text, path, &SystemSecrets)?;
-    if config
-        .projects
-        .values()
-        .any(|p| p.secret_source == INLINE_SOURCE)
-        && readable_by_others(path)
+    if config.projects.values().any(|p| {
+        p.secret_source == INLINE_SOURCE
+            || p.previous_source.as_deref() == Some(&format!("previous {INLINE_SOURCE}"))
+    }) && readable_by_others(path)
     {
         config.warnings.push(format!(
             "{}: holds an inline secret but is readable by group or others; \
@@ -719,6 +796,9 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
         header_timeout: s.header_timeout.map_or(Duration::from_secs(10), |d| d.0),
         request_timeout: s.request_timeout.map_or(Duration::from_secs(30), |d| d.0),
         idle_timeout: s.idle_timeout.map_or(Duration::from_secs(30), |d| d.0),
+        max_age: s.max_age.map_or(DEFAULT_MAX_AGE, |d| d.0),
+        allow_from: s.allow_from.map(|n| n.0),
+        trusted_proxies: s.trusted_proxies.map(|n| n.0).unwrap_or_default(),
     };
     if server.max_body == 0 {
         return Err(invalid(
@@ -730,6 +810,7 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
         ("header_timeout", server.header_timeout),
         ("request_timeout", server.request_timeout),
         ("idle_timeout", server.idle_timeout),
+        ("max_age", server.max_age),
     ] {
         if d.is_zero() {
             return Err(invalid(&["server", key], "must be more than 0s".into()));
@@ -740,6 +821,7 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
         ("header_timeout", server.header_timeout),
         ("request_timeout", server.request_timeout),
         ("idle_timeout", server.idle_timeout),
+        ("max_age", server.max_age),
     ] {
         if d > MAX_DURATION {
             return Err(invalid(
@@ -763,33 +845,68 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             ));
         }
         let provider = p.provider.map_or(Provider::default(), |f| f.0);
-        let mut sources = Vec::new();
-        if let Some(s) = p.secret {
-            sources.push(("secret", SecretSource::Inline(s.0)));
-        }
-        if let Some(f) = p.secret_file {
-            sources.push(("secret_file", SecretSource::File(resolve(&f.0))));
-        }
-        if let Some(v) = p.secret_env {
-            sources.push(("secret_env", SecretSource::Env(v.0)));
-        }
-        if let Some(c) = p.secret_credential {
-            sources.push(("secret_credential", SecretSource::Credential(c.0)));
-        }
-        if sources.len() != 1 {
-            let key = sources.get(1).map(|s| s.0).unwrap_or("secret");
+        // The secret, then the one being rotated out: the same four
+        // sources under two sets of names.
+        let read_one = |names: [&'static str; 4],
+                        given: [Option<SecretSource>; 4]|
+         -> Result<Option<(Key, SecretSource)>, ConfigError> {
+            let mut sources: Vec<_> = names
+                .into_iter()
+                .zip(given)
+                .filter_map(|(n, s)| Some((n, s?)))
+                .collect();
+            if sources.len() > 1 {
+                return Err(invalid(
+                    &k(sources[1].0),
+                    format!("give exactly one of {}", names.join(", ")),
+                ));
+            }
+            let Some((skey, source)) = sources.pop() else {
+                return Ok(None);
+            };
+            let secret = read_secret(&source, secrets).map_err(|m| invalid(&k(skey), m))?;
+            if secret.is_empty() {
+                return Err(invalid(&k(skey), "the secret is empty".into()));
+            }
+            if let Some(problem) = forge::secret_problem(provider, &secret) {
+                return Err(invalid(&k(skey), problem));
+            }
+            Ok(Some((Key::new(secret.as_bytes()), source)))
+        };
+        let Some((key, source)) = read_one(
+            ["secret", "secret_file", "secret_env", "secret_credential"],
+            [
+                p.secret.map(|s| SecretSource::Inline(s.0)),
+                p.secret_file.map(|f| SecretSource::File(resolve(&f.0))),
+                p.secret_env.map(|v| SecretSource::Env(v.0)),
+                p.secret_credential.map(|c| SecretSource::Credential(c.0)),
+            ],
+        )?
+        else {
             return Err(invalid(
-                &k(key),
+                &k("secret"),
                 "give exactly one of secret, secret_file, secret_env, secret_credential".into(),
             ));
-        }
-        let (skey, source) = sources.remove(0);
-        let secret = read_secret(&source, secrets).map_err(|m| invalid(&k(skey), m))?;
-        if secret.is_empty() {
-            return Err(invalid(&k(skey), "the secret is empty".into()));
-        }
-        if let Some(problem) = forge::secret_problem(provider, &secret) {
-            return Err(invalid(&k(skey), problem));
+        };
+        let previous = read_one(
+            [
+                "secret_previous",
+                "secret_previous_file",
+                "secret_previous_env",
+                "secret_previous_credential",
+            ],
+            [
+                p.secret_previous.map(|s| SecretSource::Inline(s.0)),
+                p.secret_previous_file
+                    .map(|f| SecretSource::File(resolve(&f.0))),
+                p.secret_previous_env.map(|v| SecretSource::Env(v.0)),
+                p.secret_previous_credential
+                    .map(|c| SecretSource::Credential(c.0)),
+            ],
+        )?;
+        let max_age = p.max_age.map_or(server.max_age, |d| d.0);
+        if max_age.is_zero() {
+            return Err(invalid(&k("max_age"), "must be more than 0s".into()));
         }
         let repository = p.repository.map(|r| r.0).filter(|r| !r.is_empty());
         if let Some(r) = &repository
@@ -842,7 +959,11 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             return Err(invalid(&k("timeout"), "must be more than 0s".into()));
         }
         let kill_grace = p.kill_grace.map_or(Duration::from_secs(10), |d| d.0);
-        for (key, d) in [("timeout", timeout), ("kill_grace", kill_grace)] {
+        for (key, d) in [
+            ("timeout", timeout),
+            ("kill_grace", kill_grace),
+            ("max_age", max_age),
+        ] {
             if d > MAX_DURATION {
                 return Err(invalid(&k(key), "must be at most 100 years".into()));
             }
@@ -878,8 +999,14 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             Project {
                 name: name.clone(),
                 provider,
-                key: Key::new(secret.as_bytes()),
+                key,
                 secret_source: describe_source(&source, secrets),
+                previous_source: previous
+                    .as_ref()
+                    .map(|(_, s)| format!("previous {}", describe_source(s, secrets))),
+                previous_key: previous.map(|(k, _)| k),
+                max_age,
+                allow_from: p.allow_from.map(|n| n.0).or(server.allow_from.clone()),
                 repository,
                 branch,
                 script,
@@ -1578,7 +1705,7 @@ mod tests {
 
     #[test]
     fn wrong_values_are_answered_in_words() {
-        const SERVER: [&str; 11] = [
+        const SERVER: [&str; 14] = [
             "listen",
             "state_dir",
             "log_dir",
@@ -1590,8 +1717,11 @@ mod tests {
             "header_timeout",
             "request_timeout",
             "idle_timeout",
+            "max_age",
+            "allow_from",
+            "trusted_proxies",
         ];
-        const PROJECT: [&str; 15] = [
+        const PROJECT: [&str; 21] = [
             "provider",
             "secret",
             "secret_file",
@@ -1607,6 +1737,12 @@ mod tests {
             "env",
             "keep_runs",
             "secret",
+            "secret_previous",
+            "secret_previous_file",
+            "secret_previous_env",
+            "secret_previous_credential",
+            "max_age",
+            "allow_from",
         ];
         const WRONG: [&str; 10] = [
             "\"2\"",

@@ -42,8 +42,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let history = Arc::new(History::new(&s.state_dir, &s.log_dir));
     let deliveries =
         Arc::new(Deliveries::open(&s.state_dir).context("cannot read the delivery ids")?);
-    // Ids of accepted deliveries also live in queued requests and run
-    // records (read off the runtime's thread).
+    // Ids and body MACs of accepted deliveries also live in queued requests
+    // and run records (read off the runtime's thread).
     {
         let (history, queue, deliveries) = (history.clone(), queue.clone(), deliveries.clone());
         let state_dir = s.state_dir.clone();

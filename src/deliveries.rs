@@ -1,13 +1,20 @@
-//! Delivery ids already accepted, so a forge's redelivery (or a retry after a
-//! timeout) answers `duplicate` and deploys nothing — across restarts.
+//! Delivery ids and body MACs already accepted, so a forge's redelivery (or
+//! a retry after a timeout) answers `duplicate` and deploys nothing, and so
+//! does a captured body replayed under a new delivery id — across restarts.
 //!
-//! Kept in memory (the newest [`CAPACITY`]) and appended to
-//! `<state_dir>/deliveries`, one id a line, compacted when it doubles. The
+//! A body is remembered as [`body_entry`]: `=` and 32 hex digits of the
+//! SHA-256 of the project name and the body's MAC, so the same body sent to
+//! two projects' hooks is two entries, and an entry is as short as an id.
+//!
+//! Kept in memory (the newest [`CAPACITY`], ids and MACs together: 10,000
+//! deliveries) and appended to `<state_dir>/deliveries`, one a line,
+//! compacted when it doubles. The
 //! append is not fsynced, and not waited for by the request: the request
-//! file and run record that an accepted delivery leaves carry its id too,
+//! file and run record that an accepted delivery leaves carry its id and
+//! body MAC too,
 //! and are read back at start ([`Deliveries::remember`]), so a crash loses
-//! no id that matters. Ids accepted close together share one append
-//! ([`Deliveries::keep_soon`]).
+//! no id or body MAC that matters. Entries accepted close together share
+//! one append ([`Deliveries::keep_soon`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -19,8 +26,19 @@ use std::time::Duration;
 
 use crate::fsutil;
 
-/// How many ids are remembered.
-pub const CAPACITY: usize = 10_000;
+/// How many ids and body MACs are remembered, together: those of the newest
+/// 10,000 deliveries (README, *Security notes*).
+pub const CAPACITY: usize = 20_000;
+
+/// The entry that remembers a body whose MAC is `mac`, sent to `project`.
+pub fn body_entry(project: &str, mac: &[u8; 32]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(project.as_bytes());
+    h.update([0]);
+    h.update(mac);
+    format!("={}", hex::encode(&h.finalize()[..16]))
+}
 
 /// Longest id kept; GitHub's are 36-character UUIDs.
 const MAX_ID: usize = 128;
@@ -107,17 +125,18 @@ impl Deliveries {
         }
     }
 
-    /// Checks `id` and reserves it when new, atomically: of two identical
+    /// Checks the keys of one delivery (its id, if it has one, and its body)
+    /// and reserves them all when none is known, atomically: of two identical
     /// deliveries arriving at once, one is new and one a duplicate.
-    pub fn check(&self, id: &str) -> Seen {
-        let id = clip(id);
+    pub fn check(&self, keys: &[&str]) -> Seen {
         let mut inner = self.lock();
-        if inner.set.contains(id) {
-            Seen::Duplicate
-        } else {
-            insert(&mut inner, id);
-            Seen::New
+        if keys.iter().any(|k| inner.set.contains(clip(k))) {
+            return Seen::Duplicate;
         }
+        for k in keys {
+            insert(&mut inner, k);
+        }
+        Seen::New
     }
 
     /// Forgets a reserved id whose request could not be recorded, so the
@@ -272,7 +291,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let d = Deliveries::open(&dir).unwrap();
         for id in ["a", "b", "c"] {
-            assert_eq!(d.check(id), Seen::New);
+            assert_eq!(d.check(&[id]), Seen::New);
         }
         assert!(d.stage("a"), "the first id asks for a flush");
         assert!(!d.stage("b"), "the next ones ride on it");
@@ -291,29 +310,29 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let d = Deliveries::open(&dir).unwrap();
-        assert_eq!(d.check("a"), Seen::New);
-        assert_eq!(d.check("a"), Seen::Duplicate);
+        assert_eq!(d.check(&["a"]), Seen::New);
+        assert_eq!(d.check(&["a"]), Seen::Duplicate);
         keep(&d, "a").unwrap();
-        assert_eq!(d.check("b"), Seen::New);
+        assert_eq!(d.check(&["b"]), Seen::New);
         d.release("b");
-        assert_eq!(d.check("b"), Seen::New);
+        assert_eq!(d.check(&["b"]), Seen::New);
         d.release("b");
         drop(d);
         let d = Deliveries::open(&dir).unwrap();
-        assert_eq!(d.check("a"), Seen::Duplicate);
-        assert_eq!(d.check("b"), Seen::New);
+        assert_eq!(d.check(&["a"]), Seen::Duplicate);
+        assert_eq!(d.check(&["b"]), Seen::New);
         for i in 0..(2 * CAPACITY + 10) {
             let id = format!("id-{i}");
-            assert_eq!(d.check(&id), Seen::New);
+            assert_eq!(d.check(&[&id]), Seen::New);
             keep(&d, &id).unwrap();
         }
         drop(d);
         let d = Deliveries::open(&dir).unwrap();
         assert_eq!(
-            d.check(&format!("id-{}", 2 * CAPACITY + 9)),
+            d.check(&[&format!("id-{}", 2 * CAPACITY + 9)]),
             Seen::Duplicate
         );
-        assert_eq!(d.check("id-0"), Seen::New, "the oldest are forgotten");
+        assert_eq!(d.check(&["id-0"]), Seen::New, "the oldest are forgotten");
         let lines = fs::read_to_string(dir.join("deliveries"))
             .unwrap()
             .lines()

@@ -20,7 +20,7 @@ use crate::config::Project;
 use crate::gate::{self, Failure, Gate, Outcome, Policy};
 use crate::history::Status;
 use crate::push::Push;
-use crate::queue::{MAX_COALESCED, Request, Trigger};
+use crate::queue::{Request, Trigger};
 use crate::state::Shared;
 
 /// The gate's rules for `project`, from its config.
@@ -109,14 +109,7 @@ pub(crate) async fn push(shared: &Shared, project: &Project, req: Request) -> io
                 // (a redelivery of it is a duplicate), as the queue does.
                 let mut req = req;
                 if let Some(w) = g.waiting().filter(|w| w.sha != sha) {
-                    req.coalesced.extend(
-                        w.request
-                            .deliveries()
-                            .filter(|d| !d.is_empty())
-                            .map(String::from),
-                    );
-                    let excess = req.coalesced.len().saturating_sub(MAX_COALESCED);
-                    req.coalesced.drain(..excess);
+                    req.absorb(w.request.clone());
                 }
                 g.push(&sha, req, &policy, SystemTime::now())
             },

@@ -107,6 +107,8 @@ struct Record {
     coalesced: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ci: Option<CiNote>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    bodies: Vec<String>,
 }
 
 impl From<Record> for Run {
@@ -121,6 +123,7 @@ impl From<Record> for Run {
                 received_at: r.received_at,
                 coalesced: r.coalesced,
                 ci: r.ci,
+                bodies: r.bodies,
             },
             status: r.status,
             exit_code: r.exit_code,
@@ -143,6 +146,7 @@ impl From<Run> for Record {
             received_at,
             coalesced,
             ci,
+            bodies,
         } = r.request;
         Record {
             id: r.id,
@@ -160,6 +164,7 @@ impl From<Run> for Record {
             pid: r.pid,
             coalesced,
             ci,
+            bodies,
         }
     }
 }
@@ -420,6 +425,38 @@ mod tests {
         }
         assert_eq!(v["status"], "running");
         assert_eq!(v["trigger"], "webhook");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The body MACs a request carries reach its run record, after
+    /// `coalesced` as the README's `history --json` shows them, and read
+    /// back into the request (to be remembered at start, and carried by a
+    /// recovery run).
+    #[test]
+    fn records_keep_their_requests_body_macs() {
+        let dir =
+            std::env::temp_dir().join(format!("deployd-history-bodies-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let h = History::new(&dir.join("state"), &dir.join("logs"));
+        let request = Request {
+            coalesced: vec!["d-0".into()],
+            bodies: vec!["=0a".into(), "=1b".into()],
+            ..req(1)
+        };
+        let run = h.create(&request).unwrap();
+        let text = serde_json::to_string_pretty(&run).unwrap();
+        let (coalesced, bodies) = (
+            text.find("\"coalesced\"").unwrap(),
+            text.find("\"bodies\"").unwrap(),
+        );
+        assert!(coalesced < bodies, "{text}");
+        let back = &h.list("app", None).unwrap()[0];
+        assert_eq!(back.request.bodies, vec!["=0a", "=1b"]);
+        assert_eq!(
+            back.request.deliveries().collect::<Vec<_>>(),
+            vec!["d", "d-0", "=0a", "=1b"]
+        );
+        assert_eq!(back.request(2, Trigger::Recovery).bodies, request.bodies);
         fs::remove_dir_all(&dir).unwrap();
     }
 

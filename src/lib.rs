@@ -12,6 +12,7 @@
 //! The crate's interface is what the binary, the benchmarks and the fuzz
 //! targets use; every other module is `pub(crate)`.
 
+pub(crate) mod allow;
 pub mod ci;
 pub mod cli;
 pub mod commands;

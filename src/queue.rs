@@ -74,6 +74,12 @@ pub struct Request {
     /// only what passed CI").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci: Option<CiNote>,
+    /// The remembered body MACs (`deliveries::body_entry`) of this request
+    /// and of those it replaced: durable with the request, as its delivery
+    /// ids are, so a replay under a new id stays a duplicate through a
+    /// crash. Bounded like `coalesced`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bodies: Vec<String>,
 }
 
 /// How many replaced delivery ids a pending request carries at most.
@@ -91,6 +97,7 @@ impl Request {
             received_at: fsutil::now_rfc3339(),
             coalesced: Vec::new(),
             ci: None,
+            bodies: Vec::new(),
         }
     }
 
@@ -114,16 +121,35 @@ impl Request {
         Request::new(seq, &project.name, Trigger::Manual, push)
     }
 
+    /// Takes in `old`, an older request this one replaces: its delivery id
+    /// and body MACs (and those it had taken in) stay known as accepted, so
+    /// their redeliveries are duplicates through a crash. Bounded to the
+    /// newest [`MAX_COALESCED`] of each.
+    pub fn absorb(&mut self, old: Request) {
+        let mine = std::mem::replace(&mut self.coalesced, old.coalesced);
+        if !old.push.delivery.is_empty() {
+            self.coalesced.push(old.push.delivery);
+        }
+        self.coalesced.extend(mine);
+        let excess = self.coalesced.len().saturating_sub(MAX_COALESCED);
+        self.coalesced.drain(..excess);
+        let mine = std::mem::replace(&mut self.bodies, old.bodies);
+        self.bodies.extend(mine);
+        let excess = self.bodies.len().saturating_sub(MAX_COALESCED);
+        self.bodies.drain(..excess);
+    }
+
     /// This request with what the CI gate had to do with it.
     pub fn with_ci(self, ci: Option<CiNote>) -> Request {
         Request { ci, ..self }
     }
 
-    /// Every delivery id this request stands for: its own and those it
-    /// coalesced.
+    /// What the remembered deliveries keep of this request: its delivery id,
+    /// those it coalesced, and the body MACs of them all.
     pub fn deliveries(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.push.delivery.as_str())
             .chain(self.coalesced.iter().map(String::as_str))
+            .chain(self.bodies.iter().map(String::as_str))
     }
 }
 
@@ -279,12 +305,7 @@ impl Queue {
         let slot = slots.entry(req.project.clone()).or_default();
         let mut req = req;
         if let Some(old) = slot.latest.take() {
-            req.coalesced = old.coalesced;
-            if !old.push.delivery.is_empty() {
-                req.coalesced.push(old.push.delivery);
-            }
-            let excess = req.coalesced.len().saturating_sub(MAX_COALESCED);
-            req.coalesced.drain(..excess);
+            req.absorb(old);
         }
         slot.latest = Some(req);
         slot.version += 1;
@@ -579,5 +600,36 @@ mod tests {
         assert!(!req.push.deleted);
         assert_eq!(req.deliveries().collect::<Vec<_>>(), vec!["d-7", "d-6"]);
         assert_eq!(serde_json::to_string_pretty(&req).unwrap(), earlier);
+    }
+
+    /// Body MACs ride beside the delivery ids: a coalesced request keeps
+    /// those of the one it replaced, they reach the queue file after
+    /// `coalesced`, and they are among what the dedupe memory reads back.
+    #[tokio::test]
+    async fn bodies_coalesce_and_are_remembered_with_the_ids() {
+        let dir = tempdir("bodies");
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        for (sha, mac) in [("a", "=aa"), ("b", "=bb")] {
+            let r = Request {
+                bodies: vec![mac.to_string()],
+                ..req(&q, "app", sha)
+            };
+            q.push(r).await.unwrap();
+        }
+        drop(q);
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        let pending = q.pending("app").unwrap();
+        assert_eq!(pending.bodies, vec!["=aa", "=bb"]);
+        assert_eq!(
+            pending.deliveries().collect::<Vec<_>>(),
+            vec!["d-b", "d-a", "=aa", "=bb"]
+        );
+        let text = serde_json::to_string_pretty(&pending).unwrap();
+        let (coalesced, bodies) = (
+            text.find("\"coalesced\"").unwrap(),
+            text.find("\"bodies\"").unwrap(),
+        );
+        assert!(coalesced < bodies, "{text}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

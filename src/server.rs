@@ -2,10 +2,11 @@
 //! and the one function that maps a rejection to a status. It verifies,
 //! filters and durably queues; it never waits on a deploy.
 
+use std::net::IpAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -18,8 +19,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
+use crate::allow;
 use crate::config::{Config, Project};
-use crate::deliveries::Seen;
+use crate::deliveries::{self, Seen};
 use crate::filter;
 use crate::forge::{self, Event, EventError, Rejected, SignatureError};
 use crate::gatekeeper;
@@ -37,6 +39,9 @@ pub(crate) struct App {
     body_budget: Arc<Semaphore>,
     /// Keeps rejected requests from flooding the log.
     quiet: Quiet,
+    /// Keeps deliveries signed with a project's previous secret from
+    /// flooding the log: one line says the rotation is unfinished.
+    rotation: Quiet,
 }
 
 impl App {
@@ -48,6 +53,7 @@ impl App {
             shared,
             body_budget: Arc::new(Semaphore::new(budget_kib.min(Semaphore::MAX_PERMITS))),
             quiet: Quiet::default(),
+            rotation: Quiet::named("deliveries signed with a previous secret"),
         }
     }
 }
@@ -79,7 +85,7 @@ pub(crate) async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Fut
             _ = &mut shutdown => break,
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            app.quiet.reject(&format!(
+            app.quiet.warn(&format!(
                 "connection from {peer} refused: {max} connections open"
             ));
             tokio::spawn(async move {
@@ -93,7 +99,7 @@ pub(crate) async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Fut
         let stop = stop_rx.clone();
         let done = done_tx.clone();
         tokio::spawn(async move {
-            serve_connection(stream, app, stop).await;
+            serve_connection(stream, peer.ip(), app, stop).await;
             drop(permit);
             drop(done);
         });
@@ -107,6 +113,7 @@ pub(crate) async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Fut
         tracing::warn!("connections still open after {grace:?}; closing them");
     }
     app.quiet.flush();
+    app.rotation.flush();
 }
 
 /// When a connection last finished a request, and how many are in progress.
@@ -118,6 +125,7 @@ struct Activity {
 
 async fn serve_connection(
     stream: tokio::net::TcpStream,
+    peer: IpAddr,
     app: Arc<App>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -130,7 +138,7 @@ async fn serve_connection(
             let (app, activity) = (app.clone(), activity.clone());
             async move {
                 activity.busy.fetch_add(1, Ordering::SeqCst);
-                let resp = handle(req, &app).await;
+                let resp = handle(req, &app, peer).await;
                 activity
                     .last_ms
                     .store(born.elapsed().as_millis() as u64, Ordering::SeqCst);
@@ -181,6 +189,8 @@ enum Reject {
     Method,
     TooLarge,
     Timeout,
+    /// Not from `allow_from`; the reason is for the log only.
+    Forbidden(String),
     Signature(SignatureError),
     Event(EventError),
     BadBody(String),
@@ -194,6 +204,7 @@ impl Reject {
             Reject::Method => StatusCode::METHOD_NOT_ALLOWED,
             Reject::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Reject::Forbidden(_) => StatusCode::FORBIDDEN,
             Reject::Signature(_) => StatusCode::UNAUTHORIZED,
             Reject::Event(EventError::ContentType(_)) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reject::Event(_) | Reject::BadBody(_) => StatusCode::BAD_REQUEST,
@@ -207,6 +218,7 @@ impl Reject {
             Reject::Method => "method not allowed".into(),
             Reject::TooLarge => "body too large".into(),
             Reject::Timeout => "request took too long".into(),
+            Reject::Forbidden(_) => "forbidden".into(),
             // The same words whatever went wrong: a prober learns nothing.
             Reject::Signature(_) => "invalid signature".into(),
             Reject::Event(e) => e.to_string(),
@@ -229,7 +241,7 @@ fn respond(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>>
 }
 
 /// One request: route, answer, and log one line.
-async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, app: &App, peer: IpAddr) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -237,13 +249,15 @@ async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
     let delivery = forge::any_delivery_id(req.headers())
         .map(|s| s.chars().take(64).collect::<String>())
         .unwrap_or_else(|| "-".into());
-    let result = route(req, app, &method, &path).await;
+    let result = route(req, app, peer, &method, &path).await;
     let mut detail = String::new();
     let (resp, quiet) = match result {
         Ok(r) => (r, false),
         Err(reject) => {
-            if let Reject::Signature(e) = &reject {
-                detail = format!(" ({e})");
+            match &reject {
+                Reject::Signature(e) => detail = format!(" ({e})"),
+                Reject::Forbidden(why) => detail = format!(" ({why})"),
+                _ => {}
             }
             let mut r = respond(reject.status(), json!({"error": reject.message()}));
             if matches!(reject, Reject::Method) {
@@ -270,7 +284,7 @@ async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
         started.elapsed().as_secs_f64() * 1000.0
     );
     if quiet {
-        app.quiet.reject(&line);
+        app.quiet.warn(&line);
     } else if path != "/healthz" {
         tracing::info!("{line}");
     }
@@ -288,6 +302,7 @@ fn printable(path: &str) -> String {
 async fn route(
     req: Request<Incoming>,
     app: &App,
+    peer: IpAddr,
     method: &Method,
     path: &str,
 ) -> Result<Response<Full<Bytes>>, Reject> {
@@ -308,6 +323,13 @@ async fn route(
     let Some(project) = config.projects.get(name) else {
         return Err(Reject::NotFound);
     };
+    // Before the body is read: a refused caller costs no buffer.
+    if let Some(allow) = &project.allow_from
+        && let Some(why) =
+            allow::refused(allow, &config.server.trusted_proxies, peer, req.headers())
+    {
+        return Err(Reject::Forbidden(why));
+    }
     if app.shared.stopping() {
         return Err(Reject::Unavailable(
             "deployd is stopping; retry shortly".into(),
@@ -421,11 +443,38 @@ async fn hook(
         config.server.request_timeout,
     )
     .await?;
-    let delivery =
-        forge::read(project.provider, &project.key, &headers, &body).map_err(|e| match e {
-            Rejected::Signature(e) => Reject::Signature(e),
-            Rejected::Event(e) => Reject::Event(e),
-        })?;
+    let now = SystemTime::now();
+    let received = forge::receive(
+        project.provider,
+        &project.key,
+        project.previous_key.as_ref(),
+        &headers,
+        &body,
+        now,
+    )
+    .map_err(|e| match e {
+        Rejected::Signature(e) => Reject::Signature(e),
+        Rejected::Event(e) => Reject::Event(e),
+    })?;
+    let delivery = received.delivery;
+    if received.previous {
+        app.rotation.warn(&format!(
+            "{}: delivery {} signed with the previous secret; finish the rotation \
+             (set the new secret in the forge, then remove secret_previous)",
+            project.name,
+            delivery.id.as_deref().unwrap_or("-")
+        ));
+    }
+    if let Some(at) = delivery.signed_at
+        && now
+            .duration_since(at)
+            .is_ok_and(|age| age > project.max_age)
+    {
+        return Ok(respond(
+            StatusCode::OK,
+            json!({"status": "ignored", "reason": "stale delivery"}),
+        ));
+    }
     let pushes = match delivery.event {
         Event::Ping => return Ok(respond(StatusCode::OK, json!({"status": "pong"}))),
         Event::Other(name) => {
@@ -441,9 +490,16 @@ async fn hook(
             ));
         }
         Event::Ci(run) => {
+            // Deduped as a push is: by id, and by body MAC against replays.
             let id = delivery.id.unwrap_or_default();
+            let body_mac = deliveries::body_entry(&project.name, &received.mac);
+            let keys: &[&str] = if id.is_empty() {
+                &[&body_mac]
+            } else {
+                &[&id, &body_mac]
+            };
             let decided = gatekeeper::ci(&app.shared, project, run, id.clone());
-            return gated(app, project, &id, true, decided).await;
+            return gated(app, project, keys, true, decided).await;
         }
         Event::Push(p) => p,
     };
@@ -457,7 +513,16 @@ async fn hook(
         }
     };
     let id = delivery.id.unwrap_or_default();
-    if !id.is_empty() && app.shared.deliveries.check(&id) == Seen::Duplicate {
+    // The id catches the forge's redeliveries; the body's MAC catches the
+    // same signed body under an id of the sender's choosing (README,
+    // *Security notes*).
+    let body_mac = deliveries::body_entry(&project.name, &received.mac);
+    let keys: &[&str] = if id.is_empty() {
+        &[&body_mac]
+    } else {
+        &[&id, &body_mac]
+    };
+    if app.shared.deliveries.check(keys) == Seen::Duplicate {
         return Ok(respond(
             StatusCode::OK,
             json!({"status": "duplicate", "delivery": id}),
@@ -467,16 +532,19 @@ async fn hook(
         delivery: id.clone(),
         ..push
     };
-    let request = queue::Request::new(
-        app.shared.queue.next_seq(),
-        &project.name,
-        Trigger::Webhook,
-        push,
-    );
+    let request = queue::Request {
+        bodies: vec![body_mac.clone()],
+        ..queue::Request::new(
+            app.shared.queue.next_seq(),
+            &project.name,
+            Trigger::Webhook,
+            push,
+        )
+    };
     if !project.after_ci.is_empty() {
-        // The id was checked above, as for any push.
+        // Its id and MAC were checked above, as for any push.
         let decided = gatekeeper::push(&app.shared, project, request);
-        return gated(app, project, &id, false, decided).await;
+        return gated(app, project, keys, false, decided).await;
     }
     let answer = json!({
         "status": "queued",
@@ -489,14 +557,17 @@ async fn hook(
     // stays free of it.
     let queued = app.shared.lifecycle.listened().then(|| request.clone());
     let stored = app.shared.queue.push(request).await;
-    if stored.is_ok() && !id.is_empty() {
-        // Not waited for: the request file (`delivery`, `coalesced`) already
-        // holds the id durably; this file is the longer, unsynced memory.
-        app.shared.deliveries.keep_soon(&id);
+    if stored.is_ok() {
+        // Not waited for: the request file (`delivery`, `coalesced`,
+        // `bodies`) already holds the id and MAC durably; this file is the
+        // longer, unsynced memory.
+        for key in keys {
+            app.shared.deliveries.keep_soon(key);
+        }
     }
     if let Err(e) = stored {
-        if !id.is_empty() {
-            app.shared.deliveries.release(&id);
+        for key in keys {
+            app.shared.deliveries.release(key);
         }
         tracing::error!(
             "{}: cannot record the request durably (answering 503 so the forge retries): {e}",
@@ -515,18 +586,19 @@ async fn hook(
 }
 
 /// Answers a delivery that went through the CI gate (`gatekeeper.rs`): a
-/// push of a project with `after_ci`, or a CI event. The delivery id is
-/// checked first (when `check`; a push's was already), and kept once the
-/// gate's decision is on disk; if it could not be, 503, and the id is
-/// forgotten so a redelivery is accepted.
+/// push of a project with `after_ci`, or a CI event. Its dedupe `keys`
+/// (delivery id, body MAC) are checked first (when `check`; a push's were
+/// already), and kept once the gate's decision is on disk; if it could not
+/// be, 503, and the keys are forgotten so a redelivery is accepted.
 async fn gated(
     app: &App,
     project: &Project,
-    id: &str,
+    keys: &[&str],
     check: bool,
     decided: impl Future<Output = std::io::Result<gatekeeper::Answer>>,
 ) -> Result<Response<Full<Bytes>>, Reject> {
-    if check && !id.is_empty() && app.shared.deliveries.check(id) == Seen::Duplicate {
+    if check && app.shared.deliveries.check(keys) == Seen::Duplicate {
+        let id = if keys.len() > 1 { keys[0] } else { "" };
         return Ok(respond(
             StatusCode::OK,
             json!({"status": "duplicate", "delivery": id}),
@@ -534,15 +606,15 @@ async fn gated(
     }
     match decided.await {
         Ok((status, body)) => {
-            if !id.is_empty() {
-                app.shared.deliveries.keep_soon(id);
+            for key in keys {
+                app.shared.deliveries.keep_soon(key);
             }
             crate::fault::point(crate::fault::BEFORE_ACK).await;
             Ok(respond(status, body))
         }
         Err(e) => {
-            if !id.is_empty() {
-                app.shared.deliveries.release(id);
+            for key in keys {
+                app.shared.deliveries.release(key);
             }
             tracing::error!(
                 "{}: cannot record the CI gate's decision durably (answering 503 so the forge retries): {e}",
@@ -560,9 +632,16 @@ async fn gated(
 /// ends. The timer for that line is armed only while something is left
 /// uncounted, so a quiet daemon has no timer; at shutdown, [`Quiet::flush`]
 /// says what is still uncounted.
-#[derive(Default)]
 pub(crate) struct Quiet {
     state: Arc<Mutex<QuietState>>,
+    /// What the lines are about, for the line that counts those left out.
+    what: &'static str,
+}
+
+impl Default for Quiet {
+    fn default() -> Quiet {
+        Quiet::named("rejected requests")
+    }
 }
 
 #[derive(Default)]
@@ -578,10 +657,10 @@ struct QuietState {
 }
 
 impl QuietState {
-    fn count(&mut self) {
+    fn count(&mut self, what: &str) {
         if self.hidden > 0 {
             tracing::warn!(
-                "{} more rejected requests in the last {}s were not logged",
+                "{} more {what} in the last {}s were not logged",
                 self.hidden,
                 Quiet::WINDOW.as_secs()
             );
@@ -594,13 +673,21 @@ impl Quiet {
     const BURST: u64 = 20;
     const WINDOW: Duration = Duration::from_secs(10);
 
-    fn reject(&self, line: &str) {
+    /// A rate limiter whose summary line counts `what`.
+    fn named(what: &'static str) -> Quiet {
+        Quiet {
+            state: Arc::default(),
+            what,
+        }
+    }
+
+    fn warn(&self, line: &str) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if s.start
             .is_none_or(|t| now.duration_since(t) >= Self::WINDOW)
         {
-            s.count();
+            s.count(self.what);
             s.start = Some(now);
             s.shown = 0;
         }
@@ -613,18 +700,21 @@ impl Quiet {
         if !s.armed {
             s.armed = true;
             let end = s.start.unwrap_or(now) + Self::WINDOW;
-            let state = self.state.clone();
+            let (state, what) = (self.state.clone(), self.what);
             tokio::spawn(async move {
                 tokio::time::sleep_until(end.into()).await;
                 let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
                 s.armed = false;
-                s.count();
+                s.count(what);
             });
         }
     }
 
     /// Logs how many rejections are still uncounted (at shutdown).
     pub(crate) fn flush(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).count();
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .count(self.what);
     }
 }

@@ -35,7 +35,7 @@ pub(crate) struct Shared {
     pub(crate) queue: Arc<Queue>,
     /// The run records.
     pub(crate) history: Arc<History>,
-    /// Delivery ids already accepted.
+    /// Delivery ids and body MACs already accepted.
     pub(crate) deliveries: Arc<Deliveries>,
     /// To tell the executor a request is queued, and ask for status.
     pub(crate) executor: Handle,

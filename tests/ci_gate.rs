@@ -79,8 +79,13 @@ fn workflow_run(
     .to_string()
 }
 
-/// Sends a signed `workflow_run` event.
+/// Sends a signed `workflow_run` event. The delivery id goes into a field
+/// deployd does not read, so that two events of one run are two bodies (the
+/// same body under a new id is a replay, answered `duplicate` by its MAC).
 fn send_ci(d: &Daemon, body: &str, delivery: &str) -> (u16, Value) {
+    let mut v: Value = serde_json::from_str(body).unwrap();
+    v["workflow_run"]["check_suite_node_id"] = delivery.into();
+    let body = v.to_string();
     let (code, text) = post(
         d.addr,
         "/hooks/app",
@@ -189,6 +194,24 @@ fn a_push_deploys_once_every_required_workflow_passed() {
         green(&d, "Tests", SHA_A, "ci-3"),
         "not waiting for this commit",
     );
+    // A CI event's body replayed under a new id is a duplicate by its MAC,
+    // as a push's is.
+    let body = workflow_run("completed", "Tests", SHA_A, Some("success"), "acme/app");
+    let raw = |id: &str| {
+        post(
+            d.addr,
+            "/hooks/app",
+            &github_headers("workflow_run", id, &sign(SECRET, body.as_bytes())),
+            body.as_bytes(),
+        )
+    };
+    let (code, text) = raw("replay-1");
+    assert!(
+        code == 200 && text.contains("not waiting for this commit"),
+        "{text}"
+    );
+    let (code, text) = raw("replay-2");
+    assert!(code == 200 && text.contains("\"duplicate\""), "{text}");
 }
 
 #[test]

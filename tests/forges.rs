@@ -250,6 +250,8 @@ fn gitea_steps() -> Vec<Step> {
             pusher: "gitea-user",
         },
         send(gitea("push", "gt-1", &push, SECRET), DUPLICATE, ""),
+        // The same signed body under a delivery id of the sender's choosing.
+        send(gitea("push", "gt-replay", &push, SECRET), DUPLICATE, ""),
         send(
             gitea("push", "gt-2", &push, "wrong secret"),
             UNAUTHORIZED,
@@ -349,6 +351,15 @@ fn gitlab_steps() -> Vec<Step> {
         },
         // A retry keeps its Idempotency-Key (its X-Gitlab-Webhook-UUID is new).
         send(gitlab("Push Hook", "gl-1", &push, tok), DUPLICATE, ""),
+        // A captured delivery replayed under a new Idempotency-Key.
+        send(gitlab("Push Hook", "gl-replay", &push, tok), DUPLICATE, ""),
+        // Older GitLab's "Test → Tag push events" sent a branch push as a
+        // Tag Push Hook: never a branch push, whatever its ref.
+        send(
+            gitlab("Tag Push Hook", "gl-tag-test", &push, tok),
+            IGNORED,
+            "Tag Push Hook of the non-tag ref refs/heads/main",
+        ),
         send(
             gitlab("Push Hook", "gl-2", &push, Some("wrong secret")),
             UNAUTHORIZED,
@@ -424,9 +435,13 @@ fn gitlab_signed_steps(config: &Path, dir: &TestDir) -> Vec<Step> {
     let as_signed = |body: &str| Req::new("gitlab-signed", signed.clone(), body);
     // A changed body under the same signature.
     let other = push.replace(SHA_A, SHA_B);
-    // Signed with the right key, but ten minutes ago: a replay.
+    // Signed with the right key: a new push, but 73 hours ago (over the
+    // default max_age), and one ten minutes in the future (a clock that
+    // is off).
     let key = Key::new(WHSEC.as_bytes());
-    let then = SystemTime::now() - Duration::from_secs(600);
+    let stale = push.replace(SHA_A, SHA_B);
+    let then = SystemTime::now() - Duration::from_secs(73 * 3600);
+    let ahead = SystemTime::now() + Duration::from_secs(600);
     // Signed with another signing token.
     let forged_key = Key::new(b"whsec_b3RoZXIgc2lnbmluZyBrZXk=");
     vec![
@@ -442,8 +457,19 @@ fn gitlab_signed_steps(config: &Path, dir: &TestDir) -> Vec<Step> {
         // A replay within the window: the signed webhook-id makes it a duplicate.
         send(as_signed(&push), DUPLICATE, ""),
         send(as_signed(&other), UNAUTHORIZED, ""),
+        // The same body signed again under a new message id.
         send(
-            gitlab_signed(&key, &push, then, "msg-stale"),
+            gitlab_signed(&key, &push, SystemTime::now(), "msg-again"),
+            DUPLICATE,
+            "",
+        ),
+        send(
+            gitlab_signed(&key, &stale, then, "msg-stale"),
+            IGNORED,
+            "stale delivery",
+        ),
+        send(
+            gitlab_signed(&key, &stale, ahead, "msg-ahead"),
             UNAUTHORIZED,
             "",
         ),
@@ -548,6 +574,11 @@ fn bitbucket_steps() -> Vec<Step> {
             pusher: "alexd",
         },
         send(bitbucket("repo:push", "bb-1", &push, SECRET), DUPLICATE, ""),
+        send(
+            bitbucket("repo:push", "bb-replay", &push, SECRET),
+            DUPLICATE,
+            "",
+        ),
         send(
             bitbucket("repo:push", "bb-2", &push, "wrong secret"),
             UNAUTHORIZED,

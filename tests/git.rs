@@ -189,11 +189,23 @@ fn pushes_deploy_the_pushed_commit_and_replays_never_roll_back() {
         "<p>second</p>\n"
     );
 
-    // The first push again, under a new delivery id: deploys the tip, not c1.
-    assert_eq!(
-        d.push("app", "refs/heads/main", &c1, "git-1-replayed").0,
-        202
+    // The first push replayed under a new delivery id: the same signed body
+    // is a duplicate and deploys nothing.
+    let (code, body) = d.push("app", "refs/heads/main", &c1, "git-1-replayed");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"duplicate\""), "{body}");
+    // A late push of c1 in another body (a delivery of an older push that
+    // arrives now): deploys the tip, not c1.
+    let late = push_body("refs/heads/main", &c1, "acme/app")
+        .replace("\"forced\":false", "\"forced\":true");
+    assert!(late.contains("\"forced\":true"), "{late}");
+    let (code, body) = post(
+        d.addr,
+        "/hooks/app",
+        &github_headers("push", "git-1-late", &sign(SECRET, late.as_bytes())),
+        late.as_bytes(),
     );
+    assert_eq!(code, 202, "{body}");
     let (run, log) = finished(&config, 3);
     assert_eq!(run["status"], "succeeded", "{run:#}\nlog:\n{log}");
     assert_eq!(run["sha"], c1.as_str(), "{run:#}");

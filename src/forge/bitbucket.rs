@@ -5,7 +5,7 @@
 //! | signature | `X-Hub-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw body |
 //! | event | `X-Event-Key`: `repo:push`, `diagnostics:ping`, `repo:commit_status_created`, `repo:commit_status_updated`; any other is ignored |
 //! | delivery id | `X-Request-UUID` |
-//! | push | each of `push.changes` (`old`, `new`), `repository.full_name`, `actor.nickname` |
+//! | push | each of `push.changes` (`old`, `new`), `repository.full_name`, `actor.nickname`, else `username`, else `display_name` |
 //! | CI | `commit_status.{key, state, refname, commit.hash, uuid, updated_on}`, `repository.full_name` |
 
 use std::borrow::Cow;

@@ -200,6 +200,10 @@ pub struct Delivery {
     pub id: Option<String>,
     /// What happened.
     pub event: Event,
+    /// When the forge says the event happened, where that time is covered
+    /// by the signature (GitHub's `repository.pushed_at`, GitLab's
+    /// `webhook-timestamp`): deliveries older than `max_age` are stale.
+    pub signed_at: Option<SystemTime>,
 }
 
 /// Why a signed delivery could not be understood.
@@ -293,6 +297,7 @@ pub(crate) fn read_delivery(
     Ok(Delivery {
         id,
         event: event(headers, kind, body)?,
+        signed_at: None,
     })
 }
 

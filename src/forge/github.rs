@@ -7,6 +7,7 @@
 //! | delivery id | `X-GitHub-Delivery` |
 //! | push | `ref`, `before`, `after`, `deleted`, `repository.full_name`, `pusher.name` |
 //! | CI | `workflow_run`: `action`, `workflow.name`, `workflow_run.{head_sha, head_branch, head_repository.full_name, status, conclusion, id, run_attempt}`, `repository.full_name`, `sender.login` |
+//! | signed time | `repository.pushed_at` of a push (Unix seconds; ISO 8601 text elsewhere) |
 //!
 //! Gitea and Forgejo send the same push shape: [`read_push`] serves them too;
 //! Gitea's `workflow_run` is GitHub's shape as well ([`read_workflow_run`]).
@@ -18,8 +19,8 @@ use hyper::HeaderMap;
 use serde::Deserialize;
 
 use super::common::{
-    Body, Delivery, Event, EventError, Key, SignatureError, auth_header, header_str, hmac_hex,
-    json_of, payload, read_delivery, verify_sha256_prefixed,
+    Body, Delivery, Event, EventError, Key, SignatureError, auth_header, content_type,
+    first_header, header_str, hmac_hex, json_of, payload, verify_sha256_prefixed,
 };
 use crate::ci::{CiRun, CiState};
 use crate::push::{Push, zeros};
@@ -46,20 +47,29 @@ pub(super) fn sign(key: &Key, body: &[u8]) -> Vec<(&'static str, String)> {
     )]
 }
 
-/// Reads a verified delivery.
+/// Reads a verified delivery. A push's `repository.pushed_at` is inside the
+/// signed body, so it is the delivery's signed time: a captured push
+/// replayed days later shows its age (README, *Security notes*).
 pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
-    read_delivery(headers, body, DELIVERY_HEADERS, event)
-}
-
-/// The event of a verified delivery.
-fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventError> {
+    let kind = content_type(headers)?;
+    let id = first_header(headers, DELIVERY_HEADERS).map(str::to_string);
     let event =
         header_str(headers, "x-github-event").ok_or(EventError::MissingEvent("X-GitHub-Event"))?;
-    Ok(match event {
+    let mut signed_at = None;
+    let event = match event {
         "ping" => Event::Ping,
-        "push" => Event::Push(vec![read_push(kind, body)?]),
+        "push" => {
+            let (push, at) = read_push_at(kind, body)?;
+            signed_at = at;
+            Event::Push(vec![push])
+        }
         "workflow_run" => Event::Ci(read_workflow_run(kind, body)?),
         other => Event::Other(other.to_string()),
+    };
+    Ok(Delivery {
+        id,
+        event,
+        signed_at,
     })
 }
 
@@ -177,6 +187,33 @@ fn gh_fields(json: &[u8]) -> Result<GhPush<'_>, EventError> {
 struct Repo<'a> {
     #[serde(borrow)]
     full_name: Option<Cow<'a, str>>,
+    /// When the push happened: Unix seconds in a push event, ISO 8601 text
+    /// in GitHub's other events (and in Gitea's, which is not read).
+    #[serde(default)]
+    pushed_at: Option<Stamp>,
+}
+
+/// A time as GitHub writes it: Unix seconds, or ISO 8601 text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stamp {
+    Secs(i64),
+    Text(String),
+    /// Anything else (null, a fraction) is no time, not a bad payload.
+    Other(serde::de::IgnoredAny),
+}
+
+impl Stamp {
+    fn time(&self) -> Option<SystemTime> {
+        match self {
+            Stamp::Secs(s) => {
+                let s = u64::try_from(*s).ok()?;
+                SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(s))
+            }
+            Stamp::Text(t) => humantime::parse_rfc3339_weak(t).ok(),
+            Stamp::Other(_) => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -204,23 +241,32 @@ impl Who<'_> {
 
 /// A GitHub-shaped push body (JSON, or a form's `payload`) as a [`Push`].
 pub(super) fn read_push(kind: Body, body: &[u8]) -> Result<Push, EventError> {
+    read_push_at(kind, body).map(|(push, _)| push)
+}
+
+/// [`read_push`], and the push's `repository.pushed_at` when there is one.
+fn read_push_at(kind: Body, body: &[u8]) -> Result<(Push, Option<SystemTime>), EventError> {
     let json = json_of(kind, body)?;
     let p = gh_fields(&json)?;
     let after = p.after.unwrap_or_default().into_owned();
-    Ok(Push {
+    let repository = p.repository.flatten();
+    let pushed_at = repository
+        .as_ref()
+        .and_then(|r| r.pushed_at.as_ref())
+        .and_then(Stamp::time);
+    let push = Push {
         deleted: p.deleted.unwrap_or(false) || zeros(&after),
         git_ref: p.git_ref.unwrap_or_default().into_owned(),
         before: p.before.unwrap_or_default().into_owned(),
         after,
-        repository: p
-            .repository
-            .flatten()
+        repository: repository
             .and_then(|r| r.full_name)
             .map(Cow::into_owned)
             .unwrap_or_default(),
         pusher: p.pusher.flatten().map(|w| w.user()).unwrap_or_default(),
         delivery: String::new(),
-    })
+    };
+    Ok((push, pushed_at))
 }
 
 #[derive(Deserialize)]
@@ -464,6 +510,50 @@ pub(crate) mod tests {
             gh("push", "application/json", twice.as_bytes()),
             Err(EventError::Payload(e)) if e.contains("duplicate field `ref`")
         ));
+    }
+
+    #[test]
+    fn pushed_at_is_the_signed_time() {
+        // A push event writes it in Unix seconds (as in GitHub's and
+        // octokit's push examples); other events in ISO 8601. It is inside
+        // `repository`, so the early stop still reads it.
+        let at = |repo: serde_json::Value| {
+            let body = serde_json::json!({
+                "ref": "refs/heads/main", "before": SHA, "after": SHA,
+                "repository": repo, "pusher": {"name": "octocat"}, "deleted": false,
+                "commits": [],
+            });
+            gh("push", "application/json", body.to_string().as_bytes())
+                .unwrap()
+                .signed_at
+        };
+        let secs = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_763_600_000);
+        assert_eq!(
+            at(serde_json::json!({"full_name": "a/b", "pushed_at": 1_763_600_000})),
+            Some(secs)
+        );
+        assert_eq!(
+            at(serde_json::json!({"full_name": "a/b", "pushed_at": "2025-11-20T00:53:20Z"})),
+            Some(secs)
+        );
+        for none in [
+            serde_json::json!({"full_name": "a/b"}),
+            serde_json::json!({"full_name": "a/b", "pushed_at": null}),
+            serde_json::json!({"full_name": "a/b", "pushed_at": 1.5}),
+            serde_json::json!({"full_name": "a/b", "pushed_at": -5}),
+        ] {
+            assert_eq!(at(none.clone()), None, "{none}");
+        }
+        // Only a push carries one.
+        assert_eq!(
+            gh("ping", "application/json", b"{}").unwrap().signed_at,
+            None
+        );
+        // The benchmark's push, a full GitHub payload, stops early and
+        // still has it.
+        let full = include_bytes!("../../benches/push-8k.json");
+        let d = gh("push", "application/json", full).unwrap();
+        assert_eq!(d.signed_at, Some(secs));
     }
 
     #[test]

@@ -5,17 +5,21 @@
 //! | authentication | `X-Gitlab-Token: <secret>`, or `webhook-signature: v1,<base64>` over `{webhook-id}.{webhook-timestamp}.{body}` |
 //! | event | `X-Gitlab-Event`: `Push Hook`, `Tag Push Hook`, `Pipeline Hook`; any other is ignored |
 //! | delivery id | `Idempotency-Key`, else `webhook-id`, else `X-Gitlab-Webhook-UUID` |
-//! | push | `ref`, `before`, `after`, `project.path_with_namespace`, `user_username` |
+//! | push | `ref`, `before`, `after`, `project.path_with_namespace`, `user_username` (else `user_name`) |
+//! | signed time | `webhook-timestamp` (Standard Webhooks) |
 //! | CI | `Pipeline Hook`: `object_attributes.{id, ref, tag, sha, status}`, `project.path_with_namespace`, `merge_request.{source_project_id, target_project_id}`, `user.username` |
 //!
 //! GitLab has two mechanisms and a project has one secret, so either proves a
 //! delivery: the secret token sent as is, or a Standard Webhooks signature
 //! made with the secret as GitLab *signing token* (`whsec_` + base64 of the
-//! key), whose timestamp must be within [`TOLERANCE`] of our clock. Both need
-//! the secret; the signature also covers the body and limits replays.
+//! key), whose timestamp may not be more than [`TOLERANCE`] ahead of our
+//! clock. Both need the secret; the signature also covers the body and the
+//! timestamp, which becomes the delivery's signed time: one older than
+//! `max_age` is answered `stale delivery` by the server (README, *Security
+//! notes*).
 
 use std::borrow::Cow;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -30,8 +34,9 @@ use super::common::{
 use crate::ci::{CiRun, CiState};
 use crate::push::{Push, zeros};
 
-/// How far a Standard Webhooks `webhook-timestamp` may be from our clock,
-/// either way: the spec's recommendation, and what its libraries enforce.
+/// How far ahead of our clock a Standard Webhooks `webhook-timestamp` may
+/// be: the spec's recommendation. A timestamp in the past is not refused
+/// here; it is the delivery's signed time, held against `max_age`.
 pub const TOLERANCE: Duration = Duration::from_secs(5 * 60);
 
 /// The delivery-id headers, best first. Idempotency-Key (GitLab 17.4+) is
@@ -76,7 +81,7 @@ pub(super) fn verify(
 /// A Standard Webhooks signature: `webhook-signature` holds space-separated
 /// `v1,<base64>` entries, one of which must be the HMAC-SHA256 of
 /// `{webhook-id}.{webhook-timestamp}.{body}` under the decoded signing key;
-/// the timestamp (Unix seconds) must be within [`TOLERANCE`] of `now`.
+/// the timestamp (Unix seconds) may be at most [`TOLERANCE`] after `now`.
 fn standard_webhooks(
     key: &Key,
     headers: &HeaderMap,
@@ -107,8 +112,10 @@ fn standard_webhooks(
         return Err(SignatureError::Mismatch);
     }
     // Checked after the signature, so only an authentic delivery is ever
-    // reported as expired: that line then means replay or clock skew.
-    if unix_seconds(now).abs_diff(ts) > TOLERANCE.as_secs() {
+    // reported as expired: that line then means a clock that is off. An old
+    // timestamp is the server's to judge (`max_age`, answered 200 so the
+    // forge stops retrying).
+    if ts > unix_seconds(now) && ts.abs_diff(unix_seconds(now)) > TOLERANCE.as_secs() {
         return Err(SignatureError::Expired);
     }
     Ok(())
@@ -137,9 +144,15 @@ pub(super) fn sign(
     ])
 }
 
-/// Reads a verified delivery.
+/// Reads a verified delivery; a Standard Webhooks `webhook-timestamp` is
+/// its signed time. (Sent beside a secret token it is not signed, but
+/// whoever holds the token can forge anything anyway.)
 pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
-    read_delivery(headers, body, DELIVERY_HEADERS, event)
+    let mut d = read_delivery(headers, body, DELIVERY_HEADERS, event)?;
+    d.signed_at = header_str(headers, "webhook-timestamp")
+        .and_then(|t| t.parse::<u64>().ok())
+        .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)));
+    Ok(d)
 }
 
 #[derive(Deserialize)]
@@ -152,6 +165,13 @@ struct GlPush<'a> {
     after: Cow<'a, str>,
     #[serde(borrow, default)]
     user_username: Option<Cow<'a, str>>,
+    /// The display name: GitLab's sample data, its tag pushes and older
+    /// push events have no `user_username`.
+    #[serde(borrow, default)]
+    user_name: Option<Cow<'a, str>>,
+    /// `push` or `tag_push`.
+    #[serde(borrow, default)]
+    object_kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     project: Option<GlProject<'a>>,
 }
@@ -163,7 +183,10 @@ struct GlProject<'a> {
 }
 
 /// `Push Hook` for branches, `Tag Push Hook` for tags (read as a push of
-/// `refs/tags/…`, which the filter ignores with its reason). A deleted
+/// `refs/tags/…`, which the filter ignores with its reason). A tag push is
+/// never a branch push, whatever its `ref`: older GitLab's "Test → Tag push
+/// events" sent the branch push data under `Tag Push Hook`, which must not
+/// deploy. A deleted
 /// branch has zeros for `after` (and `checkout_sha: null`); for a branch
 /// push `checkout_sha` is `after`, so `after` is what deploys. GitLab's
 /// "Test" button sends an ordinary-looking Push Hook of the default branch's
@@ -176,6 +199,13 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
             let json = json_of(kind, body)?;
             let p: GlPush = payload(&json)?;
             let after = p.after.into_owned();
+            let tag = event == "Tag Push Hook" || p.object_kind.as_deref() == Some("tag_push");
+            if tag && !p.git_ref.starts_with("refs/tags/") {
+                return Ok(Event::Other(format!(
+                    "{event} of the non-tag ref {}",
+                    p.git_ref
+                )));
+            }
             Event::Push(vec![Push {
                 deleted: zeros(&after),
                 git_ref: p.git_ref.into_owned(),
@@ -186,7 +216,11 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
                     .and_then(|p| p.path_with_namespace)
                     .map(Cow::into_owned)
                     .unwrap_or_default(),
-                pusher: p.user_username.map(Cow::into_owned).unwrap_or_default(),
+                pusher: p
+                    .user_username
+                    .or(p.user_name)
+                    .map(Cow::into_owned)
+                    .unwrap_or_default(),
                 delivery: String::new(),
             }])
         }
@@ -356,12 +390,14 @@ pub(crate) mod tests {
                 ("webhook-signature", SW_SIG.to_string()),
             ]
         );
-        // Within the window either way; outside it, expired.
+        // At most the window ahead of our clock; further ahead, expired.
+        // Behind it, any age: the server holds the signed time against
+        // `max_age` and answers a stale delivery 200, not 401.
         let window = TOLERANCE.as_secs();
-        for now in [SW_TS - window, SW_TS + window] {
+        for now in [SW_TS - window, SW_TS + window + 1, SW_TS + 365 * 86400] {
             assert_eq!(verify(&key, &h, body, at(now)), Ok(()));
         }
-        for now in [SW_TS - window - 1, SW_TS + window + 1, 0] {
+        for now in [SW_TS - window - 1, 0] {
             assert_eq!(
                 verify(&key, &h, body, at(now)),
                 Err(SignatureError::Expired)
@@ -519,6 +555,73 @@ pub(crate) mod tests {
         parse(&headers(&h), body.as_bytes()).unwrap()
     }
 
+    /// GitLab's own tag push example (docs, "Webhook events": Tag events),
+    /// which has `user_name` but no `user_username`.
+    const GITLAB_TAG_EXAMPLE: &str = r#"{
+      "object_kind": "tag_push",
+      "event_name": "tag_push",
+      "before": "0000000000000000000000000000000000000000",
+      "after": "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7",
+      "ref": "refs/tags/v1.0.0",
+      "ref_protected": true,
+      "checkout_sha": "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7",
+      "user_id": 1,
+      "user_name": "John Smith",
+      "user_avatar": "https://s.gravatar.com/avatar/d4c74594d841139328695756648b6bd6?s=8://s.gravatar.com/avatar/d4c74594d841139328695756648b6bd6?s=80",
+      "project_id": 1,
+      "project":{
+        "id": 1,
+        "name":"Example",
+        "description":"",
+        "web_url":"http://example.com/jsmith/example",
+        "avatar_url":null,
+        "git_ssh_url":"git@example.com:jsmith/example.git",
+        "git_http_url":"http://example.com/jsmith/example.git",
+        "namespace":"Jsmith",
+        "visibility_level":0,
+        "path_with_namespace":"jsmith/example",
+        "default_branch":"master",
+        "homepage":"http://example.com/jsmith/example",
+        "url":"git@example.com:jsmith/example.git",
+        "ssh_url":"git@example.com:jsmith/example.git",
+        "http_url":"http://example.com/jsmith/example.git"
+      },
+      "repository":{
+        "name": "Example",
+        "url": "ssh://git@example.com/jsmith/example.git",
+        "description": "",
+        "homepage": "http://example.com/jsmith/example",
+        "git_http_url":"http://example.com/jsmith/example.git",
+        "git_ssh_url":"git@example.com:jsmith/example.git",
+        "visibility_level":0
+      },
+      "commits": [],
+      "total_commits_count": 0
+    }"#;
+
+    #[test]
+    fn the_pusher_falls_back_to_the_display_name() {
+        let p = push_of(gitlab("Tag Push Hook", &[], GITLAB_TAG_EXAMPLE).event).remove(0);
+        assert_eq!(p.git_ref, "refs/tags/v1.0.0");
+        assert_eq!(p.pusher, "John Smith");
+        // With both, the username.
+        let both = gitlab_push("refs/heads/main", SHA, SHA, "g/app");
+        assert_eq!(
+            push_of(gitlab("Push Hook", &[], &both).event)[0].pusher,
+            "jsmith"
+        );
+    }
+
+    #[test]
+    fn the_signing_timestamp_is_the_signed_time() {
+        let body = gitlab_push("refs/heads/main", SHA, SHA, "g/app");
+        let d = gitlab("Push Hook", &[("webhook-timestamp", "1614265330")], &body);
+        assert_eq!(d.signed_at, Some(at(SW_TS)));
+        assert_eq!(gitlab("Push Hook", &[], &body).signed_at, None);
+        let bad = gitlab("Push Hook", &[("webhook-timestamp", "soon")], &body);
+        assert_eq!(bad.signed_at, None);
+    }
+
     #[test]
     fn gitlab_push_is_read() {
         let after = SHA.replace('0', "d");
@@ -575,6 +678,20 @@ pub(crate) mod tests {
         let tag = gitlab_push("refs/tags/v1.0.0", &zero, SHA, "g/app");
         let p = push_of(gitlab("Tag Push Hook", &[], &tag).event).remove(0);
         assert_eq!(p.git_ref, "refs/tags/v1.0.0");
+        // Older GitLab's "Test → Tag push events" sent the branch push data
+        // under Tag Push Hook: never a branch push, whatever its ref. Nor
+        // is a body that says it is a tag push.
+        let branch = gitlab_push("refs/heads/main", SHA, SHA, "g/app");
+        assert!(matches!(
+            gitlab("Tag Push Hook", &[], &branch).event,
+            Event::Other(e) if e.contains("refs/heads/main")
+        ));
+        let tagged = branch.replace(r#""object_kind":"push""#, r#""object_kind":"tag_push""#);
+        assert_ne!(tagged, branch);
+        assert!(matches!(
+            gitlab("Push Hook", &[], &tagged).event,
+            Event::Other(_)
+        ));
         let other = gitlab(
             "Merge Request Hook",
             &[],

@@ -2,12 +2,14 @@
 //! signature scheme and payload shapes live in that file and nowhere else.
 //! Adding an event kind or an API call to a forge is editing its file.
 //!
-//! The rest of deployd sees one seam: [`read`] — given a project's forge and
-//! key, and a request's headers and body, verify the request and read it
-//! into a forge-neutral [`Delivery`]: a push ([`crate::push::Push`]), a CI
-//! result ([`crate::ci::CiRun`], for the CI gate), a ping, or another event
-//! that is ignored. [`sign_headers`] is the other
-//! way round, for `deployd sign`.
+//! The rest of deployd sees one seam: [`receive`] — given a project's forge
+//! and key (and a previous key during a rotation), and a request's headers
+//! and body, verify the request and read it into a forge-neutral
+//! [`Delivery`]: a push ([`crate::push::Push`]), a CI result
+//! ([`crate::ci::CiRun`], for the CI gate), a ping, or another event that is
+//! ignored; with the body's MAC, for dedupe whatever the event, and
+//! the time the forge signed, if any. [`read`] is the same with one key.
+//! [`sign_headers`] is the other way round, for `deployd sign`.
 //!
 //! | provider | file | signature | event header | delivery id |
 //! | --- | --- | --- | --- | --- |
@@ -90,6 +92,52 @@ pub enum Rejected {
     /// Authenticated, but not understood: 415 or 400.
     #[error(transparent)]
     Event(#[from] EventError),
+}
+
+/// A delivery that passed [`receive`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// What it says.
+    pub delivery: Delivery,
+    /// The HMAC-SHA256 of the body under the secret that verified it: what
+    /// the forge signed, whatever its scheme, so the same body under a new
+    /// delivery id is known again (a replay). Kept per key: a capture made
+    /// under the previous secret still matches its own MAC.
+    pub mac: [u8; 32],
+    /// It was signed with the project's previous secret: a rotation is not
+    /// finished in the forge.
+    pub previous: bool,
+}
+
+/// The seam for the HTTP side: verifies a request with the project's
+/// secret and, during a rotation, its previous one — both always checked,
+/// each in constant time, so the answer's timing does not say which
+/// matched — then reads it. Errors are the current secret's, except that a
+/// right signature under the previous secret that is out of its time window
+/// says so.
+pub fn receive(
+    provider: Provider,
+    key: &Key,
+    previous: Option<&Key>,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<Received, Rejected> {
+    let current = verify_at(provider, key, headers, body, now);
+    let old = previous.map(|k| (k, verify_at(provider, k, headers, body, now)));
+    let (signer, was_previous) = match (current, old) {
+        (Ok(()), _) => (key, false),
+        (Err(_), Some((k, Ok(())))) => (k, true),
+        (Err(_), Some((_, Err(SignatureError::Expired)))) => {
+            return Err(SignatureError::Expired.into());
+        }
+        (Err(e), _) => return Err(e.into()),
+    };
+    Ok(Received {
+        delivery: parse(provider, headers, body)?,
+        mac: signer.sign(body),
+        previous: was_previous,
+    })
 }
 
 /// The seam: verifies a request to a project of `provider` whose secret is
@@ -273,6 +321,59 @@ mod tests {
             read(Provider::Github, &key, &h, body),
             Ok(parse(Provider::Github, &h, body).unwrap())
         );
+    }
+
+    #[test]
+    fn a_rotation_accepts_either_secret_and_says_which() {
+        let new = Key::new(b"new secret");
+        let old = Key::new(b"old secret");
+        let body = br#"{"ref":"refs/heads/main","after":"1"}"#;
+        let now = SystemTime::now();
+        let with = |key: &Key| {
+            let (name, value) = sign_header(Provider::Github, key, body).unwrap();
+            headers(&[
+                (name, &value),
+                ("content-type", "application/json"),
+                ("x-github-event", "push"),
+            ])
+        };
+        let got = receive(Provider::Github, &new, Some(&old), &with(&new), body, now).unwrap();
+        assert!(!got.previous);
+        assert_eq!(got.mac, new.sign(body));
+        let got = receive(Provider::Github, &new, Some(&old), &with(&old), body, now).unwrap();
+        assert!(got.previous);
+        // The MAC under the key that verified it: a capture made before the
+        // rotation is known by the MAC it was accepted with.
+        assert_eq!(got.mac, old.sign(body));
+        // Without the previous key, the old signature is refused; and a
+        // third secret is refused either way.
+        assert_eq!(
+            receive(Provider::Github, &new, None, &with(&old), body, now),
+            Err(Rejected::Signature(SignatureError::Mismatch))
+        );
+        let other = Key::new(b"neither");
+        assert_eq!(
+            receive(Provider::Github, &new, Some(&old), &with(&other), body, now),
+            Err(Rejected::Signature(SignatureError::Mismatch))
+        );
+        // GitLab's token works the same way.
+        let token = |t: &str| {
+            headers(&[
+                ("x-gitlab-token", t),
+                ("content-type", "application/json"),
+                ("x-gitlab-event", "Push Hook"),
+            ])
+        };
+        let got = receive(
+            Provider::Gitlab,
+            &new,
+            Some(&old),
+            &token("old secret"),
+            body,
+            now,
+        )
+        .unwrap();
+        assert!(got.previous);
     }
 
     #[test]
