@@ -1721,7 +1721,7 @@ mod tests {
             "allow_from",
             "trusted_proxies",
         ];
-        const PROJECT: [&str; 21] = [
+        const PROJECT: [&str; 23] = [
             "provider",
             "secret",
             "secret_file",
@@ -1743,6 +1743,8 @@ mod tests {
             "secret_previous_credential",
             "max_age",
             "allow_from",
+            "after_ci",
+            "ci_timeout",
         ];
         const WRONG: [&str; 10] = [
             "\"2\"",
