@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deploy-git.sh — deploy script for the common case: the project's working_dir
-# is a git clone of the repository; bring it to the tip of the deploy branch,
-# then run an optional build and restart command.
+# is a git clone of the repository; bring it to the tip of the deploy branch
+# (or to the pushed tag, for a tag deploy), then run an optional build and
+# restart command.
 #
 # deployd runs it directly (no shell) in working_dir, e.g.:
 #
@@ -13,8 +14,9 @@
 # (No sudo: the shipped deployd.service sets NoNewPrivileges=. Its comments
 # show the polkit rule that lets the deployd user restart myapp.service.)
 #
-# Reads, from deployd: DEPLOY_BRANCH (required), DEPLOY_SHA (the pushed commit,
-# empty for a manual run), DEPLOY_PROJECT, DEPLOY_RUN_ID, DEPLOY_TRIGGER.
+# Reads, from deployd: DEPLOY_BRANCH or DEPLOY_TAG (one is required),
+# DEPLOY_SHA (the pushed commit, empty for a manual run), DEPLOY_PROJECT,
+# DEPLOY_RUN_ID, DEPLOY_TRIGGER.
 # Reads, from the project's `env`:
 #   DEPLOY_REMOTE   the remote to fetch from (default: origin)
 #   DEPLOY_BUILD    optional command, run with `sh -c` after the checkout
@@ -26,6 +28,10 @@
 # pushed commit or something newer. A replayed or late delivery therefore never
 # rolls the site back, and a rollback is done where it lasts — by reverting on
 # the branch — rather than by a checkout the next push would silently undo.
+#
+# A tag deploy (DEPLOY_TAG set, from a project's `tags`) checks out the commit
+# the tag names after fetching it: a release is exactly what was tagged, not
+# whatever the branch holds now.
 #
 # Every failure exits non-zero, so deployd records the run as failed.
 set -euo pipefail
@@ -39,15 +45,23 @@ die() {
 
 remote=${DEPLOY_REMOTE:-origin}
 branch=${DEPLOY_BRANCH:-}
+tag=${DEPLOY_TAG:-}
 pushed=${DEPLOY_SHA:-}
 
-log "project ${DEPLOY_PROJECT:-?}, run ${DEPLOY_RUN_ID:-?} (${DEPLOY_TRIGGER:-?}), branch '${branch}', in $(pwd)"
-
-[[ -n $branch ]] || die "DEPLOY_BRANCH is empty: run this script from deployd, or set it by hand"
-# The branch name ends up in a ref and on git's command line: refuse anything
-# that is not a valid branch name (and so cannot pass for an option either).
-if [[ $branch == -* ]] || ! git check-ref-format "refs/heads/$branch"; then
-    die "DEPLOY_BRANCH '$branch' is not a valid branch name"
+if [[ -n $tag ]]; then
+    log "project ${DEPLOY_PROJECT:-?}, run ${DEPLOY_RUN_ID:-?} (${DEPLOY_TRIGGER:-?}), tag '${tag}', in $(pwd)"
+    # The name ends up in a ref and on git's command line: refuse anything
+    # that is not a valid tag name (and so cannot pass for an option either).
+    if [[ $tag == -* ]] || ! git check-ref-format "refs/tags/$tag"; then
+        die "DEPLOY_TAG '$tag' is not a valid tag name"
+    fi
+else
+    log "project ${DEPLOY_PROJECT:-?}, run ${DEPLOY_RUN_ID:-?} (${DEPLOY_TRIGGER:-?}), branch '${branch}', in $(pwd)"
+    [[ -n $branch ]] || die "DEPLOY_BRANCH and DEPLOY_TAG are empty: run this script from deployd, or set one by hand"
+    # Likewise for a branch name.
+    if [[ $branch == -* ]] || ! git check-ref-format "refs/heads/$branch"; then
+        die "DEPLOY_BRANCH '$branch' is not a valid branch name"
+    fi
 fi
 
 # deployd's stdin is /dev/null, but a manual `deployd deploy` run from a
@@ -79,16 +93,27 @@ log "checkout is at ${before}"
 log "fetching from $remote"
 # On failure nothing below runs: the checkout stays exactly as it was, still
 # serving the previous deploy, and the run is marked failed so someone looks.
-if ! git fetch --prune "$remote"; then
+# A tag is fetched by name, forced: a tag moved on the forge is deployed as
+# it is there now.
+fetch=(git fetch --prune "$remote")
+[[ -z $tag ]] || fetch+=("+refs/tags/$tag:refs/tags/$tag")
+if ! "${fetch[@]}"; then
     printf '\n' >&2
     die "######## git fetch from '$remote' ($(git remote get-url "$remote")) FAILED ########
   Nothing was deployed; the checkout is untouched at ${before}.
   Check network access and the credentials (deploy key, HOME=${HOME:-unset}) of the user deployd runs as."
 fi
 
-tip=$(git rev-parse --verify --quiet "refs/remotes/$remote/$branch^{commit}") ||
-    die "branch '$branch' not found on '$remote' after fetching: deleted on the forge, or not in
+if [[ -n $tag ]]; then
+    tip=$(git rev-parse --verify --quiet "refs/tags/$tag^{commit}") ||
+        die "tag '$tag' not found on '$remote' after fetching (deleted on the forge?)"
+    what="tag $tag"
+else
+    tip=$(git rev-parse --verify --quiet "refs/remotes/$remote/$branch^{commit}") ||
+        die "branch '$branch' not found on '$remote' after fetching: deleted on the forge, or not in
   this clone's fetch refspec (git config --get-all remote.$remote.fetch)"
+    what="$remote/$branch"
+fi
 
 # Deploy the tip, but say so when the push we were told about is not part of it:
 # a force push rewrote the branch, and a human may want to know what went out.
@@ -96,12 +121,16 @@ if [[ -z $pushed ]]; then
     pushed_label='(manual)'
 else
     pushed_label=$pushed
+    # ^{commit} also peels an annotated tag's object (what forges send as
+    # the `after` of a tag push) to the commit it names.
     if [[ ! $pushed =~ ^[0-9a-fA-F]{4,64}$ ]]; then
-        warn "DEPLOY_SHA '$pushed' is not a commit id; deploying the tip of $remote/$branch"
+        warn "DEPLOY_SHA '$pushed' is not a commit id; deploying $what"
     elif ! pushed_commit=$(git rev-parse --verify --quiet "$pushed^{commit}"); then
-        warn "pushed commit $pushed is not in the repository after fetching (force push?); deploying the tip of $remote/$branch"
+        warn "pushed commit $pushed is not in the repository after fetching (force push?); deploying $what"
+    elif [[ -n $tag && $pushed_commit != "$tip" ]]; then
+        warn "tag $tag was moved since the push (it named $pushed_commit); deploying what it names now, $tip"
     elif ! git merge-base --is-ancestor "$pushed_commit" "$tip"; then
-        warn "pushed commit $pushed is not on $remote/$branch (force push?); deploying the tip $tip"
+        warn "pushed commit $pushed is not on $what (force push?); deploying the tip $tip"
     elif [[ $pushed_commit != "$tip" ]]; then
         log "the branch has moved on since the push: deploying the newer tip"
     fi

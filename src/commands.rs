@@ -216,11 +216,10 @@ fn check(config: &Config) -> Result<()> {
     );
     for p in config.projects.values() {
         outln!(
-            "  {}: POST {}  ({} push to {}{}{}; script {}; {})",
+            "  {}: POST {}  ({} push{}{}; script {}; {})",
             p.name,
             p.hook_path(),
             p.provider,
-            p.branch,
             p.repository
                 .as_ref()
                 .map(|r| format!(" of {r}"))
@@ -237,6 +236,7 @@ fn check(config: &Config) -> Result<()> {
             p.script.display(),
             p.secret_source
         );
+        outln!("    deploys: {}", p.triggers());
         if let Some(previous) = &p.previous_source {
             outln!(
                 "    secret rotation under way: {} and {previous} are both accepted; \
@@ -889,7 +889,9 @@ async fn deploy_direct(
     };
     let req = match waiting {
         Some(w) => Request::new(seq, &p.name, queue::Trigger::Manual, w.push.clone()).with_ci(w.ci),
-        None => Request::manual(seq, p, git_ref, sha, user()),
+        None => {
+            Request::manual(seq, p, git_ref, sha, user()).map_err(|e| Failure::Usage(anyhow!(e)))?
+        }
     };
     lifecycle.queued(&req).await;
     let mut direct = Direct {

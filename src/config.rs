@@ -18,6 +18,7 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
 use crate::forge::{self, Key, Provider};
+use crate::pattern::{Kind, Patterns};
 
 /// Where the config is looked for when neither `-c` nor `$DEPLOYD_CONFIG` says.
 pub const DEFAULT_PATH: &str = "/etc/deployd/deploy.toml";
@@ -151,8 +152,16 @@ pub struct Project {
     pub allow_from: Option<Vec<IpNet>>,
     /// `owner/name`: when set, deliveries from other repositories are ignored.
     pub repository: Option<String>,
-    /// Pushes to `refs/heads/<branch>` deploy.
-    pub branch: String,
+    /// Branches whose pushes deploy: `branch` (one name or glob, default
+    /// `main`) or `branches` (a list; empty for none).
+    pub branches: Patterns,
+    /// Tags whose creation deploys (`tags`; none by default).
+    pub tags: Patterns,
+    /// A branch push deploys only when it changed a path matching one of
+    /// these (`paths`; empty: any path).
+    pub paths: Patterns,
+    /// Changed paths that do not count (`paths_ignore`).
+    pub paths_ignore: Patterns,
     /// The deploy script, run directly without a shell.
     pub script: PathBuf,
     /// Arguments given to the script.
@@ -193,6 +202,37 @@ impl Project {
     /// The hook path the forge must POST to.
     pub fn hook_path(&self) -> String {
         format!("/hooks/{}", self.name)
+    }
+
+    /// The ref a manual deploy without `--ref` deploys: the first branch
+    /// given by name rather than by a glob. `None` when every branch is a
+    /// glob (or there is none).
+    pub fn default_ref(&self) -> Option<String> {
+        self.branches
+            .written()
+            .iter()
+            .find(|b| !b.contains(['*', '?', '[', '{', '\\']))
+            .map(|b| format!("refs/heads/{b}"))
+    }
+
+    /// What deploys, in one line for `check`: branches, tags and paths.
+    pub fn triggers(&self) -> String {
+        let list = |p: &Patterns| p.written().join(", ");
+        let mut parts = vec![match self.branches.written() {
+            [] => "no branch".to_string(),
+            [one] => format!("branch {one}"),
+            _ => format!("branches {}", list(&self.branches)),
+        }];
+        if !self.tags.is_empty() {
+            parts.push(format!("new tags {}", list(&self.tags)));
+        }
+        if !self.paths.is_empty() {
+            parts.push(format!("paths {}", list(&self.paths)));
+        }
+        if !self.paths_ignore.is_empty() {
+            parts.push(format!("ignoring {}", list(&self.paths_ignore)));
+        }
+        parts.join("; ")
     }
 }
 
@@ -245,6 +285,10 @@ struct RawProject {
     allow_from: Option<Nets>,
     repository: Option<Text>,
     branch: Option<Text>,
+    branches: Option<NameGlobs>,
+    tags: Option<NameGlobs>,
+    paths: Option<PathGlobs>,
+    paths_ignore: Option<PathGlobs>,
     /// Required, but checked by hand: "missing" then points at the project.
     script: Option<PathText>,
     #[serde(default)]
@@ -487,6 +531,54 @@ impl<'de> Deserialize<'de> for AfterCi {
             ))),
             v => Err(expected(WHAT, &v)),
         }
+    }
+}
+
+/// A list of globs in quotes, each compiled as `kind` reads it: a glob that
+/// does not compile is an error of this value.
+fn globs<'de, D: serde::Deserializer<'de>>(d: D, kind: Kind) -> Result<Patterns, D::Error> {
+    let example = match kind {
+        Kind::Name => "[\"main\", \"release/*\"]",
+        Kind::Path => "[\"api/**\", \"Cargo.lock\"]",
+    };
+    match value(d)? {
+        toml::Value::Array(items) => {
+            let written = items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    toml::Value::String(s) => Ok(s),
+                    v => Err(serde::de::Error::custom(format!(
+                        "glob {}: expected text in quotes, found {}",
+                        i + 1,
+                        found(&v)
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Patterns::new(kind, &written).map_err(serde::de::Error::custom)
+        }
+        toml::Value::String(s) => Err(serde::de::Error::custom(format!(
+            "expected a list of globs, found the text {s:?}: write [{s:?}]"
+        ))),
+        v => Err(expected(&format!("a list of globs, such as {example}"), &v)),
+    }
+}
+
+/// `branches` and `tags`: globs of names (`release/*`, `v*`).
+struct NameGlobs(Patterns);
+
+impl<'de> Deserialize<'de> for NameGlobs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        globs(d, Kind::Name).map(NameGlobs)
+    }
+}
+
+/// `paths` and `paths_ignore`: gitignore-style globs of paths.
+struct PathGlobs(Patterns);
+
+impl<'de> Deserialize<'de> for PathGlobs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        globs(d, Kind::Path).map(PathGlobs)
     }
 }
 
@@ -920,13 +1012,25 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 ),
             ));
         }
-        let branch = p.branch.map_or_else(|| "main".into(), |b| b.0);
-        if branch.is_empty() || branch.starts_with("refs/") {
-            return Err(invalid(
-                &k("branch"),
-                "give the branch name alone, e.g. \"main\"".into(),
-            ));
-        }
+        let branches = match (p.branch, p.branches) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    &k("branches"),
+                    "give branch (one name or glob) or branches (a list), not both".into(),
+                ));
+            }
+            (None, Some(list)) => list.0,
+            (branch, None) => {
+                let branch = branch.map_or_else(|| "main".into(), |b| b.0);
+                if branch.is_empty() || branch.starts_with("refs/") {
+                    return Err(invalid(
+                        &k("branch"),
+                        "give the branch name alone, e.g. \"main\"".into(),
+                    ));
+                }
+                Patterns::new(Kind::Name, &[branch]).map_err(|m| invalid(&k("branch"), m))?
+            }
+        };
         let Some(script) = p.script else {
             return Err(invalid(
                 &k("script"),
@@ -1008,7 +1112,10 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 max_age,
                 allow_from: p.allow_from.map(|n| n.0).or(server.allow_from.clone()),
                 repository,
-                branch,
+                branches,
+                tags: p.tags.map(|t| t.0).unwrap_or_default(),
+                paths: p.paths.map(|t| t.0).unwrap_or_default(),
+                paths_ignore: p.paths_ignore.map(|t| t.0).unwrap_or_default(),
                 script,
                 args: p.args.0,
                 working_dir,
@@ -1423,6 +1530,52 @@ mod tests {
     }
 
     #[test]
+    fn trigger_globs() {
+        let ok = cfg(&format!(
+            "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\nbranches = [\"main\", \"release/*\"]\n\
+             tags = [\"v*\"]\npaths = [\"api/**\"]\npaths_ignore = [\"docs/\"]\n"
+        ))
+        .unwrap();
+        let p = &ok.projects["app"];
+        assert_eq!(
+            p.triggers(),
+            "branches main, release/*; new tags v*; paths api/**; ignoring docs/"
+        );
+        assert_eq!(p.default_ref().as_deref(), Some("refs/heads/main"));
+        // Each bad value on its line, under its key, saying why.
+        let head = format!("[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n");
+        for (line, key, says) in [
+            (
+                "paths = [\"api/[\"]",
+                "projects.app.paths",
+                "\"api/[\" is not a glob",
+            ),
+            (
+                "paths_ignore = [\"!x\"]",
+                "projects.app.paths_ignore",
+                "negation",
+            ),
+            ("tags = \"v*\"", "projects.app.tags", "write [\"v*\"]"),
+            ("tags = [1]", "projects.app.tags", "glob 1: expected text"),
+            (
+                "branches = [\"refs/heads/x\"]",
+                "projects.app.branches",
+                "the name alone",
+            ),
+            (
+                "branch = \"a\"\nbranches = [\"b\"]",
+                "projects.app.branches",
+                "not both",
+            ),
+        ] {
+            let (l, k, m) = err(&format!("{head}{line}\n"));
+            let want_line = if line.contains("\nbranches") { 5 } else { 4 };
+            assert_eq!((l, k.as_str()), (want_line, key), "{line}: {m}");
+            assert!(m.contains(says), "{line}: {m}");
+        }
+    }
+
+    #[test]
     fn defaults_and_relative_paths() {
         let c = cfg(&format!(
             "[server]\nstate_dir = \"state\"\n[projects.app]\nsecret_file = \"good.secret\"\nscript = \"{SCRIPT}\"\n"
@@ -1437,7 +1590,9 @@ mod tests {
         assert_eq!(c.server.max_body, 25 << 20);
         assert_eq!(c.server.parallel, 1);
         let p = &c.projects["app"];
-        assert_eq!(p.branch, "main");
+        assert_eq!(p.branches.written(), ["main"]);
+        assert_eq!(p.default_ref().as_deref(), Some("refs/heads/main"));
+        assert!(p.tags.is_empty() && p.paths.is_empty() && p.paths_ignore.is_empty());
         assert_eq!(p.timeout, Duration::from_secs(900));
         assert_eq!(p.working_dir, Path::new("/bin"));
         assert_eq!(p.keep_runs, 100);

@@ -200,7 +200,12 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
                     )
                     .with_ci(waiting.ci)
                 }
-                None => QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user),
+                None => {
+                    match QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user) {
+                        Ok(req) => req,
+                        Err(e) => return send(&mut w, &Reply::Error(e)).await,
+                    }
+                }
             };
             let seq = req.seq;
             let req_copy = req.clone();

@@ -28,9 +28,10 @@ pub(crate) fn policy(project: &Project) -> Policy {
     Policy {
         required: project.after_ci.clone(),
         branch: {
-            // The push filter's branch rule (`filter.rs`), for CI events.
-            let branch = project.branch.clone();
-            Arc::new(move |b: &str| b == branch)
+            // The push filter's branch rule (`branch`/`branches` globs, see
+            // `filter.rs`), for CI events.
+            let branches = project.branches.clone();
+            Arc::new(move |b: &str| !b.is_empty() && branches.matches(b))
         },
         repository: project.repository.clone(),
         timeout: project.ci_timeout,

@@ -460,6 +460,38 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// What the push said beyond the earlier fields (forced, the head
+    /// commit's first line, the filter's note) is in the flat record, as
+    /// `history --json` shows it, and reads back; left out when unset.
+    #[test]
+    fn records_show_forced_message_and_note() {
+        let dir = std::env::temp_dir().join(format!("deployd-history-push-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let h = History::new(&dir.join("state"), &dir.join("logs"));
+        let mut r = req(1);
+        r.push.forced = true;
+        r.push.message = "Fix the login page".into();
+        r.push.note = "paths not checked, deploying anyway: a force push".into();
+        let run = h.create(&r).unwrap();
+        let v = serde_json::to_value(&run).unwrap();
+        assert_eq!(v["forced"], true);
+        assert_eq!(v["message"], "Fix the login page");
+        assert_eq!(
+            v["note"],
+            "paths not checked, deploying anyway: a force push"
+        );
+        assert!(
+            v.get("request").is_none() && v.get("push").is_none(),
+            "{v:#}"
+        );
+        assert_eq!(h.get("app", run.id).unwrap(), Some(run));
+        let plain = serde_json::to_value(h.create(&req(2)).unwrap()).unwrap();
+        for k in ["forced", "message", "note"] {
+            assert!(plain.get(k).is_none(), "{k} in {plain:#}");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A record as versions before runs held their request wrote it: it
     /// reads back, and is written again with the same fields and values.
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! A forge's webhook comes in (`server`), is verified and read into a
 //! forge-neutral [`push`] by its forge's file in [`forge`], filtered
-//! ([`filter`]), recorded on disk (`queue`) and answered; the `executor`
-//! decides when each run starts, and `lifecycle` carries it out — lock
+//! ([`filter`], with the globs of [`pattern`]), recorded on disk (`queue`)
+//! and answered; the `executor` decides when each run starts, and
+//! `lifecycle` carries it out — lock
 //! (`lock`), record (`history`), script (`runner`), outcome — and publishes
 //! its events (`events`), for the daemon and a direct `deployd deploy`
 //! alike. The daemon's parts share `state` (the one live config). The CLI
@@ -32,6 +33,7 @@ pub(crate) mod history;
 pub(crate) mod lifecycle;
 pub(crate) mod lock;
 pub mod logging;
+pub mod pattern;
 pub mod push;
 pub(crate) mod queue;
 pub(crate) mod runner;

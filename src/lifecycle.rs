@@ -11,8 +11,9 @@
 //! 3. [`RunEvent::Started`], then the caller's own [`Caller::started`] (the
 //!    daemon settles the queued request; a direct deploy prints and tails
 //!    the log);
-//! 4. the script ([`runner::run`]): environment, log header, process group,
-//!    timeout, `stop`;
+//! 4. the log's header, and the push's note when it has one (why its paths
+//!    were not checked); then the script ([`runner::run`]): environment,
+//!    process group, timeout, `stop`;
 //! 5. its outcome applied to the record, the record saved, retention
 //!    (`keep_runs`);
 //! 6. [`RunEvent::Finished`], then the lock is released.
@@ -140,6 +141,15 @@ impl Lifecycle {
         self.events.publish(RunEvent::Started(run.clone())).await;
         caller.started(&run).await;
 
+        // Should the log not open, the script does not start either, and
+        // the runner says why.
+        if let Ok(mut log) = runner::open_log(&run) {
+            runner::log_line(&mut log, &runner::header(&run));
+            let note = &run.request.push.note;
+            if !note.is_empty() {
+                runner::log_line(&mut log, note);
+            }
+        }
         let mut pid = None;
         let outcome = runner::run(project, &run, &lock, stop, |p| pid = Some(p)).await;
         run.pid = pid;

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::ci::CiNote;
 use crate::config::Project;
 use crate::fsutil;
-use crate::push::Push;
+use crate::push::{Files, Push};
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,8 +87,13 @@ pub const MAX_COALESCED: usize = 1000;
 
 impl Request {
     /// A request for `push`, accepted now. Every request is built here or
-    /// by [`Request::manual`].
-    pub fn new(seq: u64, project: &str, trigger: Trigger, push: Push) -> Request {
+    /// by [`Request::manual`]. It keeps of the push what a run needs: the
+    /// message's first line (`DEPLOY_MESSAGE`), and no file lists, which
+    /// only the filter reads before a push is queued (a long push's lists
+    /// would otherwise sit in memory until its run).
+    pub fn new(seq: u64, project: &str, trigger: Trigger, mut push: Push) -> Request {
+        push.message.truncate(push.title().len());
+        push.files = Files::default();
         Request {
             seq,
             project: project.to_string(),
@@ -102,23 +107,31 @@ impl Request {
     }
 
     /// The request of a `deployd deploy` (through the daemon or not): the
-    /// project's branch unless `git_ref` names another ref, the commit given
-    /// (if any), its repository, and `user` as the pusher.
+    /// project's first branch named without a glob unless `git_ref` names
+    /// another ref, the commit given (if any), its repository, and `user` as
+    /// the pusher. Refused, with the reason, when there is no such branch
+    /// and no `git_ref`.
     pub fn manual(
         seq: u64,
         project: &Project,
         git_ref: Option<String>,
         sha: Option<String>,
         user: String,
-    ) -> Request {
+    ) -> Result<Request, String> {
+        let git_ref = git_ref.or_else(|| project.default_ref()).ok_or_else(|| {
+            format!(
+                "{}: every branch it deploys is a glob; say which with --ref",
+                project.name
+            )
+        })?;
         let push = Push {
-            git_ref: git_ref.unwrap_or_else(|| format!("refs/heads/{}", project.branch)),
+            git_ref,
             after: sha.unwrap_or_default(),
             repository: project.repository.clone().unwrap_or_default(),
             pusher: user,
             ..Push::default()
         };
-        Request::new(seq, &project.name, Trigger::Manual, push)
+        Ok(Request::new(seq, &project.name, Trigger::Manual, push))
     }
 
     /// Takes in `old`, an older request this one replaces: its delivery id
@@ -572,6 +585,79 @@ mod tests {
         q.push(req(&q, "app", "b")).await.unwrap();
         assert_eq!(q.take("app").unwrap().push.after, "b");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A request keeps the message's first line and the push's flag and
+    /// note, and no file list: the queue file says what the run needs,
+    /// the same after a restart.
+    #[tokio::test]
+    async fn requests_keep_the_title_and_drop_file_lists() {
+        let dir = tempdir("title");
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        let push = Push {
+            git_ref: "refs/heads/main".into(),
+            after: "c".into(),
+            forced: true,
+            message: "Fix the login page\n\nLonger text [skip deploy] in the body\n".into(),
+            files: crate::push::Files::Listed(vec!["api/x.rs".into(), "docs/y.md".into()]),
+            note: "paths not checked, deploying anyway: a force push".into(),
+            ..Push::default()
+        };
+        let r = Request::new(q.next_seq(), "app", Trigger::Webhook, push);
+        assert_eq!(r.push.message, "Fix the login page");
+        assert_eq!(r.push.files, crate::push::Files::default());
+        q.push(r.clone()).await.unwrap();
+        let text = fs::read_to_string(dir.join("queue/app.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["forced"], true, "{text}");
+        assert_eq!(v["message"], "Fix the login page", "{text}");
+        assert_eq!(
+            v["note"], "paths not checked, deploying anyway: a force push",
+            "{text}"
+        );
+        assert!(
+            !text.contains("api/x.rs") && v.get("files").is_none(),
+            "{text}"
+        );
+        drop(q);
+        let q = Queue::open(&dir).unwrap();
+        assert_eq!(q.take("app"), Some(r));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A manual deploy names the project's first branch written without a
+    /// glob, or the ref it is given; with only globs and no ref it is
+    /// refused with the reason.
+    #[test]
+    fn manual_requests_need_a_ref_to_deploy() {
+        let project = |branches: &str| {
+            let text = format!(
+                "[projects.app]\nsecret = \"x\"\nscript = \"/bin/sh\"\nbranches = {branches}\n"
+            );
+            crate::config::parse(&text, Path::new("/x.toml"), &crate::config::SystemSecrets)
+                .unwrap()
+                .projects
+                .remove("app")
+                .unwrap()
+        };
+        let both = project(r#"["release/*", "main"]"#);
+        let r = Request::manual(1, &both, None, Some("abc".into()), "me".into()).unwrap();
+        assert_eq!(
+            (r.push.git_ref.as_str(), r.push.after.as_str(), r.trigger),
+            ("refs/heads/main", "abc", Trigger::Manual)
+        );
+        let globs = project(r#"["release/*"]"#);
+        let e = Request::manual(2, &globs, None, None, "me".into()).unwrap_err();
+        assert!(e.contains("say which with --ref"), "{e}");
+        let r = Request::manual(
+            3,
+            &globs,
+            Some("refs/heads/release/2".into()),
+            None,
+            "me".into(),
+        )
+        .unwrap();
+        assert_eq!(r.push.git_ref, "refs/heads/release/2");
     }
 
     /// A queue file as versions before requests held their push wrote it

@@ -71,7 +71,8 @@ impl Outcome {
 }
 
 /// The environment a script gets: the list in the README's *What the script
-/// gets* and nothing else.
+/// gets* and nothing else. What it says of the push comes from
+/// [`crate::push::Push::env`].
 pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert(
@@ -84,25 +85,18 @@ pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
         }
     }
     env.extend(project.env.clone());
-    let (req, push) = (&run.request, &run.request.push);
-    let branch = push
-        .git_ref
-        .strip_prefix("refs/heads/")
-        .unwrap_or(&push.git_ref);
+    let req = &run.request;
     for (k, v) in [
-        ("DEPLOY_PROJECT", req.project.as_str()),
-        ("DEPLOY_RUN_ID", &run.id.to_string()),
-        ("DEPLOY_TRIGGER", &req.trigger.to_string()),
-        ("DEPLOY_REF", &push.git_ref),
-        ("DEPLOY_BRANCH", branch),
-        ("DEPLOY_SHA", &push.after),
-        ("DEPLOY_BEFORE", &push.before),
-        ("DEPLOY_REPOSITORY", &push.repository),
-        ("DEPLOY_PUSHER", &push.pusher),
-        ("DEPLOY_DELIVERY", &push.delivery),
-        ("DEPLOY_LOG", &run.log.to_string_lossy()),
-    ] {
-        env.insert(k.to_string(), v.to_string());
+        ("DEPLOY_PROJECT", req.project.clone()),
+        ("DEPLOY_RUN_ID", run.id.to_string()),
+        ("DEPLOY_TRIGGER", req.trigger.to_string()),
+        ("DEPLOY_DELIVERY", req.push.delivery.clone()),
+        ("DEPLOY_LOG", run.log.to_string_lossy().into_owned()),
+    ]
+    .into_iter()
+    .chain(req.push.env())
+    {
+        env.insert(k.to_string(), v);
     }
     env
 }
@@ -122,7 +116,26 @@ pub fn log_line(log: &mut File, text: &str) {
     let _ = writeln!(log, "=== deployd: {text}");
 }
 
-/// Runs `project`'s script for `run` under `lock`. `stop` turning true
+/// The first line of a run's log: which run, of what, since when.
+pub fn header(run: &Run) -> String {
+    let (req, push) = (&run.request, &run.request.push);
+    format!(
+        "run {} of {} ({}) {} {} started {}",
+        run.id,
+        req.project,
+        req.trigger,
+        push.git_ref,
+        if push.after.is_empty() {
+            "(no commit given)"
+        } else {
+            &push.after
+        },
+        run.started_at
+    )
+}
+
+/// Runs `project`'s script for `run` under `lock`, its output appended to
+/// the run's log after the lines the run lifecycle wrote there first. `stop` turning true
 /// interrupts it (daemon shutdown). `spawned` gets the script's pid.
 pub async fn run(
     project: &Project,
@@ -136,22 +149,6 @@ pub async fn run(
         Ok(f) => f,
         Err(e) => return Outcome::NotStarted(format!("cannot open {}: {e}", run.log.display())),
     };
-    log_line(
-        &mut log,
-        &format!(
-            "run {} of {} ({}) {} {} started {}",
-            run.id,
-            run.request.project,
-            run.request.trigger,
-            run.request.push.git_ref,
-            if run.request.push.after.is_empty() {
-                "(no commit given)"
-            } else {
-                &run.request.push.after
-            },
-            run.started_at
-        ),
-    );
     let mut child = match spawn(project, run, lock, &log) {
         Ok(c) => c,
         Err(e) => {

@@ -541,7 +541,9 @@ async fn hook(
             push,
         )
     };
-    if !project.after_ci.is_empty() {
+    // A tag is a decision to release: it deploys at once, gate or no gate
+    // (CI runs are reported for branches).
+    if !project.after_ci.is_empty() && request.push.tag().is_none() {
         // Its id and MAC were checked above, as for any push.
         let decided = gatekeeper::push(&app.shared, project, request);
         return gated(app, project, keys, false, decided).await;

@@ -171,8 +171,23 @@ fn rfc3339_checker_knows_the_format() {
 fn check_lists_every_project_with_its_hook_path() {
     let dir = TestDir::new("cli-check");
     let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
-    let config = two_projects(&dir, &script, "");
+    let config = two_projects(
+        &dir,
+        &script,
+        "branches = [\"main\", \"release/*\"]\ntags = [\"v*\"]\npaths_ignore = [\"docs/**\"]",
+    );
     let out = cli_ok(&config, &["check"], 0);
+    // What deploys each project, one line each.
+    for line in [
+        "deploys: branches main, release/*; new tags v*; ignoring docs/**",
+        "deploys: branch production",
+    ] {
+        assert_eq!(
+            out.lines().filter(|l| l.trim() == line).count(),
+            1,
+            "{line}:\n{out}"
+        );
+    }
     for p in ["app", "web"] {
         assert!(
             out.lines()

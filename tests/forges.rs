@@ -3,7 +3,10 @@
 //! (headers, signature, payload shape). Each deploys the right commit with the
 //! same DEPLOY_* variables a GitHub push gets, refuses a wrong secret (401),
 //! ignores other branches, deletions and tags with a reason, and answers a
-//! redelivery (by its own delivery-id header) `duplicate`.
+//! redelivery (by its own delivery-id header) `duplicate`. And in each
+//! forge's shape: a new tag deploys with DEPLOY_TAG, file lists drive the
+//! path filter (or, cut short or missing, deploy with the reason logged),
+//! and the force flag and head message reach the script.
 
 #![allow(clippy::unwrap_used)]
 
@@ -749,5 +752,179 @@ fn check_refuses_unknown_providers_and_bad_signing_tokens() {
     assert!(
         err.contains("projects.app.secret") && err.contains("whsec_"),
         "{err}"
+    );
+}
+
+/// The newest run of `project` once it has `n` runs: it succeeded; its log.
+#[track_caller]
+fn nth_run_log(config: &Path, project: &str, n: usize) -> String {
+    let runs = wait_runs(config, project, n, WAIT);
+    let log = cli_ok(config, &["logs", project], 0);
+    assert_eq!(runs[0]["status"], "succeeded", "{}\n{log}", runs[0]);
+    log
+}
+
+/// A commit as GitHub, Gitea, Forgejo and GitLab list it.
+fn listed(id: &str, message: &str, added: &[&str], removed: &[&str]) -> Value {
+    json!({"id": id, "message": message, "timestamp": "2026-01-01T00:00:00Z",
+           "author": {"name": "Dev", "email": "dev@example.com"},
+           "added": added, "modified": [], "removed": removed})
+}
+
+#[test]
+fn tags_paths_force_and_message_in_each_forges_shape() {
+    let dir = TestDir::new("forges-triggers");
+    let script = dir.script(
+        "deploy.sh",
+        "#!/bin/sh\necho \"tag=$DEPLOY_TAG ref=$DEPLOY_REF branch=[$DEPLOY_BRANCH] \
+         forced=$DEPLOY_FORCED message=$DEPLOY_MESSAGE\"\n",
+    );
+    let triggers = "tags = [\"v*\"]\npaths = [\"api/**\"]";
+    let config = write_config(
+        &dir,
+        "",
+        &[
+            project(
+                "gitea",
+                &script,
+                &format!("provider = \"gitea\"\n{triggers}"),
+            ),
+            format!(
+                "[projects.gitlab]\nprovider = \"gitlab\"\nsecret = \"{SECRET}\"\n\
+                 script = \"{}\"\n{triggers}\n",
+                script.display()
+            ),
+            project(
+                "bitbucket",
+                &script,
+                &format!("provider = \"bitbucket\"\n{triggers}"),
+            ),
+        ]
+        .concat(),
+    );
+    let d = Daemon::start(&config);
+    let answer = |req: Req| post(d.addr, &req.path, &req.headers, req.body.as_bytes());
+
+    // Gitea/Forgejo: a new tag; a docs-only push; a push removing an API file.
+    let tag = gitea_body("refs/tags/v1.0", ZEROS, SHA_A);
+    expect(
+        answer(gitea("push", "t-1", &tag, SECRET)),
+        202,
+        "queued",
+        "",
+    );
+    let log = nth_run_log(&config, "gitea", 1);
+    assert!(
+        log.contains("tag=v1.0 ref=refs/tags/v1.0 branch=[] forced=0"),
+        "{log}"
+    );
+    let mut push: Value =
+        serde_json::from_str(&gitea_body("refs/heads/main", SHA_OLD, SHA_B)).unwrap();
+    let docs = listed(SHA_B, "docs: typo", &["docs/a.md"], &[]);
+    push["commits"] = json!([docs]);
+    push["head_commit"] = docs;
+    push["total_commits"] = json!(1);
+    let body = push.to_string();
+    expect(
+        answer(gitea("push", "t-2", &body, SECRET)),
+        200,
+        "ignored",
+        "no changed path matches",
+    );
+    let api = listed(SHA_B, "api: drop x\n\nWhy.", &["docs/b.md"], &["api/x.rs"]);
+    push["commits"] = json!([api]);
+    push["head_commit"] = api;
+    let body = push.to_string();
+    expect(
+        answer(gitea("push", "t-3", &body, SECRET)),
+        202,
+        "queued",
+        "",
+    );
+    let log = nth_run_log(&config, "gitea", 2);
+    assert!(
+        log.contains("branch=[main] forced=0 message=api: drop x\n"),
+        "{log}"
+    );
+
+    // GitLab: a Tag Push Hook; 25 commits of which 20 are listed; a skip marker.
+    let tag = gitlab_body("refs/tags/v2.0", ZEROS, SHA_A);
+    expect(
+        answer(gitlab("Tag Push Hook", "k-1", &tag, Some(SECRET))),
+        202,
+        "queued",
+        "",
+    );
+    let log = nth_run_log(&config, "gitlab", 1);
+    assert!(
+        log.contains("tag=v2.0 ref=refs/tags/v2.0 branch=[]"),
+        "{log}"
+    );
+    let mut push: Value =
+        serde_json::from_str(&gitlab_body("refs/heads/main", SHA_OLD, SHA_B)).unwrap();
+    let commits: Vec<Value> = (0..20)
+        .map(|i| {
+            listed(
+                if i == 19 { SHA_B } else { SHA_A },
+                "docs",
+                &["docs/a.md"],
+                &[],
+            )
+        })
+        .collect();
+    push["commits"] = json!(commits);
+    push["total_commits_count"] = json!(25);
+    let body = push.to_string();
+    expect(
+        answer(gitlab("Push Hook", "k-2", &body, Some(SECRET))),
+        202,
+        "queued",
+        "",
+    );
+    let log = nth_run_log(&config, "gitlab", 2);
+    assert!(
+        log.contains("=== deployd: paths not checked, deploying anyway: GitLab listed 20 of the push's 25 commits"),
+        "{log}"
+    );
+    push["commits"] = json!([listed(SHA_B, "api: wip [skip deploy]", &["api/y.rs"], &[])]);
+    push["total_commits_count"] = json!(1);
+    let body = push.to_string();
+    expect(
+        answer(gitlab("Push Hook", "k-3", &body, Some(SECRET))),
+        200,
+        "ignored",
+        "[skip deploy]",
+    );
+
+    // Bitbucket: a new tag; a forced push, which sends no file lists.
+    let tag = bitbucket_body(vec![bb_change(None, Some(("tag", "v3.0", SHA_A)))]);
+    expect(
+        answer(bitbucket("repo:push", "b-1", &tag, SECRET)),
+        202,
+        "queued",
+        "",
+    );
+    let log = nth_run_log(&config, "bitbucket", 1);
+    assert!(
+        log.contains("tag=v3.0 ref=refs/tags/v3.0 branch=[] forced=0 message=Deploy me"),
+        "{log}"
+    );
+    let mut change = bb_change(
+        Some(("branch", "main", SHA_OLD)),
+        Some(("branch", "main", SHA_B)),
+    );
+    change["forced"] = json!(true);
+    let body = bitbucket_body(vec![change]);
+    expect(
+        answer(bitbucket("repo:push", "b-2", &body, SECRET)),
+        202,
+        "queued",
+        "",
+    );
+    let log = nth_run_log(&config, "bitbucket", 2);
+    assert!(log.contains("branch=[main] forced=1"), "{log}");
+    assert!(
+        log.contains("paths not checked, deploying anyway: Bitbucket sends no file lists"),
+        "{log}"
     );
 }

@@ -98,6 +98,60 @@ impl Repos {
         self.git(&self.dev, &["rev-parse", "HEAD"])
     }
 
+    /// Commits in `dev/` (without pushing) writing each `(path, Some(text))`
+    /// and removing each `(path, None)`; returns the commit.
+    fn change(&self, files: &[(&str, Option<&str>)], message: &str) -> String {
+        for (path, text) in files {
+            let full = self.dev.join(path);
+            match text {
+                Some(t) => {
+                    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+                    std::fs::write(&full, t).unwrap();
+                    self.git(&self.dev, &["add", path]);
+                }
+                None => {
+                    self.git(&self.dev, &["rm", "--quiet", path]);
+                }
+            }
+        }
+        self.git(&self.dev, &["commit", "--quiet", "-m", message]);
+        self.git(&self.dev, &["rev-parse", "HEAD"])
+    }
+
+    /// Pushes `dev/`'s HEAD to origin's main.
+    fn push_main(&self) {
+        self.git(
+            &self.dev,
+            &["push", "--quiet", "origin", "HEAD:refs/heads/main"],
+        );
+    }
+
+    /// A commit as GitLab lists it in a Push Hook: its message and the
+    /// paths it added, modified and removed, as git says.
+    fn gitlab_commit(&self, sha: &str) -> Value {
+        let (mut added, mut modified, mut removed) = (vec![], vec![], vec![]);
+        let status = self.git(
+            &self.dev,
+            &["diff-tree", "--no-commit-id", "--name-status", "-r", sha],
+        );
+        for line in status.lines() {
+            let (kind, path) = line.split_once('\t').unwrap();
+            match kind {
+                "A" => added.push(path),
+                "M" => modified.push(path),
+                "D" => removed.push(path),
+                other => panic!("unexpected change {other} in {line}"),
+            }
+        }
+        serde_json::json!({
+            "id": sha,
+            "message": self.git(&self.dev, &["log", "-1", "--format=%B", sha]),
+            "timestamp": "2026-01-01T00:00:00+00:00",
+            "author": {"name": "Dev", "email": "dev@example.com"},
+            "added": added, "modified": modified, "removed": removed,
+        })
+    }
+
     /// The commit `app/` has checked out.
     fn deployed(&self) -> String {
         self.git(&self.app, &["rev-parse", "HEAD"])
@@ -105,6 +159,11 @@ impl Repos {
 
     /// A config with project `app` running deploy-git.sh in `app/`.
     fn config(&self) -> PathBuf {
+        self.config_with("")
+    }
+
+    /// [`Repos::config`] with more keys for the project.
+    fn config_with(&self, extra: &str) -> PathBuf {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/deploy-git.sh");
         write_config(
             &self.dir,
@@ -114,7 +173,7 @@ impl Repos {
                 &script,
                 &format!(
                     "working_dir = \"{}\"\ntimeout = \"60s\"\n\
-                     env = {{ DEPLOY_BUILD = \"echo built > build.txt\", DEPLOY_RESTART = \"echo restarted\" }}",
+                     env = {{ DEPLOY_BUILD = \"echo built > build.txt\", DEPLOY_RESTART = \"echo restarted\" }}\n{extra}",
                     self.app.display()
                 ),
             ),
@@ -254,4 +313,171 @@ fn a_failed_fetch_fails_the_run_and_leaves_the_checkout_alone() {
     assert!(log.contains("Nothing was deployed"), "{log}");
     assert!(!log.contains("restarted"), "the restart ran; log:\n{log}");
     d.wait_log("failed", LIMIT);
+}
+
+/// POSTs a GitLab Push Hook for `acme/app` with the GitLab test secret
+/// token; returns status and body.
+fn gitlab_push(d: &Daemon, body: &Value, delivery: &str) -> (u16, String) {
+    post(
+        d.addr,
+        "/hooks/app",
+        &[
+            ("Content-Type".into(), "application/json".into()),
+            ("X-Gitlab-Event".into(), "Push Hook".into()),
+            ("X-Gitlab-Token".into(), SECRET.into()),
+            ("X-Gitlab-Webhook-UUID".into(), delivery.into()),
+        ],
+        body.to_string().as_bytes(),
+    )
+}
+
+/// A Push Hook in GitLab's shape of `before..after` on main: the commits
+/// newest last, at most `listed` of them (GitLab's default is 20), and the
+/// true count in `total_commits_count`.
+fn gitlab_body(repos: &Repos, before: &str, after: &str, listed: usize) -> Value {
+    let range = format!("{before}..{after}");
+    let all: Vec<String> = repos
+        .git(&repos.dev, &["rev-list", "--reverse", &range])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let shown = &all[all.len().saturating_sub(listed)..];
+    serde_json::json!({
+        "object_kind": "push", "event_name": "push",
+        "before": before, "after": after, "ref": "refs/heads/main",
+        "checkout_sha": after, "user_username": "dev",
+        "project": {"id": 1, "path_with_namespace": "acme/app", "default_branch": "main"},
+        "commits": shown.iter().map(|c| repos.gitlab_commit(c)).collect::<Vec<_>>(),
+        "total_commits_count": all.len(),
+    })
+}
+
+#[test]
+fn path_filters_read_added_modified_and_removed_files_of_a_real_push() {
+    let repos = Repos::new("git-paths");
+    repos.change(
+        &[
+            ("api/old.rs", Some("old\n")),
+            ("api/lib.rs", Some("lib\n")),
+            ("docs/guide.md", Some("guide\n")),
+        ],
+        "layout",
+    );
+    repos.push_main();
+    let config = repos.config_with(
+        "provider = \"gitlab\"\npaths = [\"api/**\", \"Cargo.lock\"]\npaths_ignore = [\"docs/**\"]\n",
+    );
+    let d = repos.daemon(&config);
+    let mut base = repos.git(&repos.dev, &["rev-parse", "HEAD"]);
+
+    // Docs only, added and modified: nothing to deploy.
+    repos.change(
+        &[
+            ("docs/new.md", Some("new\n")),
+            ("docs/guide.md", Some("v2\n")),
+        ],
+        "docs: more",
+    );
+    let docs = repos.change(&[("docs/guide.md", Some("v3\n"))], "docs: fix");
+    repos.push_main();
+    let (code, body) = gitlab_push(&d, &gitlab_body(&repos, &base, &docs, 20), "p-1");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (code, answer),
+        (
+            200,
+            serde_json::json!({"status": "ignored", "reason": "no changed path matches"})
+        )
+    );
+    base = docs;
+
+    // Removing an API file (next to a docs change) is a change to api/.
+    let removal = repos.change(
+        &[("api/old.rs", None), ("docs/guide.md", Some("v4\n"))],
+        "api: drop old.rs",
+    );
+    repos.push_main();
+    let (code, body) = gitlab_push(&d, &gitlab_body(&repos, &base, &removal, 20), "p-2");
+    assert_eq!(code, 202, "{body}");
+    let (run, log) = finished(&config, 1);
+    assert_eq!(run["status"], "succeeded", "{run:#}\nlog:\n{log}");
+    assert_eq!(repos.deployed(), removal, "log:\n{log}");
+    assert!(!log.contains("paths not checked"), "{log}");
+    base = removal;
+
+    // 25 commits, docs only as listed: GitLab lists 20, so what the other 5
+    // changed is unknown, and it deploys, saying why in the run's log.
+    let mut tip = String::new();
+    for i in 0..25 {
+        tip = repos.change(
+            &[("docs/guide.md", Some(&format!("{i}\n")))],
+            &format!("docs {i}"),
+        );
+    }
+    repos.push_main();
+    let body25 = gitlab_body(&repos, &base, &tip, 20);
+    assert_eq!(body25["commits"].as_array().unwrap().len(), 20);
+    let (code, body) = gitlab_push(&d, &body25, "p-3");
+    assert_eq!(code, 202, "{body}");
+    let (run, log) = finished(&config, 2);
+    assert_eq!(run["status"], "succeeded", "{run:#}\nlog:\n{log}");
+    assert!(
+        log.contains(
+            "paths not checked, deploying anyway: GitLab listed 20 of the push's 25 commits"
+        ),
+        "{log}"
+    );
+    // The same 25 commits listed in full: docs only, ignored.
+    let (code, body) = gitlab_push(&d, &gitlab_body(&repos, &base, &tip, 25), "p-4");
+    assert_eq!(
+        (code, body.contains("no changed path matches")),
+        (200, true),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_new_tag_deploys_the_tagged_commit() {
+    let repos = Repos::new("git-tags");
+    let config = repos.config_with("tags = [\"v*\"]\n");
+    let d = repos.daemon(&config);
+    let release = repos.commit("release");
+    // An annotated tag: forges send the tag object's id as `after`.
+    repos.git(
+        &repos.dev,
+        &["tag", "-a", "-m", "Release 1.2.0", "v1.2.0", &release],
+    );
+    repos.git(&repos.dev, &["push", "--quiet", "origin", "v1.2.0"]);
+    let tag_object = repos.git(&repos.dev, &["rev-parse", "v1.2.0"]);
+    assert_ne!(tag_object, release);
+    // main moves on before the tag's delivery arrives.
+    let newer = repos.commit("newer");
+
+    let (code, body) = d.push("app", "refs/tags/v1.2.0", &tag_object, "tag-1");
+    assert_eq!(code, 202, "{body}");
+    let (run, log) = finished(&config, 1);
+    assert_eq!(run["status"], "succeeded", "{run:#}\nlog:\n{log}");
+    assert_eq!(run["ref"], "refs/tags/v1.2.0");
+    assert_eq!(
+        repos.deployed(),
+        release,
+        "not the tagged commit; log:\n{log}"
+    );
+    assert!(log.contains("tag 'v1.2.0'"), "{log}");
+    assert!(log.contains(&format!("deployed {release}")), "{log}");
+
+    // A tag no glob matches, and a deleted tag: ignored.
+    let (code, body) = d.push("app", "refs/tags/nightly", &newer, "tag-2");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("matches no glob of tags"), "{body}");
+    let zero = "0".repeat(40);
+    let (code, body) = d.push("app", "refs/tags/v1.2.0", &zero, "tag-3");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("tag v1.2.0 was deleted"), "{body}");
+
+    // The branch still deploys its tip.
+    assert_eq!(d.push("app", "refs/heads/main", &newer, "main-1").0, 202);
+    let (run, log) = finished(&config, 2);
+    assert_eq!(run["status"], "succeeded", "{run:#}\nlog:\n{log}");
+    assert_eq!(repos.deployed(), newer, "log:\n{log}");
 }

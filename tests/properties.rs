@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use deployd::config::{self, Project};
 use deployd::filter::{self, Verdict};
 use deployd::forge::{self, Key, Provider, SignatureError};
+use deployd::pattern::Patterns;
 use deployd::push::Push;
 use hyper::HeaderMap;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
@@ -116,7 +117,13 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
         || matches!((decoded(a), decoded(b)), (Some(x), Some(y)) if padded(&x) == padded(&y))
 }
 
-fn project(branch: &str, repository: Option<&str>) -> Project {
+/// A glob matching exactly `name`, when a branch can be called that
+/// (`None` for what `branch` refuses: empty, `refs/…`, a leading `!`).
+fn exactly(name: &str) -> Option<Patterns> {
+    Patterns::exact(name).ok()
+}
+
+fn project(branch: &str, repository: Option<&str>) -> Option<Project> {
     let mut p = config::parse(
         "[projects.app]\nsecret = \"s\"\nscript = \"/bin/sh\"\n",
         Path::new("/props/deploy.toml"),
@@ -126,9 +133,9 @@ fn project(branch: &str, repository: Option<&str>) -> Project {
     .projects
     .remove("app")
     .expect("its project");
-    p.branch = branch.to_string();
+    p.branches = exactly(branch)?;
     p.repository = repository.map(str::to_string);
-    p
+    Some(p)
 }
 
 /// Names as forges allow them, and the odd characters they do not.
@@ -264,6 +271,8 @@ proptest! {
         deleted in any::<bool>(),
     ) {
         let p = project(&branch, want_repo.as_deref());
+        prop_assume!(p.is_some());
+        let p = p.unwrap();
         let push = Push {
             git_ref: if own_ref { format!("refs/heads/{branch}") } else { git_ref },
             repository: match (&want_repo, same_repo) {
@@ -291,7 +300,9 @@ proptest! {
     /// A tag push never deploys, whatever the project's branch is called.
     #[test]
     fn tags_never_deploy(branch in name(), tag in name(), repo in name()) {
-        let mut p = project(&branch, Some(&repo));
+        let p = project(&branch, Some(&repo));
+        prop_assume!(p.is_some());
+        let mut p = p.unwrap();
         let push = Push {
             git_ref: format!("refs/tags/{tag}"),
             repository: repo,
@@ -299,8 +310,10 @@ proptest! {
         };
         prop_assert_ne!(filter::filter(&p, &push), Verdict::Deploy);
         // Not even a project "on" the tag's own name.
-        p.branch = tag;
-        prop_assert_ne!(filter::filter(&p, &push), Verdict::Deploy);
+        if let Some(on_tag) = exactly(&tag) {
+            p.branches = on_tag;
+            prop_assert_ne!(filter::filter(&p, &push), Verdict::Deploy);
+        }
     }
 
     /// Parsing and verifying never panic, whatever the bytes, the event
@@ -338,7 +351,7 @@ proptest! {
             }
         }
         let key = Key::new(b"s3cret");
-        let p = project("main", None);
+        let p = project("main", None).expect("main is a branch name");
         for provider in PROVIDERS {
             let _ = forge::verify(provider, &key, &h, &body);
             if let Ok(forge::Delivery { event: forge::Event::Push(pushes), .. }) = forge::parse(provider, &h, &body) {

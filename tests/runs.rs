@@ -770,6 +770,9 @@ fn the_script_gets_exactly_the_documented_environment() {
         "DEPLOY_PUSHER",
         "DEPLOY_DELIVERY",
         "DEPLOY_LOG",
+        "DEPLOY_TAG",
+        "DEPLOY_FORCED",
+        "DEPLOY_MESSAGE",
     ]
     .into_iter()
     .collect();
@@ -797,6 +800,10 @@ fn the_script_gets_exactly_the_documented_environment() {
         ("DEPLOY_REPOSITORY", "acme/app".to_string()),
         ("DEPLOY_PUSHER", "octocat".to_string()),
         ("DEPLOY_DELIVERY", "env-1".to_string()),
+        ("DEPLOY_TAG", String::new()),
+        ("DEPLOY_FORCED", "0".to_string()),
+        // The head commit's first line, kept through the queue and the record.
+        ("DEPLOY_MESSAGE", "Deploy me".to_string()),
         ("DEPLOY_LOG", run["log"].as_str().unwrap().to_string()),
     ];
     for (k, v) in want {

@@ -72,7 +72,12 @@ fuzz_target!(|data: &[u8]| {
             for (name, p) in &c.projects {
                 assert_eq!(name, &p.name);
                 assert_eq!(p.hook_path(), format!("/hooks/{name}"));
-                assert!(!p.branch.is_empty() && !p.branch.starts_with("refs/"));
+                assert!(
+                    p.branches
+                        .written()
+                        .iter()
+                        .all(|b| !b.is_empty() && !b.starts_with("refs/"))
+                );
                 assert!(p.script.is_file(), "{}", p.script.display());
                 assert!(!p.timeout.is_zero() && p.keep_runs >= 1);
                 assert_ne!(p.repository.as_deref(), Some(""));

@@ -8,8 +8,9 @@
 //! - a UTF-8 body parses the same as JSON and as the `payload` field of a
 //!   form (the two ways a forge may send it);
 //! - `filter` deploys a push to exactly its own branch and repository (any
-//!   case) unless it deleted the branch; `choose` picks a push that `filter`
-//!   deploys, or none when no push deploys.
+//!   case) unless it deleted the branch or its message says to skip it;
+//!   `choose` picks a push that `filter` deploys, or none when no push
+//!   deploys.
 
 #![no_main]
 
@@ -21,6 +22,7 @@ use std::sync::LazyLock;
 use deployd::config::{self, Project};
 use deployd::filter::{self, Verdict};
 use deployd::forge::{self, Delivery, Event, EventError, Provider};
+use deployd::pattern::Patterns;
 use deployd::push::Push;
 use hyper::HeaderMap;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
@@ -92,15 +94,22 @@ fn filter_all(pushes: &[Push]) {
         // went away; one for another branch never does.
         if let Some(branch) = push.git_ref.strip_prefix("refs/heads/") {
             let mut own = fixed.clone();
-            own.branch = branch.to_string();
+            // Names a branch cannot have (empty, refs/…, a leading '!') are
+            // refused by the config, so no project is made for them.
+            let Ok(exact) = Patterns::exact(branch) else {
+                continue;
+            };
+            own.branches = exact;
             own.repository = Some(push.repository.to_ascii_uppercase());
             let verdict = filter::filter(&own, push);
+            let message = push.message.to_ascii_lowercase();
+            let skipped = filter::SKIP_MARKERS.iter().any(|m| message.contains(m));
             assert_eq!(
                 verdict == Verdict::Deploy,
-                !push.deleted,
+                !push.deleted && !skipped,
                 "{push:?} under {own:?}: {verdict:?}"
             );
-            own.branch.push('x');
+            own.branches = Patterns::exact(&format!("{branch}x")).expect("a longer name");
             assert_ne!(filter::filter(&own, push), Verdict::Deploy, "{push:?}");
         } else {
             assert_ne!(filter::filter(fixed, push), Verdict::Deploy, "{push:?}");

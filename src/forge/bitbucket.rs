@@ -5,7 +5,7 @@
 //! | signature | `X-Hub-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw body |
 //! | event | `X-Event-Key`: `repo:push`, `diagnostics:ping`, `repo:commit_status_created`, `repo:commit_status_updated`; any other is ignored |
 //! | delivery id | `X-Request-UUID` |
-//! | push | each of `push.changes` (`old`, `new`), `repository.full_name`, `actor.nickname`, else `username`, else `display_name` |
+//! | push | each of `push.changes` (`old`, `new`, `forced`, `new.target.message`), `repository.full_name`, `actor.nickname`, else `username`, else `display_name`; no file lists |
 //! | CI | `commit_status.{key, state, refname, commit.hash, uuid, updated_on}`, `repository.full_name` |
 
 use std::borrow::Cow;
@@ -19,7 +19,7 @@ use super::common::{
     json_of, payload, read_delivery, verify_sha256_prefixed,
 };
 use crate::ci::{CiRun, CiState};
-use crate::push::Push;
+use crate::push::{Files, Push};
 
 /// The delivery-id header.
 pub(super) const DELIVERY_HEADERS: &[&str] = &["x-request-uuid"];
@@ -72,6 +72,9 @@ struct BbChange<'a> {
     new: Option<BbRef<'a>>,
     #[serde(borrow)]
     old: Option<BbRef<'a>>,
+    /// The change rewrote the ref's history.
+    #[serde(default)]
+    forced: bool,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +91,9 @@ struct BbRef<'a> {
 struct BbTarget<'a> {
     #[serde(borrow)]
     hash: Cow<'a, str>,
+    /// The head commit's message (for `new`).
+    #[serde(borrow, default)]
+    message: Option<Cow<'a, str>>,
 }
 
 /// Bitbucket dropped `username` from accounts in 2019 for `nickname`; both
@@ -216,6 +222,13 @@ fn change(c: BbChange<'_>, repository: &str, pusher: &str) -> Push {
             other => format!("{other}:{}", r.name),
         })
         .unwrap_or_default();
+    let message = c
+        .new
+        .as_ref()
+        .and_then(|r| r.target.as_ref())
+        .and_then(|t| t.message.as_deref())
+        .unwrap_or("")
+        .to_string();
     Push {
         git_ref,
         before,
@@ -223,6 +236,12 @@ fn change(c: BbChange<'_>, repository: &str, pusher: &str) -> Push {
         after,
         repository: repository.to_string(),
         pusher: pusher.to_string(),
+        forced: c.forced,
+        message,
+        // Bitbucket Cloud's `commits` (at most 5, then `truncated`) carry no
+        // file lists at all.
+        files: Files::Unknown("Bitbucket sends no file lists".into()),
+        note: String::new(),
         delivery: String::new(),
     }
 }
@@ -343,6 +362,10 @@ pub(crate) mod tests {
                 pusher: "alexd".into(),
                 delivery: String::new(),
                 deleted: false,
+                forced: false,
+                message: "conflict free\n".into(),
+                files: Files::Unknown("Bitbucket sends no file lists".into()),
+                note: String::new(),
             }
         );
         // An account without a nickname: the older username, then the name.

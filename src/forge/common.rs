@@ -19,7 +19,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::ci::CiRun;
-use crate::push::Push;
+use crate::push::{Files, Push, changed_paths, zeros};
 
 /// HMAC-SHA256, the MAC every forge uses.
 pub(crate) type HmacSha256 = Hmac<Sha256>;
@@ -299,6 +299,62 @@ pub(crate) fn read_delivery(
         event: event(headers, kind, body)?,
         signed_at: None,
     })
+}
+
+/// A pushed commit as GitHub, Gitea, Forgejo and GitLab list it: only what
+/// deployd reads of it.
+#[derive(Deserialize)]
+pub(crate) struct Commit<'a> {
+    /// The commit id.
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    /// Its whole message.
+    #[serde(borrow, default)]
+    pub message: Option<Cow<'a, str>>,
+    #[serde(default)]
+    added: Option<Vec<String>>,
+    #[serde(default)]
+    modified: Option<Vec<String>>,
+    #[serde(default)]
+    removed: Option<Vec<String>>,
+}
+
+impl Commit<'_> {
+    /// Its three file lists, when the forge sent all three.
+    fn lists(&self) -> Option<[&[String]; 3]> {
+        Some([
+            self.added.as_deref()?,
+            self.modified.as_deref()?,
+            self.removed.as_deref()?,
+        ])
+    }
+}
+
+/// What `commits` say `push` changed. `cut` is the forge's own reason to
+/// doubt the list is whole (a count it sent that the list falls short of).
+/// A new branch and a force push are never [`Files::Listed`]: their commits
+/// are not the difference from what was deployed before.
+pub(crate) fn files_of(push: &Push, commits: &[Commit<'_>], cut: Option<String>) -> Files {
+    let unknown = |why: &str| Files::Unknown(why.to_string());
+    if push.tag().is_some() {
+        return unknown("a tag push lists no changed files");
+    }
+    if zeros(&push.before) || push.before.is_empty() {
+        return unknown("a new branch: its commits are not listed against what was deployed");
+    }
+    if push.forced {
+        return unknown("a force push: the commits it dropped are not listed");
+    }
+    if let Some(why) = cut {
+        return Files::Unknown(why);
+    }
+    if commits.is_empty() {
+        return unknown("the push lists no commits");
+    }
+    match changed_paths(commits.iter().map(Commit::lists)) {
+        Some(paths) => Files::Listed(paths),
+        None => unknown("a commit came without its file lists"),
+    }
 }
 
 /// Deserializes a payload, any error a 400.

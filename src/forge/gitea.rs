@@ -6,7 +6,7 @@
 //! | signature | `X-Forgejo-Signature` / `X-Gitea-Signature: <hex>`, the HMAC-SHA256 of the JSON document: the body, or a form's `payload` field |
 //! | event | `X-Forgejo-Event` / `X-Gitea-Event`: `push`, `workflow_run` (Gitea's Actions; Forgejo sends none); any other is ignored |
 //! | delivery id | `X-Forgejo-Delivery` / `X-Gitea-Delivery` |
-//! | push | GitHub's shape (see `github.rs`), pusher `pusher.login` |
+//! | push | GitHub's shape (see `github.rs`), pusher `pusher.login`; no `forced` flag; `commits` holds at most the instance's webhook commit limit of `total_commits` |
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -74,7 +74,7 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
         .ok_or(EventError::MissingEvent("X-Gitea-Event"))?;
     Ok(match event {
         "push" => {
-            let push = github::read_push(kind, body)?;
+            let push = github::read_push(kind, body, github::Shape::Gitea)?;
             // The "Test delivery" button sends a push of the default branch
             // with before == after (the head commit, or zeros since Gitea
             // 1.22). No ref moved: answer it as a ping, as GitHub's test is.
@@ -172,8 +172,15 @@ pub(crate) mod tests {
                 "url": "http://localhost:3000/gitea/webhooks/commit/x",
                 "author": {"name": "Gitea", "email": "someone@gitea.io", "username": "gitea"},
                 "committer": {"name": "Gitea", "email": "someone@gitea.io", "username": "gitea"},
-                "timestamp": "2017-03-13T13:52:11-04:00"
+                "timestamp": "2017-03-13T13:52:11-04:00",
+                "added": [], "removed": [], "modified": ["README.md"]
             }],
+            "total_commits": 1,
+            "head_commit": {
+                "id": after,
+                "message": "Webhooks Yay!",
+                "added": [], "removed": [], "modified": ["README.md"]
+            },
             "repository": {
                 "id": 140,
                 "owner": {"id": 1, "login": "gitea", "full_name": "Gitea", "username": "gitea"},

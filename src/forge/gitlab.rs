@@ -5,7 +5,7 @@
 //! | authentication | `X-Gitlab-Token: <secret>`, or `webhook-signature: v1,<base64>` over `{webhook-id}.{webhook-timestamp}.{body}` |
 //! | event | `X-Gitlab-Event`: `Push Hook`, `Tag Push Hook`, `Pipeline Hook`; any other is ignored |
 //! | delivery id | `Idempotency-Key`, else `webhook-id`, else `X-Gitlab-Webhook-UUID` |
-//! | push | `ref`, `before`, `after`, `project.path_with_namespace`, `user_username` (else `user_name`) |
+//! | push | `ref`, `before`, `after`, `project.path_with_namespace`, `user_username` (else `user_name`), `commits[]` (message and `added`/`modified`/`removed`; at most 20 of `total_commits_count` by default); no force flag |
 //! | signed time | `webhook-timestamp` (Standard Webhooks) |
 //! | CI | `Pipeline Hook`: `object_attributes.{id, ref, tag, sha, status}`, `project.path_with_namespace`, `merge_request.{source_project_id, target_project_id}`, `user.username` |
 //!
@@ -28,8 +28,8 @@ use hyper::HeaderMap;
 use serde::Deserialize;
 
 use super::common::{
-    Body, Delivery, Event, EventError, Key, SignatureError, WHSEC, auth_header, header_str,
-    json_of, payload, read_delivery, signing_key, unix_seconds,
+    Body, Commit, Delivery, Event, EventError, Key, SignatureError, WHSEC, auth_header, files_of,
+    header_str, json_of, payload, read_delivery, signing_key, unix_seconds,
 };
 use crate::ci::{CiRun, CiState};
 use crate::push::{Push, zeros};
@@ -174,6 +174,12 @@ struct GlPush<'a> {
     object_kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     project: Option<GlProject<'a>>,
+    /// At most 20 of the push's commits (GitLab's default), newest last.
+    #[serde(borrow, default)]
+    commits: Vec<Commit<'a>>,
+    /// How many commits the push had; `commits` may hold fewer.
+    #[serde(default)]
+    total_commits_count: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -206,7 +212,14 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
                     p.git_ref
                 )));
             }
-            Event::Push(vec![Push {
+            let message = p
+                .commits
+                .iter()
+                .find(|c| c.id.as_deref() == Some(&after))
+                .and_then(|c| c.message.as_deref())
+                .unwrap_or("")
+                .to_string();
+            let mut push = Push {
                 deleted: zeros(&after),
                 git_ref: p.git_ref.into_owned(),
                 before: p.before.into_owned(),
@@ -221,8 +234,21 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
                     .or(p.user_name)
                     .map(Cow::into_owned)
                     .unwrap_or_default(),
-                delivery: String::new(),
-            }])
+                message,
+                // GitLab sends no force flag.
+                ..Push::default()
+            };
+            let listed = p.commits.len();
+            let cut = match p.total_commits_count {
+                Some(total) if total as usize > listed => Some(format!(
+                    "GitLab listed {listed} of the push's {total} commits \
+                     (it lists at most 20 by default)"
+                )),
+                Some(_) => None,
+                None => Some("no total_commits_count in the payload".into()),
+            };
+            push.files = files_of(&push, &p.commits, cut);
+            Event::Push(vec![push])
         }
         "Pipeline Hook" => Event::Ci(read_pipeline(kind, body)?),
         other => Event::Other(other.to_string()),
@@ -333,6 +359,7 @@ fn read_pipeline(kind: Body, body: &[u8]) -> Result<CiRun, EventError> {
 pub(crate) mod tests {
     use super::*;
     use crate::forge::common::tests::{SHA, headers, push_of};
+    use crate::push::Files;
     use std::time::UNIX_EPOCH;
 
     /// The Standard Webhooks reference vector (also Svix's documented example).
@@ -653,6 +680,14 @@ pub(crate) mod tests {
                 pusher: "jsmith".into(),
                 delivery: String::new(),
                 deleted: false,
+                forced: false,
+                message: "fixed readme".into(),
+                // Added, modified and removed, all of them.
+                files: Files::Listed(vec![
+                    "CHANGELOG".into(),
+                    "app/controller/application.rb".into()
+                ]),
+                note: String::new(),
             }
         );
         // Before GitLab 17.4 there is no Idempotency-Key.
