@@ -542,3 +542,16 @@ fn without_a_daemon_deploy_sha_takes_the_push_out_of_the_gate_too() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(deployed(&dir), vec![format!("{SHA_A} manual")]);
 }
+
+#[test]
+fn a_tag_push_deploys_at_once() {
+    let (dir, config) = setup("ci-tag", &format!("{GATED}\ntags = [\"v*\"]"));
+    let d = Daemon::start(&config);
+    let (code, text) = d.push("app", "refs/tags/v1.0", SHA_A, "tag-1");
+    assert_eq!(code, 202, "{text}");
+    assert!(text.contains("\"queued\""), "{text}");
+    wait_runs(&config, "app", 1, LIMIT);
+    assert_eq!(deployed(&dir), vec![format!("{SHA_A} webhook")]);
+    // A branch push still waits.
+    assert_eq!(push(&d, SHA_B, "push-b").1["status"], "waiting");
+}
