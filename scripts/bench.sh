@@ -483,3 +483,7 @@ echo "- idle RSS ≤ 4 MiB: $(mib "$IDLE_DEPLOYD") $(check "$IDLE_DEPLOYD <= 409
 echo "- $BURST-push burst → exactly 1 extra run: $((BURST_RUNS_DEPLOYD - 1)) $(check "$BURST_RUNS_DEPLOYD == 2 && $BURST_OK_DEPLOYD == $BURST")"
 echo "- following a $BIGLOG_MB MiB log: daemon and each command < 16 MiB peak RSS: $(mib "$BIG_DAEMON_PEAK"), $(mib "$BIG_DEPLOY_PEAK"), $(mib "$BIG_FOLLOW_PEAK") $(check "$BIG_DAEMON_PEAK < 16384 && $BIG_DEPLOY_PEAK < 16384 && $BIG_FOLLOW_PEAK < 16384")"
 echo "- p99 request-to-202 with the durable write ≤ 5 ms: $(awk -v v="$dep_p99" 'BEGIN { printf "%.2f ms", v / 1000 }') $(check "$dep_p99 <= 5000")"
+
+# --- status page ----------------------------------------------------------------
+# Its own script, so it can run alone; the same binary.
+DEPLOYD=$DEPLOYD scripts/bench-web.sh

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust unit and integration tests, then the checks of
-# the shipped scripts and units. Installs the Debian packages the checks need
-# (git, curl, systemd-analyze, shellcheck) when they are missing and it may
+# The whole test suite: Rust unit and integration tests, the checks of the
+# shipped scripts and units, the status page in a real browser, and the
+# Debian package under a real systemd (scripts/test-system.sh, as root). Installs the Debian packages the checks need
+# (git, curl, systemd-analyze, shellcheck, python3-prometheus-client) when
+# missing and it may
 # (root, or sudo without a password). Prints "steps: N passed, M failed"
 # last and exits non-zero if any step failed.
 set -uo pipefail
@@ -12,6 +14,8 @@ command -v git >/dev/null || need+=(git)
 command -v curl >/dev/null || need+=(curl)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+# tests/web.rs reads /metrics with the Python client's OpenMetrics parser.
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo -n); else sudo=(none); fi
   if [ "${sudo[0]:-}" = none ]; then
@@ -47,6 +51,10 @@ step "cargo test" cargo_tests
 step "shellcheck" shellcheck scripts/*.sh .ci/run packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm
 step "systemd units" scripts/check-units.sh
 step "install.sh" scripts/test-install.sh
+step "browser" scripts/test-browser.sh
+# The Debian package under a real systemd: boots a Debian container, so it
+# needs root (it says so and fails without it).
+step "system" scripts/test-system.sh
 
 echo "steps: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -249,6 +249,25 @@ fn check(config: &Config) -> Result<()> {
             outln!("    allow_from {}", nets.join(", "));
         }
     }
+    if let Some(w) = &config.web {
+        outln!(
+            "  web: http://{}{}  ({}; actions {}; /metrics {})",
+            w.listen,
+            w.public_url
+                .as_ref()
+                .map(|u| format!(" as {u}"))
+                .unwrap_or_default(),
+            w.token
+                .as_ref()
+                .map_or("no token: loopback only".to_string(), |t| t.source.clone()),
+            if w.actions { "on" } else { "off" },
+            if w.metrics_public {
+                "public"
+            } else {
+                "behind the token"
+            }
+        );
+    }
     Ok(())
 }
 

@@ -90,6 +90,9 @@ pub struct Config {
     pub server: Server,
     /// Projects by name; a `BTreeMap` so listings come out sorted.
     pub projects: BTreeMap<String, Project>,
+    /// The `[web]` table: the status page and `/metrics`; `None` when absent
+    /// (the page is off unless configured).
+    pub web: Option<Web>,
     /// Things worth telling the operator that do not stop the daemon
     /// (an inline secret in a readable file, for example).
     pub warnings: Vec<String>,
@@ -128,6 +131,43 @@ pub struct Server {
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` say who the
     /// client is; a request from anyone else is judged by its own address.
     pub trusted_proxies: Vec<IpNet>,
+}
+
+/// The `[web]` table, checked: the status page's own listener (never the
+/// webhook one: the hook is public, this is not).
+#[derive(Debug, Clone)]
+pub struct Web {
+    /// TCP address of the status page and `/metrics`.
+    pub listen: SocketAddr,
+    /// The token that opens the page; `None` only on a loopback `listen`.
+    pub token: Option<WebToken>,
+    /// Where users reach the page (e.g. behind a proxy), without a trailing
+    /// slash; links use it, and the session cookie is `Secure` when it is https.
+    pub public_url: Option<String>,
+    /// Show the deploy button (POST with a CSRF token).
+    pub actions: bool,
+    /// Serve `/metrics` without the token.
+    pub metrics_public: bool,
+}
+
+/// The web token and who it stands for.
+#[derive(Clone)]
+pub struct WebToken {
+    /// The token itself; never printed (see the `Debug` impl).
+    pub secret: String,
+    /// Who uses it, recorded as the `pusher` of a deploy started from the page.
+    pub name: String,
+    /// Where it came from, for `check` (never the token itself).
+    pub source: String,
+}
+
+impl std::fmt::Debug for WebToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebToken")
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One `[projects.NAME]` table, checked.
@@ -248,6 +288,21 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     projects: BTreeMap<String, RawProject>,
+    web: Option<RawWeb>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    listen: Option<Text>,
+    token: Option<SecretText>,
+    token_file: Option<PathText>,
+    token_env: Option<Text>,
+    token_credential: Option<Text>,
+    token_name: Option<Text>,
+    public_url: Option<Text>,
+    actions: Option<bool>,
+    metrics_public: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -682,10 +737,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         error,
     })?;
     let mut config = parse(&text, path, &SystemSecrets)?;
-    if config.projects.values().any(|p| {
+    if (config.projects.values().any(|p| {
         p.secret_source == INLINE_SOURCE
             || p.previous_source.as_deref() == Some(&format!("previous {INLINE_SOURCE}"))
-    }) && readable_by_others(path)
+    }) || config
+        .web
+        .as_ref()
+        .and_then(|w| w.token.as_ref())
+        .is_some_and(|t| t.source == INLINE_SOURCE.replacen("secret", "token", 1)))
+        && readable_by_others(path)
     {
         config.warnings.push(format!(
             "{}: holds an inline secret but is readable by group or others; \
@@ -1128,11 +1188,109 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             },
         );
     }
+    let mut warnings = Vec::new();
+    let web = match raw.web {
+        None => None,
+        Some(w) => {
+            let k = |key: &'static str| ["web", key];
+            let text = w
+                .listen
+                .map(|t| t.0)
+                .unwrap_or_else(|| "127.0.0.1:9001".into());
+            let listen: SocketAddr = text.parse().map_err(|_| {
+                invalid(
+                    &k("listen"),
+                    format!("{text:?} is not an address like \"127.0.0.1:9001\""),
+                )
+            })?;
+            if listen == server.listen && listen.port() != 0 {
+                return Err(invalid(
+                    &k("listen"),
+                    "must differ from server.listen: the webhook listener is public, \
+                     the status page is not"
+                        .into(),
+                ));
+            }
+            let mut sources = Vec::new();
+            if let Some(s) = w.token {
+                sources.push(("token", SecretSource::Inline(s.0)));
+            }
+            if let Some(f) = w.token_file {
+                sources.push(("token_file", SecretSource::File(resolve(&f.0))));
+            }
+            if let Some(v) = w.token_env {
+                sources.push(("token_env", SecretSource::Env(v.0)));
+            }
+            if let Some(c) = w.token_credential {
+                sources.push(("token_credential", SecretSource::Credential(c.0)));
+            }
+            if sources.len() > 1 {
+                return Err(invalid(
+                    &k(sources[1].0),
+                    "give at most one of token, token_file, token_env, token_credential".into(),
+                ));
+            }
+            let token = match sources.pop() {
+                Some((key, source)) => {
+                    let secret = read_secret(&source, secrets).map_err(|m| invalid(&k(key), m))?;
+                    if secret.is_empty() {
+                        return Err(invalid(&k(key), "the token is empty".into()));
+                    }
+                    Some(WebToken {
+                        secret,
+                        name: w.token_name.map_or_else(|| "web".into(), |n| n.0),
+                        source: describe_source(&source, secrets).replacen("secret", "token", 1),
+                    })
+                }
+                None if listen.ip().is_loopback() => {
+                    warnings.push(format!(
+                        "web: no token: anyone who can reach {listen} on this machine \
+                         sees the status page{}",
+                        if w.actions == Some(true) {
+                            " and may deploy"
+                        } else {
+                            ""
+                        }
+                    ));
+                    None
+                }
+                None => {
+                    return Err(invalid(
+                        &k("listen"),
+                        format!(
+                            "{listen} is not a loopback address, so the page needs a token: \
+                             set token_file, token_env, token_credential or token"
+                        ),
+                    ));
+                }
+            };
+            let public_url = match w.public_url.map(|u| u.0) {
+                None => None,
+                Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+                    Some(u.trim_end_matches('/').to_string())
+                }
+                Some(u) => {
+                    return Err(invalid(
+                        &k("public_url"),
+                        format!("{u:?} is not an http:// or https:// URL"),
+                    ));
+                }
+            };
+            Some(Web {
+                listen,
+                token,
+                public_url,
+                actions: w.actions.unwrap_or(false),
+                metrics_public: w.metrics_public.unwrap_or(false),
+            })
+        }
+    };
     Ok(Config {
         path: path.to_path_buf(),
         server,
         projects,
-        warnings: Vec::new(),
+        web,
+        warnings,
     })
 }
 

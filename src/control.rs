@@ -208,7 +208,6 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
                 }
             };
             let seq = req.seq;
-            let req_copy = req.clone();
             // Asked before queueing, so the run found is the one before ours.
             let behind = shared
                 .executor
@@ -219,9 +218,7 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
                 .and_then(|s| s.running);
             // Before the request is queued: its run may start at once.
             let events = shared.events.subscribe();
-            let queue = shared.queue.clone();
-            let pushed = queue.push(req).await;
-            if let Err(e) = pushed {
+            if let Err(e) = shared.enqueue(req).await {
                 return send(
                     &mut w,
                     &Reply::Error(format!("cannot queue the request: {e}")),
@@ -229,8 +226,6 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
                 .await;
             }
             tracing::info!("{project}: manual deploy queued");
-            shared.lifecycle.queued(&req_copy).await;
-            shared.executor.queued();
             send(&mut w, &Reply::Queued { seq, behind }).await?;
             if wait {
                 stream_run(&mut w, &shared.history, events, &project, seq).await?;

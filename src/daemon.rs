@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::deliveries::Deliveries;
 use crate::events::{Bus, Publisher};
 use crate::executor::Executor;
@@ -21,7 +21,8 @@ use crate::queue::Queue;
 use crate::server::{self, App};
 use crate::state::Shared;
 use crate::systemd;
-use crate::{control, executor};
+use crate::web;
+use crate::{control, executor, metrics};
 use crate::{gate, queue};
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -104,6 +105,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         lifecycle,
         bus.clone(),
     ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // The status page's run counts: from every run's end, direct ones too.
+    if config.web.is_some() {
+        tokio::spawn(metrics::count_runs(
+            shared.metrics.clone(),
+            bus.subscribe(),
+            stop_rx.clone(),
+        ));
+    }
     // Parts that react to runs subscribe to `bus` above this line: the events
     // of direct runs made while no daemon ran are published now, once.
     let spooled = {
@@ -116,7 +126,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Err(e) => tracing::warn!("cannot read the spooled run events: {e}"),
     }
     let app = Arc::new(App::new(shared.clone()));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let web_task = match &config.web {
+        Some(web) => Some(start_web(web, &shared, &stop_rx).await?),
+        None => None,
+    };
     let executor_task = tokio::spawn(exec.run(stop_rx.clone()));
     let control_task = tokio::spawn(control::serve(control, shared.clone()));
     // Pushes that wait for their CI time out here; armed only while one waits.
@@ -148,10 +161,34 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .await;
     systemd::notify("STOPPING=1\nSTATUS=stopping: finishing running deploys");
     let _ = executor_task.await;
+    if let Some(t) = web_task {
+        let _ = t.await;
+    }
     control_task.abort();
     let _ = std::fs::remove_file(&config.server.control_socket);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds the status page's listener and starts serving it.
+async fn start_web(
+    web: &config::Web,
+    shared: &Arc<Shared>,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(web.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (web.listen)", web.listen))?;
+    tracing::info!(
+        "status page on http://{}{}",
+        listener.local_addr()?,
+        web.public_url
+            .as_ref()
+            .map(|u| format!(" (public_url {u})"))
+            .unwrap_or_default()
+    );
+    let site = Arc::new(web::Site::new(web.clone(), shared.clone(), stop.clone()));
+    Ok(tokio::spawn(web::run(listener, site)))
 }
 
 /// The signals the daemon handles, installed before it says it is ready.

@@ -191,6 +191,14 @@ impl Run {
     pub fn short_sha(&self) -> &str {
         self.request.push.short_sha()
     }
+
+    /// Seconds from `started_at` to `finished_at`; None while it runs (or
+    /// when a time does not read), for durations shown and measured.
+    pub fn duration_secs(&self) -> Option<f64> {
+        let start = humantime::parse_rfc3339_weak(&self.started_at).ok()?;
+        let end = humantime::parse_rfc3339_weak(self.finished_at.as_deref()?).ok()?;
+        end.duration_since(start).ok().map(|d| d.as_secs_f64())
+    }
 }
 
 /// The run records of all projects.

@@ -8,7 +8,9 @@
 //! (`lock`), record (`history`), script (`runner`), outcome — and publishes
 //! its events (`events`), for the daemon and a direct `deployd deploy`
 //! alike. The daemon's parts share `state` (the one live config). The CLI
-//! ([`commands`]) talks to the daemon over the `control` socket.
+//! ([`commands`]) talks to the daemon over the `control` socket. With
+//! `[web]`, `web` serves a status page and Prometheus metrics on a listener
+//! of its own, fed by the same shared state and run events.
 //!
 //! The crate's interface is what the binary, the benchmarks and the fuzz
 //! targets use; every other module is `pub(crate)`.
@@ -33,6 +35,7 @@ pub(crate) mod history;
 pub(crate) mod lifecycle;
 pub(crate) mod lock;
 pub mod logging;
+pub(crate) mod metrics;
 pub mod pattern;
 pub mod push;
 pub(crate) mod queue;
@@ -40,3 +43,4 @@ pub(crate) mod runner;
 pub(crate) mod server;
 pub(crate) mod state;
 pub(crate) mod systemd;
+pub(crate) mod web;

@@ -34,6 +34,8 @@ pub enum Trigger {
     Manual,
     /// Re-run of a run the daemon did not see finish.
     Recovery,
+    /// The deploy button of the status page (`pusher`: the token's name).
+    Web,
 }
 
 impl std::fmt::Display for Trigger {
@@ -42,6 +44,7 @@ impl std::fmt::Display for Trigger {
             Trigger::Webhook => "webhook",
             Trigger::Manual => "manual",
             Trigger::Recovery => "recovery",
+            Trigger::Web => "web",
         })
     }
 }
@@ -86,11 +89,11 @@ pub struct Request {
 pub const MAX_COALESCED: usize = 1000;
 
 impl Request {
-    /// A request for `push`, accepted now. Every request is built here or
-    /// by [`Request::manual`]. It keeps of the push what a run needs: the
-    /// message's first line (`DEPLOY_MESSAGE`), and no file lists, which
-    /// only the filter reads before a push is queued (a long push's lists
-    /// would otherwise sit in memory until its run).
+    /// A request for `push`, accepted now. Every request is built here, by
+    /// [`Request::manual`] or by [`Request::web`]. It keeps of the push what
+    /// a run needs: the message's first line (`DEPLOY_MESSAGE`), and no file
+    /// lists, which only the filter reads before a push is queued (a long
+    /// push's lists would otherwise sit in memory until its run).
     pub fn new(seq: u64, project: &str, trigger: Trigger, mut push: Push) -> Request {
         push.message.truncate(push.title().len());
         push.files = Files::default();
@@ -155,6 +158,16 @@ impl Request {
     /// This request with what the CI gate had to do with it.
     pub fn with_ci(self, ci: Option<CiNote>) -> Request {
         Request { ci, ..self }
+    }
+
+    /// The request of the status page's deploy button: the project's branch,
+    /// as [`Request::manual`] builds it, with `who` (the token's name) as the
+    /// pusher and [`Trigger::Web`].
+    pub fn web(seq: u64, project: &Project, who: String) -> Result<Request, String> {
+        Ok(Request {
+            trigger: Trigger::Web,
+            ..Request::manual(seq, project, None, None, who)?
+        })
     }
 
     /// What the remembered deliveries keep of this request: its delivery id,

@@ -65,7 +65,65 @@ content-length: 33\r\nconnection: close\r\n\r\n{\"error\":\"too many connections
 /// Accepts connections until `shutdown` resolves, then lets requests in
 /// flight finish (at most `request_timeout`) and returns.
 pub(crate) async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let max = app.shared.config().server.max_connections;
+    let limits = Limits::of(&app.shared.config().server);
+    let handler = {
+        let app = app.clone();
+        move |req, peer| {
+            let app = app.clone();
+            async move { handle(req, &app, peer).await }
+        }
+    };
+    let on_stop = || app.shared.stop();
+    serve(listener, limits, &app.quiet, handler, on_stop, shutdown).await;
+    app.quiet.flush();
+    app.rotation.flush();
+}
+
+/// The connection cap and deadlines a listener enforces: the `[server]`
+/// ones, for the webhook listener and the status page alike.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Connections served at once; more get 503 without being read.
+    pub max_connections: usize,
+    /// Deadline for the request line and headers.
+    pub header_timeout: Duration,
+    /// Deadline for a body; also how long shutdown waits for requests.
+    pub request_timeout: Duration,
+    /// How long an idle keep-alive connection stays open.
+    pub idle_timeout: Duration,
+}
+
+impl Limits {
+    /// The limits `[server]` sets.
+    pub fn of(s: &crate::config::Server) -> Limits {
+        Limits {
+            max_connections: s.max_connections,
+            header_timeout: s.header_timeout,
+            request_timeout: s.request_timeout,
+            idle_timeout: s.idle_timeout,
+        }
+    }
+}
+
+/// The accept loop every listener shares: refuses connections over the
+/// cap, serves each with `handler` under the header and idle deadlines, and
+/// once `shutdown` resolves stops accepting, calls `on_stop`, asks every
+/// connection to close after its request in flight and waits (at most
+/// `request_timeout` and a second) for them.
+pub(crate) async fn serve<H, F, B>(
+    listener: TcpListener,
+    limits: Limits,
+    quiet: &Quiet,
+    handler: H,
+    on_stop: impl FnOnce(),
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(Request<Incoming>, IpAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let max = limits.max_connections;
     let slots = Arc::new(Semaphore::new(max));
     let (stop_tx, stop_rx) = watch::channel(false);
     // Each connection task holds a clone; recv() returns None when all are gone.
@@ -85,7 +143,7 @@ pub(crate) async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Fut
             _ = &mut shutdown => break,
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            app.quiet.warn(&format!(
+            quiet.warn(&format!(
                 "connection from {peer} refused: {max} connections open"
             ));
             tokio::spawn(async move {
@@ -95,25 +153,23 @@ pub(crate) async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Fut
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let handler = handler.clone();
         let stop = stop_rx.clone();
         let done = done_tx.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer.ip(), app, stop).await;
+            serve_connection(stream, peer.ip(), limits, handler, stop).await;
             drop(permit);
             drop(done);
         });
     }
     drop(listener);
-    app.shared.stop();
+    on_stop();
     let _ = stop_tx.send(true);
     drop(done_tx);
-    let grace = app.shared.config().server.request_timeout + Duration::from_secs(1);
+    let grace = limits.request_timeout + Duration::from_secs(1);
     if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
         tracing::warn!("connections still open after {grace:?}; closing them");
     }
-    app.quiet.flush();
-    app.rotation.flush();
 }
 
 /// When a connection last finished a request, and how many are in progress.
@@ -123,22 +179,27 @@ struct Activity {
     busy: AtomicUsize,
 }
 
-async fn serve_connection(
+async fn serve_connection<H, F, B>(
     stream: tokio::net::TcpStream,
     peer: IpAddr,
-    app: Arc<App>,
+    limits: Limits,
+    handler: H,
     mut stop: watch::Receiver<bool>,
-) {
-    let settings = app.shared.config().server.clone();
+) where
+    H: Fn(Request<Incoming>, IpAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let born = Instant::now();
     let activity = Arc::new(Activity::default());
     let service = {
-        let (app, activity) = (app.clone(), activity.clone());
+        let activity = activity.clone();
         hyper::service::service_fn(move |req| {
-            let (app, activity) = (app.clone(), activity.clone());
+            let (handler, activity) = (handler.clone(), activity.clone());
             async move {
                 activity.busy.fetch_add(1, Ordering::SeqCst);
-                let resp = handle(req, &app, peer).await;
+                let resp = handler(req, peer).await;
                 activity
                     .last_ms
                     .store(born.elapsed().as_millis() as u64, Ordering::SeqCst);
@@ -150,12 +211,12 @@ async fn serve_connection(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout)
+        .header_read_timeout(limits.header_timeout)
         .max_buf_size(64 * 1024)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     let mut conn = pin!(conn);
-    let idle_ms = settings.idle_timeout.as_millis() as u64;
+    let idle_ms = limits.idle_timeout.as_millis() as u64;
     let mut tick = tokio::time::interval(Duration::from_millis((idle_ms / 4).clamp(50, 1000)));
     let mut closing = false;
     loop {
@@ -277,6 +338,13 @@ async fn handle(req: Request<Incoming>, app: &App, peer: IpAddr) -> Response<Ful
             (r, !matches!(reject, Reject::Unavailable(_)))
         }
     };
+    if let Some(name) = path.strip_prefix("/hooks/")
+        && app.shared.config().projects.contains_key(name)
+    {
+        // Only configured names: a label per path tried would let anyone
+        // grow the metrics without bound.
+        app.shared.metrics.delivery(name, resp.status().as_u16());
+    }
     let line = format!(
         "{method} {} {}{detail} delivery={delivery} {:.1}ms",
         printable(&path),
@@ -683,7 +751,7 @@ impl Quiet {
         }
     }
 
-    fn warn(&self, line: &str) {
+    pub(crate) fn warn(&self, line: &str) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if s.start

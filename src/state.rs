@@ -1,6 +1,6 @@
 //! What the daemon's parts share: the live config, the queue, the run
 //! records, the remembered deliveries, the executor's handle, the run
-//! lifecycle and its events. `daemon.rs` builds it once; the HTTP server,
+//! lifecycle and its events, and the metrics. `daemon.rs` builds it once; the HTTP server,
 //! the control socket and the signal handlers each hold an `Arc` of it, so
 //! none of them reaches another's parts through a third.
 //!
@@ -11,6 +11,7 @@
 //! [`Shared::reload`] is the one reload, for SIGHUP and `deployd reload`
 //! alike.
 
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -23,6 +24,7 @@ use crate::executor::Handle;
 use crate::gate::Gates;
 use crate::history::History;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
 use crate::queue::{Queue, Request};
 use crate::systemd;
 
@@ -45,6 +47,9 @@ pub(crate) struct Shared {
     pub(crate) events: Bus,
     /// Every project's CI gate: pushes waiting for their CI (see `gate.rs`).
     pub(crate) gates: Gates<Request>,
+    /// Counted by the HTTP side (deliveries) and from the run events (runs),
+    /// served by the status page.
+    pub(crate) metrics: Arc<Metrics>,
     /// Set once shutdown began: new deliveries and deploys are refused.
     stopping: AtomicBool,
     /// Held during a reload: two overlapping ones (a SIGHUP and a `deployd
@@ -76,6 +81,7 @@ impl Shared {
             lifecycle,
             events,
             gates,
+            metrics: Arc::new(Metrics::new()),
             stopping: AtomicBool::new(false),
             reloading: tokio::sync::Mutex::new(()),
         }
@@ -148,6 +154,22 @@ impl Shared {
         };
         systemd::notify("READY=1");
         outcome
+    }
+
+    /// Queues `req` durably, announces it ([`RunEvent::Queued`]) and tells
+    /// the executor: how a request someone asked for (`deployd deploy`
+    /// through the control socket, the status page's deploy button) enters
+    /// the queue. Returns once the request is on disk.
+    ///
+    /// [`RunEvent::Queued`]: crate::events::RunEvent::Queued
+    pub(crate) async fn enqueue(&self, req: Request) -> io::Result<()> {
+        let announced = self.lifecycle.listened().then(|| req.clone());
+        self.queue.push(req).await?;
+        if let Some(req) = announced {
+            self.lifecycle.queued(&req).await;
+        }
+        self.executor.queued();
+        Ok(())
     }
 
     /// Says shutdown began.

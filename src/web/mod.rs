@@ -1,0 +1,666 @@
+//! The status page and `/metrics`, on a listener of their own (`[web]`):
+//! an overview of every project, a page per project and per run with its
+//! log followed live, and Prometheus metrics. Server-rendered HTML with a
+//! little plain JavaScript for live updates, all embedded in the binary.
+//!
+//! It reads the daemon's shared state ([`Shared`]), as the control socket
+//! does: the config in force (the one live config), the run records, the
+//! executor's live status, the run events (which the live streams follow)
+//! and the metrics; the deploy button queues its request the way `deployd
+//! deploy` does ([`Shared::enqueue`]). The accept loop, connection cap and
+//! deadlines are the webhook listener's own ([`crate::server::serve`]).
+
+pub(crate) mod ansi;
+pub(crate) mod auth;
+pub(crate) mod pages;
+pub(crate) mod sse;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{Config, Web};
+use crate::history::Run;
+use crate::lifecycle::blocking;
+use crate::queue;
+use crate::server::{Limits, Quiet};
+use crate::state::Shared;
+
+use auth::{Access, Auth};
+use pages::{Ctx, LogPart};
+
+/// A response body: a page at once, or an event stream.
+type Body = BoxBody<Bytes, Infallible>;
+
+/// The stylesheet, embedded.
+const STYLE: &str = include_str!("assets/style.css");
+/// The live updates, embedded.
+const SCRIPT: &str = include_str!("assets/app.js");
+
+/// The largest form accepted (login, deploy).
+const MAX_FORM: usize = 8 * 1024;
+/// The most of a log a run page shows; the plain-text link has all of it.
+const PAGE_LOG: u64 = 1 << 20;
+
+/// The actions the page may offer, each a POST to
+/// `/projects/NAME/<action>` with the CSRF token. To add one (cancel,
+/// rollback), add a variant here, its route in [`Site::action`], and its
+/// form next to the deploy button in [`pages::project`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Queue a deploy of the branch's head, as `deployd deploy` does.
+    Deploy,
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Action> {
+        match s {
+            "deploy" => Some(Action::Deploy),
+            _ => None,
+        }
+    }
+}
+
+/// The status page's state.
+pub(crate) struct Site {
+    /// The daemon's parts and live config.
+    shared: Arc<Shared>,
+    /// `[web]` as it was at start (its `listen` is fixed until a restart).
+    first: Web,
+    /// Keys for the token of the config in force, rebuilt when it changes.
+    auth: Mutex<(Option<Arc<Config>>, Arc<Auth>)>,
+    quiet: Quiet,
+    stop: watch::Receiver<bool>,
+}
+
+impl Site {
+    /// The page for `web`, reading `shared`; streams end when `stop` turns
+    /// true.
+    pub(crate) fn new(web: Web, shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Site {
+        let auth = Arc::new(Auth::new(&web));
+        Site {
+            shared,
+            first: web,
+            auth: Mutex::new((None, auth)),
+            quiet: Quiet::default(),
+            stop,
+        }
+    }
+
+    /// `[web]` in force, and the keys for its token.
+    fn settings(&self) -> (Arc<Config>, Web, Arc<Auth>) {
+        let config = self.shared.config();
+        let web = config.web.clone().unwrap_or_else(|| self.first.clone());
+        let mut cached = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+        if !cached.0.as_ref().is_some_and(|c| Arc::ptr_eq(c, &config)) {
+            *cached = (Some(config.clone()), Arc::new(Auth::new(&web)));
+        }
+        (config, web, cached.1.clone())
+    }
+}
+
+/// Serves the page on `listener` until `stop` turns true.
+pub(crate) async fn run(listener: TcpListener, site: Arc<Site>) {
+    let limits = Limits::of(&site.shared.config().server);
+    let mut stop = site.stop.clone();
+    let handler = {
+        let site = site.clone();
+        move |req, _peer| {
+            let site = site.clone();
+            async move { site.handle(req).await }
+        }
+    };
+    serve_with(listener, limits, &site, handler, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await;
+}
+
+async fn serve_with<H, F>(
+    listener: TcpListener,
+    limits: Limits,
+    site: &Site,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(Request<Incoming>, std::net::IpAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    crate::server::serve(listener, limits, &site.quiet, handler, || {}, shutdown).await;
+    site.quiet.flush();
+}
+
+fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()).boxed());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn html(status: StatusCode, page: String) -> Response<Body> {
+    full(status, "text/html; charset=utf-8", page)
+}
+
+fn text(status: StatusCode, t: &str) -> Response<Body> {
+    full(status, "text/plain; charset=utf-8", format!("{t}\n"))
+}
+
+fn redirect(to: &str) -> Response<Body> {
+    let mut r = full(StatusCode::SEE_OTHER, "text/plain; charset=utf-8", "");
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// The path part of `public_url` (`https://x.example/deploy` → `/deploy`),
+/// which every link starts with.
+fn base(web: &Web) -> String {
+    web.public_url
+        .as_deref()
+        .and_then(|u| u.split_once("://"))
+        .and_then(|(_, rest)| {
+            rest.find('/')
+                .map(|i| rest[i..].trim_end_matches('/').to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// Query parameter `key`, decoded.
+fn query(req_query: Option<&str>, key: &str) -> Option<String> {
+    form_urlencoded::parse(req_query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A local path to go back to after the login (never another site).
+fn local(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/"
+    }
+}
+
+impl Site {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let started = std::time::Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let mut resp = self.route(req).await;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
+                 connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+        if !h.contains_key(header::CACHE_CONTROL) {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        let status = resp.status().as_u16();
+        let line = format!(
+            "web: {method} {} {status} {:.1}ms",
+            path.chars()
+                .take(200)
+                .flat_map(char::escape_default)
+                .collect::<String>(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        if status == 401 || status == 403 {
+            self.quiet.warn(&line);
+        } else {
+            tracing::debug!("{line}");
+        }
+        resp
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Response<Body> {
+        let (config, web, auth) = self.settings();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let q = req.uri().query().map(str::to_string);
+        let base = base(&web);
+        let get = method == Method::GET || method == Method::HEAD;
+        match (path.as_str(), get) {
+            ("/static/style.css", true) => return asset("text/css; charset=utf-8", STYLE),
+            ("/static/app.js", true) => return asset("text/javascript; charset=utf-8", SCRIPT),
+            // Browsers ask for it on their own; there is none.
+            ("/favicon.ico", true) => return full(StatusCode::NO_CONTENT, "image/x-icon", ""),
+            ("/login", true) => {
+                let ctx = self.ctx(&base, None, false);
+                let next = query(q.as_deref(), "next").unwrap_or_else(|| "/".into());
+                return html(StatusCode::OK, pages::login(&ctx, local(&next), false));
+            }
+            ("/login", false) if method == Method::POST => {
+                let Some(form) = self.form(req, &config).await else {
+                    return text(StatusCode::BAD_REQUEST, "bad form");
+                };
+                let next = form_get(&form, "next").unwrap_or_else(|| "/".into());
+                if auth.login(&form_get(&form, "token").unwrap_or_default()) {
+                    let mut r = redirect(&format!("{base}{}", local(&next)));
+                    if let Ok(v) = HeaderValue::from_str(&auth.set_cookie()) {
+                        r.headers_mut().insert(header::SET_COOKIE, v);
+                    }
+                    return r;
+                }
+                let ctx = self.ctx(&base, None, false);
+                return html(
+                    StatusCode::UNAUTHORIZED,
+                    pages::login(&ctx, local(&next), true),
+                );
+            }
+            ("/logout", false) if method == Method::POST => {
+                let mut r = redirect(&format!("{base}/login"));
+                if let Ok(v) = HeaderValue::from_str(&auth.clear_cookie()) {
+                    r.headers_mut().insert(header::SET_COOKIE, v);
+                }
+                return r;
+            }
+            _ => {}
+        }
+        let access = auth.check(req.headers());
+        if path == "/metrics" && get {
+            if !(web.metrics_public || access.allowed()) {
+                let mut r = text(StatusCode::UNAUTHORIZED, "a token is needed");
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return r;
+            }
+            let live = self.shared.executor.watch().borrow().clone();
+            return full(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                self.shared.metrics.render(&live),
+            );
+        }
+        if !access.allowed() {
+            if get && !path.ends_with("/events") {
+                let next: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
+                return redirect(&format!("{base}/login?next={next}"));
+            }
+            let mut r = text(StatusCode::UNAUTHORIZED, "log in first");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+        let csrf = web.actions.then(|| auth.csrf().to_string());
+        let ctx = self.ctx(&base, csrf.as_deref(), auth.has_token());
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (parts.as_slice(), get) {
+            ([""], true) => self.overview(&ctx, &config).await,
+            (["events"], true) => self.status_events(),
+            (["projects", name], true) => self.project(&ctx, &config, name, q.as_deref()).await,
+            (["projects", name, "runs", id], true) => match id.parse() {
+                Ok(id) => self.run_page(&ctx, name, id).await,
+                Err(_) => not_found(),
+            },
+            (["projects", name, "runs", id, "log"], true) => match id.parse() {
+                Ok(id) => self.raw_log(name, id).await,
+                Err(_) => not_found(),
+            },
+            (["projects", name, "runs", id, "events"], true) => match id.parse() {
+                Ok(id) => self.log_events(&req, name, id, q.as_deref()),
+                Err(_) => not_found(),
+            },
+            (["projects", name, action], false) if method == Method::POST => {
+                let Some(action) = Action::parse(action).filter(|_| web.actions) else {
+                    return not_found();
+                };
+                let name = name.to_string();
+                let Some(form) = self.form(req, &config).await else {
+                    return text(StatusCode::BAD_REQUEST, "bad form");
+                };
+                if access != Access::Bearer
+                    && !auth.csrf_ok(&form_get(&form, "csrf").unwrap_or_default())
+                {
+                    return text(
+                        StatusCode::FORBIDDEN,
+                        "the form's CSRF token is missing or stale: reload the page",
+                    );
+                }
+                let who = web.token.as_ref().map_or("web", |t| &t.name).to_string();
+                self.action(&config, &base, &name, action, &who).await
+            }
+            (_, true) => not_found(),
+            _ => {
+                let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+                r.headers_mut().insert(
+                    header::ALLOW,
+                    HeaderValue::from_static(if path.starts_with("/projects/") {
+                        "GET, POST"
+                    } else {
+                        "GET, HEAD"
+                    }),
+                );
+                r
+            }
+        }
+    }
+
+    fn ctx<'a>(&self, base: &'a str, csrf: Option<&'a str>, logout: bool) -> Ctx<'a> {
+        Ctx {
+            csrf,
+            logout,
+            base,
+            now: SystemTime::now(),
+        }
+    }
+
+    /// Reads a small urlencoded form within the request deadline.
+    async fn form(&self, req: Request<Incoming>, config: &Config) -> Option<Vec<(String, String)>> {
+        let body = Limited::new(req.into_body(), MAX_FORM);
+        let bytes = tokio::time::timeout(config.server.request_timeout, body.collect())
+            .await
+            .ok()?
+            .ok()?
+            .to_bytes();
+        Some(
+            form_urlencoded::parse(&bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    async fn overview(&self, ctx: &Ctx<'_>, config: &Config) -> Response<Body> {
+        let live = self.shared.executor.watch().borrow().clone();
+        let history = self.shared.history.clone();
+        let names: Vec<String> = config.projects.keys().cloned().collect();
+        let runs: Vec<Vec<Run>> = blocking(move || {
+            names
+                .iter()
+                .map(|n| history.list(n, Some(20)).unwrap_or_default())
+                .collect()
+        })
+        .await;
+        let rows: Vec<pages::ProjectRow> = config
+            .projects
+            .keys()
+            .zip(&runs)
+            .filter_map(|(name, runs)| {
+                live.iter()
+                    .find(|s| &s.project == name)
+                    .map(|status| pages::ProjectRow { status, runs })
+            })
+            .collect();
+        html(StatusCode::OK, pages::overview(ctx, &rows))
+    }
+
+    async fn project(
+        &self,
+        ctx: &Ctx<'_>,
+        config: &Config,
+        name: &str,
+        q: Option<&str>,
+    ) -> Response<Body> {
+        let project = config.projects.get(name);
+        let history = self.shared.history.clone();
+        let n = name.to_string();
+        let all = blocking(move || history.list(&n, None)).await;
+        let all = match all {
+            Ok(r) => r,
+            Err(e) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("cannot read the history: {e}"),
+                );
+            }
+        };
+        if project.is_none() && all.is_empty() {
+            return not_found();
+        }
+        let status_filter = query(q, "status").unwrap_or_default();
+        let trigger_filter = query(q, "trigger").unwrap_or_default();
+        let runs: Vec<Run> = all
+            .iter()
+            .filter(|r| status_filter.is_empty() || r.status.to_string() == status_filter)
+            .filter(|r| {
+                trigger_filter.is_empty() || r.request.trigger.to_string() == trigger_filter
+            })
+            .take(100)
+            .cloned()
+            .collect();
+        let live = self.shared.executor.watch().borrow().clone();
+        let page = pages::ProjectPage {
+            project,
+            status: live.iter().find(|s| s.project == name),
+            runs: &runs,
+            plot: &all[..all.len().min(100)],
+            status_filter: &status_filter,
+            trigger_filter: &trigger_filter,
+        };
+        html(StatusCode::OK, pages::project(ctx, name, &page))
+    }
+
+    async fn run_page(&self, ctx: &Ctx<'_>, name: &str, id: u64) -> Response<Body> {
+        let history = self.shared.history.clone();
+        let n = name.to_string();
+        let found = blocking(move || {
+            let run = history.get(&n, id).ok().flatten()?;
+            let part = read_tail(&run);
+            Some((run, part))
+        })
+        .await;
+        match found {
+            Some((run, part)) => html(StatusCode::OK, pages::run(ctx, &run, &part)),
+            None => not_found(),
+        }
+    }
+
+    async fn raw_log(&self, name: &str, id: u64) -> Response<Body> {
+        let history = self.shared.history.clone();
+        let n = name.to_string();
+        let Some(run) = blocking(move || history.get(&n, id).ok().flatten()).await else {
+            return not_found();
+        };
+        // Streamed in bounded chunks, like the live log.
+        let body = sse::ChannelBody::file(run.log);
+        let mut r = Response::new(body.boxed());
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    }
+
+    fn status_events(&self) -> Response<Body> {
+        let body = sse::status(
+            self.shared.executor.watch(),
+            self.shared.events.subscribe(),
+            self.stop.clone(),
+        );
+        event_stream(body)
+    }
+
+    fn log_events(
+        &self,
+        req: &Request<Incoming>,
+        name: &str,
+        id: u64,
+        q: Option<&str>,
+    ) -> Response<Body> {
+        let resumed = req
+            .headers()
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let from = match resumed {
+            Some(offset) => sse::From { offset, line: None },
+            None => sse::From {
+                offset: query(q, "offset").and_then(|v| v.parse().ok()).unwrap_or(0),
+                line: query(q, "line").and_then(|v| v.parse().ok()),
+            },
+        };
+        let body = sse::log(
+            self.shared.history.clone(),
+            name.to_string(),
+            id,
+            from,
+            self.shared.events.subscribe(),
+            self.stop.clone(),
+        );
+        event_stream(body)
+    }
+
+    async fn action(
+        &self,
+        config: &Config,
+        base: &str,
+        name: &str,
+        action: Action,
+        who: &str,
+    ) -> Response<Body> {
+        let Some(p) = config.projects.get(name) else {
+            return not_found();
+        };
+        match action {
+            Action::Deploy => {
+                if self.shared.stopping() {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "deployd is stopping");
+                }
+                let req =
+                    match queue::Request::web(self.shared.queue.next_seq(), p, who.to_string()) {
+                        Ok(req) => req,
+                        Err(e) => return text(StatusCode::BAD_REQUEST, &e),
+                    };
+                if let Err(e) = self.shared.enqueue(req).await {
+                    tracing::error!("{name}: cannot queue the deploy asked on the page: {e}");
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "cannot queue the request");
+                }
+                tracing::info!("{name}: deploy queued from the page by {who}");
+                let seg: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+                redirect(&format!("{base}/projects/{seg}"))
+            }
+        }
+    }
+}
+
+fn form_get(form: &[(String, String)], key: &str) -> Option<String> {
+    form.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+fn not_found() -> Response<Body> {
+    text(StatusCode::NOT_FOUND, "not found")
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {
+    let mut r = full(StatusCode::OK, content_type, body);
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
+}
+
+fn event_stream(body: sse::ChannelBody) -> Response<Body> {
+    let mut r = Response::new(body.boxed());
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    // nginx: pass events through as they come.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
+
+/// What a run page shows of its log: all of it up to [`PAGE_LOG`], else
+/// the last [`PAGE_LOG`] bytes from a line start; whole lines only while
+/// the run goes on (the live stream goes on from there).
+fn read_tail(run: &Run) -> LogPart {
+    let size = std::fs::metadata(&run.log).map(|m| m.len()).unwrap_or(0);
+    let mut start = size.saturating_sub(PAGE_LOG);
+    let running = run.status == crate::history::Status::Running;
+    let mut bytes = Vec::new();
+    let mut at = start;
+    while at < size {
+        let chunk = sse::read_lines(&run.log, at, !running);
+        if chunk.is_empty() {
+            break;
+        }
+        at += chunk.len() as u64;
+        bytes.extend_from_slice(&chunk);
+    }
+    if start > 0 {
+        // From the first line start inside the part.
+        let cut = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| i + 1);
+        bytes.drain(..cut);
+        start += cut as u64;
+    }
+    let first_line = if start > 0 {
+        sse::count_lines(&run.log, start)
+    } else {
+        1
+    };
+    LogPart {
+        end: start + bytes.len() as u64,
+        bytes,
+        start,
+        first_line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_log_shows_its_tail_from_a_line_start_numbered_right() {
+        let dir = std::env::temp_dir().join(format!("deployd-web-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("1.log");
+        let text: String = (1..=200_000).map(|n| format!("line {n}\n")).collect();
+        std::fs::write(&log, &text).unwrap();
+        let push = crate::push::Push {
+            git_ref: "refs/heads/main".into(),
+            ..crate::push::Push::default()
+        };
+        let run = Run {
+            id: 1,
+            request: queue::Request::new(1, "app", queue::Trigger::Webhook, push),
+            status: crate::history::Status::Succeeded,
+            exit_code: Some(0),
+            signal: None,
+            started_at: String::new(),
+            finished_at: None,
+            log: log.clone(),
+            pid: None,
+        };
+        let part = read_tail(&run);
+        assert!(part.start > 0 && part.end == text.len() as u64);
+        assert!(part.bytes.len() as u64 <= PAGE_LOG);
+        let first = String::from_utf8_lossy(&part.bytes[..20]).to_string();
+        assert!(
+            first.starts_with(&format!("line {}\n", part.first_line)),
+            "{first:?} is not line {}",
+            part.first_line
+        );
+        assert_eq!(
+            &text.as_bytes()[part.start as usize - 1..part.start as usize],
+            b"\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

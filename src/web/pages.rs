@@ -1,0 +1,633 @@
+//! The pages, rendered on the server into one `String` each: plain data in,
+//! HTML out, no I/O, so a test can time a render of 100 projects × 100 runs
+//! on its own. Everything that comes from outside (names, refs, pushers,
+//! log text) goes through [`esc`] or the ANSI renderer, which escapes too.
+
+use std::fmt::Write;
+use std::time::SystemTime;
+
+use crate::config::Project;
+use crate::executor::ProjectStatus;
+use crate::history::Run;
+use crate::queue::Request;
+
+use super::ansi::Ansi;
+
+/// How every run status and project state looks: its CSS class. One table
+/// to extend when a status is added; anything not in it is shown grey as
+/// `unknown`, with its own name as the label.
+pub const LOOKS: &[(&str, &str)] = &[
+    ("succeeded", "ok"),
+    ("failed", "bad"),
+    ("timed_out", "bad"),
+    ("interrupted", "warn"),
+    ("running", "run"),
+    ("pending", "wait"),
+    ("recovering", "wait"),
+    ("idle", "idle"),
+];
+
+/// The CSS class of a status or state ([`LOOKS`]).
+pub fn class_of(status: &str) -> &'static str {
+    LOOKS
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map_or("unknown", |(_, c)| c)
+}
+
+/// What every page needs besides its data.
+pub struct Ctx<'a> {
+    /// The CSRF token for forms, when actions are on.
+    pub csrf: Option<&'a str>,
+    /// A logout button makes sense (a token is configured).
+    pub logout: bool,
+    /// Links are made against this (public_url), or are relative.
+    pub base: &'a str,
+    /// For elapsed times.
+    pub now: SystemTime,
+}
+
+/// HTML-escapes `s` into `out`.
+pub fn esc_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// `s`, HTML-escaped.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    esc_into(&mut out, s);
+    out
+}
+
+/// A URL path segment, percent-encoded (project names are already limited
+/// to letters, digits, `-`, `_` and `.`, but the page does not rely on it).
+fn seg(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn elapsed(since: &str, now: SystemTime) -> Option<f64> {
+    let start = humantime::parse_rfc3339_weak(since).ok()?;
+    now.duration_since(start).ok().map(|d| d.as_secs_f64())
+}
+
+/// `4.2s`, `3m 05s`, `2h 10m`.
+pub fn human(secs: f64) -> String {
+    let s = secs.max(0.0);
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m {:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!(
+            "{}h {:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}
+
+/// `2026-11-30 13:40:12` out of an RFC 3339 timestamp, in a `<time>`.
+fn time(out: &mut String, ts: &str) {
+    let shown = ts.get(..19).unwrap_or(ts).replace('T', " ");
+    let _ = write!(
+        out,
+        "<time datetime=\"{}\">{} UTC</time>",
+        esc(ts),
+        esc(&shown)
+    );
+}
+
+fn badge(out: &mut String, status: &str) {
+    let _ = write!(
+        out,
+        "<span class=\"st {}\">{}</span>",
+        class_of(status),
+        esc(&status.replace('_', " "))
+    );
+}
+
+/// The page around `main`.
+pub fn layout(ctx: &Ctx, title: &str, live: Option<&str>, main: &str) -> String {
+    let mut out = String::with_capacity(main.len() + 2048);
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"color-scheme\" content=\"light dark\">\
+         <title>{} · deployd</title>\
+         <link rel=\"stylesheet\" href=\"{base}/static/style.css\">\
+         <script src=\"{base}/static/app.js\" defer></script></head>\
+         <body{}><header><nav aria-label=\"site\"><a href=\"{base}/\" class=\"home\">deployd</a>",
+        esc(title),
+        live.map(|l| format!(" data-live=\"{}\"", esc(l)))
+            .unwrap_or_default(),
+        base = esc(ctx.base),
+    );
+    if ctx.logout {
+        let _ = write!(
+            out,
+            "<form method=\"post\" action=\"{}/logout\" class=\"logout\">\
+             <button type=\"submit\">Log out</button></form>",
+            esc(ctx.base)
+        );
+    }
+    out.push_str("</nav></header>\n<main id=\"main\">");
+    out.push_str(main);
+    out.push_str("</main></body></html>\n");
+    out
+}
+
+/// The login page.
+pub fn login(ctx: &Ctx, next: &str, failed: bool) -> String {
+    let mut m = String::new();
+    m.push_str("<h1>Log in</h1>");
+    if failed {
+        m.push_str("<p class=\"error\" role=\"alert\">That token is not right.</p>");
+    }
+    let _ = write!(
+        m,
+        "<form method=\"post\" action=\"{}/login\" class=\"login\">\
+         <input type=\"hidden\" name=\"next\" value=\"{}\">\
+         <label for=\"token\">Token</label>\
+         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
+         <button type=\"submit\">Log in</button></form>",
+        esc(ctx.base),
+        esc(next)
+    );
+    layout(ctx, "Log in", None, &m)
+}
+
+/// One project on the overview.
+pub struct ProjectRow<'a> {
+    /// Live state from the executor.
+    pub status: &'a ProjectStatus,
+    /// Its newest runs, newest first (up to 20 are drawn).
+    pub runs: &'a [Run],
+}
+
+/// Overview: every project, its state, last outcome and a strip of runs.
+pub fn overview(ctx: &Ctx, rows: &[ProjectRow]) -> String {
+    let mut m = String::with_capacity(rows.len() * 4096);
+    m.push_str(
+        "<h1>Projects</h1><div class=\"scroll\"><table class=\"projects\">\
+        <caption class=\"sr\">Every project: its state, its last run and its recent runs</caption>\
+        <thead><tr><th scope=\"col\">Project</th><th scope=\"col\">State</th>\
+        <th scope=\"col\">Last run</th><th scope=\"col\">Commit</th>\
+        <th scope=\"col\">Recent runs (newest first)</th></tr></thead><tbody>",
+    );
+    for row in rows {
+        let p = row.status;
+        let name = esc(&p.project);
+        let _ = write!(
+            m,
+            "<tr><th scope=\"row\"><a href=\"{}/projects/{}\">{name}</a></th><td>",
+            esc(ctx.base),
+            seg(&p.project)
+        );
+        state(&mut m, ctx, p);
+        m.push_str("</td><td>");
+        let last = row
+            .runs
+            .iter()
+            .find(|r| r.status != crate::history::Status::Running);
+        match last {
+            Some(r) => {
+                let _ = write!(
+                    m,
+                    "<a href=\"{}/projects/{}/runs/{}\">#{}</a> ",
+                    esc(ctx.base),
+                    seg(r.project()),
+                    r.id,
+                    r.id
+                );
+                badge(&mut m, &r.status.to_string());
+            }
+            None => m.push('—'),
+        }
+        m.push_str("</td><td>");
+        if let Some(r) = last {
+            let _ = write!(m, "<code>{}</code>", esc(short(&r.request.push.after)));
+        }
+        m.push_str("</td><td><ol class=\"strip\">");
+        for r in row.runs.iter().take(20) {
+            let status = r.status.to_string();
+            let _ = write!(
+                m,
+                "<li><a class=\"{}\" href=\"{}/projects/{}/runs/{}\" title=\"#{} {}\">\
+                 <span class=\"sr\">#{} {}</span></a></li>",
+                class_of(&status),
+                esc(ctx.base),
+                seg(r.project()),
+                r.id,
+                r.id,
+                esc(&status),
+                r.id,
+                esc(&status)
+            );
+        }
+        m.push_str("</ol></td></tr>\n");
+    }
+    m.push_str("</tbody></table></div>");
+    if rows.is_empty() {
+        m.push_str("<p>No projects are configured.</p>");
+    }
+    layout(ctx, "Projects", Some("status"), &m)
+}
+
+/// `running #7 for 1m 02s`, `pending`, `idle`.
+fn state(m: &mut String, ctx: &Ctx, p: &ProjectStatus) {
+    badge(m, &p.state);
+    if let Some(r) = &p.running {
+        let _ = write!(
+            m,
+            " <a href=\"{}/projects/{}/runs/{}\">#{}</a>",
+            esc(ctx.base),
+            seg(r.project()),
+            r.id,
+            r.id
+        );
+        if let Some(s) = elapsed(&r.started_at, ctx.now) {
+            let _ = write!(m, " for {}", human(s));
+        }
+    }
+    if p.pending.is_some() && p.state != "pending" {
+        m.push_str(" · ");
+        badge(m, "pending");
+    }
+}
+
+/// What the project page shows besides its runs.
+pub struct ProjectPage<'a> {
+    /// The project's settings (None: it left the config but has records).
+    pub project: Option<&'a Project>,
+    /// Live state.
+    pub status: Option<&'a ProjectStatus>,
+    /// Runs after the filters, newest first.
+    pub runs: &'a [Run],
+    /// The newest 100 runs unfiltered, newest first, for the plot.
+    pub plot: &'a [Run],
+    /// The filters in force.
+    pub status_filter: &'a str,
+    /// The trigger filter in force.
+    pub trigger_filter: &'a str,
+}
+
+/// Statuses offered by the filter.
+const STATUSES: &[&str] = &["running", "succeeded", "failed", "timed_out", "interrupted"];
+/// Triggers offered by the filter.
+const TRIGGERS: &[&str] = &["webhook", "manual", "web", "recovery"];
+
+/// A project: state, pending request, triggers, plot and history.
+pub fn project(ctx: &Ctx, name: &str, page: &ProjectPage) -> String {
+    let mut m = String::with_capacity(page.runs.len() * 600 + 8192);
+    let _ = write!(
+        m,
+        "<h1>{}</h1><section aria-labelledby=\"now\"><h2 id=\"now\">Now</h2><p>",
+        esc(name)
+    );
+    match page.status {
+        Some(s) => state(&mut m, ctx, s),
+        None => m.push_str("not in the config any more"),
+    }
+    m.push_str("</p>");
+    if let Some(req) = page.status.and_then(|s| s.pending.as_ref()) {
+        pending(&mut m, req);
+    }
+    if let (Some(csrf), Some(_)) = (ctx.csrf, page.project) {
+        let _ = write!(
+            m,
+            "<form method=\"post\" action=\"{}/projects/{}/deploy\" class=\"action\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <button type=\"submit\">Deploy now</button></form>",
+            esc(ctx.base),
+            seg(name),
+            esc(csrf)
+        );
+        // Cancel and rollback buttons belong here, each a form like the one
+        // above posting to /projects/NAME/<action>, once the daemon has those
+        // commands (see `super::Action`).
+    }
+    m.push_str("</section>");
+    if let Some(p) = page.project {
+        triggers(&mut m, ctx, p);
+    }
+    m.push_str(
+        "<section aria-labelledby=\"plot\"><h2 id=\"plot\">Durations of the last 100 runs</h2>",
+    );
+    plot(&mut m, ctx, page.plot);
+    m.push_str("</section><section aria-labelledby=\"runs\"><h2 id=\"runs\">Runs</h2>");
+    let _ = write!(
+        m,
+        "<form method=\"get\" class=\"filters\"><label for=\"f-status\">Status</label>\
+         <select id=\"f-status\" name=\"status\"><option value=\"\">any</option>"
+    );
+    for s in STATUSES {
+        let sel = if *s == page.status_filter {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            m,
+            "<option value=\"{s}\"{sel}>{}</option>",
+            s.replace('_', " ")
+        );
+    }
+    m.push_str("</select><label for=\"f-trigger\">Trigger</label><select id=\"f-trigger\" name=\"trigger\"><option value=\"\">any</option>");
+    for t in TRIGGERS {
+        let sel = if *t == page.trigger_filter {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(m, "<option value=\"{t}\"{sel}>{t}</option>");
+    }
+    m.push_str("</select><button type=\"submit\">Filter</button></form>");
+    runs_table(&mut m, ctx, page.runs);
+    m.push_str("</section>");
+    layout(ctx, name, Some("status"), &m)
+}
+
+fn pending(m: &mut String, req: &Request) {
+    let _ = write!(
+        m,
+        "<p>Waiting for its turn: {} of <code>{}</code> <code>{}</code>{}, received ",
+        esc(&req.trigger.to_string()),
+        esc(&req.push.git_ref),
+        esc(short(&req.push.after)),
+        if req.push.pusher.is_empty() {
+            String::new()
+        } else {
+            format!(" by {}", esc(&req.push.pusher))
+        }
+    );
+    time(m, &req.received_at);
+    m.push_str("</p>");
+}
+
+fn triggers(m: &mut String, ctx: &Ctx, p: &Project) {
+    let _ = write!(
+        m,
+        "<section aria-labelledby=\"triggers\"><h2 id=\"triggers\">Triggers</h2><ul>\
+         <li>{} webhook at <code>{}</code>: deploys {}{}</li>\
+         <li>manual: <code>deployd deploy {}</code></li>",
+        esc(&p.provider.to_string()),
+        esc(&p.hook_path()),
+        esc(&p.triggers()),
+        p.repository
+            .as_ref()
+            .map(|r| format!(" of <code>{}</code>", esc(r)))
+            .unwrap_or_default(),
+        esc(&p.name)
+    );
+    if ctx.csrf.is_some() {
+        m.push_str("<li>web: the Deploy now button</li>");
+    }
+    m.push_str("</ul></section>");
+}
+
+/// A bar per run, oldest left, height by duration, colour by outcome.
+fn plot(m: &mut String, ctx: &Ctx, runs: &[Run]) {
+    let durations: Vec<(&Run, f64)> = runs
+        .iter()
+        .rev()
+        .filter_map(|r| r.duration_secs().map(|d| (r, d)))
+        .collect();
+    if durations.is_empty() {
+        m.push_str("<p>No finished runs yet.</p>");
+        return;
+    }
+    let max = durations
+        .iter()
+        .map(|d| d.1)
+        .fold(0.0f64, f64::max)
+        .max(0.001);
+    let (w, h, left) = (600.0, 160.0, 44.0);
+    let step = (w - left) / durations.len().max(20) as f64;
+    let _ = write!(
+        m,
+        "<svg class=\"plot\" viewBox=\"0 0 {w} {}\" role=\"img\" aria-labelledby=\"plot-desc\">\
+         <desc id=\"plot-desc\">Durations of {} runs, the longest {}</desc>\
+         <text x=\"0\" y=\"12\" class=\"axis\">{}</text><text x=\"0\" y=\"{h}\" class=\"axis\">0s</text>\
+         <line x1=\"{}\" y1=\"0\" x2=\"{}\" y2=\"{h}\" class=\"axis\"/>",
+        h + 4.0,
+        durations.len(),
+        human(max),
+        human(max),
+        left - 4.0,
+        left - 4.0
+    );
+    for (i, (r, d)) in durations.iter().enumerate() {
+        let bh = (d / max * (h - 4.0)).max(1.5);
+        let status = r.status.to_string();
+        let _ = write!(
+            m,
+            "<a href=\"{}/projects/{}/runs/{}\"><rect class=\"{}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\">\
+             <title>#{} {} {}</title></rect></a>",
+            esc(ctx.base),
+            seg(r.project()),
+            r.id,
+            class_of(&status),
+            left + i as f64 * step,
+            h - bh,
+            (step * 0.8).max(1.0),
+            bh,
+            r.id,
+            esc(&status),
+            human(*d)
+        );
+    }
+    m.push_str("</svg>");
+}
+
+fn runs_table(m: &mut String, ctx: &Ctx, runs: &[Run]) {
+    if runs.is_empty() {
+        m.push_str("<p>No runs match.</p>");
+        return;
+    }
+    m.push_str(
+        "<div class=\"scroll\"><table class=\"runs\"><thead><tr><th scope=\"col\">Run</th>\
+         <th scope=\"col\">Status</th><th scope=\"col\">Trigger</th><th scope=\"col\">Ref</th>\
+         <th scope=\"col\">Commit</th><th scope=\"col\">By</th><th scope=\"col\">Started</th>\
+         <th scope=\"col\">Took</th></tr></thead><tbody>",
+    );
+    for r in runs {
+        let _ = write!(
+            m,
+            "<tr><th scope=\"row\"><a href=\"{}/projects/{}/runs/{}\">#{}</a></th><td>",
+            esc(ctx.base),
+            seg(r.project()),
+            r.id,
+            r.id
+        );
+        badge(m, &r.status.to_string());
+        let _ = write!(
+            m,
+            "</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>",
+            esc(&r.request.trigger.to_string()),
+            esc(r
+                .request
+                .push
+                .git_ref
+                .strip_prefix("refs/heads/")
+                .unwrap_or(&r.request.push.git_ref)),
+            esc(short(&r.request.push.after)),
+            esc(&r.request.push.pusher)
+        );
+        time(m, &r.started_at);
+        m.push_str("</td><td>");
+        match r.duration_secs() {
+            Some(d) => m.push_str(&human(d)),
+            None => m.push('—'),
+        }
+        m.push_str("</td></tr>\n");
+    }
+    m.push_str("</tbody></table></div>");
+}
+
+/// A run: what started it, timings, and its log (`log` is the part read so
+/// far, `offset` where it ends, for the live stream to go on from).
+pub fn run(ctx: &Ctx, run: &Run, log: &LogPart) -> String {
+    let (skipped, offset) = (log.start, log.end);
+    let mut m = String::with_capacity(log.bytes.len() * 2 + 4096);
+    let status = run.status.to_string();
+    let _ = write!(
+        m,
+        "<p class=\"crumbs\"><a href=\"{}/projects/{}\">{}</a></p><h1>Run #{} ",
+        esc(ctx.base),
+        seg(run.project()),
+        esc(run.project()),
+        run.id
+    );
+    badge(&mut m, &status);
+    m.push_str("</h1><dl class=\"facts\">");
+    let mut fact = |k: &str, v: String| {
+        if !v.is_empty() {
+            let _ = write!(m, "<dt>{k}</dt><dd>{v}</dd>");
+        }
+    };
+    let (req, push) = (&run.request, &run.request.push);
+    fact("Trigger", esc(&req.trigger.to_string()));
+    fact("Ref", format!("<code>{}</code>", esc(&push.git_ref)));
+    if !push.after.is_empty() {
+        fact("Commit", format!("<code>{}</code>", esc(&push.after)));
+    }
+    fact("Repository", esc(&push.repository));
+    fact("By", esc(&push.pusher));
+    fact("Delivery", esc(&push.delivery));
+    let mut t = String::new();
+    time(&mut t, &req.received_at);
+    if !req.received_at.is_empty() {
+        fact("Received", t);
+    }
+    let mut t = String::new();
+    time(&mut t, &run.started_at);
+    fact("Started", t);
+    if let Some(f) = &run.finished_at {
+        let mut t = String::new();
+        time(&mut t, f);
+        fact("Finished", t);
+    }
+    if let Some(d) = run.duration_secs() {
+        fact("Took", human(d));
+    }
+    if let Some(c) = run.exit_code {
+        fact("Exit code", c.to_string());
+    }
+    if let Some(s) = run.signal {
+        fact("Signal", s.to_string());
+    }
+    if !req.coalesced.is_empty() {
+        fact("Coalesced", esc(&req.coalesced.join(", ")));
+    }
+    m.push_str("</dl>");
+    let live = run.status == crate::history::Status::Running;
+    let _ = write!(
+        m,
+        "<h2 id=\"log-h\">Log</h2><p class=\"logmeta\"><a href=\"{}/projects/{}/runs/{}/log\">plain text</a>",
+        esc(ctx.base),
+        seg(run.project()),
+        run.id
+    );
+    if skipped > 0 {
+        let _ = write!(m, " · the first {skipped} bytes are left out here");
+    }
+    if live {
+        m.push_str(" · <span id=\"live\" role=\"status\">running: reload for more, or let the page follow it</span>");
+    }
+    let mut lines = String::with_capacity(log.bytes.len() * 2);
+    // data-line: the number the next line gets, for the live stream.
+    let next = log_lines(&mut lines, &log.bytes, log.first_line);
+    let _ = write!(
+        m,
+        "</p><pre id=\"log\" class=\"log\" aria-labelledby=\"log-h\" tabindex=\"0\" \
+         data-offset=\"{offset}\" data-line=\"{next}\">{lines}</pre>"
+    );
+    let live_attr = live.then(|| {
+        format!(
+            "{}/projects/{}/runs/{}/events",
+            ctx.base,
+            seg(run.project()),
+            run.id
+        )
+    });
+    layout(
+        ctx,
+        &format!("{} #{}", run.project(), run.id),
+        live_attr.as_deref(),
+        &m,
+    )
+}
+
+/// The part of a log a page shows.
+#[derive(Debug, Default)]
+pub struct LogPart {
+    /// Its bytes: whole lines, from `start` to `end`.
+    pub bytes: Vec<u8>,
+    /// Byte offset of the first byte shown (more than 0: the start is left out).
+    pub start: u64,
+    /// Byte offset just past the last byte shown.
+    pub end: u64,
+    /// The number of its first line.
+    pub first_line: u64,
+}
+
+/// Renders complete lines of `log` (a partial last line too) as numbered,
+/// linkable spans; returns the number the next line gets.
+pub fn log_lines(out: &mut String, log: &[u8], first: u64) -> u64 {
+    let mut ansi = Ansi::default();
+    log_lines_with(out, log, first, &mut ansi)
+}
+
+/// [`log_lines`] with the ANSI state carried across calls (the live stream).
+pub fn log_lines_with(out: &mut String, log: &[u8], first: u64, ansi: &mut Ansi) -> u64 {
+    let mut n = first.max(1);
+    if log.is_empty() {
+        return n;
+    }
+    let text = String::from_utf8_lossy(log);
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    for line in text.split('\n') {
+        let _ = write!(
+            out,
+            "<span class=\"ln\" id=\"L{n}\"><a href=\"#L{n}\" aria-hidden=\"true\" tabindex=\"-1\">{n}</a>"
+        );
+        ansi.line(line, out);
+        out.push_str("\n</span>");
+        n += 1;
+    }
+    n
+}
