@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, anyhow};
 use tokio::sync::watch;
@@ -18,7 +18,7 @@ use crate::history::{History, Run, Status};
 use crate::lifecycle::{Caller, Lifecycle, NotRun};
 use crate::lock::{self, RunLock};
 use crate::queue::{self, Request};
-use crate::{daemon, forge, fsutil, notify, outbox};
+use crate::{daemon, forge, fsutil, gate, gatekeeper, notify, outbox};
 
 /// Prints a line on stdout; a closed pipe (`deployd history | head`) ends
 /// the command quietly instead of panicking like `println!`.
@@ -237,7 +237,7 @@ fn check(config: &Config) -> Result<()> {
     );
     for p in config.projects.values() {
         outln!(
-            "  {}: POST {}  ({} push{}; script {}; {})",
+            "  {}: POST {}  ({} push{}{}; script {}; {})",
             p.name,
             p.hook_path(),
             p.provider,
@@ -245,6 +245,15 @@ fn check(config: &Config) -> Result<()> {
                 .as_ref()
                 .map(|r| format!(" of {r}"))
                 .unwrap_or_default(),
+            if p.after_ci.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", after CI: {} (at most {})",
+                    p.after_ci.join(", "),
+                    humantime::format_duration(p.ci_timeout)
+                )
+            },
             p.script.display(),
             p.secret_source
         );
@@ -510,9 +519,21 @@ fn status(config: &Config, json: bool) -> Result<()> {
         _ => (status_from_disk(config), false),
     };
     if json {
+        // Each project with the push that waits for its CI, if any:
+        // `{"sha", "since", "workflows": [{"workflow", "state"}]}`.
+        let mut out = serde_json::to_value(&projects).map_err(anyhow::Error::from)?;
+        if let Some(list) = out.as_array_mut() {
+            for (v, p) in list.iter_mut().zip(&projects) {
+                v["waiting_for_ci"] = waiting_for_ci(config, &p.project)
+                    .map(|(sha, since, states)| {
+                        serde_json::json!({"sha": sha, "since": since, "workflows": states})
+                    })
+                    .unwrap_or(serde_json::Value::Null);
+            }
+        }
         outln!(
             "{}",
-            serde_json::to_string_pretty(&projects).map_err(anyhow::Error::from)?
+            serde_json::to_string_pretty(&out).map_err(anyhow::Error::from)?
         );
         return Ok(());
     }
@@ -541,6 +562,19 @@ fn status(config: &Config, json: bool) -> Result<()> {
             (None, state) => state.to_string(),
         };
         outln!("{}: {headline}", p.project);
+        if let Some((sha, since, states)) = waiting_for_ci(config, &p.project) {
+            let waited = SystemTime::now().duration_since(since).unwrap_or_default();
+            outln!(
+                "  waiting for CI on {}: {} ({})",
+                &sha[..sha.len().min(12)],
+                states
+                    .iter()
+                    .map(|s| format!("{} {}", s.workflow, s.state))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                rough(waited)
+            );
+        }
         if let Some(q) = &p.pending {
             outln!(
                 "  pending: {} {} ({}, received {})",
@@ -583,6 +617,38 @@ fn status(config: &Config, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The push of `project` that waits for its CI, read from its gate file
+/// (durable and current, daemon or not): its commit, since when it waits,
+/// and each required workflow's state.
+fn waiting_for_ci(
+    config: &Config,
+    project: &str,
+) -> Option<(String, SystemTime, Vec<gate::WorkflowState>)> {
+    let p = config.projects.get(project)?;
+    if p.after_ci.is_empty() {
+        return None;
+    }
+    let g: gate::Gate<Request> = gate::load(&config.server.state_dir, project).ok()?;
+    let w = g.waiting()?;
+    let policy = gatekeeper::policy(p);
+    Some((
+        w.sha.clone(),
+        SystemTime::UNIX_EPOCH + Duration::from_millis(w.since),
+        g.states(&policy),
+    ))
+}
+
+/// A wait in whole seconds, minutes or hours and minutes: `45s`, `12m`,
+/// `1h 5m`.
+fn rough(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        _ => format!("{}h {}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 /// What the next daemon will do about `interrupted`, the newest run of its
@@ -665,8 +731,19 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
             (Status::Failed, Some(c)) => format!("failed({c})"),
             (s, _) => s.to_string(),
         };
+        // Why the CI gate stopped it, or that it went past it.
+        let ci = match &r.request.ci {
+            Some(n) if n.bypassed => format!("  (past its CI: {} pending)", n.pending.join(", ")),
+            Some(n) if n.workflow.is_some() => format!(
+                "  (CI: {} {})",
+                n.workflow.as_deref().unwrap_or_default(),
+                n.conclusion.as_deref().unwrap_or_default()
+            ),
+            Some(n) => format!("  (CI: {} pending)", n.pending.join(", ")),
+            None => String::new(),
+        };
         outln!(
-            "{:>5}  {:<11} {:<9} {:<24} {:>9}  {:<12}  {}",
+            "{:>5}  {:<11} {:<9} {:<24} {:>9}  {:<12}  {}{ci}",
             r.id,
             status,
             r.request.trigger.to_string(),
@@ -897,8 +974,25 @@ fn deploy(config: &Config, name: &str, what: What, wait: bool) -> Result<()> {
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0);
             let req = match what {
-                What::Manual { git_ref, sha } => Request::manual(seq, p, git_ref, sha, user())
-                    .map_err(|e| Failure::Usage(anyhow!(e)))?,
+                What::Manual { git_ref, sha } => {
+                    // `--sha` of the push that waits for its CI: that push,
+                    // past its CI.
+                    let waiting = match &sha {
+                        Some(sha) if !sha.is_empty() => {
+                            gatekeeper::bypass_on_disk(&config.server.state_dir, p, sha)
+                                .context("cannot read the CI gate")?
+                        }
+                        _ => None,
+                    };
+                    match waiting {
+                        Some(w) => {
+                            Request::new(seq, &p.name, queue::Trigger::Manual, w.push.clone())
+                                .with_ci(w.ci)
+                        }
+                        None => Request::manual(seq, p, git_ref, sha, user())
+                            .map_err(|e| Failure::Usage(anyhow!(e)))?,
+                    }
+                }
                 What::Rollback { to } => {
                     let h = History::new(&config.server.state_dir, &config.server.log_dir);
                     let runs = h.list(name, None)?;

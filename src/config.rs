@@ -234,6 +234,13 @@ pub struct Project {
     pub health_interval: Duration,
     /// What follows an unhealthy run.
     pub on_unhealthy: OnUnhealthy,
+    /// The CI a push waits for before it deploys (README, "Deploy only what
+    /// passed CI"): GitHub's and Gitea's workflow names, Bitbucket's build
+    /// status keys, `["pipeline"]` for GitLab's `after_ci = true`. Empty:
+    /// a push deploys at once.
+    pub after_ci: Vec<String>,
+    /// How long a push may wait for its CI before it is dropped.
+    pub ci_timeout: Duration,
 }
 
 /// A secret value read from one of the four sources (a token, or a URL
@@ -525,6 +532,8 @@ struct RawProject {
     health_retries: Option<Count>,
     health_interval: Option<Human>,
     on_unhealthy: Option<Unhealthy>,
+    after_ci: Option<AfterCi>,
+    ci_timeout: Option<Human>,
 }
 
 /// A value as the file wrote it, in words, for "expected …, found …".
@@ -722,6 +731,38 @@ impl<'de> Deserialize<'de> for Forge {
                 ))),
             },
             v => Err(expected(&format!("one of {NAMES}"), &v)),
+        }
+    }
+}
+
+/// `after_ci`: `true`/`false`, or a list of names.
+enum AfterCi {
+    Flag(bool),
+    Names(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for AfterCi {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const WHAT: &str = "a list of workflow names, such as [\"CI\", \"Tests\"], or true/false";
+        match value(d)? {
+            toml::Value::Boolean(b) => Ok(AfterCi::Flag(b)),
+            toml::Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    toml::Value::String(s) if !s.trim().is_empty() => Ok(s),
+                    v => Err(serde::de::Error::custom(format!(
+                        "name {}: expected a workflow name in quotes, found {}",
+                        i + 1,
+                        found(&v)
+                    ))),
+                })
+                .collect::<Result<_, _>>()
+                .map(AfterCi::Names),
+            toml::Value::String(s) => Err(serde::de::Error::custom(format!(
+                "expected {WHAT}, found the text {s:?}: write [{s:?}]"
+            ))),
+            v => Err(expected(WHAT, &v)),
         }
     }
 }
@@ -1404,6 +1445,24 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 return Err(invalid(&k(key), "must be at most 100 years".into()));
             }
         }
+        let after_ci = after_ci(provider, p.after_ci).map_err(|m| invalid(&k("after_ci"), m))?;
+        let ci_timeout_given = p.ci_timeout.is_some();
+        let ci_timeout = p.ci_timeout.map_or(Duration::from_secs(3600), |d| d.0);
+        if ci_timeout_given && after_ci.is_empty() {
+            return Err(invalid(
+                &k("ci_timeout"),
+                "has no effect without after_ci: set after_ci, or remove ci_timeout".into(),
+            ));
+        }
+        if ci_timeout.is_zero() {
+            return Err(invalid(&k("ci_timeout"), "must be more than 0s".into()));
+        }
+        if ci_timeout > MAX_DURATION {
+            return Err(invalid(
+                &k("ci_timeout"),
+                "must be at most 100 years".into(),
+            ));
+        }
         for var in p.env.0.keys() {
             if var.is_empty() || var.contains('=') || var.contains('\0') {
                 return Err(invalid(
@@ -1444,6 +1503,8 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 health_retries: p.health_retries.map_or(5, |n| n.0),
                 health_interval,
                 on_unhealthy: p.on_unhealthy.map_or(OnUnhealthy::Keep, |c| c.0),
+                after_ci,
+                ci_timeout,
             },
         );
     }
@@ -1748,6 +1809,39 @@ fn one_source(
         }
     }
     Ok(found)
+}
+
+/// The names a push waits for, from `after_ci` as `provider` takes it:
+/// GitHub, Gitea and Bitbucket name what must pass (a list); GitLab has one
+/// pipeline per commit (`true`).
+fn after_ci(provider: Provider, raw: Option<AfterCi>) -> Result<Vec<String>, String> {
+    let list_of = match provider {
+        Provider::Github | Provider::Gitea => "workflow names (each workflow file's name:)",
+        Provider::Bitbucket => "build status keys (the key your CI reports its status under)",
+        Provider::Gitlab => "",
+    };
+    match raw {
+        None | Some(AfterCi::Flag(false)) => Ok(Vec::new()),
+        Some(AfterCi::Flag(true)) if provider == Provider::Gitlab => Ok(vec!["pipeline".into()]),
+        Some(AfterCi::Flag(true)) => Err(format!(
+            "for {provider}, list the {list_of} that must pass, e.g. after_ci = [\"CI\", \"Tests\"]"
+        )),
+        Some(AfterCi::Names(_)) if provider == Provider::Gitlab => {
+            Err("GitLab runs one pipeline per commit: write after_ci = true to wait for it".into())
+        }
+        Some(AfterCi::Names(names)) if names.is_empty() => Err(format!(
+            "an empty list waits for nothing: list the {list_of} that must pass, or remove after_ci"
+        )),
+        Some(AfterCi::Names(names)) => {
+            let mut out: Vec<String> = Vec::new();
+            for n in names {
+                if !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// What is wrong with a project name, if anything, said of the name itself.
@@ -2402,6 +2496,56 @@ mod tests {
     /// Every key, given values of the wrong kind: each error is in words,
     /// on the key's own line, with none of serde's or Rust's vocabulary.
     #[test]
+    fn after_ci_per_forge() {
+        let project = |provider: &str, extra: &str| {
+            format!(
+                "[projects.app]\nprovider = \"{provider}\"\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n{extra}\n"
+            )
+        };
+        let c = cfg(&project("github", "after_ci = [\"CI\", \"Tests\", \"CI\"]")).unwrap();
+        let p = &c.projects["app"];
+        assert_eq!(p.after_ci, vec!["CI".to_string(), "Tests".to_string()]);
+        assert_eq!(p.ci_timeout, Duration::from_secs(3600));
+        let c = cfg(&project("gitlab", "after_ci = true\nci_timeout = \"20m\"")).unwrap();
+        assert_eq!(c.projects["app"].after_ci, vec!["pipeline".to_string()]);
+        assert_eq!(c.projects["app"].ci_timeout, Duration::from_secs(1200));
+        for off in ["", "after_ci = false"] {
+            assert!(
+                cfg(&project("github", off)).unwrap().projects["app"]
+                    .after_ci
+                    .is_empty()
+            );
+        }
+        assert_eq!(
+            cfg(&project("bitbucket", "after_ci = [\"build\"]"))
+                .unwrap()
+                .projects["app"]
+                .after_ci,
+            vec!["build".to_string()]
+        );
+        // Errors name the line and key, and say what to write.
+        let (line, key, m) = err(&project("github", "after_ci = true"));
+        assert_eq!((line, key.as_str()), (5, "projects.app.after_ci"));
+        assert!(m.contains("list the workflow names"), "{m}");
+        let (_, _, m) = err(&project("gitlab", "after_ci = [\"CI\"]"));
+        assert!(m.contains("write after_ci = true"), "{m}");
+        let (_, _, m) = err(&project("github", "after_ci = []"));
+        assert!(m.contains("empty list"), "{m}");
+        let (_, _, m) = err(&project("github", "after_ci = \"CI\""));
+        assert!(m.contains("write [\"CI\"]"), "{m}");
+        let (_, _, m) = err(&project("github", "after_ci = [\"CI\", 3]"));
+        assert!(m.contains("name 2"), "{m}");
+        let (line, key, m) = err(&project("github", "ci_timeout = \"5m\""));
+        assert_eq!((line, key.as_str()), (5, "projects.app.ci_timeout"));
+        assert!(m.contains("without after_ci"), "{m}");
+        let (_, key, _) = err(&project(
+            "github",
+            "after_ci = [\"CI\"]\nci_timeout = \"0s\"",
+        ));
+        assert_eq!(key, "projects.app.ci_timeout");
+    }
+
+    #[test]
     fn wrong_values_are_answered_in_words() {
         const SERVER: [&str; 14] = [
             "listen",
@@ -2419,7 +2563,7 @@ mod tests {
             "allow_from",
             "trusted_proxies",
         ];
-        const PROJECT: [&str; 27] = [
+        const PROJECT: [&str; 29] = [
             "provider",
             "secret",
             "secret_file",
@@ -2447,6 +2591,8 @@ mod tests {
             "secret_previous_credential",
             "max_age",
             "allow_from",
+            "after_ci",
+            "ci_timeout",
         ];
         const WRONG: [&str; 10] = [
             "\"2\"",

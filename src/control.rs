@@ -21,9 +21,10 @@ use tokio::sync::broadcast;
 use crate::events::RunEvent;
 use crate::executor::{self, Cancelled, ProjectStatus};
 use crate::fsutil;
+use crate::gatekeeper;
 use crate::history::{History, Run, Status};
 use crate::lifecycle::blocking;
-use crate::queue::Request as QueueRequest;
+use crate::queue::{Request as QueueRequest, Trigger};
 use crate::state::Shared;
 
 /// What the CLI asks.
@@ -250,9 +251,41 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             let Some(p) = config.projects.get(&project) else {
                 return send(&mut w, &Reply::Error(no_project(&config, &project))).await;
             };
-            let req = match QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user) {
-                Ok(req) => req,
-                Err(e) => return send(&mut w, &Reply::Error(e)).await,
+            // `--sha` of the push that waits for its CI: that push, now,
+            // past its CI (a manual run whose record says so).
+            let waiting = match &sha {
+                Some(sha) if !sha.is_empty() => match gatekeeper::bypass(shared, p, sha).await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        return send(
+                            &mut w,
+                            &Reply::Error(format!("cannot read the CI gate: {e}")),
+                        )
+                        .await;
+                    }
+                },
+                _ => None,
+            };
+            let req = match waiting {
+                Some(waiting) => {
+                    tracing::info!(
+                        "{project}: deploying {} past its CI, as {user} asked",
+                        waiting.push.short_sha()
+                    );
+                    QueueRequest::new(
+                        shared.queue.next_seq(),
+                        &project,
+                        Trigger::Manual,
+                        waiting.push.clone(),
+                    )
+                    .with_ci(waiting.ci)
+                }
+                None => {
+                    match QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user) {
+                        Ok(req) => req,
+                        Err(e) => return send(&mut w, &Reply::Error(e)).await,
+                    }
+                }
             };
             queue_and_stream(&mut w, shared, req, wait).await
         }

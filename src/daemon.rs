@@ -13,6 +13,7 @@ use crate::deliveries::Deliveries;
 use crate::events::{Bus, Publisher};
 use crate::executor::Executor;
 use crate::fsutil;
+use crate::gatekeeper;
 use crate::history::History;
 use crate::lifecycle::Lifecycle;
 use crate::lock::StateLock;
@@ -23,6 +24,7 @@ use crate::state::Shared;
 use crate::systemd;
 use crate::web;
 use crate::{control, executor, metrics};
+use crate::{gate, queue};
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -46,6 +48,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // and run records (read off the runtime's thread).
     {
         let (history, queue, deliveries) = (history.clone(), queue.clone(), deliveries.clone());
+        let state_dir = s.state_dir.clone();
+        let gated: Vec<String> = config
+            .projects
+            .values()
+            .filter(|p| !p.after_ci.is_empty())
+            .map(|p| p.name.clone())
+            .collect();
         tokio::task::spawn_blocking(move || {
             for project in history.projects() {
                 let runs = history.list(&project, None).unwrap_or_default();
@@ -54,6 +63,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 }
                 if let Some(p) = queue.pending(&project) {
                     deliveries.remember(p.deliveries());
+                }
+            }
+            // And in pushes that wait for their CI.
+            for project in gated {
+                let g: std::io::Result<gate::Gate<queue::Request>> =
+                    gate::load(&state_dir, &project);
+                if let Ok(Some(w)) = g.as_ref().map(gate::Gate::waiting) {
+                    deliveries.remember(w.request.deliveries());
                 }
             }
         })
@@ -138,6 +155,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let executor_task = tokio::spawn(exec.run(stop_rx.clone()));
     let control_task = tokio::spawn(control::serve(control, shared.clone()));
+    // Pushes that wait for their CI time out here; armed only while one waits.
+    tokio::spawn(gatekeeper::expiry(shared.clone(), stop_rx.clone()));
     // Installed here, before READY: a SIGHUP that arrived before the
     // handler was would take its default action and end the daemon.
     let installed = Signals {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ci::CiNote;
 use crate::fsutil;
 use crate::push::Push;
 use crate::queue::{Request, Trigger};
@@ -35,6 +36,12 @@ pub enum Status {
     Cancelled,
     /// The script succeeded but every try of its `health_check` failed.
     Unhealthy,
+    /// A required CI workflow did not pass: the push was dropped and the
+    /// script never ran (README, "Deploy only what passed CI").
+    CiFailed,
+    /// The push waited `ci_timeout` for its CI and was dropped; the script
+    /// never ran.
+    CiTimeout,
 }
 
 impl std::fmt::Display for Status {
@@ -47,6 +54,8 @@ impl std::fmt::Display for Status {
             Status::Interrupted => "interrupted",
             Status::Cancelled => "cancelled",
             Status::Unhealthy => "unhealthy",
+            Status::CiFailed => "ci_failed",
+            Status::CiTimeout => "ci_timeout",
         })
     }
 }
@@ -107,6 +116,8 @@ struct Record {
     pid: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     coalesced: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ci: Option<CiNote>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     bodies: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -124,6 +135,7 @@ impl From<Record> for Run {
                 push: r.push,
                 received_at: r.received_at,
                 coalesced: r.coalesced,
+                ci: r.ci,
                 bodies: r.bodies,
             },
             status: r.status,
@@ -147,6 +159,7 @@ impl From<Run> for Record {
             push,
             received_at,
             coalesced,
+            ci,
             bodies,
         } = r.request;
         Record {
@@ -164,6 +177,7 @@ impl From<Run> for Record {
             received_at,
             pid: r.pid,
             coalesced,
+            ci,
             bodies,
             outputs: r.outputs,
         }
@@ -276,6 +290,17 @@ impl History {
     /// Starts a record for `req`: reserves the next id, creates the (empty)
     /// log file, and writes the record as `running`, durably. Blocking.
     pub fn create(&self, req: &Request) -> io::Result<Run> {
+        self.reserve(req, Status::Running)
+    }
+
+    /// A record for `req` whose script never ran (`ci_failed`,
+    /// `ci_timeout`), written finished from the start: never `running` on
+    /// disk, so a crash cannot make recovery run it. Blocking.
+    pub fn closed(&self, req: &Request, status: Status) -> io::Result<Run> {
+        self.reserve(req, status)
+    }
+
+    fn reserve(&self, req: &Request, status: Status) -> io::Result<Run> {
         let dir = self.dir(&req.project);
         fsutil::create_dir(&dir, fsutil::STATE_DIR_MODE)?;
         let log_dir = self.log_dir.join(&req.project);
@@ -292,14 +317,15 @@ impl History {
                 Err(e) => return Err(e),
             }
         }
+        let started_at = fsutil::now_rfc3339();
         let run = Run {
             id,
             request: req.clone(),
-            status: Status::Running,
+            status,
             exit_code: None,
             signal: None,
-            started_at: fsutil::now_rfc3339(),
-            finished_at: None,
+            finished_at: (status != Status::Running).then(|| started_at.clone()),
+            started_at,
             log: log_dir.join(format!("{id}.log")),
             pid: None,
             outputs: BTreeMap::new(),

@@ -19,6 +19,7 @@
 //! targets use; every other module is `pub(crate)`.
 
 pub(crate) mod allow;
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -31,6 +32,8 @@ pub(crate) mod fault;
 pub mod filter;
 pub mod forge;
 pub(crate) mod fsutil;
+pub(crate) mod gate;
+pub(crate) mod gatekeeper;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod http_client;

@@ -22,8 +22,11 @@
 //! 7. [`RunEvent::Finished`], then the lock is released.
 //!
 //! A run a previous daemon did not see end is closed by
-//! [`Lifecycle::interrupted`] instead (steps 6 and 7), and a request that
-//! waits for its run is announced by [`Lifecycle::queued`].
+//! [`Lifecycle::interrupted`] instead (steps 5 and 6), a push the CI gate
+//! dropped (`ci_failed`, `ci_timeout`) is recorded by
+//! [`Lifecycle::not_run`] (its record, finished from the start, and step 6),
+//! and a request that waits for its run is announced by
+//! [`Lifecycle::queued`].
 //!
 //! Where what comes next hooks in:
 //!
@@ -49,7 +52,7 @@ use tokio::sync::watch;
 use crate::config::Project;
 use crate::events::{Publisher, RunEvent};
 use crate::health;
-use crate::history::{History, Run};
+use crate::history::{History, Run, Status};
 use crate::lock::{self, RunLock};
 use crate::queue::Request;
 use crate::runner::{self, Outcome};
@@ -206,6 +209,44 @@ impl Lifecycle {
             outcome,
             saved,
         })
+    }
+
+    /// Records `req`, a push the CI gate dropped (`status` is `ci_failed` or
+    /// `ci_timeout`), as a run whose script never ran: its record, finished
+    /// from the start, a log saying `why`, retention, and its
+    /// [`RunEvent::Finished`], like any run's end. No lock: nothing runs.
+    pub(crate) async fn not_run(
+        &self,
+        project: &Project,
+        req: Request,
+        status: Status,
+        why: String,
+    ) -> io::Result<Run> {
+        let history = self.history.clone();
+        let keep = project.keep_runs;
+        let run = blocking(move || {
+            let run = history.closed(&req, status)?;
+            if let Ok(mut log) = runner::open_log(&run) {
+                runner::log_line(
+                    &mut log,
+                    &format!(
+                        "run {} of {} ({}) {} {}: {status}: {why}; the script did not run",
+                        run.id,
+                        run.project(),
+                        run.request.trigger,
+                        run.request.push.git_ref,
+                        run.request.push.after
+                    ),
+                );
+            }
+            if let Err(e) = history.prune(run.project(), keep) {
+                tracing::warn!("{}: cannot remove old runs: {e}", run.project());
+            }
+            Ok::<_, io::Error>(run)
+        })
+        .await?;
+        self.events.publish(RunEvent::Finished(run.clone())).await;
+        Ok(run)
     }
 
     /// Closes `run`, which a previous daemon left recorded `running` and

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ci::CiNote;
 use crate::config::Project;
 use crate::fsutil;
 use crate::push::{Files, Push};
@@ -76,6 +77,10 @@ pub struct Request {
     /// crash. Bounded to the newest [`MAX_COALESCED`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coalesced: Vec<String>,
+    /// What the CI gate had to do with it, if anything (README, "Deploy
+    /// only what passed CI").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<CiNote>,
     /// The remembered body MACs (`deliveries::body_entry`) of this request
     /// and of those it replaced: durable with the request, as its delivery
     /// ids are, so a replay under a new id stays a duplicate through a
@@ -103,6 +108,7 @@ impl Request {
             push,
             received_at: fsutil::now_rfc3339(),
             coalesced: Vec::new(),
+            ci: None,
             bodies: Vec::new(),
         }
     }
@@ -133,6 +139,29 @@ impl Request {
             ..Push::default()
         };
         Ok(Request::new(seq, &project.name, Trigger::Manual, push))
+    }
+
+    /// Takes in `old`, an older request this one replaces: its delivery id
+    /// and body MACs (and those it had taken in) stay known as accepted, so
+    /// their redeliveries are duplicates through a crash. Bounded to the
+    /// newest [`MAX_COALESCED`] of each.
+    pub fn absorb(&mut self, old: Request) {
+        let mine = std::mem::replace(&mut self.coalesced, old.coalesced);
+        if !old.push.delivery.is_empty() {
+            self.coalesced.push(old.push.delivery);
+        }
+        self.coalesced.extend(mine);
+        let excess = self.coalesced.len().saturating_sub(MAX_COALESCED);
+        self.coalesced.drain(..excess);
+        let mine = std::mem::replace(&mut self.bodies, old.bodies);
+        self.bodies.extend(mine);
+        let excess = self.bodies.len().saturating_sub(MAX_COALESCED);
+        self.bodies.drain(..excess);
+    }
+
+    /// This request with what the CI gate had to do with it.
+    pub fn with_ci(self, ci: Option<CiNote>) -> Request {
+        Request { ci, ..self }
     }
 
     /// The request of the status page's deploy button: the project's branch,
@@ -306,16 +335,7 @@ impl Queue {
         let slot = slots.entry(req.project.clone()).or_default();
         let mut req = req;
         if let Some(old) = slot.latest.take() {
-            req.coalesced = old.coalesced;
-            if !old.push.delivery.is_empty() {
-                req.coalesced.push(old.push.delivery);
-            }
-            let excess = req.coalesced.len().saturating_sub(MAX_COALESCED);
-            req.coalesced.drain(..excess);
-            let mine = std::mem::replace(&mut req.bodies, old.bodies);
-            req.bodies.extend(mine);
-            let excess = req.bodies.len().saturating_sub(MAX_COALESCED);
-            req.bodies.drain(..excess);
+            req.absorb(old);
         }
         slot.latest = Some(req);
         slot.version += 1;

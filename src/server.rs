@@ -24,6 +24,7 @@ use crate::config::{Config, Project};
 use crate::deliveries::{self, Seen};
 use crate::filter;
 use crate::forge::{self, Event, EventError, Rejected, SignatureError};
+use crate::gatekeeper;
 use crate::push::Push;
 use crate::queue::{self, Trigger};
 use crate::state::Shared;
@@ -550,6 +551,24 @@ async fn hook(
                 json!({"status": "ignored", "reason": format!("event {name:?} does not deploy")}),
             ));
         }
+        Event::Ci(_) if project.after_ci.is_empty() => {
+            return Ok(respond(
+                StatusCode::OK,
+                json!({"status": "ignored", "reason": "CI event: this project has no after_ci"}),
+            ));
+        }
+        Event::Ci(run) => {
+            // Deduped as a push is: by id, and by body MAC against replays.
+            let id = delivery.id.unwrap_or_default();
+            let body_mac = deliveries::body_entry(&project.name, &received.mac);
+            let keys: &[&str] = if id.is_empty() {
+                &[&body_mac]
+            } else {
+                &[&id, &body_mac]
+            };
+            let decided = gatekeeper::ci(&app.shared, project, run, id.clone());
+            return gated(app, project, keys, true, decided).await;
+        }
         Event::Push(p) => p,
     };
     let push = match filter::choose(project, pushes) {
@@ -590,6 +609,13 @@ async fn hook(
             push,
         )
     };
+    // A tag is a decision to release: it deploys at once, gate or no gate
+    // (CI runs are reported for branches).
+    if !project.after_ci.is_empty() && request.push.tag().is_none() {
+        // Its id and MAC were checked above, as for any push.
+        let decided = gatekeeper::push(&app.shared, project, request);
+        return gated(app, project, keys, false, decided).await;
+    }
     let answer = json!({
         "status": "queued",
         "project": project.name,
@@ -627,6 +653,48 @@ async fn hook(
     }
     app.shared.executor.queued();
     Ok(respond(StatusCode::ACCEPTED, answer))
+}
+
+/// Answers a delivery that went through the CI gate (`gatekeeper.rs`): a
+/// push of a project with `after_ci`, or a CI event. Its dedupe `keys`
+/// (delivery id, body MAC) are checked first (when `check`; a push's were
+/// already), and kept once the gate's decision is on disk; if it could not
+/// be, 503, and the keys are forgotten so a redelivery is accepted.
+async fn gated(
+    app: &App,
+    project: &Project,
+    keys: &[&str],
+    check: bool,
+    decided: impl Future<Output = std::io::Result<gatekeeper::Answer>>,
+) -> Result<Response<Full<Bytes>>, Reject> {
+    if check && app.shared.deliveries.check(keys) == Seen::Duplicate {
+        let id = if keys.len() > 1 { keys[0] } else { "" };
+        return Ok(respond(
+            StatusCode::OK,
+            json!({"status": "duplicate", "delivery": id}),
+        ));
+    }
+    match decided.await {
+        Ok((status, body)) => {
+            for key in keys {
+                app.shared.deliveries.keep_soon(key);
+            }
+            crate::fault::point(crate::fault::BEFORE_ACK).await;
+            Ok(respond(status, body))
+        }
+        Err(e) => {
+            for key in keys {
+                app.shared.deliveries.release(key);
+            }
+            tracing::error!(
+                "{}: cannot record the CI gate's decision durably (answering 503 so the forge retries): {e}",
+                project.name
+            );
+            Err(Reject::Unavailable(
+                "could not record the request; retry later".into(),
+            ))
+        }
+    }
 }
 
 /// Rate-limits log lines about rejected requests: up to [`Quiet::BURST`] a

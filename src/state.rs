@@ -21,6 +21,7 @@ use crate::config::{self, Config};
 use crate::deliveries::Deliveries;
 use crate::events::Bus;
 use crate::executor::Handle;
+use crate::gate::Gates;
 use crate::history::History;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) lifecycle: Arc<Lifecycle>,
     /// The run events, for whatever reacts to runs.
     pub(crate) events: Bus,
+    /// Every project's CI gate: pushes waiting for their CI (see `gate.rs`).
+    pub(crate) gates: Gates<Request>,
     /// Counted by the HTTP side (deliveries) and from the run events (runs),
     /// served by the status page.
     pub(crate) metrics: Arc<Metrics>,
@@ -66,6 +69,9 @@ impl Shared {
         lifecycle: Arc<Lifecycle>,
         events: Bus,
     ) -> Shared {
+        // Under the state_dir the daemon started with, like the queue: a
+        // change takes effect at the next restart.
+        let gates = Gates::new(&config.borrow().server.state_dir);
         Shared {
             config,
             queue,
@@ -74,6 +80,7 @@ impl Shared {
             executor,
             lifecycle,
             events,
+            gates,
             metrics: Arc::new(Metrics::new()),
             stopping: AtomicBool::new(false),
             reloading: tokio::sync::Mutex::new(()),

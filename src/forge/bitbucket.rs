@@ -3,9 +3,10 @@
 //! | what | where |
 //! | --- | --- |
 //! | signature | `X-Hub-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw body |
-//! | event | `X-Event-Key`: `repo:push`, `diagnostics:ping`; any other is ignored |
+//! | event | `X-Event-Key`: `repo:push`, `diagnostics:ping`, `repo:commit_status_created`, `repo:commit_status_updated`; any other is ignored |
 //! | delivery id | `X-Request-UUID` |
 //! | push | each of `push.changes` (`old`, `new`, `forced`, `new.target.message`), `repository.full_name`, `actor.nickname`, else `username`, else `display_name`; no file lists |
+//! | CI | `commit_status.{key, state, refname, commit.hash, uuid, updated_on}`, `repository.full_name` |
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -17,6 +18,7 @@ use super::common::{
     Body, Delivery, Event, EventError, Key, SignatureError, auth_header, header_str, hmac_hex,
     json_of, payload, read_delivery, verify_sha256_prefixed,
 };
+use crate::ci::{CiRun, CiState};
 use crate::push::{Files, Push};
 
 /// The delivery-id header.
@@ -135,7 +137,67 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
         }
         // What Bitbucket's "Test connection" sends (Data Center has it).
         "diagnostics:ping" => Event::Ping,
+        "repo:commit_status_created" | "repo:commit_status_updated" => {
+            Event::Ci(read_commit_status(kind, body)?)
+        }
         other => Event::Other(other.to_string()),
+    })
+}
+
+#[derive(Deserialize)]
+struct BbStatusEvent<'a> {
+    #[serde(borrow)]
+    commit_status: BbStatus<'a>,
+    #[serde(borrow)]
+    repository: Option<BbRepo<'a>>,
+    #[serde(borrow)]
+    actor: Option<BbActor<'a>>,
+}
+
+#[derive(Deserialize)]
+struct BbStatus<'a> {
+    #[serde(borrow, default)]
+    key: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    uuid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    state: Cow<'a, str>,
+    #[serde(borrow, default)]
+    refname: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    updated_on: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    commit: Option<BbTarget<'a>>,
+}
+
+/// A build status on a commit (`repo:commit_status_created`/`_updated`):
+/// the gate's "workflow" is the status `key` (the build's identifier, the
+/// same for every commit), `refname` the branch. `SUCCESSFUL` passes;
+/// `FAILED` and `STOPPED` fail; `INPROGRESS` is still going. Bitbucket does
+/// not say whether the commit came from a fork.
+fn read_commit_status(kind: Body, body: &[u8]) -> Result<CiRun, EventError> {
+    let json = json_of(kind, body)?;
+    let e: BbStatusEvent = payload(&json)?;
+    let s = e.commit_status;
+    let state = match s.state.as_ref() {
+        "SUCCESSFUL" => CiState::Passed,
+        "INPROGRESS" => CiState::Running,
+        _ => CiState::Failed,
+    };
+    let text = |c: Option<Cow<'_, str>>| c.map(Cow::into_owned).unwrap_or_default();
+    Ok(CiRun {
+        workflow: text(s.key),
+        sha: s.commit.map(|c| c.hash.into_owned()).unwrap_or_default(),
+        branch: text(s.refname),
+        repository: text(e.repository.and_then(|r| r.full_name)),
+        head_repository: String::new(),
+        state,
+        conclusion: s.state.into_owned(),
+        run: format!("{}@{}", text(s.uuid), text(s.updated_on)),
+        actor: text(
+            e.actor
+                .and_then(|a| a.nickname.or(a.username).or(a.display_name)),
+        ),
     })
 }
 
@@ -402,5 +464,56 @@ pub(crate) mod tests {
             parse(&headers(&[("content-type", "application/json")]), b"{}"),
             Err(EventError::MissingEvent("X-Event-Key"))
         );
+    }
+
+    /// A `repo:commit_status_updated` as Bitbucket Cloud's event payloads
+    /// page shows it (the fields deployd reads, with their neighbours).
+    pub(crate) fn bb_status(key: &str, state: &str, hash: &str, refname: &str) -> String {
+        serde_json::json!({
+            "actor": {"nickname": "octo", "display_name": "Octo Cat"},
+            "repository": {"full_name": "acme/app", "name": "app"},
+            "commit_status": {
+                "type": "build", "key": key, "name": format!("{key} #12"),
+                "uuid": "{5fcb7b8d-7b8d-4d0e-9a2a-000000000001}",
+                "state": state, "refname": refname, "url": "https://ci.example.com/12",
+                "description": "", "created_on": "2026-11-30T10:00:00Z",
+                "updated_on": "2026-11-30T10:05:00Z",
+                "commit": {"hash": hash, "type": "commit"},
+            },
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn bitbucket_commit_statuses_are_read() {
+        let ci = |event: &str, body: &str| match bitbucket(event, body).event {
+            Event::Ci(run) => run,
+            e => panic!("not a CI event: {e:?}"),
+        };
+        let run = ci(
+            "repo:commit_status_updated",
+            &bb_status("build", "SUCCESSFUL", SHA, "main"),
+        );
+        assert_eq!(
+            (
+                run.workflow.as_str(),
+                run.sha.as_str(),
+                run.branch.as_str(),
+                run.repository.as_str()
+            ),
+            ("build", SHA, "main", "acme/app")
+        );
+        assert_eq!(run.state, CiState::Passed);
+        for (state, want) in [
+            ("FAILED", CiState::Failed),
+            ("STOPPED", CiState::Failed),
+            ("INPROGRESS", CiState::Running),
+        ] {
+            let run = ci(
+                "repo:commit_status_created",
+                &bb_status("build", state, SHA, "main"),
+            );
+            assert_eq!((run.state, run.conclusion.as_str()), (want, state));
+        }
     }
 }

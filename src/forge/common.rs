@@ -18,6 +18,7 @@ use hyper::HeaderMap;
 use serde::Deserialize;
 use sha2::Sha256;
 
+use crate::ci::CiRun;
 use crate::push::{Files, Push, changed_paths, zeros};
 
 /// HMAC-SHA256, the MAC every forge uses.
@@ -184,6 +185,10 @@ pub enum Event {
     /// The ref updates of one push (GitHub sends one, Bitbucket may send
     /// several, or none). `filter::choose` picks the one that deploys.
     Push(Vec<Push>),
+    /// A CI run's news about a commit (GitHub's and Gitea's `workflow_run`,
+    /// GitLab's `Pipeline Hook`, Bitbucket's `repo:commit_status_*`): what
+    /// the CI gate (`gate.rs`) counts.
+    Ci(CiRun),
     /// Any other event, by its name; answered `ignored`.
     Other(String),
 }

@@ -4,7 +4,7 @@
 //! | what | where |
 //! | --- | --- |
 //! | signature | `X-Forgejo-Signature` / `X-Gitea-Signature: <hex>`, the HMAC-SHA256 of the JSON document: the body, or a form's `payload` field |
-//! | event | `X-Forgejo-Event` / `X-Gitea-Event`: `push`; any other is ignored |
+//! | event | `X-Forgejo-Event` / `X-Gitea-Event`: `push`, `workflow_run` (Gitea's Actions; Forgejo sends none); any other is ignored |
 //! | delivery id | `X-Forgejo-Delivery` / `X-Gitea-Delivery` |
 //! | push | GitHub's shape (see `github.rs`), pusher `pusher.login`; no `forced` flag; `commits` holds at most the instance's webhook commit limit of `total_commits` |
 
@@ -84,6 +84,10 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
                 Event::Push(vec![push])
             }
         }
+        // Gitea's Actions runs, in GitHub's shape. Forgejo sends no
+        // `workflow_run`; its `action_run_success`/`action_run_failure`
+        // events are ignored like any other.
+        "workflow_run" => Event::Ci(github::read_workflow_run(kind, body)?),
         other => Event::Other(other.to_string()),
     })
 }
@@ -325,5 +329,27 @@ pub(crate) mod tests {
         // is in filter.rs's tests).
         let p = push_of(gitea("push", &gitea_push("refs/tags/v1.2", &zero, SHA)));
         assert_eq!(p[0].git_ref, "refs/tags/v1.2");
+    }
+
+    #[test]
+    fn gitea_workflow_run_is_read_as_github_shapes_it() {
+        let body = crate::forge::github::tests::gh_workflow_run(
+            "completed",
+            "CI",
+            SHA,
+            "main",
+            Some("failure"),
+            "acme/app",
+        );
+        let Event::Ci(run) = gitea("workflow_run", &body) else {
+            panic!("not a CI event")
+        };
+        assert_eq!(run.workflow, "CI");
+        assert_eq!(run.state, crate::ci::CiState::Failed);
+        // Forgejo's own action events are not read.
+        assert_eq!(
+            gitea("action_run_success", "{}"),
+            Event::Other("action_run_success".into())
+        );
     }
 }

@@ -3,12 +3,14 @@
 //! | what | where |
 //! | --- | --- |
 //! | signature | `X-Hub-Signature-256: sha256=<hex>`, the HMAC-SHA256 of the raw body |
-//! | event | `X-GitHub-Event`: `push`, `ping`; any other is ignored |
+//! | event | `X-GitHub-Event`: `push`, `ping`, `workflow_run`; any other is ignored |
 //! | delivery id | `X-GitHub-Delivery` |
 //! | push | `ref`, `before`, `after`, `deleted`, `forced`, `repository.full_name`, `pusher.name`, `head_commit.message`, `commits[].added/modified/removed` (at most 2048 commits) |
+//! | CI | `workflow_run`: `action`, `workflow.name`, `workflow_run.{head_sha, head_branch, head_repository.full_name, status, conclusion, id, run_attempt}`, `repository.full_name`, `sender.login` |
 //! | signed time | `repository.pushed_at` of a push (Unix seconds; ISO 8601 text elsewhere) |
 //!
-//! Gitea and Forgejo send the same push shape: [`read_push`] serves them too.
+//! Gitea and Forgejo send the same push shape: [`read_push`] serves them too;
+//! Gitea's `workflow_run` is GitHub's shape as well ([`read_workflow_run`]).
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -20,6 +22,7 @@ use super::common::{
     Body, Commit, Delivery, Event, EventError, Key, SignatureError, auth_header, content_type,
     files_of, first_header, header_str, hmac_hex, json_of, payload, verify_sha256_prefixed,
 };
+use crate::ci::{CiRun, CiState};
 use crate::push::{Push, zeros};
 
 /// The delivery-id header.
@@ -60,6 +63,7 @@ pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventE
             signed_at = at;
             Event::Push(vec![push])
         }
+        "workflow_run" => Event::Ci(read_workflow_run(kind, body)?),
         other => Event::Other(other.to_string()),
     };
     Ok(Delivery {
@@ -367,6 +371,103 @@ pub(super) fn report(
     attempt
 }
 
+#[derive(Deserialize)]
+struct GhWorkflowRunEvent<'a> {
+    #[serde(borrow, default)]
+    action: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    workflow: Option<GhWorkflow<'a>>,
+    #[serde(borrow)]
+    workflow_run: GhWorkflowRun<'a>,
+    #[serde(borrow, default)]
+    repository: Option<Repo<'a>>,
+    #[serde(borrow, default)]
+    sender: Option<Who<'a>>,
+}
+
+#[derive(Deserialize)]
+struct GhWorkflow<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct GhWorkflowRun<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(default)]
+    run_attempt: Option<u64>,
+    #[serde(borrow)]
+    head_sha: Cow<'a, str>,
+    #[serde(borrow, default)]
+    head_branch: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    head_repository: Option<Repo<'a>>,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    conclusion: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    actor: Option<Who<'a>>,
+}
+
+/// What a finished run's `conclusion` means for the gate: `success`,
+/// `skipped` and `neutral` pass (a workflow whose jobs were all skipped by
+/// their `if:` did nothing wrong); every other final word fails.
+pub(super) fn conclusion_state(conclusion: &str) -> CiState {
+    match conclusion {
+        "success" | "skipped" | "neutral" => CiState::Passed,
+        _ => CiState::Failed,
+    }
+}
+
+/// A `workflow_run` event, GitHub's shape (Gitea's too): `requested` and
+/// `in_progress` are a run still going; `completed` carries the conclusion.
+/// The workflow's name is `workflow.name`, else `workflow_run.name` (the
+/// run's name, which is the workflow's unless `run-name` changed it).
+pub(super) fn read_workflow_run(kind: Body, body: &[u8]) -> Result<CiRun, EventError> {
+    let json = json_of(kind, body)?;
+    let e: GhWorkflowRunEvent = payload(&json)?;
+    let r = e.workflow_run;
+    let completed =
+        e.action.as_deref() == Some("completed") || r.status.as_deref() == Some("completed");
+    let conclusion = r.conclusion.as_deref().unwrap_or_default();
+    let (state, word) = if completed {
+        (conclusion_state(conclusion), conclusion.to_string())
+    } else {
+        let word = e
+            .action
+            .as_deref()
+            .or(r.status.as_deref())
+            .unwrap_or("running");
+        (CiState::Running, word.to_string())
+    };
+    let name = |n: Option<Cow<'_, str>>| n.map(Cow::into_owned).filter(|n| !n.is_empty());
+    Ok(CiRun {
+        workflow: name(e.workflow.and_then(|w| w.name))
+            .or_else(|| name(r.name))
+            .unwrap_or_default(),
+        sha: r.head_sha.into_owned(),
+        branch: r.head_branch.map(Cow::into_owned).unwrap_or_default(),
+        repository: e
+            .repository
+            .and_then(|r| r.full_name)
+            .map(Cow::into_owned)
+            .unwrap_or_default(),
+        head_repository: r
+            .head_repository
+            .and_then(|r| r.full_name)
+            .map(Cow::into_owned)
+            .unwrap_or_default(),
+        state,
+        conclusion: word,
+        run: format!("{}#{}", r.id.unwrap_or(0), r.run_attempt.unwrap_or(1)),
+        actor: r.actor.or(e.sender).map(|w| w.user()).unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -633,5 +734,129 @@ pub(crate) mod tests {
             gh("issues", "application/json", b"{}").unwrap().event,
             Event::Other("issues".into())
         );
+    }
+
+    /// A `workflow_run` delivery in the shape of octokit's
+    /// `workflow_run/completed.payload.json` example (the fields deployd
+    /// reads, with their neighbours): `workflow_run.name` empty, the
+    /// workflow's name under `workflow`.
+    pub(crate) fn gh_workflow_run(
+        action: &str,
+        workflow: &str,
+        sha: &str,
+        branch: &str,
+        conclusion: Option<&str>,
+        head_repo: &str,
+    ) -> String {
+        let status = if action == "completed" {
+            "completed"
+        } else {
+            action
+        };
+        serde_json::json!({
+            "action": action,
+            "organization": {"login": "acme"},
+            "repository": {"full_name": "acme/app", "name": "app", "fork": false},
+            "sender": {"login": "Codertocat", "type": "User"},
+            "workflow": {"id": 2823525, "name": workflow, "path": ".github/workflows/ci.yml", "state": "active"},
+            "workflow_run": {
+                "name": "", "id": 289782451, "run_attempt": 1, "run_number": 7,
+                "event": "push", "status": status, "conclusion": conclusion,
+                "head_branch": branch, "head_sha": sha,
+                "head_commit": {"id": sha, "message": "build: check workflow run payload",
+                    "timestamp": "2020-10-05T16:32:07Z", "author": {"name": "Octo Cat"}},
+                "head_repository": {"full_name": head_repo, "fork": head_repo != "acme/app"},
+                "repository": {"full_name": "acme/app"},
+                "pull_requests": [],
+            },
+        })
+        .to_string()
+    }
+
+    fn ci_of(body: &str) -> CiRun {
+        match gh("workflow_run", "application/json", body.as_bytes())
+            .unwrap()
+            .event
+        {
+            Event::Ci(run) => run,
+            e => panic!("not a CI event: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn workflow_run_events_are_read() {
+        let done = ci_of(&gh_workflow_run(
+            "completed",
+            "CI",
+            SHA,
+            "main",
+            Some("success"),
+            "acme/app",
+        ));
+        assert_eq!(
+            done,
+            CiRun {
+                workflow: "CI".into(),
+                sha: SHA.into(),
+                branch: "main".into(),
+                repository: "acme/app".into(),
+                head_repository: "acme/app".into(),
+                state: CiState::Passed,
+                conclusion: "success".into(),
+                run: "289782451#1".into(),
+                actor: "Codertocat".into(),
+            }
+        );
+        for (word, state) in [
+            ("skipped", CiState::Passed),
+            ("neutral", CiState::Passed),
+            ("failure", CiState::Failed),
+            ("cancelled", CiState::Failed),
+            ("timed_out", CiState::Failed),
+            ("action_required", CiState::Failed),
+            ("startup_failure", CiState::Failed),
+            ("stale", CiState::Failed),
+            ("a word from the future", CiState::Failed),
+        ] {
+            let run = ci_of(&gh_workflow_run(
+                "completed",
+                "CI",
+                SHA,
+                "main",
+                Some(word),
+                "acme/app",
+            ));
+            assert_eq!((run.state, run.conclusion.as_str()), (state, word));
+        }
+        // requested and in_progress come with a null conclusion.
+        for action in ["requested", "in_progress"] {
+            let run = ci_of(&gh_workflow_run(
+                action, "CI", SHA, "main", None, "acme/app",
+            ));
+            assert_eq!(
+                (run.state, run.conclusion.as_str()),
+                (CiState::Running, action)
+            );
+        }
+        let fork = ci_of(&gh_workflow_run(
+            "completed",
+            "CI",
+            SHA,
+            "main",
+            Some("success"),
+            "mallory/app",
+        ));
+        assert_eq!(fork.head_repository, "mallory/app");
+        // Without `workflow`, the run's own name is the workflow's.
+        let bare = r#"{"action":"completed","workflow_run":{"name":"Tests","head_sha":"abc","head_branch":"main","status":"completed","conclusion":"success"}}"#;
+        assert_eq!(ci_of(bare).workflow, "Tests");
+        assert!(matches!(
+            gh(
+                "workflow_run",
+                "application/json",
+                br#"{"action":"completed"}"#
+            ),
+            Err(EventError::Payload(_))
+        ));
     }
 }

@@ -3,10 +3,11 @@
 //! | what | where |
 //! | --- | --- |
 //! | authentication | `X-Gitlab-Token: <secret>`, or `webhook-signature: v1,<base64>` over `{webhook-id}.{webhook-timestamp}.{body}` |
-//! | event | `X-Gitlab-Event`: `Push Hook`, `Tag Push Hook`; any other is ignored |
+//! | event | `X-Gitlab-Event`: `Push Hook`, `Tag Push Hook`, `Pipeline Hook`; any other is ignored |
 //! | delivery id | `Idempotency-Key`, else `webhook-id`, else `X-Gitlab-Webhook-UUID` |
 //! | push | `ref`, `before`, `after`, `project.path_with_namespace`, `user_username` (else `user_name`), `commits[]` (message and `added`/`modified`/`removed`; at most 20 of `total_commits_count` by default); no force flag |
 //! | signed time | `webhook-timestamp` (Standard Webhooks) |
+//! | CI | `Pipeline Hook`: `object_attributes.{id, ref, tag, sha, status}`, `project.path_with_namespace`, `merge_request.{source_project_id, target_project_id}`, `user.username` |
 //!
 //! GitLab has two mechanisms and a project has one secret, so either proves a
 //! delivery: the secret token sent as is, or a Standard Webhooks signature
@@ -30,6 +31,7 @@ use super::common::{
     Body, Commit, Delivery, Event, EventError, Key, SignatureError, WHSEC, auth_header, files_of,
     header_str, json_of, payload, read_delivery, signing_key, unix_seconds,
 };
+use crate::ci::{CiRun, CiState};
 use crate::push::{Push, zeros};
 
 /// How far ahead of our clock a Standard Webhooks `webhook-timestamp` may
@@ -248,6 +250,7 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
             push.files = files_of(&push, &p.commits, cut);
             Event::Push(vec![push])
         }
+        "Pipeline Hook" => Event::Ci(read_pipeline(kind, body)?),
         other => Event::Other(other.to_string()),
     })
 }
@@ -292,6 +295,106 @@ pub(super) fn report(
         "check the report token (GitLab: a project or personal access token with scope api, \
          role Developer or more), api_url, and the project's repository (the full path)",
     )
+}
+
+#[derive(Deserialize)]
+struct GlPipeline<'a> {
+    #[serde(borrow)]
+    object_attributes: GlPipelineAttrs<'a>,
+    #[serde(borrow, default)]
+    project: Option<GlProject<'a>>,
+    #[serde(default)]
+    merge_request: Option<GlMergeRequest>,
+    #[serde(borrow, default)]
+    user: Option<GlUser<'a>>,
+}
+
+#[derive(Deserialize)]
+struct GlPipelineAttrs<'a> {
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(rename = "ref", borrow, default)]
+    git_ref: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tag: bool,
+    #[serde(borrow)]
+    sha: Cow<'a, str>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct GlMergeRequest {
+    #[serde(default)]
+    source_project_id: Option<u64>,
+    #[serde(default)]
+    target_project_id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct GlUser<'a> {
+    #[serde(borrow, default)]
+    username: Option<Cow<'a, str>>,
+}
+
+/// A `Pipeline Hook`: GitLab has one pipeline per commit and ref, so the
+/// gate's one "workflow" is `pipeline`. `success` and `skipped` pass;
+/// `failed` and `canceled` fail (so does any other final word); `created`,
+/// `waiting_for_resource`, `preparing`, `pending`, `running`, `manual` and
+/// `scheduled` are still going. A tag pipeline has no branch; a merge
+/// request pipeline from a fork names the fork's project as its source.
+fn read_pipeline(kind: Body, body: &[u8]) -> Result<CiRun, EventError> {
+    let json = json_of(kind, body)?;
+    let p: GlPipeline = payload(&json)?;
+    let a = p.object_attributes;
+    let status = a.status.into_owned();
+    let state = match status.as_str() {
+        "success" | "skipped" => CiState::Passed,
+        "created"
+        | "waiting_for_resource"
+        | "preparing"
+        | "pending"
+        | "running"
+        | "manual"
+        | "scheduled" => CiState::Running,
+        _ => CiState::Failed,
+    };
+    let repository = p
+        .project
+        .and_then(|p| p.path_with_namespace)
+        .map(Cow::into_owned)
+        .unwrap_or_default();
+    let fork = p.merge_request.is_some_and(|m| {
+        m.source_project_id.is_some() && m.source_project_id != m.target_project_id
+    });
+    let git_ref = a.git_ref.map(Cow::into_owned).unwrap_or_default();
+    Ok(CiRun {
+        workflow: "pipeline".into(),
+        sha: a.sha.into_owned(),
+        branch: if a.tag {
+            String::new()
+        } else {
+            git_ref
+                .strip_prefix("refs/heads/")
+                .unwrap_or(&git_ref)
+                .to_string()
+        },
+        // GitLab names no fork's path here; a made-up one tells the gate.
+        head_repository: if fork {
+            "(a fork)".into()
+        } else {
+            repository.clone()
+        },
+        repository,
+        state,
+        conclusion: status,
+        run: a.id.unwrap_or(0).to_string(),
+        actor: p
+            .user
+            .and_then(|u| u.username)
+            .map(Cow::into_owned)
+            .unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]
@@ -689,5 +792,77 @@ pub(crate) mod tests {
             ),
             Err(EventError::Payload(_))
         ));
+    }
+
+    /// A `Pipeline Hook` as GitLab's webhook documentation shows it (the
+    /// fields deployd reads, with their neighbours).
+    pub(crate) fn gitlab_pipeline(sha: &str, git_ref: &str, status: &str) -> String {
+        serde_json::json!({
+            "object_kind": "pipeline",
+            "object_attributes": {
+                "id": 31, "iid": 3, "name": "Pipeline for branch: master",
+                "ref": git_ref, "tag": false, "sha": sha,
+                "before_sha": "bcbb5ec396a2c0f828686f14fac9b80b780504f2",
+                "source": "push", "status": status, "detailed_status": status,
+                "stages": ["build", "test", "deploy"],
+                "created_at": "2016-08-12 15:23:28 UTC", "finished_at": "2016-08-12 15:26:29 UTC",
+                "duration": 63, "queued_duration": 12, "variables": [],
+            },
+            "merge_request": null,
+            "user": {"id": 1, "name": "Administrator", "username": "root"},
+            "project": {"id": 1, "name": "Gitlab Test", "path_with_namespace": "gitlab-org/gitlab-test",
+                "default_branch": "master"},
+            "commit": {"id": sha, "message": "test\n"},
+            "builds": [],
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn pipeline_hooks_are_read() {
+        let ci = |body: &str| match gitlab("Pipeline Hook", &[], body).event {
+            Event::Ci(run) => run,
+            e => panic!("not a CI event: {e:?}"),
+        };
+        let run = ci(&gitlab_pipeline(SHA, "master", "success"));
+        assert_eq!(
+            run,
+            CiRun {
+                workflow: "pipeline".into(),
+                sha: SHA.into(),
+                branch: "master".into(),
+                repository: "gitlab-org/gitlab-test".into(),
+                head_repository: "gitlab-org/gitlab-test".into(),
+                state: CiState::Passed,
+                conclusion: "success".into(),
+                run: "31".into(),
+                actor: "root".into(),
+            }
+        );
+        for (status, state) in [
+            ("failed", CiState::Failed),
+            ("canceled", CiState::Failed),
+            ("skipped", CiState::Passed),
+            ("running", CiState::Running),
+            ("pending", CiState::Running),
+            ("created", CiState::Running),
+            ("manual", CiState::Running),
+        ] {
+            assert_eq!(
+                ci(&gitlab_pipeline(SHA, "master", status)).state,
+                state,
+                "{status}"
+            );
+        }
+        let mut tag: serde_json::Value =
+            serde_json::from_str(&gitlab_pipeline(SHA, "v1.0", "success")).unwrap();
+        tag["object_attributes"]["tag"] = true.into();
+        assert_eq!(ci(&tag.to_string()).branch, "");
+        let mut fork: serde_json::Value =
+            serde_json::from_str(&gitlab_pipeline(SHA, "master", "success")).unwrap();
+        fork["merge_request"] =
+            serde_json::json!({"iid": 1, "source_project_id": 7, "target_project_id": 1});
+        let run = ci(&fork.to_string());
+        assert_ne!(run.head_repository, run.repository);
     }
 }

@@ -5,8 +5,9 @@
 //! The rest of deployd sees one seam: [`receive`] — given a project's forge
 //! and key (and a previous key during a rotation), and a request's headers
 //! and body, verify the request and read it into a forge-neutral
-//! [`Delivery`]: a push ([`crate::push::Push`]), a ping, or another event
-//! that is ignored; with the body's MAC, for dedupe whatever the event, and
+//! [`Delivery`]: a push ([`crate::push::Push`]), a CI result
+//! ([`crate::ci::CiRun`], for the CI gate), a ping, or another event that is
+//! ignored; with the body's MAC, for dedupe whatever the event, and
 //! the time the forge signed, if any. [`read`] is the same with one key.
 //! [`sign_headers`] is the other way round, for `deployd sign`.
 //!

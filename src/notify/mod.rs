@@ -102,6 +102,20 @@ pub const EVENTS: &[Event] = &[
         forge: ForgeState::Failure,
     },
     Event {
+        name: "ci_failed",
+        default_on: true,
+        tone: Tone::Bad,
+        says: "not deployed: its CI failed",
+        forge: ForgeState::Failure,
+    },
+    Event {
+        name: "ci_timeout",
+        default_on: true,
+        tone: Tone::Bad,
+        says: "not deployed: its CI did not finish in time",
+        forge: ForgeState::Error,
+    },
+    Event {
         name: "recovered",
         default_on: true,
         tone: Tone::Good,
@@ -397,10 +411,17 @@ mod tests {
     fn events_and_defaults() {
         assert_eq!(
             default_on(),
-            ["failed", "timed_out", "unhealthy", "recovered"]
+            [
+                "failed",
+                "timed_out",
+                "unhealthy",
+                "ci_failed",
+                "ci_timeout",
+                "recovered"
+            ]
         );
         assert!(event("cancelled").is_some_and(|e| !e.default_on));
-        assert!(event("ci_failed").is_none());
+        assert!(event("queued").is_none());
         for s in [
             Status::Succeeded,
             Status::Failed,

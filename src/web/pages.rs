@@ -23,9 +23,12 @@ pub const LOOKS: &[(&str, &str)] = &[
     ("interrupted", "warn"),
     ("cancelled", "warn"),
     ("unhealthy", "bad"),
+    ("ci_failed", "bad"),
+    ("ci_timeout", "warn"),
     ("running", "run"),
     ("pending", "wait"),
     ("recovering", "wait"),
+    ("waiting for CI", "wait"),
     ("idle", "idle"),
 ];
 
@@ -296,6 +299,8 @@ const STATUSES: &[&str] = &[
     "interrupted",
     "cancelled",
     "unhealthy",
+    "ci_failed",
+    "ci_timeout",
 ];
 /// Triggers offered by the filter.
 const TRIGGERS: &[&str] = &["webhook", "manual", "web", "recovery", "rollback"];
