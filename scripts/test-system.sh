@@ -314,7 +314,9 @@ push_commit() {
 deliver() {
     local project=$1 sha=$2 body sig
     # (Called in $(…), a subshell: a counter would not count.)
-    body="{\"ref\":\"refs/heads/main\",\"before\":\"0000000000000000000000000000000000000000\",\"after\":\"$sha\",\"repository\":{\"full_name\":\"acme/$project\"},\"pusher\":{\"name\":\"dev\"}}"
+    # Each body differs (its push time, its compare URL), as real pushes do:
+    # deployd answers the same signed body twice as a duplicate.
+    body="{\"ref\":\"refs/heads/main\",\"before\":\"0000000000000000000000000000000000000000\",\"after\":\"$sha\",\"compare\":\"https://example.com/compare/$(date +%s%N)\",\"repository\":{\"full_name\":\"acme/$project\",\"pushed_at\":$(date +%s)},\"pusher\":{\"name\":\"dev\"}}"
     sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1)
     curl -s -o /dev/null -w '%{http_code}' --max-time 20 -X POST \
         -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' \
