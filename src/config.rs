@@ -37,7 +37,7 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(72 * 3600);
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read at all.
-    #[error("{path}: {error}")]
+    #[error("{path}: {}", read_problem(error))]
     Read {
         /// The config file.
         path: PathBuf,
@@ -974,6 +974,23 @@ enum SecretSource {
     File(PathBuf),
     Env(String),
     Credential(String),
+}
+
+/// Why a config file could not be read, in words: a missing file says how
+/// to name the right one (the io error alone would say "os error 2").
+fn read_problem(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => {
+            "No such file or directory: give the config's path with -c FILE \
+             or DEPLOYD_CONFIG=FILE (deploy.example.toml at the top of the source is \
+             a commented example)"
+                .into()
+        }
+        std::io::ErrorKind::PermissionDenied => "this user may not read it: run the command \
+             as the daemon's user (sudo -u deployd …) or as root"
+            .into(),
+        _ => format!("cannot read it: {error}"),
+    }
 }
 
 /// Reads the config file at `path` and everything it refers to (secrets).

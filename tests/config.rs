@@ -312,3 +312,23 @@ fn names_and_keys_are_shown_where_they_are_written() {
         &["expected a duration such as \"15m\" or \"90s\", found the number 15"],
     );
 }
+
+#[test]
+fn a_missing_config_file_says_how_to_name_one() {
+    let dir = TestDir::new("config-missing-file");
+    let missing = dir.join("nothere.toml");
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&missing)
+        .arg("status")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (_, stderr) = expect_code(&out, 2, "status with a missing -c file");
+    assert!(
+        stderr.contains(&format!("{}: No such file or directory", missing.display()))
+            && stderr.contains("-c FILE")
+            && !stderr.contains("os error"),
+        "{stderr}"
+    );
+}
