@@ -38,22 +38,6 @@ fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
     output_within(child, CLI_LIMIT, &format!("deployd {}", args.join(" ")))
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Panics, showing everything, unless `out` exited with `code`.
-fn expect_code(out: &Output, code: i32, what: &str) -> (String, String) {
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}: exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-    (stdout, stderr)
-}
-
 /// A config with project `app` (the given script) and project `web`.
 fn two_projects(dir: &TestDir, script: &Path, app_extra: &str) -> PathBuf {
     let other = dir.script("web.sh", "#!/bin/sh\necho web\n");

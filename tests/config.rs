@@ -10,24 +10,8 @@ use common::*;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Asserts `out` exited with `code`; returns (stdout, stderr).
-fn expect_code(out: &Output, code: i32, what: &str) -> (String, String) {
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}: exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-    (stdout, stderr)
-}
 
 /// The 1-based line of `config` that contains `needle`.
 fn line_of(config: &Path, needle: &str) -> usize {

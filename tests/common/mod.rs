@@ -569,3 +569,21 @@ pub fn alive(pid: i32) -> bool {
             .map(|s| s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')))
             .unwrap_or(true)
 }
+
+/// Output bytes as text, for messages and assertions.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Panics, showing the exit status, stdout and stderr, unless `out` exited
+/// with `code`; returns (stdout, stderr).
+pub fn expect_code(out: &Output, code: i32, what: &str) -> (String, String) {
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    (stdout, stderr)
+}
