@@ -14,7 +14,8 @@
 # signature (401), deploy pushes (202 once the request is fsynced, coalesced
 # behind a deploy that runs through all rounds); then a burst of BURST
 # distinct deploy pushes during a running deploy, counting the runs it
-# caused. Memory from /proc/PID/status: VmRSS once started (idle), VmHWM
+# caused. Memory from /proc/PID/status: VmRSS once started (idle, with a
+# notification target and a commit-status report configured), VmHWM
 # after the load. CPU per request from /proc/PID/stat around each wrk run.
 # Last, a deploy printing BIGLOG_MB MiB (default 200) followed by two slow
 # readers at once (`deployd deploy` through the daemon and `deployd logs
@@ -162,6 +163,21 @@ keep_runs = 1000
 [projects.biglog]
 secret = "$SECRET"
 script = "$WORK/biglog.sh"
+
+# Never pushed to: there for the idle figure, which counts with a
+# notification target and a commit-status report configured.
+[projects.quiet]
+secret = "$SECRET"
+script = "$WORK/deploy.sh"
+
+[projects.quiet.report]
+token = "bench-token"
+api_url = "http://127.0.0.1:9"
+
+[notify.ops]
+kind = "webhook"
+url = "http://127.0.0.1:9/deployd"
+projects = ["quiet"]
 EOF
 chmod 600 "$CONFIG"
 ctl() { "$DEPLOYD" -c "$CONFIG" "$@"; }
