@@ -717,15 +717,7 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
         outln!("{name} has not run yet");
         return Ok(());
     }
-    outln!(
-        "{:>5}  {:<11} {:<9} {:<24} {:>9}  {:<12}  DELIVERY",
-        "RUN",
-        "STATUS",
-        "TRIGGER",
-        "STARTED",
-        "TOOK",
-        "COMMIT"
-    );
+    let mut rows = vec![Row::header()];
     for r in runs {
         let status = match (r.status, r.exit_code) {
             (Status::Failed, Some(c)) => format!("failed({c})"),
@@ -742,25 +734,81 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
             Some(n) => format!("  (CI: {} pending)", n.pending.join(", ")),
             None => String::new(),
         };
-        outln!(
-            "{:>5}  {:<11} {:<9} {:<24} {:>9}  {:<12}  {}{ci}",
-            r.id,
-            status,
-            r.request.trigger.to_string(),
-            r.started_at,
-            duration(&r),
-            r.short_sha(),
-            if r.request.push.delivery.is_empty() {
-                "-"
-            } else {
-                &r.request.push.delivery
-            }
-        );
-        for line in outputs_lines(&r) {
-            outln!("{:>5}  {line}", "");
-        }
+        let delivery = if r.request.push.delivery.is_empty() {
+            "-"
+        } else {
+            &r.request.push.delivery
+        };
+        rows.push(Row {
+            cells: [
+                r.id.to_string(),
+                status,
+                r.request.trigger.to_string(),
+                r.started_at.clone(),
+                duration(&r),
+                r.short_sha().to_string(),
+            ],
+            last: format!("{delivery}{ci}"),
+            under: outputs_lines(&r),
+        });
+    }
+    for line in table(&rows) {
+        outln!("{line}");
     }
     Ok(())
+}
+
+/// One line of the `history` table, and the lines printed under it.
+struct Row {
+    /// Run, status, trigger, started, took, commit.
+    cells: [String; 6],
+    /// The delivery and any note: the last column, not padded.
+    last: String,
+    /// Indented lines under the row (the run's outputs).
+    under: Vec<String>,
+}
+
+impl Row {
+    fn header() -> Row {
+        Row {
+            cells: ["RUN", "STATUS", "TRIGGER", "STARTED", "TOOK", "COMMIT"].map(String::from),
+            last: "DELIVERY".into(),
+            under: Vec::new(),
+        }
+    }
+}
+
+/// The `history` table's lines. Two spaces between columns, each column as
+/// wide as its widest cell and at least as wide as its usual values (the
+/// longest status word, a timestamp, a 12-digit commit), so every status
+/// word, trigger and duration lines up. Run and took are right-aligned.
+fn table(rows: &[Row]) -> Vec<String> {
+    let longest_status = Status::ALL
+        .iter()
+        .map(|s| s.to_string().len())
+        .chain(["failed(255)".len()])
+        .max()
+        .unwrap_or(0);
+    let mut widths = [5, longest_status, "rollback".len(), 24, 8, 12];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(&row.cells) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut lines = Vec::new();
+    for row in rows {
+        let [run, status, trigger, started, took, commit] = &row.cells;
+        let [wr, ws, wt, wst, wto, wc] = widths;
+        lines.push(format!(
+            "{run:>wr$}  {status:<ws$}  {trigger:<wt$}  {started:<wst$}  {took:>wto$}  \
+             {commit:<wc$}  {}",
+            row.last
+        ));
+        for u in &row.under {
+            lines.push(format!("{:>wr$}  {u}", ""));
+        }
+    }
+    lines
 }
 
 /// A run's script outputs (README, "Script outputs"), one `key: value`
@@ -1357,5 +1405,59 @@ impl Caller for Direct<'_> {
         let log = run.log.clone();
         let tail = tokio::spawn(async move { follow_log(&log, || *done_rx.borrow()).await });
         self.tail = Some((done_tx, tail));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the header's columns named `names` start.
+    fn starts(header: &str, names: &[&str]) -> Vec<usize> {
+        names
+            .iter()
+            .map(|n| header.find(n).unwrap_or(usize::MAX))
+            .collect()
+    }
+
+    #[test]
+    fn history_columns_line_up_for_every_status_word() {
+        let mut rows = vec![Row::header()];
+        let words = Status::ALL
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["failed(3)".to_string(), "failed(255)".to_string()]);
+        for (i, status) in words.enumerate() {
+            // A run of hours takes more room than the column's usual width.
+            let took = if i == 0 { "1h 2m 3s 400ms" } else { "2s 115ms" };
+            rows.push(Row {
+                cells: [
+                    (i + 1).to_string(),
+                    status,
+                    "recovery".into(),
+                    "2026-11-26T22:46:47.491Z".into(),
+                    took.into(),
+                    "68e6095da7c6".into(),
+                ],
+                last: "d-1".into(),
+                under: vec![],
+            });
+        }
+        let lines = table(&rows);
+        let header = &lines[0];
+        let cols = starts(header, &["TRIGGER", "STARTED", "COMMIT", "DELIVERY"]);
+        for line in &lines[1..] {
+            for (c, want) in cols
+                .iter()
+                .zip(["recovery", "2026-", "68e6095da7c6", "d-1"])
+            {
+                assert_eq!(
+                    line.get(*c..*c + want.len()),
+                    Some(want),
+                    "\n{header}\n{line}"
+                );
+                assert_eq!(line.get(c - 2..*c), Some("  "), "\n{header}\n{line}");
+            }
+        }
     }
 }

@@ -44,6 +44,21 @@ pub enum Status {
     CiTimeout,
 }
 
+impl Status {
+    /// Every status, in the order of the enum.
+    pub const ALL: [Status; 9] = [
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::TimedOut,
+        Status::Interrupted,
+        Status::Cancelled,
+        Status::Unhealthy,
+        Status::CiFailed,
+        Status::CiTimeout,
+    ];
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
