@@ -666,14 +666,12 @@ fn status_from_disk(config: &Config) -> Vec<ProjectStatus> {
         .keys()
         .map(|name| {
             let runs = history.list(name, Some(3)).unwrap_or_default();
-            let held = RunLock::is_held(&lock::path(&config.server.state_dir, name));
+            let going = Going::of(&config.server.state_dir, name, &runs);
             let running = runs.iter().find(|r| r.status == Status::Running).cloned();
             let pending = queue::read_pending(&config.server.state_dir, name);
-            // Recorded running with nothing holding its lock: the daemon died
-            // during it and no process of it is left.
             let state = match (&running, &pending) {
-                (Some(_), _) if held => "running",
-                (Some(_), _) => "interrupted",
+                (Some(r), _) if going.cut_off(r) => "interrupted",
+                (Some(_), _) => "running",
                 (None, Some(_)) => "pending",
                 _ => "idle",
             };
@@ -686,6 +684,37 @@ fn status_from_disk(config: &Config) -> Vec<ProjectStatus> {
             }
         })
         .collect()
+}
+
+/// Which of a project's runs recorded `running` still run, judged from disk
+/// as `status` and `history` judge them without a daemon's word.
+struct Going {
+    /// The newest run recorded `running`: the only one that can still be
+    /// going, since runs of a project never overlap.
+    newest: Option<u64>,
+    /// Whether something holds the project's lock: that run's processes (a
+    /// daemon waiting for them to exit holds nothing).
+    held: bool,
+}
+
+impl Going {
+    /// For `project`, whose newest runs, newest first, are `runs`.
+    fn of(state_dir: &Path, project: &str, runs: &[Run]) -> Going {
+        Going {
+            newest: runs
+                .iter()
+                .find(|r| r.status == Status::Running)
+                .map(|r| r.id),
+            held: RunLock::is_held(&lock::path(state_dir, project)),
+        }
+    }
+
+    /// Whether `run` is recorded `running` but was cut off: whoever ran it
+    /// (a daemon, a `deployd deploy`) died and none of its processes is
+    /// left. Only the next daemon records it `interrupted`.
+    fn cut_off(&self, run: &Run) -> bool {
+        run.status == Status::Running && (self.newest != Some(run.id) || !self.held)
+    }
 }
 
 fn duration(run: &Run) -> String {
@@ -717,9 +746,19 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
         outln!("{name} has not run yet");
         return Ok(());
     }
+    let going = Going::of(&config.server.state_dir, name, &runs);
     let mut rows = vec![Row::header()];
     for r in runs {
+        // As `status` says it: cut off, and what the next daemon will do.
+        let cut_off = going.cut_off(&r).then(|| {
+            let pending = queue::read_pending(&config.server.state_dir, name);
+            format!(
+                "  (was going when its daemon died; {})",
+                next_daemon_will(config, &r, pending.as_ref())
+            )
+        });
         let status = match (r.status, r.exit_code) {
+            _ if cut_off.is_some() => Status::Interrupted.to_string(),
             (Status::Failed, Some(c)) => format!("failed({c})"),
             (s, _) => s.to_string(),
         };
@@ -748,7 +787,7 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
                 duration(&r),
                 r.short_sha().to_string(),
             ],
-            last: format!("{delivery}{ci}"),
+            last: format!("{delivery}{ci}{}", cut_off.unwrap_or_default()),
             under: outputs_lines(&r),
         });
     }
