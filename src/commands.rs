@@ -1036,7 +1036,7 @@ fn deploy(config: &Config, name: &str, what: What, wait: bool) -> Result<()> {
                 return Ok(());
             }
             match result {
-                Some(r) => finish_message(&r),
+                Some(r) => finish_message(&r, p),
                 None => Err(Failure::Runtime(anyhow!(
                     "the daemon closed the connection before the run ended (stopping?); \
                      see `deployd status` and `deployd history {name}`"
@@ -1252,10 +1252,12 @@ fn waiting_for(run: &Run) -> String {
     )
 }
 
-fn finish_message(run: &Run) -> Result<()> {
+fn finish_message(run: &Run, p: &config::Project) -> Result<()> {
     eprintln!(
         "deployd: {}: run {} {}",
-        run.request.project, run.id, run.status
+        run.request.project,
+        run.id,
+        run.ended_as(p.timeout)
     );
     if run.status == Status::Succeeded {
         Ok(())
@@ -1313,7 +1315,7 @@ async fn deploy_direct(config: &Config, p: &config::Project, req: Request) -> Re
         ended.saved.context("cannot save the run record")?;
         let run = ended.run;
         if run.status != Status::Unhealthy || p.on_unhealthy != config::OnUnhealthy::Rollback {
-            return finish_message(&run);
+            return finish_message(&run, p);
         }
         eprintln!("deployd: {}: run {} unhealthy", p.name, run.id);
         // As the daemon does (README, *Health checks*): once.

@@ -564,7 +564,7 @@ async fn run_one(project: Project, req: Request, cancel: watch::Receiver<bool>, 
         format!(
             "{name}: run {} {} ({}; log {})",
             run.id,
-            run.status,
+            run.ended_as(project.timeout),
             match (run.exit_code, run.signal) {
                 (Some(c), _) => format!("exit code {c}"),
                 (None, Some(s)) => format!("killed by signal {s}"),

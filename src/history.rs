@@ -222,6 +222,18 @@ impl Run {
         self.request.push.short_sha()
     }
 
+    /// How it ended, in words for a sentence (`run 3 timed out after 15m`):
+    /// `timed out after` the project's `timeout`, `CI failed`, or the status
+    /// word as it is.
+    pub fn ended_as(&self, timeout: std::time::Duration) -> String {
+        match self.status {
+            Status::TimedOut => format!("timed out after {}", humantime::format_duration(timeout)),
+            Status::CiFailed => "CI failed".into(),
+            Status::CiTimeout => "CI did not finish in time".into(),
+            s => s.to_string(),
+        }
+    }
+
     /// Seconds from `started_at` to `finished_at`; None while it runs (or
     /// when a time does not read), for durations shown and measured.
     pub fn duration_secs(&self) -> Option<f64> {
