@@ -388,24 +388,36 @@ fn notify_test(config: &Config, only: Option<&str>) -> Result<()> {
 const FALLBACK_SOCKETS: [&str; 2] = ["/run/deployd/control.sock", "/var/lib/deployd/control.sock"];
 
 /// Asks the daemon to reload its config and waits for its answer.
+///
+/// The daemon judges the file, also when it is invalid here: it refuses it
+/// and says so in its own log, where whoever watches the daemon looks (a
+/// SIGHUP's refusal is logged there too). What this command found wrong
+/// with the file is said only when no daemon answers.
 fn reload(path: &Path) -> Result<()> {
-    let sockets: Vec<PathBuf> = match config::load_without_secrets(path) {
-        Ok(c) => vec![c.server.control_socket],
-        // A file that does not parse is refused here already, with the same
-        // file:line: key error the daemon would give: a reload of it could
-        // only be refused, and the running config stays as it is either way.
-        Err(
-            e @ (ConfigError::Invalid { .. }
-            | ConfigError::NoProjects { .. }
-            | ConfigError::NoConfig),
-        ) => {
-            return Err(Failure::Runtime(anyhow!(
-                "reload refused, the running config is kept: {e}"
+    let (sockets, invalid_here) = match config::load_without_secrets(path) {
+        Ok(c) => (vec![c.server.control_socket], None),
+        Err(ConfigError::NoConfig) => {
+            return Err(Failure::Usage(anyhow!(
+                "nothing to reload: {}",
+                ConfigError::NoConfig
             )));
+        }
+        // Invalid: the daemon is found through the file's [server] table
+        // alone, or at the usual places.
+        Err(e @ (ConfigError::Invalid { .. } | ConfigError::NoProjects { .. })) => {
+            let mut sockets: Vec<PathBuf> = config::control_socket_of(path).into_iter().collect();
+            for s in FALLBACK_SOCKETS.iter().map(PathBuf::from) {
+                if !sockets.contains(&s) {
+                    sockets.push(s);
+                }
+            }
+            (sockets, Some(e))
         }
         // Unreadable here (this user may not read it) is not unreadable for
         // the daemon: find the daemon at the usual places, it reads the file.
-        Err(ConfigError::Read { .. }) => FALLBACK_SOCKETS.iter().map(PathBuf::from).collect(),
+        Err(ConfigError::Read { .. }) => {
+            (FALLBACK_SOCKETS.iter().map(PathBuf::from).collect(), None)
+        }
     };
     let rt = runtime()?;
     let mut tried = Vec::new();
@@ -439,6 +451,12 @@ fn reload(path: &Path) -> Result<()> {
             }
             (Err(e), None) => tried.push(format!("{}: {e}", socket.display())),
         }
+    }
+    if let Some(e) = invalid_here {
+        return Err(Failure::Runtime(anyhow!(
+            "{e}\n(no daemon answers ({}), so nothing was reloaded)",
+            tried.join("; ")
+        )));
     }
     Err(Failure::Runtime(anyhow!(
         "no daemon answers ({}): nothing to reload. Is deployd running? \

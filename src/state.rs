@@ -144,8 +144,8 @@ impl Shared {
                 Ok(done)
             }
             Ok(Err(e)) => {
-                tracing::error!("reload refused, keeping the running config: {e}");
-                Err(format!("reload refused, keeping the running config: {e}"))
+                tracing::error!("reload refused, the running config is kept: {e}");
+                Err(format!("reload refused, the running config is kept: {e}"))
             }
             Err(e) => {
                 tracing::error!("reload failed: {e}");

@@ -50,8 +50,43 @@ fn reload_of_a_file_that_does_not_parse_fails_with_file_line_and_key() {
     assert!(err.contains("deploy.toml:"), "no file:line in: {err}");
     assert!(err.contains("scirpt"), "the bad key is not named: {err}");
     assert!(err.contains("running config is kept"), "{err}");
+    // Whoever watches the daemon's log sees the refusal too, as for SIGHUP.
+    d.wait_log("reload refused, the running config is kept: ", T);
+    assert!(d.log().contains("scirpt"), "{}", d.log());
     // The running config still serves.
     assert_eq!(d.push("app", "refs/heads/main", SHA_A, "d-1").0, 202);
+
+    // Not even TOML: still the daemon's to refuse, and to log.
+    std::fs::write(&config, format!("{good}[projects.half\n")).unwrap();
+    let out = cli(&config, &["reload"]);
+    let (_, err) = expect_code(&out, 1, "reload of broken TOML");
+    assert!(
+        err.starts_with("deployd: reload refused, the running config is kept: ")
+            && err.contains("deploy.toml:"),
+        "{err}"
+    );
+    poll(T, "the daemon's log to say so", || {
+        let log = d.log();
+        let refusals = log.matches("reload refused").count();
+        if refusals == 2 { Ok(()) } else { Err(log) }
+    });
+    assert_eq!(d.push("app", "refs/heads/main", SHA_B, "d-2").0, 202);
+}
+
+#[test]
+fn reload_of_an_invalid_file_with_no_daemon_says_both() {
+    let dir = TestDir::new("reload-invalid-nodaemon");
+    let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
+    let config = write_config(&dir, "", &project("app", &script, ""));
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{good}scirpt = \"typo\"\n")).unwrap();
+    let out = cli(&config, &["reload"]);
+    let (_, err) = expect_code(&out, 1, "reload with no daemon");
+    assert!(err.contains("scirpt"), "the bad key is not named: {err}");
+    assert!(
+        err.contains("no daemon answers") && err.contains("control.sock"),
+        "{err}"
+    );
 }
 
 #[test]
