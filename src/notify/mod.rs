@@ -187,6 +187,11 @@ pub struct Document {
     pub repository: String,
     /// Who pushed.
     pub pusher: String,
+    /// The first line of the head commit's message (`DEPLOY_MESSAGE`);
+    /// empty when the forge sent none. Absent from messages queued by
+    /// earlier versions.
+    #[serde(default)]
+    pub message: String,
     /// The forge's delivery id.
     pub delivery: String,
     /// RFC 3339.
@@ -226,6 +231,7 @@ impl Document {
             before: push.before.clone(),
             repository: push.repository.clone(),
             pusher: push.pusher.clone(),
+            message: push.title().to_string(),
             delivery: push.delivery.clone(),
             started_at: run.started_at.clone(),
             finished_at: run.finished_at.clone(),
@@ -263,7 +269,8 @@ impl Document {
     }
 
     /// What a chat message says under its title, one fact a line: the
-    /// commit, who pushed, how long it took, the summary, the link.
+    /// commit and who pushed, the commit's first line, how long it took,
+    /// the summary, the link.
     pub fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
         let commit = self.commit();
@@ -282,6 +289,9 @@ impl Document {
             first.push_str(&format!(", pushed by {}", self.pusher));
         }
         lines.push(first);
+        if !self.message.is_empty() {
+            lines.push(format!("\"{}\"", self.message));
+        }
         if let Some(ms) = self.duration_ms {
             let d = std::time::Duration::from_secs(ms.div_ceil(1000));
             lines.push(format!(
@@ -313,6 +323,7 @@ impl Document {
             before: String::new(),
             repository: String::new(),
             pusher: String::new(),
+            message: String::new(),
             delivery: String::new(),
             started_at: now.clone(),
             finished_at: Some(now),
@@ -406,6 +417,35 @@ pub fn document_for(run: &Run, history: &crate::history::History) -> Option<Docu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn finished(event: &str, status: &str, trigger: &str, ms: u64) -> Document {
+        let mut d = Document::test("app");
+        d.event = event.into();
+        d.status = status.into();
+        d.trigger = trigger.into();
+        d.run_id = 7;
+        d.git_ref = "refs/heads/main".into();
+        d.sha = "68e6095da7c6cfcfed2710e465170ab1f500ead7".into();
+        d.pusher = "octocat".into();
+        d.message = "Fix the login form".into();
+        d.duration_ms = Some(ms);
+        d
+    }
+
+    #[test]
+    fn chat_lines_name_the_commit() {
+        let d = finished("failed", "failed", "webhook", 8);
+        assert_eq!(
+            d.lines()[..2],
+            [
+                "run 7 (webhook), commit 68e6095da7c6 on main, pushed by octocat",
+                "\"Fix the login form\"",
+            ]
+        );
+        let mut d = d;
+        d.message.clear();
+        assert!(!d.lines()[1].starts_with('"'), "{:?}", d.lines());
+    }
 
     #[test]
     fn events_and_defaults() {
