@@ -32,6 +32,33 @@ fn reload_applies_a_valid_config_before_it_returns() {
 }
 
 #[test]
+fn reload_says_what_waits_for_a_restart() {
+    let dir = TestDir::new("reload-restart");
+    let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
+    let config = write_config(&dir, "", &project("app", &script, ""));
+    let d = Daemon::start(&config);
+    // A status page added by a reload does not start until a restart: the
+    // one who reloads is told, and so is the log.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}[web]\nlisten = \"127.0.0.1:0\"\n")).unwrap();
+    let out = cli_ok(&config, &["reload"], 0);
+    assert!(
+        out.contains("config reloaded: 1 project(s); [web] was added: the status page starts at the next restart"),
+        "{out}"
+    );
+    d.wait_log("reload: [web] was added", T);
+    // The same for a changed limit, and for the page taken away.
+    let text = text.replace("[server]\n", "[server]\nmax_connections = 7\n");
+    std::fs::write(&config, text).unwrap();
+    let out = cli_ok(&config, &["reload"], 0);
+    assert!(
+        out.contains("a change of server.max_connections takes effect at the next restart")
+            && out.contains("[web] was removed"),
+        "{out}"
+    );
+}
+
+#[test]
 fn reload_of_a_file_that_does_not_parse_fails_with_file_line_and_key() {
     let dir = TestDir::new("reload-invalid");
     let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
