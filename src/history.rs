@@ -259,10 +259,17 @@ pub fn rollback_target(
         let run = runs
             .iter()
             .find(|r| r.id == id)
-            .ok_or_else(|| format!("there is no run {id} (see `deployd history`)"))?;
+            .ok_or_else(|| match runs.first() {
+                Some(r) => format!(
+                    "there is no run {id} (see `deployd history {}`)",
+                    r.project()
+                ),
+                None => format!("there is no run {id}: nothing has run yet"),
+            })?;
         if !has_commit(run) {
             return Err(format!(
-                "run {id} has no commit to go back to (it was started without one:                  a manual deploy without --sha)"
+                "run {id} has no commit to go back to (it was started without one: \
+                 a manual deploy without --sha)"
             ));
         }
         return Ok(run.clone());
@@ -514,9 +521,15 @@ mod tests {
         assert_eq!(rollback_target(&runs, None, None).unwrap().id, 1);
         assert_eq!(rollback_target(&runs, Some(4), None).unwrap().id, 4);
         let e = rollback_target(&runs, Some(3), None).unwrap_err();
-        assert!(e.contains("run 3 has no commit"), "{e}");
+        assert_eq!(
+            e,
+            "run 3 has no commit to go back to (it was started without one: \
+             a manual deploy without --sha)"
+        );
         let e = rollback_target(&runs, Some(9), None).unwrap_err();
-        assert!(e.contains("there is no run 9"), "{e}");
+        assert_eq!(e, "there is no run 9 (see `deployd history app`)");
+        let e = rollback_target(&[], Some(9), None).unwrap_err();
+        assert_eq!(e, "there is no run 9: nothing has run yet");
         let e = rollback_target(&runs[..4], None, None).unwrap_err();
         assert!(e.starts_with("nothing to go back to"), "{e}");
         assert!(rollback_target(&[], None, None).is_err());
