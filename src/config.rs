@@ -652,7 +652,8 @@ struct Nets(Vec<IpNet>);
 
 impl<'de> Deserialize<'de> for Nets {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        const WHAT: &str = "a list of addresses or networks such as                             [\"192.0.2.0/24\", \"2001:db8::/32\"]";
+        const WHAT: &str = "a list of addresses or networks such as \
+                            [\"192.0.2.0/24\", \"2001:db8::/32\"]";
         let items = match value(d)? {
             toml::Value::Array(items) => items,
             v => {
@@ -1565,7 +1566,8 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             return Err(invalid(
                 &["notify", &name],
                 format!(
-                    "the target name {name:?} {problem}: it may only hold letters, digits,                      '-', '_' and '.', and may not start with '.'"
+                    "the target name {name:?} {problem}: it may only hold letters, digits, \
+                     '-', '_' and '.', and may not start with '.'"
                 ),
             ));
         }
@@ -1695,7 +1697,8 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             NotifyKind::Command if command.is_empty() => {
                 return Err(invalid(
                     &k("command"),
-                    "missing: the program to run and its arguments, e.g.                      [\"/usr/local/bin/mail-deploy\", \"ops@example.com\"]"
+                    "missing: the program to run and its arguments, e.g. \
+                     [\"/usr/local/bin/mail-deploy\", \"ops@example.com\"]"
                         .into(),
                 ));
             }
@@ -2371,6 +2374,29 @@ mod tests {
         assert_eq!(line, 6);
         assert_eq!(key, "projects.app.scirpt");
         assert!(msg.contains("unknown field"), "{msg}");
+    }
+
+    #[test]
+    fn long_messages_read_as_one_line() {
+        let app = format!("[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n");
+        for (text, says) in [
+            (
+                format!("[server]\nallow_from = \"10.0.0.1\"\n{app}"),
+                "a list of addresses or networks such as [\"192.0.2.0/24\"",
+            ),
+            (
+                format!("{app}[notify.\".x\"]\nkind = \"command\"\ncommand = [\"/bin/true\"]\n"),
+                "it may only hold letters, digits, '-', '_' and '.'",
+            ),
+            (
+                format!("{app}[notify.mail]\nkind = \"command\"\n"),
+                "its arguments, e.g. [\"/usr/local/bin/mail-deploy\"",
+            ),
+        ] {
+            let (_, _, msg) = err(&text);
+            assert!(msg.contains(says), "{msg}");
+            assert!(!msg.contains("  "), "a run of spaces in: {msg}");
+        }
     }
 
     #[test]

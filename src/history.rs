@@ -290,7 +290,8 @@ pub fn rollback_target(
         .cloned()
         .ok_or_else(|| {
             format!(
-                "nothing to go back to: no successful run with another commit than {}                  before run {} (give one with --to RUN_ID)",
+                "nothing to go back to: no successful run with another commit than {} \
+                 before run {} (give one with --to RUN_ID)",
                 current.short_sha(),
                 current.id
             )
@@ -531,7 +532,11 @@ mod tests {
         let e = rollback_target(&[], Some(9), None).unwrap_err();
         assert_eq!(e, "there is no run 9: nothing has run yet");
         let e = rollback_target(&runs[..4], None, None).unwrap_err();
-        assert!(e.starts_with("nothing to go back to"), "{e}");
+        assert_eq!(
+            e,
+            "nothing to go back to: no successful run with another commit than c \
+             before run 5 (give one with --to RUN_ID)"
+        );
         assert!(rollback_target(&[], None, None).is_err());
         // From an unhealthy run: its last healthy predecessor.
         let bad = run(7, "d", Status::Unhealthy);
