@@ -1225,16 +1225,34 @@ fn cancel_direct(config: &Config, p: &config::Project, pending: bool) -> Result<
         return Ok(());
     }
     let h = History::new(&s.state_dir, &s.log_dir);
-    let running = h
-        .list(name, Some(3))?
+    let runs = h.list(name, Some(3))?;
+    let going = Going::of(&s.state_dir, name, &runs);
+    let Some(run) = runs
         .into_iter()
-        .find(|r| r.status == Status::Running);
-    let held = RunLock::is_held(&lock::path(&s.state_dir, name));
-    let Some(run) = running.filter(|_| held) else {
+        .find(|r| r.status == Status::Running && !going.cut_off(r))
+    else {
         return Err(Failure::Runtime(anyhow!(
             "{name}: nothing to cancel: no run is going on"
         )));
     };
+    let lock_path = lock::path(&s.state_dir, name);
+    let by_hand = format!(
+        "processes of the run still hold its lock: stop them by hand \
+         (`fuser -v {}` lists them)",
+        lock_path.display()
+    );
+    // Only a daemon starts these: no `deployd deploy` is there to ask.
+    if matches!(
+        run.request.trigger,
+        queue::Trigger::Webhook | queue::Trigger::Recovery | queue::Trigger::Web
+    ) {
+        return Err(Failure::Runtime(anyhow!(
+            "{name}: run {} ({}) was started by a daemon that is gone, and {by_hand}; \
+             a daemon started now waits for them to exit, then runs it again",
+            run.id,
+            run.request.trigger
+        )));
+    }
     let marker = cancel_marker(&s.state_dir, name);
     fsutil::write_atomic(&marker, run.id.to_string().as_bytes())?;
     let deadline = std::time::Instant::now() + p.kill_grace + Duration::from_secs(10);
@@ -1244,13 +1262,11 @@ fn cancel_direct(config: &Config, p: &config::Project, pending: bool) -> Result<
                 say_cancelled(name, &executor::Cancelled::Run(Box::new(r)));
                 return Ok(());
             }
-            _ if std::time::Instant::now() > deadline
-                || !RunLock::is_held(&lock::path(&s.state_dir, name)) =>
-            {
+            _ if std::time::Instant::now() > deadline || !RunLock::is_held(&lock_path) => {
                 let _ = std::fs::remove_file(&marker);
                 return Err(Failure::Runtime(anyhow!(
-                    "{name}: run {} did not stop: the `deployd deploy` running it may be gone \
-                     (its processes hold the lock; see `deployd status`)",
+                    "{name}: run {} did not stop: the `deployd deploy` or the daemon that ran \
+                     it may be gone, and {by_hand}",
                     run.id
                 )));
             }
