@@ -388,24 +388,36 @@ fn notify_test(config: &Config, only: Option<&str>) -> Result<()> {
 const FALLBACK_SOCKETS: [&str; 2] = ["/run/deployd/control.sock", "/var/lib/deployd/control.sock"];
 
 /// Asks the daemon to reload its config and waits for its answer.
+///
+/// The daemon judges the file, also when it is invalid here: it refuses it
+/// and says so in its own log, where whoever watches the daemon looks (a
+/// SIGHUP's refusal is logged there too). What this command found wrong
+/// with the file is said only when no daemon answers.
 fn reload(path: &Path) -> Result<()> {
-    let sockets: Vec<PathBuf> = match config::load_without_secrets(path) {
-        Ok(c) => vec![c.server.control_socket],
-        // A file that does not parse is refused here already, with the same
-        // file:line: key error the daemon would give: a reload of it could
-        // only be refused, and the running config stays as it is either way.
-        Err(
-            e @ (ConfigError::Invalid { .. }
-            | ConfigError::NoProjects { .. }
-            | ConfigError::NoConfig),
-        ) => {
-            return Err(Failure::Runtime(anyhow!(
-                "reload refused, the running config is kept: {e}"
+    let (sockets, invalid_here) = match config::load_without_secrets(path) {
+        Ok(c) => (vec![c.server.control_socket], None),
+        Err(ConfigError::NoConfig) => {
+            return Err(Failure::Usage(anyhow!(
+                "nothing to reload: {}",
+                ConfigError::NoConfig
             )));
+        }
+        // Invalid: the daemon is found through the file's [server] table
+        // alone, or at the usual places.
+        Err(e @ (ConfigError::Invalid { .. } | ConfigError::NoProjects { .. })) => {
+            let mut sockets: Vec<PathBuf> = config::control_socket_of(path).into_iter().collect();
+            for s in FALLBACK_SOCKETS.iter().map(PathBuf::from) {
+                if !sockets.contains(&s) {
+                    sockets.push(s);
+                }
+            }
+            (sockets, Some(e))
         }
         // Unreadable here (this user may not read it) is not unreadable for
         // the daemon: find the daemon at the usual places, it reads the file.
-        Err(ConfigError::Read { .. }) => FALLBACK_SOCKETS.iter().map(PathBuf::from).collect(),
+        Err(ConfigError::Read { .. }) => {
+            (FALLBACK_SOCKETS.iter().map(PathBuf::from).collect(), None)
+        }
     };
     let rt = runtime()?;
     let mut tried = Vec::new();
@@ -439,6 +451,12 @@ fn reload(path: &Path) -> Result<()> {
             }
             (Err(e), None) => tried.push(format!("{}: {e}", socket.display())),
         }
+    }
+    if let Some(e) = invalid_here {
+        return Err(Failure::Runtime(anyhow!(
+            "{e}\n(no daemon answers ({}), so nothing was reloaded)",
+            tried.join("; ")
+        )));
     }
     Err(Failure::Runtime(anyhow!(
         "no daemon answers ({}): nothing to reload. Is deployd running? \
@@ -666,14 +684,12 @@ fn status_from_disk(config: &Config) -> Vec<ProjectStatus> {
         .keys()
         .map(|name| {
             let runs = history.list(name, Some(3)).unwrap_or_default();
-            let held = RunLock::is_held(&lock::path(&config.server.state_dir, name));
+            let going = Going::of(&config.server.state_dir, name, &runs);
             let running = runs.iter().find(|r| r.status == Status::Running).cloned();
             let pending = queue::read_pending(&config.server.state_dir, name);
-            // Recorded running with nothing holding its lock: the daemon died
-            // during it and no process of it is left.
             let state = match (&running, &pending) {
-                (Some(_), _) if held => "running",
-                (Some(_), _) => "interrupted",
+                (Some(r), _) if going.cut_off(r) => "interrupted",
+                (Some(_), _) => "running",
                 (None, Some(_)) => "pending",
                 _ => "idle",
             };
@@ -686,6 +702,37 @@ fn status_from_disk(config: &Config) -> Vec<ProjectStatus> {
             }
         })
         .collect()
+}
+
+/// Which of a project's runs recorded `running` still run, judged from disk
+/// as `status` and `history` judge them without a daemon's word.
+struct Going {
+    /// The newest run recorded `running`: the only one that can still be
+    /// going, since runs of a project never overlap.
+    newest: Option<u64>,
+    /// Whether something holds the project's lock: that run's processes (a
+    /// daemon waiting for them to exit holds nothing).
+    held: bool,
+}
+
+impl Going {
+    /// For `project`, whose newest runs, newest first, are `runs`.
+    fn of(state_dir: &Path, project: &str, runs: &[Run]) -> Going {
+        Going {
+            newest: runs
+                .iter()
+                .find(|r| r.status == Status::Running)
+                .map(|r| r.id),
+            held: RunLock::is_held(&lock::path(state_dir, project)),
+        }
+    }
+
+    /// Whether `run` is recorded `running` but was cut off: whoever ran it
+    /// (a daemon, a `deployd deploy`) died and none of its processes is
+    /// left. Only the next daemon records it `interrupted`.
+    fn cut_off(&self, run: &Run) -> bool {
+        run.status == Status::Running && (self.newest != Some(run.id) || !self.held)
+    }
 }
 
 fn duration(run: &Run) -> String {
@@ -717,17 +764,19 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
         outln!("{name} has not run yet");
         return Ok(());
     }
-    outln!(
-        "{:>5}  {:<11} {:<9} {:<24} {:>9}  {:<12}  DELIVERY",
-        "RUN",
-        "STATUS",
-        "TRIGGER",
-        "STARTED",
-        "TOOK",
-        "COMMIT"
-    );
+    let going = Going::of(&config.server.state_dir, name, &runs);
+    let mut rows = vec![Row::header()];
     for r in runs {
+        // As `status` says it: cut off, and what the next daemon will do.
+        let cut_off = going.cut_off(&r).then(|| {
+            let pending = queue::read_pending(&config.server.state_dir, name);
+            format!(
+                "  (was going when its daemon died; {})",
+                next_daemon_will(config, &r, pending.as_ref())
+            )
+        });
         let status = match (r.status, r.exit_code) {
+            _ if cut_off.is_some() => Status::Interrupted.to_string(),
             (Status::Failed, Some(c)) => format!("failed({c})"),
             (s, _) => s.to_string(),
         };
@@ -742,25 +791,81 @@ fn history(config: &Config, name: &str, limit: usize, json: bool) -> Result<()> 
             Some(n) => format!("  (CI: {} pending)", n.pending.join(", ")),
             None => String::new(),
         };
-        outln!(
-            "{:>5}  {:<11} {:<9} {:<24} {:>9}  {:<12}  {}{ci}",
-            r.id,
-            status,
-            r.request.trigger.to_string(),
-            r.started_at,
-            duration(&r),
-            r.short_sha(),
-            if r.request.push.delivery.is_empty() {
-                "-"
-            } else {
-                &r.request.push.delivery
-            }
-        );
-        for line in outputs_lines(&r) {
-            outln!("{:>5}  {line}", "");
-        }
+        let delivery = if r.request.push.delivery.is_empty() {
+            "-"
+        } else {
+            &r.request.push.delivery
+        };
+        rows.push(Row {
+            cells: [
+                r.id.to_string(),
+                status,
+                r.request.trigger.to_string(),
+                r.started_at.clone(),
+                duration(&r),
+                r.short_sha().to_string(),
+            ],
+            last: format!("{delivery}{ci}{}", cut_off.unwrap_or_default()),
+            under: outputs_lines(&r),
+        });
+    }
+    for line in table(&rows) {
+        outln!("{line}");
     }
     Ok(())
+}
+
+/// One line of the `history` table, and the lines printed under it.
+struct Row {
+    /// Run, status, trigger, started, took, commit.
+    cells: [String; 6],
+    /// The delivery and any note: the last column, not padded.
+    last: String,
+    /// Indented lines under the row (the run's outputs).
+    under: Vec<String>,
+}
+
+impl Row {
+    fn header() -> Row {
+        Row {
+            cells: ["RUN", "STATUS", "TRIGGER", "STARTED", "TOOK", "COMMIT"].map(String::from),
+            last: "DELIVERY".into(),
+            under: Vec::new(),
+        }
+    }
+}
+
+/// The `history` table's lines. Two spaces between columns, each column as
+/// wide as its widest cell and at least as wide as its usual values (the
+/// longest status word, a timestamp, a 12-digit commit), so every status
+/// word, trigger and duration lines up. Run and took are right-aligned.
+fn table(rows: &[Row]) -> Vec<String> {
+    let longest_status = Status::ALL
+        .iter()
+        .map(|s| s.to_string().len())
+        .chain(["failed(255)".len()])
+        .max()
+        .unwrap_or(0);
+    let mut widths = [5, longest_status, "rollback".len(), 24, 8, 12];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(&row.cells) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut lines = Vec::new();
+    for row in rows {
+        let [run, status, trigger, started, took, commit] = &row.cells;
+        let [wr, ws, wt, wst, wto, wc] = widths;
+        lines.push(format!(
+            "{run:>wr$}  {status:<ws$}  {trigger:<wt$}  {started:<wst$}  {took:>wto$}  \
+             {commit:<wc$}  {}",
+            row.last
+        ));
+        for u in &row.under {
+            lines.push(format!("{:>wr$}  {u}", ""));
+        }
+    }
+    lines
 }
 
 /// A run's script outputs (README, "Script outputs"), one `key: value`
@@ -949,7 +1054,7 @@ fn deploy(config: &Config, name: &str, what: What, wait: bool) -> Result<()> {
                 return Ok(());
             }
             match result {
-                Some(r) => finish_message(&r),
+                Some(r) => finish_message(&r, p),
                 None => Err(Failure::Runtime(anyhow!(
                     "the daemon closed the connection before the run ended (stopping?); \
                      see `deployd status` and `deployd history {name}`"
@@ -1120,16 +1225,34 @@ fn cancel_direct(config: &Config, p: &config::Project, pending: bool) -> Result<
         return Ok(());
     }
     let h = History::new(&s.state_dir, &s.log_dir);
-    let running = h
-        .list(name, Some(3))?
+    let runs = h.list(name, Some(3))?;
+    let going = Going::of(&s.state_dir, name, &runs);
+    let Some(run) = runs
         .into_iter()
-        .find(|r| r.status == Status::Running);
-    let held = RunLock::is_held(&lock::path(&s.state_dir, name));
-    let Some(run) = running.filter(|_| held) else {
+        .find(|r| r.status == Status::Running && !going.cut_off(r))
+    else {
         return Err(Failure::Runtime(anyhow!(
             "{name}: nothing to cancel: no run is going on"
         )));
     };
+    let lock_path = lock::path(&s.state_dir, name);
+    let by_hand = format!(
+        "processes of the run still hold its lock: stop them by hand \
+         (`fuser -v {}` lists them)",
+        lock_path.display()
+    );
+    // Only a daemon starts these: no `deployd deploy` is there to ask.
+    if matches!(
+        run.request.trigger,
+        queue::Trigger::Webhook | queue::Trigger::Recovery | queue::Trigger::Web
+    ) {
+        return Err(Failure::Runtime(anyhow!(
+            "{name}: run {} ({}) was started by a daemon that is gone, and {by_hand}; \
+             a daemon started now waits for them to exit, then runs it again",
+            run.id,
+            run.request.trigger
+        )));
+    }
     let marker = cancel_marker(&s.state_dir, name);
     fsutil::write_atomic(&marker, run.id.to_string().as_bytes())?;
     let deadline = std::time::Instant::now() + p.kill_grace + Duration::from_secs(10);
@@ -1139,13 +1262,11 @@ fn cancel_direct(config: &Config, p: &config::Project, pending: bool) -> Result<
                 say_cancelled(name, &executor::Cancelled::Run(Box::new(r)));
                 return Ok(());
             }
-            _ if std::time::Instant::now() > deadline
-                || !RunLock::is_held(&lock::path(&s.state_dir, name)) =>
-            {
+            _ if std::time::Instant::now() > deadline || !RunLock::is_held(&lock_path) => {
                 let _ = std::fs::remove_file(&marker);
                 return Err(Failure::Runtime(anyhow!(
-                    "{name}: run {} did not stop: the `deployd deploy` running it may be gone \
-                     (its processes hold the lock; see `deployd status`)",
+                    "{name}: run {} did not stop: the `deployd deploy` or the daemon that ran \
+                     it may be gone, and {by_hand}",
                     run.id
                 )));
             }
@@ -1165,10 +1286,12 @@ fn waiting_for(run: &Run) -> String {
     )
 }
 
-fn finish_message(run: &Run) -> Result<()> {
+fn finish_message(run: &Run, p: &config::Project) -> Result<()> {
     eprintln!(
         "deployd: {}: run {} {}",
-        run.request.project, run.id, run.status
+        run.request.project,
+        run.id,
+        run.ended_as(p.timeout)
     );
     if run.status == Status::Succeeded {
         Ok(())
@@ -1226,7 +1349,7 @@ async fn deploy_direct(config: &Config, p: &config::Project, req: Request) -> Re
         ended.saved.context("cannot save the run record")?;
         let run = ended.run;
         if run.status != Status::Unhealthy || p.on_unhealthy != config::OnUnhealthy::Rollback {
-            return finish_message(&run);
+            return finish_message(&run, p);
         }
         eprintln!("deployd: {}: run {} unhealthy", p.name, run.id);
         // As the daemon does (README, *Health checks*): once.
@@ -1357,5 +1480,59 @@ impl Caller for Direct<'_> {
         let log = run.log.clone();
         let tail = tokio::spawn(async move { follow_log(&log, || *done_rx.borrow()).await });
         self.tail = Some((done_tx, tail));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the header's columns named `names` start.
+    fn starts(header: &str, names: &[&str]) -> Vec<usize> {
+        names
+            .iter()
+            .map(|n| header.find(n).unwrap_or(usize::MAX))
+            .collect()
+    }
+
+    #[test]
+    fn history_columns_line_up_for_every_status_word() {
+        let mut rows = vec![Row::header()];
+        let words = Status::ALL
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["failed(3)".to_string(), "failed(255)".to_string()]);
+        for (i, status) in words.enumerate() {
+            // A run of hours takes more room than the column's usual width.
+            let took = if i == 0 { "1h 2m 3s 400ms" } else { "2s 115ms" };
+            rows.push(Row {
+                cells: [
+                    (i + 1).to_string(),
+                    status,
+                    "recovery".into(),
+                    "2026-11-26T22:46:47.491Z".into(),
+                    took.into(),
+                    "68e6095da7c6".into(),
+                ],
+                last: "d-1".into(),
+                under: vec![],
+            });
+        }
+        let lines = table(&rows);
+        let header = &lines[0];
+        let cols = starts(header, &["TRIGGER", "STARTED", "COMMIT", "DELIVERY"]);
+        for line in &lines[1..] {
+            for (c, want) in cols
+                .iter()
+                .zip(["recovery", "2026-", "68e6095da7c6", "d-1"])
+            {
+                assert_eq!(
+                    line.get(*c..*c + want.len()),
+                    Some(want),
+                    "\n{header}\n{line}"
+                );
+                assert_eq!(line.get(c - 2..*c), Some("  "), "\n{header}\n{line}");
+            }
+        }
     }
 }

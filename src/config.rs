@@ -652,7 +652,8 @@ struct Nets(Vec<IpNet>);
 
 impl<'de> Deserialize<'de> for Nets {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        const WHAT: &str = "a list of addresses or networks such as                             [\"192.0.2.0/24\", \"2001:db8::/32\"]";
+        const WHAT: &str = "a list of addresses or networks such as \
+                            [\"192.0.2.0/24\", \"2001:db8::/32\"]";
         let items = match value(d)? {
             toml::Value::Array(items) => items,
             v => {
@@ -1090,6 +1091,59 @@ impl Secrets for SystemSecrets {
     }
 }
 
+/// The directory a config file's relative paths resolve against: its own.
+fn base_dir(path: &Path) -> PathBuf {
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf())
+}
+
+/// `p`, when relative, under `base`.
+fn resolve_in(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// `server.state_dir` and `server.control_socket`, as the file gives them
+/// (or not), resolved against `base`, with their defaults.
+fn state_and_socket(
+    base: &Path,
+    state_dir: Option<&Path>,
+    control_socket: Option<&Path>,
+) -> (PathBuf, PathBuf) {
+    let state_dir = resolve_in(base, state_dir.unwrap_or(Path::new("/var/lib/deployd")));
+    let socket = control_socket
+        .map(|p| resolve_in(base, p))
+        .unwrap_or_else(|| state_dir.join("control.sock"));
+    (state_dir, socket)
+}
+
+/// The control socket the config file at `path` names, read from its
+/// `[server]` table alone, so that it is found even in a file that is
+/// otherwise invalid, or not even TOML past some line: `deployd reload` of
+/// such a file still asks the daemon, which refuses it and says so in its
+/// log. None when the file cannot be read.
+pub fn control_socket_of(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (doc, _) = DeTable::parse_recoverable(&text);
+    let doc = doc.into_inner();
+    let server = match doc.get("server").map(|v| v.get_ref()) {
+        Some(DeValue::Table(t)) => Some(t),
+        _ => None,
+    };
+    let given = |key: &str| match server.and_then(|t| t.get(key)).map(|v| v.get_ref()) {
+        Some(DeValue::String(s)) if !s.is_empty() => Some(PathBuf::from(s.as_ref())),
+        _ => None,
+    };
+    let (state_dir, socket) = (given("state_dir"), given("control_socket"));
+    Some(state_and_socket(&base_dir(path), state_dir.as_deref(), socket.as_deref()).1)
+}
+
 /// Parses and validates config text. `path` names the file in errors and is
 /// the base for relative paths; `secrets` reads the secrets it names. The
 /// disk is only looked at for the paths a run will use (the script and its
@@ -1161,24 +1215,8 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             message,
         }
     })?;
-    let base = path
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
-            }
-        })
-        .unwrap_or(Path::new("."));
-    let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
-    let resolve = |p: &Path| -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
-    };
+    let base = base_dir(path);
+    let resolve = |p: &Path| -> PathBuf { resolve_in(&base, p) };
 
     let s = raw.server;
     let listen_text = s
@@ -1191,10 +1229,10 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             format!("{listen_text:?} is not an address like \"127.0.0.1:9000\""),
         )
     })?;
-    let state_dir = resolve(
-        s.state_dir
-            .as_ref()
-            .map_or(Path::new("/var/lib/deployd"), |p| &p.0),
+    let (state_dir, control_socket) = state_and_socket(
+        &base,
+        s.state_dir.as_ref().map(|p| p.0.as_path()),
+        s.control_socket.as_ref().map(|p| p.0.as_path()),
     );
     let server = Server {
         listen,
@@ -1203,11 +1241,7 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 .as_ref()
                 .map_or(Path::new("/var/log/deployd"), |p| &p.0),
         ),
-        control_socket: s
-            .control_socket
-            .as_ref()
-            .map(|p| resolve(&p.0))
-            .unwrap_or_else(|| state_dir.join("control.sock")),
+        control_socket,
         state_dir,
         max_body: s.max_body.map(|s| s.0).unwrap_or(25 << 20),
         parallel: s.parallel.map_or(1, |n| n.0),
@@ -1532,7 +1566,8 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             return Err(invalid(
                 &["notify", &name],
                 format!(
-                    "the target name {name:?} {problem}: it may only hold letters, digits,                      '-', '_' and '.', and may not start with '.'"
+                    "the target name {name:?} {problem}: it may only hold letters, digits, \
+                     '-', '_' and '.', and may not start with '.'"
                 ),
             ));
         }
@@ -1662,7 +1697,8 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             NotifyKind::Command if command.is_empty() => {
                 return Err(invalid(
                     &k("command"),
-                    "missing: the program to run and its arguments, e.g.                      [\"/usr/local/bin/mail-deploy\", \"ops@example.com\"]"
+                    "missing: the program to run and its arguments, e.g. \
+                     [\"/usr/local/bin/mail-deploy\", \"ops@example.com\"]"
                         .into(),
                 ));
             }
@@ -2214,6 +2250,32 @@ mod tests {
     /// A script path that exists on every Unix machine.
     const SCRIPT: &str = "/bin/sh";
 
+    #[test]
+    fn the_control_socket_is_found_in_a_file_that_does_not_load() {
+        let dir = std::env::temp_dir().join(format!("deployd-unit-socket-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("deploy.toml");
+        let at = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            control_socket_of(&path)
+        };
+        // Broken TOML after [server]; the default socket under state_dir.
+        assert_eq!(
+            at("[server]\nstate_dir = \"st\"\n[projects.half\n"),
+            Some(dir.join("st/control.sock"))
+        );
+        assert_eq!(
+            at("[server]\ncontrol_socket = \"/run/x.sock\"\nbogus = 1\n"),
+            Some(PathBuf::from("/run/x.sock"))
+        );
+        assert_eq!(
+            at("not toml at all ["),
+            Some(PathBuf::from("/var/lib/deployd/control.sock"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(control_socket_of(&path), None);
+    }
+
     fn cfg(text: &str) -> Result<Config, ConfigError> {
         parse(text, Path::new("/etc/deployd/deploy.toml"), &Fake)
     }
@@ -2312,6 +2374,29 @@ mod tests {
         assert_eq!(line, 6);
         assert_eq!(key, "projects.app.scirpt");
         assert!(msg.contains("unknown field"), "{msg}");
+    }
+
+    #[test]
+    fn long_messages_read_as_one_line() {
+        let app = format!("[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n");
+        for (text, says) in [
+            (
+                format!("[server]\nallow_from = \"10.0.0.1\"\n{app}"),
+                "a list of addresses or networks such as [\"192.0.2.0/24\"",
+            ),
+            (
+                format!("{app}[notify.\".x\"]\nkind = \"command\"\ncommand = [\"/bin/true\"]\n"),
+                "it may only hold letters, digits, '-', '_' and '.'",
+            ),
+            (
+                format!("{app}[notify.mail]\nkind = \"command\"\n"),
+                "its arguments, e.g. [\"/usr/local/bin/mail-deploy\"",
+            ),
+        ] {
+            let (_, _, msg) = err(&text);
+            assert!(msg.contains(says), "{msg}");
+            assert!(!msg.contains("  "), "a run of spaces in: {msg}");
+        }
     }
 
     #[test]

@@ -564,8 +564,11 @@ async fn run_one(project: Project, req: Request, cancel: watch::Receiver<bool>, 
         format!(
             "{name}: run {} {} ({}; log {})",
             run.id,
-            run.status,
+            run.ended_as(project.timeout),
             match (run.exit_code, run.signal) {
+                _ if run.status == Status::Unhealthy => {
+                    "the script succeeded, its health check did not".into()
+                }
                 (Some(c), _) => format!("exit code {c}"),
                 (None, Some(s)) => format!("killed by signal {s}"),
                 (None, None) => "stopped by deployd".into(),

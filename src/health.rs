@@ -8,6 +8,7 @@
 //! Each try gets its own process group, stopped as a script's is (SIGTERM,
 //! SIGKILL after `kill_grace`) when it outlives `health_timeout`.
 
+use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 
 use nix::unistd::Pid;
@@ -77,7 +78,12 @@ pub(crate) async fn check(
             status = child.wait() => match status {
                 Ok(s) if s.success() => Some(true),
                 Ok(s) => {
-                    runner::log_line(&mut log, &format!("health check failed ({s})"));
+                    let how = match (s.code(), s.signal()) {
+                        (Some(c), _) => format!("exit code {c}"),
+                        (None, Some(sig)) => format!("killed by signal {sig}"),
+                        (None, None) => s.to_string(),
+                    };
+                    runner::log_line(&mut log, &format!("health check failed ({how})"));
                     Some(false)
                 }
                 Err(e) => {

@@ -44,6 +44,21 @@ pub enum Status {
     CiTimeout,
 }
 
+impl Status {
+    /// Every status, in the order of the enum.
+    pub const ALL: [Status; 9] = [
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::TimedOut,
+        Status::Interrupted,
+        Status::Cancelled,
+        Status::Unhealthy,
+        Status::CiFailed,
+        Status::CiTimeout,
+    ];
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -207,6 +222,18 @@ impl Run {
         self.request.push.short_sha()
     }
 
+    /// How it ended, in words for a sentence (`run 3 timed out after 15m`):
+    /// `timed out after` the project's `timeout`, `CI failed`, or the status
+    /// word as it is.
+    pub fn ended_as(&self, timeout: std::time::Duration) -> String {
+        match self.status {
+            Status::TimedOut => format!("timed out after {}", humantime::format_duration(timeout)),
+            Status::CiFailed => "CI failed".into(),
+            Status::CiTimeout => "CI did not finish in time".into(),
+            s => s.to_string(),
+        }
+    }
+
     /// Seconds from `started_at` to `finished_at`; None while it runs (or
     /// when a time does not read), for durations shown and measured.
     pub fn duration_secs(&self) -> Option<f64> {
@@ -232,10 +259,17 @@ pub fn rollback_target(
         let run = runs
             .iter()
             .find(|r| r.id == id)
-            .ok_or_else(|| format!("there is no run {id} (see `deployd history`)"))?;
+            .ok_or_else(|| match runs.first() {
+                Some(r) => format!(
+                    "there is no run {id} (see `deployd history {}`)",
+                    r.project()
+                ),
+                None => format!("there is no run {id}: nothing has run yet"),
+            })?;
         if !has_commit(run) {
             return Err(format!(
-                "run {id} has no commit to go back to (it was started without one:                  a manual deploy without --sha)"
+                "run {id} has no commit to go back to (it was started without one: \
+                 a manual deploy without --sha)"
             ));
         }
         return Ok(run.clone());
@@ -256,7 +290,8 @@ pub fn rollback_target(
         .cloned()
         .ok_or_else(|| {
             format!(
-                "nothing to go back to: no successful run with another commit than {}                  before run {} (give one with --to RUN_ID)",
+                "nothing to go back to: no successful run with another commit than {} \
+                 before run {} (give one with --to RUN_ID)",
                 current.short_sha(),
                 current.id
             )
@@ -487,11 +522,21 @@ mod tests {
         assert_eq!(rollback_target(&runs, None, None).unwrap().id, 1);
         assert_eq!(rollback_target(&runs, Some(4), None).unwrap().id, 4);
         let e = rollback_target(&runs, Some(3), None).unwrap_err();
-        assert!(e.contains("run 3 has no commit"), "{e}");
+        assert_eq!(
+            e,
+            "run 3 has no commit to go back to (it was started without one: \
+             a manual deploy without --sha)"
+        );
         let e = rollback_target(&runs, Some(9), None).unwrap_err();
-        assert!(e.contains("there is no run 9"), "{e}");
+        assert_eq!(e, "there is no run 9 (see `deployd history app`)");
+        let e = rollback_target(&[], Some(9), None).unwrap_err();
+        assert_eq!(e, "there is no run 9: nothing has run yet");
         let e = rollback_target(&runs[..4], None, None).unwrap_err();
-        assert!(e.starts_with("nothing to go back to"), "{e}");
+        assert_eq!(
+            e,
+            "nothing to go back to: no successful run with another commit than c \
+             before run 5 (give one with --to RUN_ID)"
+        );
         assert!(rollback_target(&[], None, None).is_err());
         // From an unhealthy run: its last healthy predecessor.
         let bad = run(7, "d", Status::Unhealthy);

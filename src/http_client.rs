@@ -189,10 +189,25 @@ fn describe(e: &ureq::Error, url: &str) -> String {
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::ConnectionFailed => "connection failed".into(),
         ureq::Error::HostNotFound => "host not found".into(),
-        ureq::Error::Io(io) => format!("{}", io),
+        ureq::Error::Io(io) => io_words(io),
         other => other.to_string(),
     };
     scrub(&text, url)
+}
+
+/// An I/O error as deployd's other transport errors read: `connection
+/// refused`, without the standard library's `(os error 111)`.
+fn io_words(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => &text[..i],
+        _ => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// `text` without `url`, its path or its query: what may be said of a
@@ -264,6 +279,15 @@ mod tests {
         assert!(!said.contains("XXXXSECRET"), "{said}");
         let said = scrub("GET /services/T000/B000/XXXXSECRET failed", url);
         assert!(!said.contains("XXXXSECRET"), "{said}");
+    }
+
+    #[test]
+    fn transport_errors_in_words() {
+        let url = "http://127.0.0.1:1/hook";
+        let refused = ureq::Error::Io(std::io::Error::from_raw_os_error(111));
+        assert_eq!(describe(&refused, url), "connection refused");
+        let other = ureq::Error::Io(std::io::Error::other("Broken pipe"));
+        assert_eq!(describe(&other, url), "broken pipe");
     }
 
     #[test]

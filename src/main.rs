@@ -5,11 +5,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use deployd::cli::Cli;
 use deployd::commands::{self, Failure};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     deployd::logging::init();
     match commands::run(cli) {
         Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
@@ -23,4 +27,21 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A command line clap refused: its message, which says what is wrong and
+/// what to try, begun with `deployd:` as every other error of ours rather
+/// than clap's `error:`; exit status 2. Help and version are clap's to print.
+fn usage_error(e: clap::Error) -> ExitCode {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    eprint!("deployd: {}", text.strip_prefix("error: ").unwrap_or(&text));
+    ExitCode::from(2)
 }

@@ -318,6 +318,10 @@ async fn handle(req: Request<Incoming>, app: &App, peer: IpAddr) -> Response<Ful
             match &reject {
                 Reject::Signature(e) => detail = format!(" ({e})"),
                 Reject::Forbidden(why) => detail = format!(" ({why})"),
+                // What the sender was told, so the log says why too.
+                Reject::Event(_) | Reject::BadBody(_) => {
+                    detail = format!(" ({})", loggable(&reject.message()))
+                }
                 _ => {}
             }
             let mut r = respond(reject.status(), json!({"error": reject.message()}));
@@ -357,6 +361,20 @@ async fn handle(req: Request<Incoming>, app: &App, peer: IpAddr) -> Response<Ful
         tracing::info!("{line}");
     }
     resp
+}
+
+/// A reason that quotes the request (a header, a piece of the body) as it
+/// may appear in a log line: control characters escaped, cut short.
+fn loggable(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(300) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A path as it may appear in a log line: control characters escaped, cut short.

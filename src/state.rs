@@ -116,36 +116,25 @@ impl Shared {
         let outcome = match loaded {
             Ok(Ok(new)) => {
                 let old = self.config();
-                let (n, o) = (&new.server, &old.server);
-                let mut later = Vec::new();
-                for (key, changed) in [
-                    ("listen", n.listen != o.listen),
-                    ("state_dir", n.state_dir != o.state_dir),
-                    ("log_dir", n.log_dir != o.log_dir),
-                    ("control_socket", n.control_socket != o.control_socket),
-                    ("max_connections", n.max_connections != o.max_connections),
-                ] {
-                    if changed {
-                        later.push(key);
-                    }
-                }
-                if !later.is_empty() {
-                    tracing::warn!(
-                        "reload: a change of server.{} takes effect at the next restart",
-                        later.join(", server.")
-                    );
+                let notes = restart_notes(&old, &new);
+                for note in &notes {
+                    tracing::warn!("reload: {note}");
                 }
                 for w in &new.warnings {
                     tracing::warn!("{w}");
                 }
-                let done = format!("config reloaded: {} project(s)", new.projects.len());
+                let mut done = format!("config reloaded: {} project(s)", new.projects.len());
                 tracing::info!("{done}");
+                // Said to whoever ran `deployd reload` too, who reads no log.
+                for note in &notes {
+                    done.push_str(&format!("; {note}"));
+                }
                 self.set_config(Arc::new(new));
                 Ok(done)
             }
             Ok(Err(e)) => {
-                tracing::error!("reload refused, keeping the running config: {e}");
-                Err(format!("reload refused, keeping the running config: {e}"))
+                tracing::error!("reload refused, the running config is kept: {e}");
+                Err(format!("reload refused, the running config is kept: {e}"))
             }
             Err(e) => {
                 tracing::error!("reload failed: {e}");
@@ -181,4 +170,50 @@ impl Shared {
     pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
+}
+
+/// What a reload from `old` to `new` leaves for the next restart: the
+/// listeners, directories and limits the daemon set up when it started.
+fn restart_notes(old: &Config, new: &Config) -> Vec<String> {
+    let (n, o) = (&new.server, &old.server);
+    let web_listen = |c: &Config| c.web.as_ref().map(|w| w.listen);
+    let mut later = Vec::new();
+    for (key, changed) in [
+        ("server.listen", n.listen != o.listen),
+        ("server.state_dir", n.state_dir != o.state_dir),
+        ("server.log_dir", n.log_dir != o.log_dir),
+        (
+            "server.control_socket",
+            n.control_socket != o.control_socket,
+        ),
+        (
+            "server.max_connections",
+            n.max_connections != o.max_connections,
+        ),
+        (
+            "web.listen",
+            old.web.is_some() && new.web.is_some() && web_listen(old) != web_listen(new),
+        ),
+    ] {
+        if changed {
+            later.push(key);
+        }
+    }
+    let mut notes = Vec::new();
+    if !later.is_empty() {
+        notes.push(format!(
+            "a change of {} takes effect at the next restart",
+            later.join(", ")
+        ));
+    }
+    match (&old.web, &new.web) {
+        (None, Some(_)) => {
+            notes.push("[web] was added: the status page starts at the next restart".into())
+        }
+        (Some(_), None) => {
+            notes.push("[web] was removed: the status page stays up until the next restart".into())
+        }
+        _ => {}
+    }
+    notes
 }

@@ -257,6 +257,30 @@ fn cancel_without_a_daemon_stops_a_direct_deploy() {
 }
 
 #[test]
+fn cancel_of_a_dead_daemons_run_says_at_once_what_to_do() {
+    let (dir, config) = setup("cancel-orphan", "");
+    let mut d = Daemon::start(&config);
+    assert_eq!(d.push("app", "refs/heads/main", &sha('a'), "o-1").0, 202);
+    let pids = pids(&dir);
+    d.kill9();
+    // Nobody is left to ask: no waiting, and where to look instead.
+    let start = Instant::now();
+    let out = cli(&config, &["cancel", "app"]);
+    let took = start.elapsed();
+    let (_, stderr) = expect_code(&out, 1, "cancel app");
+    for pid in &pids {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    assert!(
+        stderr.contains("run 1 (webhook) was started by a daemon that is gone")
+            && stderr.contains("fuser -v ")
+            && stderr.contains("locks/app.lock"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(5), "cancel took {took:?}");
+}
+
+#[test]
 fn the_health_check_gets_the_run_and_can_be_cancelled() {
     let dir = TestDir::new("cancel-health");
     let script = dir.script("deploy.sh", "#!/bin/sh\necho deployed\n");

@@ -761,6 +761,43 @@ fn history_limit_zero_is_refused_plainly() {
 }
 
 #[test]
+fn command_line_mistakes_begin_with_deployd_like_every_error() {
+    let dir = TestDir::new("cli-clap");
+    let script = dir.script("deploy.sh", "#!/bin/sh\necho hi\n");
+    let config = write_config(&dir, "", &project("app", &script, ""));
+    for (args, says) in [
+        (vec!["bogus"], "deployd: unrecognized subcommand 'bogus'"),
+        (
+            vec!["history"],
+            "deployd: the following required arguments were not provided",
+        ),
+        (
+            vec!["history", "app", "-n", "0"],
+            "deployd: invalid value '0' for '--limit <N>'",
+        ),
+        (
+            vec!["deploy", "app", "--sha"],
+            "deployd: a value is required for '--sha <SHA>'",
+        ),
+    ] {
+        let out = cli(&config, &args);
+        let (_, stderr) = expect_code(&out, 2, &args.join(" "));
+        assert!(stderr.starts_with(says), "{}: {stderr}", args.join(" "));
+        assert!(!stderr.contains("error:"), "{}: {stderr}", args.join(" "));
+        // Still clap's help on what to do next.
+        assert!(
+            stderr.contains("try '--help'"),
+            "{}: {stderr}",
+            args.join(" ")
+        );
+    }
+    // Help and version are not errors.
+    let out = cli(&config, &["--version"]);
+    let (stdout, _) = expect_code(&out, 0, "--version");
+    assert!(stdout.starts_with("deployd "), "{stdout}");
+}
+
+#[test]
 fn a_closed_pipe_ends_output_quietly() {
     let dir = TestDir::new("cli-pipe");
     let script = dir.script("deploy.sh", "#!/bin/sh\necho hi\n");

@@ -473,6 +473,12 @@ fn malformed_deliveries_get_400() {
             .is_some_and(|e| e.contains("X-GitHub-Event")),
         "{v}"
     );
+    // The log says why, as the answer does.
+    let said = v["error"].as_str().unwrap_or_default();
+    d.wait_log(
+        &format!("400 ({said}) delivery=no-event"),
+        Duration::from_secs(10),
+    );
 
     let bad = r#"{"ref": "refs/heads/main", "after": "#;
     let v = assert_answer(
@@ -483,6 +489,11 @@ fn malformed_deliveries_get_400() {
     assert!(
         v["error"].as_str().is_some_and(|e| e.contains("malformed")),
         "{v}"
+    );
+    let said = v["error"].as_str().unwrap_or_default();
+    d.wait_log(
+        &format!("400 ({said}) delivery=bad-json"),
+        Duration::from_secs(10),
     );
 
     let form = "foo=bar&other=1";

@@ -313,6 +313,11 @@ fn failure_then_recovery_reaches_chat_webhook_and_commit() {
         detail.contains(&SHA_A[..12]) && detail.contains("https://app.example.com"),
         "{detail}"
     );
+    // What the commit was about, and how it ended in words.
+    assert!(
+        detail.contains("\"Deploy me\"") && detail.contains("failed after"),
+        "{detail}"
+    );
 
     // The webhook: the documented document, signed.
     let doc = hook[0].json();
@@ -332,6 +337,7 @@ fn failure_then_recovery_reaches_chat_webhook_and_commit() {
         "before",
         "repository",
         "pusher",
+        "message",
         "delivery",
         "started_at",
         "finished_at",

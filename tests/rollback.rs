@@ -305,6 +305,12 @@ fn an_unhealthy_deploy_rolls_back_to_the_last_healthy_commit_once() {
     let log = log_of(&run);
     assert_eq!(run["status"], "unhealthy", "{run:#}\n{log}");
     assert!(log.contains("health check, try 2 of 2"), "{log}");
+    // curl's own exit code, said as deployd says a script's.
+    assert!(log.contains("health check failed (exit code 22)"), "{log}");
+    d.wait_log(
+        "app: run 2 unhealthy (the script succeeded, its health check did not; log ",
+        LIMIT,
+    );
     assert!(
         log.contains("500"),
         "the check's output is in the log:\n{log}"

@@ -357,6 +357,16 @@ fn status_text(config: &Path) -> String {
     cli_ok(config, &["status"], 0)
 }
 
+/// Run `id`'s line of the `history` table.
+fn history_row(config: &Path, id: u64) -> String {
+    let table = cli_ok(config, &["history", "app"], 0);
+    table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&id.to_string()))
+        .unwrap_or_else(|| panic!("no run {id} in:\n{table}"))
+        .to_string()
+}
+
 #[test]
 fn status_after_a_crash_says_what_the_next_daemon_will_do() {
     // Run 1 is cut off by kill -9; nothing else happened: it runs again.
@@ -375,6 +385,14 @@ fn status_after_a_crash_says_what_the_next_daemon_will_do() {
         s.contains("interrupted: run 1") && s.contains("it runs again when deployd starts"),
         "{s}"
     );
+    // history agrees with status: not `running`, and what comes of it.
+    let h = history_row(&config, 1);
+    assert!(
+        h.contains(" interrupted ")
+            && !h.contains("running ")
+            && h.contains("(was going when its daemon died; it runs again when deployd starts)"),
+        "{h}"
+    );
     // A manual deploy with no daemon comes after it: the next daemon does
     // not run it again, and status must say so.
     cli_ok(&config, &["deploy", "app", "--sha", SHA_B], 0);
@@ -384,6 +402,12 @@ fn status_after_a_crash_says_what_the_next_daemon_will_do() {
             && s.contains("it is not run again: run 2 (manual) came after it")
             && !s.contains("runs again when deployd starts"),
         "{s}"
+    );
+    let h = history_row(&config, 1);
+    assert!(
+        h.contains(" interrupted ")
+            && h.contains("it is not run again: run 2 (manual) came after it"),
+        "{h}"
     );
     let d = Daemon::start(&config);
     d.wait_log(

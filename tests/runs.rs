@@ -637,7 +637,34 @@ fn timeout_kills_the_whole_process_group() {
     let log = cli_ok(&config, &["logs", "app"], 0);
     assert!(log.contains("timeout of 1s reached"), "{log}");
     assert!(log.contains("timed out"), "{log}");
-    d.wait_log("timed_out", LIMIT);
+    d.wait_log("run 1 timed out after 1s (", LIMIT);
+}
+
+#[test]
+fn a_timed_out_deploy_says_so_in_words() {
+    let dir = TestDir::new("timeout-words");
+    let script = dir.script("deploy.sh", "#!/bin/sh\nsleep 60\n");
+    let config = write_config(
+        &dir,
+        "",
+        &project("app", &script, "timeout = \"1s\"\nkill_grace = \"1s\""),
+    );
+    // Without a daemon, the command runs the script itself; then through one.
+    let direct = cli(&config, &["deploy", "app"]);
+    let (_, stderr) = expect_code(&direct, 1, "deploy app (no daemon)");
+    assert!(
+        stderr.contains("app: run 1 timed out after 1s\n"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("timed_out"), "{stderr}");
+    let _d = Daemon::start(&config);
+    let queued = cli(&config, &["deploy", "app"]);
+    let (_, stderr) = expect_code(&queued, 1, "deploy app (through the daemon)");
+    assert!(
+        stderr.contains("app: run 2 timed out after 1s\n"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("timed_out"), "{stderr}");
 }
 
 #[test]

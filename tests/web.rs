@@ -112,15 +112,23 @@ fn the_token_opens_the_page_by_bearer_or_login_cookie() {
     assert_eq!(a.header("location").as_deref(), Some("/login?next=%2F"));
     assert_eq!(get(w, "/projects/app", &[]).status, 303);
     assert_eq!(get(w, "/events", &[]).status, 401);
-    assert_eq!(get(w, "/metrics", &[]).status, 401);
+    let none = get(w, "/metrics", &[]);
+    assert_eq!(none.status, 401);
+    assert!(none.body.starts_with("token required"), "{}", none.body);
     assert_eq!(
         fetch(w, "POST", "/projects/app/deploy", &[], "").status,
         401
     );
-    // A wrong bearer token is refused like none.
+    // A wrong bearer token is refused, and told it is wrong: a script
+    // sent it, which a login page would not help.
     let wrong = [("Authorization", "Bearer nope")];
-    assert_eq!(get(w, "/", &wrong).status, 303);
-    assert_eq!(get(w, "/metrics", &wrong).status, 401);
+    for path in ["/", "/metrics", "/events"] {
+        let a = get(w, path, &wrong);
+        assert_eq!(a.status, 401, "{path}: {}", a.head);
+        assert_eq!(a.body, "wrong token\n", "{path}");
+    }
+    let a = fetch(w, "POST", "/projects/app/deploy", &wrong, "");
+    assert_eq!((a.status, a.body.as_str()), (401, "wrong token\n"));
     // The right one opens everything.
     let (k, v) = bearer();
     let a = get(w, "/", &[(k, &v)]);

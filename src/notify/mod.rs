@@ -187,6 +187,11 @@ pub struct Document {
     pub repository: String,
     /// Who pushed.
     pub pusher: String,
+    /// The first line of the head commit's message (`DEPLOY_MESSAGE`);
+    /// empty when the forge sent none. Absent from messages queued by
+    /// earlier versions.
+    #[serde(default)]
+    pub message: String,
     /// The forge's delivery id.
     pub delivery: String,
     /// RFC 3339.
@@ -226,6 +231,7 @@ impl Document {
             before: push.before.clone(),
             repository: push.repository.clone(),
             pusher: push.pusher.clone(),
+            message: push.title().to_string(),
             delivery: push.delivery.clone(),
             started_at: run.started_at.clone(),
             finished_at: run.finished_at.clone(),
@@ -263,9 +269,21 @@ impl Document {
     }
 
     /// What a chat message says under its title, one fact a line: the
-    /// commit, who pushed, how long it took, the summary, the link.
+    /// commit and who pushed, the commit's first line, how it ended and how
+    /// long it took, the summary, the link.
     pub fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
+        if self.event == "test" {
+            let on = if self.host.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", self.host)
+            };
+            lines.push(format!(
+                "A test message from deployd{on}: this target works."
+            ));
+            return lines;
+        }
         let commit = self.commit();
         let branch = self
             .git_ref
@@ -279,15 +297,25 @@ impl Document {
             first.push_str(&format!(" on {branch}"));
         }
         if !self.pusher.is_empty() {
-            first.push_str(&format!(", pushed by {}", self.pusher));
+            // A push's author pushed; anyone else asked for the run.
+            let by = match self.trigger.as_str() {
+                "webhook" | "recovery" => "pushed by",
+                _ => "started by",
+            };
+            first.push_str(&format!(", {by} {}", self.pusher));
         }
         lines.push(first);
-        if let Some(ms) = self.duration_ms {
-            let d = std::time::Duration::from_secs(ms.div_ceil(1000));
+        if !self.message.is_empty() {
+            lines.push(format!("\"{}\"", self.message));
+        }
+        // A push the CI gate dropped never ran: nothing took any time.
+        if let Some(ms) = self.duration_ms
+            && !self.status.starts_with("ci_")
+        {
             lines.push(format!(
                 "{} after {}",
-                self.status,
-                humantime::format_duration(d)
+                self.status.replace('_', " "),
+                took(ms)
             ));
         }
         if let Some(s) = self.outputs.get("summary") {
@@ -313,6 +341,7 @@ impl Document {
             before: String::new(),
             repository: String::new(),
             pusher: String::new(),
+            message: String::new(),
             delivery: String::new(),
             started_at: now.clone(),
             finished_at: Some(now),
@@ -322,6 +351,17 @@ impl Document {
             host: host(),
         }
     }
+}
+
+/// How long a run took, as a person would say it: to the millisecond under
+/// ten seconds (`8ms`, `2s 115ms`), to the second above (`15m 10s`).
+fn took(ms: u64) -> String {
+    let d = if ms < 10_000 {
+        std::time::Duration::from_millis(ms)
+    } else {
+        std::time::Duration::from_secs((ms + 500) / 1000)
+    };
+    humantime::format_duration(d).to_string()
 }
 
 /// The first 12 characters of a commit id.
@@ -406,6 +446,66 @@ pub fn document_for(run: &Run, history: &crate::history::History) -> Option<Docu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn finished(event: &str, status: &str, trigger: &str, ms: u64) -> Document {
+        let mut d = Document::test("app");
+        d.event = event.into();
+        d.status = status.into();
+        d.trigger = trigger.into();
+        d.run_id = 7;
+        d.git_ref = "refs/heads/main".into();
+        d.sha = "68e6095da7c6cfcfed2710e465170ab1f500ead7".into();
+        d.pusher = "octocat".into();
+        d.message = "Fix the login form".into();
+        d.duration_ms = Some(ms);
+        d
+    }
+
+    #[test]
+    fn chat_lines_name_the_commit() {
+        let d = finished("failed", "failed", "webhook", 8);
+        assert_eq!(
+            d.lines()[..2],
+            [
+                "run 7 (webhook), commit 68e6095da7c6 on main, pushed by octocat",
+                "\"Fix the login form\"",
+            ]
+        );
+        let mut d = d;
+        d.message.clear();
+        assert!(!d.lines()[1].starts_with('"'), "{:?}", d.lines());
+    }
+
+    #[test]
+    fn chat_lines_read_as_sentences() {
+        let d = finished("failed", "failed", "webhook", 8);
+        assert_eq!(
+            d.lines(),
+            [
+                "run 7 (webhook), commit 68e6095da7c6 on main, pushed by octocat",
+                "\"Fix the login form\"",
+                "failed after 8ms",
+            ]
+        );
+        // Words, not the record's field value; the time as it was.
+        let d = finished("timed_out", "timed_out", "webhook", 900_400);
+        assert_eq!(d.lines()[2], "timed out after 15m");
+        let d = finished("succeeded", "succeeded", "manual", 2_115);
+        assert!(
+            d.lines()[0].ends_with(", started by octocat"),
+            "{:?}",
+            d.lines()
+        );
+        assert_eq!(d.lines()[2], "succeeded after 2s 115ms");
+        // The CI gate dropped it: it never ran, so no time is given.
+        let d = finished("ci_failed", "ci_failed", "webhook", 0);
+        assert_eq!(d.lines().len(), 2, "{:?}", d.lines());
+        // A test says it is one, not "run 0 succeeded after 0s".
+        let t = Document::test("app");
+        assert_eq!(t.lines().len(), 1);
+        assert!(t.lines()[0].contains("test message"), "{:?}", t.lines());
+        assert!(!t.lines()[0].contains("run 0"), "{:?}", t.lines());
+    }
 
     #[test]
     fn events_and_defaults() {

@@ -22,6 +22,8 @@ pub enum Access {
     Bearer,
     /// A valid session cookie.
     Session,
+    /// A bearer token that is not the token.
+    WrongToken,
     /// Nothing valid.
     Denied,
 }
@@ -29,7 +31,7 @@ pub enum Access {
 impl Access {
     /// Whether the request may see the page.
     pub fn allowed(&self) -> bool {
-        *self != Access::Denied
+        !matches!(self, Access::Denied | Access::WrongToken)
     }
 }
 
@@ -78,7 +80,7 @@ impl Auth {
             return if same(sent.trim().as_bytes(), token.as_bytes()) {
                 Access::Bearer
             } else {
-                Access::Denied
+                Access::WrongToken
             };
         }
         if cookie(headers, COOKIE).is_some_and(|c| same(c.as_bytes(), self.session.as_bytes())) {
@@ -199,7 +201,7 @@ mod tests {
             HeaderValue::from_static("Bearer one"),
         );
         assert_eq!(a.check(&h), Access::Bearer);
-        assert_eq!(b.check(&h), Access::Denied);
+        assert_eq!(b.check(&h), Access::WrongToken);
         assert_eq!(Auth::new(&web(None)).check(&HeaderMap::new()), Access::Open);
         assert_ne!(a.csrf(), b.csrf());
         assert!(a.csrf_ok(a.csrf()) && !a.csrf_ok(b.csrf()));

@@ -279,12 +279,19 @@ impl Site {
             _ => {}
         }
         let access = auth.check(req.headers());
+        let refused = |why: &str| {
+            let mut r = text(StatusCode::UNAUTHORIZED, why);
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r
+        };
         if path == "/metrics" && get {
             if !(web.metrics_public || access.allowed()) {
-                let mut r = text(StatusCode::UNAUTHORIZED, "a token is needed");
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                return r;
+                return refused(if access == Access::WrongToken {
+                    "wrong token"
+                } else {
+                    "token required: send Authorization: Bearer TOKEN"
+                });
             }
             let live = self.shared.executor.watch().borrow().clone();
             return full(
@@ -293,15 +300,17 @@ impl Site {
                 self.shared.metrics.render(&live),
             );
         }
+        // A bearer token is a script's, never a browser's: told it is wrong,
+        // not sent to a login page.
+        if access == Access::WrongToken {
+            return refused("wrong token");
+        }
         if !access.allowed() {
             if get && !path.ends_with("/events") {
                 let next: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
                 return redirect(&format!("{base}/login?next={next}"));
             }
-            let mut r = text(StatusCode::UNAUTHORIZED, "log in first");
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
+            return refused("log in first, or send Authorization: Bearer TOKEN");
         }
         let csrf = web.actions.then(|| auth.csrf().to_string());
         let ctx = self.ctx(&base, csrf.as_deref(), auth.has_token());
