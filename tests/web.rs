@@ -832,3 +832,80 @@ fn a_log_follower_sees_the_end_of_a_direct_run_the_daemon_started_beside() {
     );
     drop(d);
 }
+
+/// The overview's strip of recent runs (kept in memory by the daemon)
+/// never lags the records: a run the daemon carries out shows its end at
+/// once, and so does one a direct `deployd deploy` (another process,
+/// started before the daemon) finishes while the daemon runs.
+#[test]
+fn the_overview_follows_every_run_to_its_end() {
+    let dir = TestDir::new("web-overview-fresh");
+    let gate = dir.join("gate");
+    let script = dir.script(
+        "deploy.sh",
+        &format!(
+            "#!/bin/sh\necho started\ni=0\nwhile [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\necho ended\n",
+            gate.display()
+        ),
+    );
+    let config = write_config(
+        &dir,
+        &format!("[web]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"),
+        &project("app", &script, ""),
+    );
+    let mut direct = KillOnDrop(
+        std::process::Command::new(BIN)
+            .arg("-c")
+            .arg(&config)
+            .args(["deploy", "app", "--sha", SHA_A])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(T, "the direct run to start", || {
+        history(&config, "app")
+            .first()
+            .is_some_and(|r| r["status"] == "running")
+    });
+    let d = Daemon::start(&config);
+    let w = web_addr(&d);
+    let (k, v) = bearer();
+    let overview = || {
+        let a = get(w, "/", &[(k, &v)]);
+        assert_eq!(a.status, 200);
+        a.body
+    };
+    let page = overview();
+    assert!(page.contains("title=\"#1 running\""), "{page}");
+    // The direct deploy ends: its record is written by that process.
+    std::fs::write(&gate, "").unwrap();
+    let status = poll(T, "the direct deploy to exit", || {
+        direct
+            .0
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "running".to_string())
+    });
+    assert!(status.success(), "the direct deploy: {status:?}");
+    let page = overview();
+    assert!(page.contains("title=\"#1 succeeded\""), "{page}");
+    // A run of the daemon's own, seen running and then ended.
+    std::fs::remove_file(&gate).unwrap();
+    assert_eq!(d.push("app", "refs/heads/main", SHA_B, "fresh-2").0, 202);
+    wait_until(T, "run 2 to start", || {
+        overview().contains("title=\"#2 running\"")
+    });
+    std::fs::write(&gate, "").unwrap();
+    wait_until(T, "run 2 to end", || {
+        history(&config, "app")
+            .first()
+            .is_some_and(|r| r["id"] == 2 && r["status"] == "succeeded")
+    });
+    let page = overview();
+    assert!(
+        page.contains("title=\"#2 succeeded\"") && page.contains("title=\"#1 succeeded\""),
+        "{page}"
+    );
+}

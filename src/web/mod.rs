@@ -385,10 +385,13 @@ impl Site {
         let live = self.shared.executor.watch().borrow().clone();
         let history = self.shared.history.clone();
         let names: Vec<String> = config.projects.keys().cloned().collect();
+        // Each project's newest runs from memory, checked against its
+        // directory (History::recent): one stat a project while nothing
+        // changed.
         let runs: Vec<Vec<Run>> = blocking(move || {
             names
                 .iter()
-                .map(|n| history.list(n, Some(20)).unwrap_or_default())
+                .map(|n| history.recent(n).unwrap_or_default())
                 .collect()
         })
         .await;
