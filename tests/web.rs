@@ -909,3 +909,50 @@ fn the_overview_follows_every_run_to_its_end() {
         "{page}"
     );
 }
+
+/// The run page shows what the script wrote to DEPLOY_OUTPUT: its summary,
+/// its commit, and its url, a link only when it is http(s), escaped either
+/// way.
+#[test]
+fn the_run_page_shows_the_scripts_outputs() {
+    let dir = TestDir::new("web-outputs");
+    let (d, w) = setup(
+        &dir,
+        "",
+        "case \"$DEPLOY_SHA\" in\n\
+         a*) echo 'url=https://app.example.com/x?a=1&b=<i>\"' ;;\n\
+         *) echo 'url=javascript:alert(1)' ;;\n\
+         esac >>\"$DEPLOY_OUTPUT\"\n\
+         echo 'summary=deployed <b>v1.4</b>' >>\"$DEPLOY_OUTPUT\"\n\
+         echo \"sha=$DEPLOY_SHA\" >>\"$DEPLOY_OUTPUT\"",
+    );
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "out-1").0, 202);
+    wait_runs(&d.config, "app", 1, T);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_B, "out-2").0, 202);
+    wait_runs(&d.config, "app", 2, T);
+    let (k, v) = bearer();
+    let page = get(w, "/projects/app/runs/1", &[(k, &v)]).body;
+    assert!(
+        page.contains(
+            "<dt>URL</dt><dd><a href=\"https://app.example.com/x?a=1&amp;b=&lt;i&gt;&quot;\" \
+             rel=\"noopener noreferrer\">https://app.example.com/x?a=1&amp;b=&lt;i&gt;&quot;</a></dd>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("<dt>Summary</dt><dd>deployed &lt;b&gt;v1.4&lt;/b&gt;</dd>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "<dt>Deployed commit</dt><dd><code>{SHA_A}</code></dd>"
+        )),
+        "{page}"
+    );
+    let page = get(w, "/projects/app/runs/2", &[(k, &v)]).body;
+    assert!(
+        page.contains("<dt>URL</dt><dd>javascript:alert(1)</dd>"),
+        "{page}"
+    );
+    assert!(!page.contains("href=\"javascript"), "{page}");
+}

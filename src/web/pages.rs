@@ -568,6 +568,26 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart) -> String {
     if !req.coalesced.is_empty() {
         fact("Coalesced", esc(&req.coalesced.join(", ")));
     }
+    // What the script wrote to DEPLOY_OUTPUT (README, "Script outputs").
+    if let Some(s) = run.outputs.get("summary") {
+        fact("Summary", esc(s));
+    }
+    if let Some(u) = run.outputs.get("url") {
+        fact(
+            "URL",
+            match web_link(u) {
+                Some(u) => format!(
+                    "<a href=\"{}\" rel=\"noopener noreferrer\">{}</a>",
+                    esc(u),
+                    esc(u)
+                ),
+                None => esc(u),
+            },
+        );
+    }
+    if let Some(s) = run.outputs.get("sha") {
+        fact("Deployed commit", format!("<code>{}</code>", esc(s)));
+    }
     m.push_str("</dl>");
     let live = run.status == crate::history::Status::Running;
     let _ = write!(
@@ -605,6 +625,17 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart) -> String {
         live_attr.as_deref(),
         &m,
     )
+}
+
+/// `u` when it is an `http` or `https` URL with a host, the only kind a
+/// script's `url` output is made a link of (not `javascript:`, `data:` or
+/// a relative path).
+pub fn web_link(u: &str) -> Option<&str> {
+    let (scheme, rest) = u.split_once("://")?;
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let clean = !u.chars().any(|c| c.is_whitespace() || c.is_control());
+    (web && clean && !host.is_empty() && !host.starts_with('@')).then_some(u)
 }
 
 /// The part of a log a page shows.
@@ -645,4 +676,35 @@ pub fn log_lines_with(out: &mut String, log: &[u8], first: u64, ansi: &mut Ansi)
         n += 1;
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_and_https_urls_become_links() {
+        for u in [
+            "https://app.example.com",
+            "HTTP://app.example.com:8080/x?y=1#z",
+            "https://user@app.example.com/",
+        ] {
+            assert_eq!(web_link(u), Some(u), "{u}");
+        }
+        for u in [
+            "javascript:alert(1)",
+            "javascript://app.example.com/%0aalert(1)",
+            "data:text/html,<b>x</b>",
+            "//app.example.com",
+            "/relative",
+            "https://",
+            "https:///path",
+            "https://@",
+            "https://app.example.com/a b",
+            "ftp://app.example.com",
+            "app.example.com",
+        ] {
+            assert_eq!(web_link(u), None, "{u}");
+        }
+    }
 }
