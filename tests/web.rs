@@ -956,3 +956,37 @@ fn the_run_page_shows_the_scripts_outputs() {
     );
     assert!(!page.contains("href=\"javascript"), "{page}");
 }
+
+/// A path that leads nowhere is a 404 that is still a page: the layout,
+/// a heading, and the way back to the overview.
+#[test]
+fn a_path_that_leads_nowhere_is_a_404_page() {
+    let dir = TestDir::new("web-404");
+    let (_d, w) = setup(&dir, "", "echo x");
+    let (k, v) = bearer();
+    for path in [
+        "/nope",
+        "/projects/nope",
+        "/projects/app/runs/99",
+        "/projects/app/runs/x",
+        "/projects/app/runs/99/log",
+    ] {
+        let a = get(w, path, &[(k, &v)]);
+        assert_eq!(a.status, 404, "{path}: {}", a.body);
+        assert_eq!(
+            a.header("content-type").as_deref(),
+            Some("text/html; charset=utf-8"),
+            "{path}"
+        );
+        assert!(
+            a.body.starts_with("<!doctype html>")
+                && a.body.contains("<title>Not found · deployd</title>")
+                && a.body.contains("<h1>Not found</h1>")
+                && a.body.contains("<a href=\"/\">All projects</a>"),
+            "{path}: {}",
+            a.body
+        );
+    }
+    // Without the token a browser is still sent to the login first.
+    assert_eq!(get(w, "/nope", &[]).status, 303);
+}

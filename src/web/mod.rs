@@ -312,19 +312,19 @@ impl Site {
             (["projects", name], true) => self.project(&ctx, &config, name, q.as_deref()).await,
             (["projects", name, "runs", id], true) => match id.parse() {
                 Ok(id) => self.run_page(&ctx, name, id).await,
-                Err(_) => not_found(),
+                Err(_) => not_found(&ctx),
             },
             (["projects", name, "runs", id, "log"], true) => match id.parse() {
-                Ok(id) => self.raw_log(name, id).await,
-                Err(_) => not_found(),
+                Ok(id) => self.raw_log(&ctx, name, id).await,
+                Err(_) => not_found(&ctx),
             },
             (["projects", name, "runs", id, "events"], true) => match id.parse() {
                 Ok(id) => self.log_events(&req, name, id, q.as_deref()),
-                Err(_) => not_found(),
+                Err(_) => not_found(&ctx),
             },
             (["projects", name, action], false) if method == Method::POST => {
                 let Some(action) = Action::parse(action).filter(|_| web.actions) else {
-                    return not_found();
+                    return not_found(&ctx);
                 };
                 let name = name.to_string();
                 let Some(form) = self.form(req, &config).await else {
@@ -339,9 +339,9 @@ impl Site {
                     );
                 }
                 let who = web.token.as_ref().map_or("web", |t| &t.name).to_string();
-                self.action(&config, &base, &name, action, &who).await
+                self.action(&ctx, &config, &name, action, &who).await
             }
-            (_, true) => not_found(),
+            (_, true) => not_found(&ctx),
             _ => {
                 let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
                 r.headers_mut().insert(
@@ -429,7 +429,7 @@ impl Site {
             }
         };
         if project.is_none() && all.is_empty() {
-            return not_found();
+            return not_found(ctx);
         }
         let status_filter = query(q, "status").unwrap_or_default();
         let trigger_filter = query(q, "trigger").unwrap_or_default();
@@ -465,15 +465,15 @@ impl Site {
         .await;
         match found {
             Some((run, part)) => html(StatusCode::OK, pages::run(ctx, &run, &part)),
-            None => not_found(),
+            None => not_found(ctx),
         }
     }
 
-    async fn raw_log(&self, name: &str, id: u64) -> Response<Body> {
+    async fn raw_log(&self, ctx: &Ctx<'_>, name: &str, id: u64) -> Response<Body> {
         let history = self.shared.history.clone();
         let n = name.to_string();
         let Some(run) = blocking(move || history.get(&n, id).ok().flatten()).await else {
-            return not_found();
+            return not_found(ctx);
         };
         // Streamed in bounded chunks, like the live log.
         let body = sse::ChannelBody::file(run.log);
@@ -526,14 +526,15 @@ impl Site {
 
     async fn action(
         &self,
+        ctx: &Ctx<'_>,
         config: &Config,
-        base: &str,
         name: &str,
         action: Action,
         who: &str,
     ) -> Response<Body> {
+        let base = ctx.base;
         let Some(p) = config.projects.get(name) else {
-            return not_found();
+            return not_found(ctx);
         };
         match action {
             Action::Deploy => {
@@ -561,8 +562,9 @@ fn form_get(form: &[(String, String)], key: &str) -> Option<String> {
     form.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
 }
 
-fn not_found() -> Response<Body> {
-    text(StatusCode::NOT_FOUND, "not found")
+/// The 404 page, in the layout (with its way back to the overview).
+fn not_found(ctx: &Ctx) -> Response<Body> {
+    html(StatusCode::NOT_FOUND, pages::not_found(ctx))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {

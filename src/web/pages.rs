@@ -175,6 +175,16 @@ pub fn login(ctx: &Ctx, next: &str, failed: bool) -> String {
     layout(ctx, "Log in", None, &m)
 }
 
+/// The page for a path that leads nowhere (the answer is a 404).
+pub fn not_found(ctx: &Ctx) -> String {
+    let m = format!(
+        "<h1>Not found</h1><p>There is no such project, run or page here.</p>\
+         <p><a href=\"{}/\">All projects</a></p>",
+        esc(ctx.base)
+    );
+    layout(ctx, "Not found", None, &m)
+}
+
 /// One project on the overview.
 pub struct ProjectRow<'a> {
     /// Live state from the executor.
