@@ -385,86 +385,91 @@ impl Site {
         let live = self.shared.executor.watch().borrow().clone();
         let history = self.shared.history.clone();
         let names: Vec<String> = config.projects.keys().cloned().collect();
-        // Each project's newest runs from memory, checked against its
-        // directory (History::recent): one stat a project while nothing
-        // changed.
-        let runs: Vec<Vec<Run>> = blocking(move || {
-            names
+        let page = render(ctx, move |ctx| {
+            // Each project's newest runs from memory, checked against its
+            // directory (History::recent): one stat a project while nothing
+            // changed.
+            let runs: Vec<Vec<Run>> = names
                 .iter()
                 .map(|n| history.recent(n).unwrap_or_default())
-                .collect()
+                .collect();
+            let rows: Vec<pages::ProjectRow> = names
+                .iter()
+                .zip(&runs)
+                .filter_map(|(name, runs)| {
+                    live.iter()
+                        .find(|s| &s.project == name)
+                        .map(|status| pages::ProjectRow { status, runs })
+                })
+                .collect();
+            pages::overview(ctx, &rows)
         })
         .await;
-        let rows: Vec<pages::ProjectRow> = config
-            .projects
-            .keys()
-            .zip(&runs)
-            .filter_map(|(name, runs)| {
-                live.iter()
-                    .find(|s| &s.project == name)
-                    .map(|status| pages::ProjectRow { status, runs })
-            })
-            .collect();
-        html(StatusCode::OK, pages::overview(ctx, &rows))
+        html(StatusCode::OK, page)
     }
 
     async fn project(
         &self,
         ctx: &Ctx<'_>,
-        config: &Config,
+        config: &Arc<Config>,
         name: &str,
         q: Option<&str>,
     ) -> Response<Body> {
-        let project = config.projects.get(name);
-        let history = self.shared.history.clone();
-        let n = name.to_string();
-        let all = blocking(move || history.list(&n, None)).await;
-        let all = match all {
-            Ok(r) => r,
-            Err(e) => {
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("cannot read the history: {e}"),
-                );
-            }
-        };
-        if project.is_none() && all.is_empty() {
-            return not_found(ctx);
-        }
+        let live = self.shared.executor.watch().borrow().clone();
+        let (history, config, n) = (
+            self.shared.history.clone(),
+            config.clone(),
+            name.to_string(),
+        );
         let status_filter = query(q, "status").unwrap_or_default();
         let trigger_filter = query(q, "trigger").unwrap_or_default();
-        let runs: Vec<Run> = all
-            .iter()
-            .filter(|r| status_filter.is_empty() || r.status.to_string() == status_filter)
-            .filter(|r| {
-                trigger_filter.is_empty() || r.request.trigger.to_string() == trigger_filter
-            })
-            .take(100)
-            .cloned()
-            .collect();
-        let live = self.shared.executor.watch().borrow().clone();
-        let page = pages::ProjectPage {
-            project,
-            status: live.iter().find(|s| s.project == name),
-            runs: &runs,
-            plot: &all[..all.len().min(100)],
-            status_filter: &status_filter,
-            trigger_filter: &trigger_filter,
-        };
-        html(StatusCode::OK, pages::project(ctx, name, &page))
+        let page = render(ctx, move |ctx| {
+            let all = history.list(&n, None)?;
+            let project = config.projects.get(&n);
+            if project.is_none() && all.is_empty() {
+                return Ok(None);
+            }
+            let runs: Vec<Run> = all
+                .iter()
+                .filter(|r| status_filter.is_empty() || r.status.to_string() == status_filter)
+                .filter(|r| {
+                    trigger_filter.is_empty() || r.request.trigger.to_string() == trigger_filter
+                })
+                .take(100)
+                .cloned()
+                .collect();
+            let page = pages::ProjectPage {
+                project,
+                status: live.iter().find(|s| s.project == n),
+                runs: &runs,
+                plot: &all[..all.len().min(100)],
+                status_filter: &status_filter,
+                trigger_filter: &trigger_filter,
+            };
+            Ok::<_, std::io::Error>(Some(pages::project(ctx, &n, &page)))
+        })
+        .await;
+        match page {
+            Ok(Some(page)) => html(StatusCode::OK, page),
+            Ok(None) => not_found(ctx),
+            Err(e) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot read the history: {e}"),
+            ),
+        }
     }
 
     async fn run_page(&self, ctx: &Ctx<'_>, name: &str, id: u64) -> Response<Body> {
         let history = self.shared.history.clone();
         let n = name.to_string();
-        let found = blocking(move || {
+        let page = render(ctx, move |ctx| {
             let run = history.get(&n, id).ok().flatten()?;
             let part = read_tail(&run);
-            Some((run, part))
+            Some(pages::run(ctx, &run, &part))
         })
         .await;
-        match found {
-            Some((run, part)) => html(StatusCode::OK, pages::run(ctx, &run, &part)),
+        match page {
+            Some(page) => html(StatusCode::OK, page),
             None => not_found(ctx),
         }
     }
@@ -556,6 +561,24 @@ impl Site {
             }
         }
     }
+}
+
+/// Runs `f`, which reads what a page shows and renders it, on the blocking
+/// pool with a copy of `ctx`: a big page (100 projects, a megabyte of log)
+/// takes milliseconds, which the async thread, the one the hooks are
+/// answered on, must not spend.
+async fn render<T: Send + 'static>(ctx: &Ctx<'_>, f: impl FnOnce(&Ctx) -> T + Send + 'static) -> T {
+    let (base, csrf) = (ctx.base.to_string(), ctx.csrf.map(str::to_string));
+    let (logout, now) = (ctx.logout, ctx.now);
+    blocking(move || {
+        f(&Ctx {
+            csrf: csrf.as_deref(),
+            logout,
+            base: &base,
+            now,
+        })
+    })
+    .await
 }
 
 fn form_get(form: &[(String, String)], key: &str) -> Option<String> {
