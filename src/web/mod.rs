@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{Config, Web};
+use crate::executor::ProjectStatus;
 use crate::history::Run;
 use crate::lifecycle::blocking;
 use crate::queue;
@@ -393,11 +394,17 @@ impl Site {
                 .iter()
                 .map(|n| history.recent(n).unwrap_or_default())
                 .collect();
+            let starting: Vec<ProjectStatus> = names
+                .iter()
+                .filter(|n| !live.iter().any(|s| &s.project == *n))
+                .map(|n| starting(n))
+                .collect();
             let rows: Vec<pages::ProjectRow> = names
                 .iter()
                 .zip(&runs)
                 .filter_map(|(name, runs)| {
                     live.iter()
+                        .chain(&starting)
                         .find(|s| &s.project == name)
                         .map(|status| pages::ProjectRow { status, runs })
                 })
@@ -438,9 +445,10 @@ impl Site {
                 .take(100)
                 .cloned()
                 .collect();
+            let first = project.map(|_| starting(&n));
             let page = pages::ProjectPage {
                 project,
-                status: live.iter().find(|s| s.project == n),
+                status: live.iter().find(|s| s.project == n).or(first.as_ref()),
                 runs: &runs,
                 plot: &all[..all.len().min(100)],
                 status_filter: &status_filter,
@@ -560,6 +568,19 @@ impl Site {
                 redirect(&format!("{base}/projects/{seg}"))
             }
         }
+    }
+}
+
+/// The state shown for a configured project the executor has not
+/// published yet: the page answers from the daemon's first moments, while
+/// the executor still looks for runs to recover.
+fn starting(project: &str) -> ProjectStatus {
+    ProjectStatus {
+        project: project.to_string(),
+        state: "starting".into(),
+        running: None,
+        pending: None,
+        last: None,
     }
 }
 

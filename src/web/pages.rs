@@ -28,6 +28,7 @@ pub const LOOKS: &[(&str, &str)] = &[
     ("running", "run"),
     ("pending", "wait"),
     ("recovering", "wait"),
+    ("starting", "wait"),
     ("waiting for CI", "wait"),
     ("idle", "idle"),
 ];
