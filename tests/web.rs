@@ -990,3 +990,211 @@ fn a_path_that_leads_nowhere_is_a_404_page() {
     // Without the token a browser is still sent to the login first.
     assert_eq!(get(w, "/nope", &[]).status, 303);
 }
+
+/// The value of the hidden field `name` in the form posting to `action`.
+fn form_field(page: &str, action: &str, name: &str) -> Option<String> {
+    let form = page.split(&format!("action=\"{action}\"")).nth(1)?;
+    let form = &form[..form.find("</form>")?];
+    form.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)?
+        .split('"')
+        .next()
+        .map(str::to_string)
+}
+
+/// Cancel and Roll back, with `actions = true`: each shown only when it
+/// can act, each a POST that needs the CSRF token, each doing what `deployd
+/// cancel` and `deployd rollback` do, recorded with the token's name.
+#[test]
+fn cancel_and_rollback_from_the_page() {
+    let dir = TestDir::new("web-undo");
+    let gate = dir.join("gate");
+    const SHA_C: &str = "cccccccccccccccccccccccccccccccccccccccc";
+    // A push of commit c… runs until the gate opens (at most 60 s).
+    let (d, w) = setup(
+        &dir,
+        "actions = true",
+        &format!(
+            "echo \"deploying $DEPLOY_SHA\"\n\
+             case \"$DEPLOY_SHA\" in c*) i=0; while [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done ;; esac",
+            gate.display()
+        ),
+    );
+    let login = fetch(
+        w,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("token={TOKEN}"),
+    );
+    let cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let form = [
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let page = |path: &str| {
+        let a = get(w, path, &[("Cookie", &cookie)]);
+        assert_eq!(a.status, 200, "{path}");
+        a.body
+    };
+    let (k, v) = bearer();
+
+    // No run yet: nothing to cancel, nothing to roll back to.
+    let p = page("/projects/app");
+    assert!(p.contains("Deploy now"), "{p}");
+    assert!(
+        !p.contains("/projects/app/cancel") && !p.contains("/projects/app/rollback"),
+        "{p}"
+    );
+    let none = fetch(w, "POST", "/projects/app/rollback", &[(k, &v)], "");
+    assert_eq!(none.status, 409, "{}", none.body);
+    assert!(
+        none.body.contains("<h1>Nothing to roll back to</h1>")
+            && none.body.contains("no run has succeeded yet"),
+        "{}",
+        none.body
+    );
+    let none = fetch(w, "POST", "/projects/app/cancel", &[(k, &v)], "");
+    assert_eq!(none.status, 409, "{}", none.body);
+    assert!(
+        none.body.contains("app has no running run"),
+        "{}",
+        none.body
+    );
+
+    // Two good deploys: A, then B (the current one).
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "undo-1").0, 202);
+    wait_runs(&d.config, "app", 1, T);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_B, "undo-2").0, 202);
+    wait_until(T, "run 2 to succeed", || {
+        history(&d.config, "app")
+            .first()
+            .is_some_and(|r| r["id"] == 2 && r["status"] == "succeeded")
+    });
+    let p = page("/projects/app");
+    assert!(p.contains("Roll back to aaaaaaaaaa"), "{p}");
+    assert_eq!(
+        form_field(&p, "/projects/app/rollback", "to").as_deref(),
+        Some("1")
+    );
+    assert!(!p.contains("Cancel run"), "{p}");
+
+    // C runs until cancelled: the button is on the project page and on
+    // that run's page only.
+    assert_eq!(d.push("app", "refs/heads/main", SHA_C, "undo-3").0, 202);
+    let mut p = String::new();
+    wait_until(T, "run 3 to show running", || {
+        p = page("/projects/app");
+        p.contains("Cancel run #3")
+    });
+    let csrf = form_field(&p, "/projects/app/cancel", "csrf").unwrap();
+    assert_eq!(
+        form_field(&p, "/projects/app/cancel", "run").as_deref(),
+        Some("3")
+    );
+    let r3 = page("/projects/app/runs/3");
+    assert!(r3.contains("Cancel run #3"), "{r3}");
+    assert!(!page("/projects/app/runs/2").contains("Cancel run"));
+    // Without the CSRF token, or for a run that is not the one going on:
+    // refused, the run goes on.
+    assert_eq!(
+        fetch(w, "POST", "/projects/app/cancel", &form, "run=3").status,
+        403
+    );
+    let stale = fetch(
+        w,
+        "POST",
+        "/projects/app/cancel",
+        &form,
+        &format!("csrf={csrf}&run=2"),
+    );
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(stale.body.contains("run 2 of app is not running any more"));
+    assert_eq!(history(&d.config, "app")[0]["status"], "running");
+    let ok = fetch(
+        w,
+        "POST",
+        "/projects/app/cancel",
+        &form,
+        &format!("csrf={csrf}&run=3"),
+    );
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(
+        ok.header("location").as_deref(),
+        Some("/projects/app/runs/3")
+    );
+    wait_until(T, "run 3 to be recorded cancelled", || {
+        history(&d.config, "app")[0]["status"] == "cancelled"
+    });
+    let log = std::fs::read_to_string(dir.join("logs/app/3.log")).unwrap();
+    assert!(log.contains("=== deployd: cancelled by alice"), "{log}");
+    d.wait_log("app: cancelling run 3, as alice asked", T);
+    let p = page("/projects/app");
+    assert!(!p.contains("Cancel run"), "{p}");
+    assert!(!page("/projects/app/runs/3").contains("Cancel run"));
+
+    // Roll back: B is still the current one, so to A (run 1).
+    assert_eq!(
+        form_field(&p, "/projects/app/rollback", "to").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        fetch(w, "POST", "/projects/app/rollback", &form, "to=1").status,
+        403
+    );
+    assert_eq!(history(&d.config, "app").len(), 3);
+    let ok = fetch(
+        w,
+        "POST",
+        "/projects/app/rollback",
+        &form,
+        &format!("csrf={csrf}&to=1"),
+    );
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(ok.header("location").as_deref(), Some("/projects/app"));
+    let runs = wait_runs(&d.config, "app", 4, T);
+    assert_eq!(runs[0]["trigger"], "rollback");
+    assert_eq!(runs[0]["sha"], SHA_A);
+    assert_eq!(runs[0]["pusher"], "alice");
+    wait_until(T, "the rollback to succeed", || {
+        history(&d.config, "app")[0]["status"] == "succeeded"
+    });
+    // A run id that is not a number is refused.
+    assert_eq!(
+        fetch(
+            w,
+            "POST",
+            "/projects/app/rollback",
+            &form,
+            &format!("csrf={csrf}&to=x")
+        )
+        .status,
+        400
+    );
+}
+
+#[test]
+fn without_actions_there_is_no_cancel_or_rollback() {
+    let dir = TestDir::new("web-noundo");
+    let (d, w) = setup(&dir, "", "echo x");
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "nu-1").0, 202);
+    wait_runs(&d.config, "app", 1, T);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_B, "nu-2").0, 202);
+    wait_runs(&d.config, "app", 2, T);
+    let (k, v) = bearer();
+    let p = get(w, "/projects/app", &[(k, &v)]).body;
+    assert!(
+        !p.contains("<form method=\"post\" action=\"/projects"),
+        "{p}"
+    );
+    for action in ["cancel", "rollback"] {
+        let path = format!("/projects/app/{action}");
+        assert_eq!(fetch(w, "POST", &path, &[(k, &v)], "").status, 404);
+    }
+}

@@ -29,8 +29,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{Config, Web};
-use crate::executor::ProjectStatus;
-use crate::history::Run;
+use crate::executor::{Cancelled, ProjectStatus};
+use crate::history::{Run, Status, rollback_target};
 use crate::lifecycle::blocking;
 use crate::queue;
 use crate::server::{Limits, Quiet};
@@ -52,20 +52,28 @@ const MAX_FORM: usize = 8 * 1024;
 /// The most of a log a run page shows; the plain-text link has all of it.
 const PAGE_LOG: u64 = 1 << 20;
 
-/// The actions the page may offer, each a POST to
-/// `/projects/NAME/<action>` with the CSRF token. To add one (cancel,
-/// rollback), add a variant here, its route in [`Site::action`], and its
-/// form next to the deploy button in [`pages::project`].
+/// The actions the page may offer (`actions = true`), each a POST to
+/// `/projects/NAME/<action>` with the CSRF token. To add one, add a
+/// variant here, its route in [`Site::action`], and its form next to the
+/// others in [`pages::project`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {
     /// Queue a deploy of the branch's head, as `deployd deploy` does.
     Deploy,
+    /// Cancel the running run (the form's `run`, when given), as `deployd
+    /// cancel` does.
+    Cancel,
+    /// Queue a rollback to the commit of run `to` (by default the last
+    /// successful run before the current one), as `deployd rollback` does.
+    Rollback,
 }
 
 impl Action {
     fn parse(s: &str) -> Option<Action> {
         match s {
             "deploy" => Some(Action::Deploy),
+            "cancel" => Some(Action::Cancel),
+            "rollback" => Some(Action::Rollback),
             _ => None,
         }
     }
@@ -340,7 +348,7 @@ impl Site {
                     );
                 }
                 let who = web.token.as_ref().map_or("web", |t| &t.name).to_string();
-                self.action(&ctx, &config, &name, action, &who).await
+                self.action(&ctx, &config, &name, action, &form, &who).await
             }
             (_, true) => not_found(&ctx),
             _ => {
@@ -446,6 +454,9 @@ impl Site {
                 .cloned()
                 .collect();
             let first = project.map(|_| starting(&n));
+            let back = project
+                .and(ctx.csrf)
+                .and_then(|_| rollback_target(&all, None, None).ok());
             let page = pages::ProjectPage {
                 project,
                 status: live.iter().find(|s| s.project == n).or(first.as_ref()),
@@ -453,6 +464,7 @@ impl Site {
                 plot: &all[..all.len().min(100)],
                 status_filter: &status_filter,
                 trigger_filter: &trigger_filter,
+                rollback: back.as_ref(),
             };
             Ok::<_, std::io::Error>(Some(pages::project(ctx, &n, &page)))
         })
@@ -470,10 +482,20 @@ impl Site {
     async fn run_page(&self, ctx: &Ctx<'_>, name: &str, id: u64) -> Response<Body> {
         let history = self.shared.history.clone();
         let n = name.to_string();
+        // Only the daemon's running run can be cancelled from here (not a
+        // direct deploy's, recorded running too).
+        let running = self
+            .shared
+            .executor
+            .watch()
+            .borrow()
+            .iter()
+            .any(|s| s.project == name && s.running.as_ref().is_some_and(|r| r.id == id));
         let page = render(ctx, move |ctx| {
             let run = history.get(&n, id).ok().flatten()?;
             let part = read_tail(&run);
-            Some(pages::run(ctx, &run, &part))
+            let cancel = running && run.status == Status::Running;
+            Some(pages::run(ctx, &run, &part, cancel))
         })
         .await;
         match page {
@@ -543,11 +565,21 @@ impl Site {
         config: &Config,
         name: &str,
         action: Action,
+        form: &[(String, String)],
         who: &str,
     ) -> Response<Body> {
-        let base = ctx.base;
         let Some(p) = config.projects.get(name) else {
             return not_found(ctx);
+        };
+        let seg: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+        let project_page = format!("{}/projects/{seg}", ctx.base);
+        // A number the form may carry (`run`, `to`); a wrong one is refused.
+        let number = |key: &str| match form_get(form, key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| format!("{key} is not a run id")),
         };
         match action {
             Action::Deploy => {
@@ -564,11 +596,53 @@ impl Site {
                     return text(StatusCode::SERVICE_UNAVAILABLE, "cannot queue the request");
                 }
                 tracing::info!("{name}: deploy queued from the page by {who}");
-                let seg: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
-                redirect(&format!("{base}/projects/{seg}"))
+                redirect(&project_page)
+            }
+            Action::Cancel => {
+                let run = match number("run") {
+                    Ok(r) => r,
+                    Err(e) => return text(StatusCode::BAD_REQUEST, &e),
+                };
+                match self.shared.cancel(name, false, run, who).await {
+                    Ok(Cancelled::Run(r)) => redirect(&format!("{project_page}/runs/{}", r.id)),
+                    Ok(Cancelled::Request(_)) => redirect(&project_page),
+                    Err(why) => refused(ctx, name, "Nothing to cancel", &why),
+                }
+            }
+            Action::Rollback => {
+                if self.shared.stopping() {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "deployd is stopping");
+                }
+                let to = match number("to") {
+                    Ok(t) => t,
+                    Err(e) => return text(StatusCode::BAD_REQUEST, &e),
+                };
+                let (target, req) = match self.shared.rollback(name, to, who).await {
+                    Ok(r) => r,
+                    Err(why) => return refused(ctx, name, "Nothing to roll back to", &why),
+                };
+                if let Err(e) = self.shared.enqueue(req).await {
+                    tracing::error!("{name}: cannot queue the rollback asked on the page: {e}");
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "cannot queue the request");
+                }
+                tracing::info!(
+                    "{name}: rollback to {} (the commit of run {}) queued from the page by {who}",
+                    target.short_sha(),
+                    target.id
+                );
+                redirect(&project_page)
             }
         }
     }
+}
+
+/// An action that found nothing to act on (the run ended meanwhile, no
+/// commit to go back to): a 409 page saying why.
+fn refused(ctx: &Ctx, project: &str, title: &str, why: &str) -> Response<Body> {
+    html(
+        StatusCode::CONFLICT,
+        pages::refused(ctx, project, title, why),
+    )
 }
 
 /// The state shown for a configured project the executor has not
