@@ -6,8 +6,11 @@
 //! It reads the daemon's shared state ([`Shared`]), as the control socket
 //! does: the config in force (the one live config), the run records, the
 //! executor's live status, the run events (which the live streams follow)
-//! and the metrics; the deploy button queues its request the way `deployd
-//! deploy` does ([`Shared::enqueue`]). The accept loop, connection cap and
+//! and the metrics. Its buttons act as the commands do, through the same
+//! code: Deploy now queues its request the way `deployd deploy` does
+//! ([`Shared::enqueue`]), Cancel and Roll back go through
+//! [`Shared::cancel`] and [`Shared::rollback`] as `deployd cancel` and
+//! `deployd rollback` do. The accept loop, connection cap and
 //! deadlines are the webhook listener's own ([`crate::server::serve`]).
 
 pub(crate) mod ansi;
