@@ -1145,6 +1145,7 @@ fn cancel(config: &Config, name: &str, pending: bool) -> Result<()> {
         &ControlRequest::Cancel {
             project: name.to_string(),
             pending,
+            user: user(),
         },
         |reply| {
             match reply {
@@ -1255,6 +1256,7 @@ fn cancel_direct(config: &Config, p: &config::Project, pending: bool) -> Result<
     }
     let marker = cancel_marker(&s.state_dir, name);
     fsutil::write_atomic(&marker, run.id.to_string().as_bytes())?;
+    crate::runner::note(&run, &format!("cancelled by {}", user()));
     let deadline = std::time::Instant::now() + p.kill_grace + Duration::from_secs(10);
     loop {
         match h.get(name, run.id)? {

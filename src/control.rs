@@ -19,7 +19,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 
 use crate::events::RunEvent;
-use crate::executor::{self, Cancelled, ProjectStatus};
+use crate::executor::{Cancelled, ProjectStatus};
 use crate::fsutil;
 use crate::gatekeeper;
 use crate::history::{History, Run, Status};
@@ -52,6 +52,9 @@ pub enum Request {
         project: String,
         /// Drop the pending request, not the running run.
         pending: bool,
+        /// Who asked, for the daemon's log and the run's.
+        #[serde(default)]
+        user: String,
     },
     /// Queue a rollback (trigger `rollback`) to the commit of run `to`, or
     /// of the last successful run before the current one; with `wait`,
@@ -177,27 +180,23 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             Ok(done) => send(&mut w, &Reply::Reloaded(done)).await,
             Err(e) => send(&mut w, &Reply::Error(e)).await,
         },
-        Request::Cancel { project, pending } => {
+        Request::Cancel {
+            project,
+            pending,
+            user,
+        } => {
             let config = shared.config();
             if !config.projects.contains_key(&project) {
                 return send(&mut w, &Reply::Error(no_project(&config, &project))).await;
             }
-            match shared.executor.cancel(&project, pending).await {
-                None if pending => {
-                    send(
-                        &mut w,
-                        &Reply::Error(format!("{project} has no pending request")),
-                    )
-                    .await
-                }
-                None => {
-                    send(
-                        &mut w,
-                        &Reply::Error(format!("{project} has no running run")),
-                    )
-                    .await
-                }
-                Some(Cancelled::Run(run)) => {
+            let who = if user.is_empty() {
+                "deployd cancel"
+            } else {
+                &user
+            };
+            match shared.cancel(&project, pending, None, who).await {
+                Err(why) => send(&mut w, &Reply::Error(why)).await,
+                Ok(Cancelled::Run(run)) => {
                     // Answered once the run is recorded cancelled (or
                     // whatever it ended as, had it ended meanwhile).
                     let mut run = *run;
@@ -213,7 +212,7 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
                     }
                     send(&mut w, &Reply::Cancelled(Cancelled::Run(Box::new(run)))).await
                 }
-                Some(c) => send(&mut w, &Reply::Cancelled(c)).await,
+                Ok(c) => send(&mut w, &Reply::Cancelled(c)).await,
             }
         }
         Request::Rollback {
@@ -226,18 +225,11 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             if !config.projects.contains_key(&project) {
                 return send(&mut w, &Reply::Error(no_project(&config, &project))).await;
             }
-            let (history, p) = (shared.history.clone(), project.clone());
-            let target = blocking(move || {
-                let runs = history.list(&p, None).map_err(|e| e.to_string())?;
-                crate::history::rollback_target(&runs, to, None)
-            })
-            .await;
-            let target = match target {
-                Ok(t) => t,
+            let (target, req) = match shared.rollback(&project, to, &user).await {
+                Ok(r) => r,
                 Err(why) => return send(&mut w, &Reply::Error(why)).await,
             };
-            send(&mut w, &Reply::RollingBack(target.clone())).await?;
-            let req = executor::rollback_request(&target, shared.queue.next_seq(), &user);
+            send(&mut w, &Reply::RollingBack(target)).await?;
             queue_and_stream(&mut w, shared, req, wait).await
         }
         Request::Deploy {

@@ -52,6 +52,8 @@ enum Msg {
     Cancel {
         project: String,
         pending: bool,
+        run: Option<u64>,
+        who: String,
         reply: oneshot::Sender<Option<Cancelled>>,
     },
 }
@@ -91,12 +93,22 @@ impl Handle {
     }
 
     /// Cancels `project`'s running run (or, with `pending`, drops its
-    /// pending request); `None` when there is none.
-    pub(crate) async fn cancel(&self, project: &str, pending: bool) -> Option<Cancelled> {
+    /// pending request), as `who` asked; with `run`, only if that is the
+    /// run going on. `None` when there is none. Through
+    /// [`crate::state::Shared::cancel`].
+    pub(crate) async fn cancel(
+        &self,
+        project: &str,
+        pending: bool,
+        run: Option<u64>,
+        who: &str,
+    ) -> Option<Cancelled> {
         let (reply, rx) = oneshot::channel();
         let _ = self.tx.send(Msg::Cancel {
             project: project.to_string(),
             pending,
+            run,
+            who: who.to_string(),
             reply,
         });
         rx.await.ok().flatten()
@@ -246,9 +258,11 @@ impl Executor {
             Msg::Cancel {
                 project,
                 pending,
+                run,
+                who,
                 reply,
             } => {
-                let _ = reply.send(self.cancel(&project, pending));
+                let _ = reply.send(self.cancel(&project, pending, run, &who));
             }
             Msg::Done { project } => {
                 self.busy.remove(&project);
@@ -270,13 +284,20 @@ impl Executor {
         self.publish();
     }
 
-    /// Cancels `project`'s running run, or with `pending` drops its pending
-    /// request (its file is removed in the background).
-    fn cancel(&mut self, project: &str, pending: bool) -> Option<Cancelled> {
+    /// Cancels `project`'s running run (with `only`, if it is that run),
+    /// or with `pending` drops its pending request (its file is removed in
+    /// the background); says in the daemon's log that `who` asked.
+    fn cancel(
+        &mut self,
+        project: &str,
+        pending: bool,
+        only: Option<u64>,
+        who: &str,
+    ) -> Option<Cancelled> {
         if pending {
             let req = self.shared.queue.take(project)?;
             tracing::info!(
-                "{project}: pending request cancelled ({} {} {}, received {})",
+                "{project}: pending request cancelled by {who} ({} {} {}, received {})",
                 req.trigger,
                 req.push.git_ref,
                 req.push.short_sha(),
@@ -299,10 +320,24 @@ impl Executor {
                 request,
                 cancel,
             } => {
+                if only.is_some() && run.as_ref().map(|r| r.id) != only {
+                    return None;
+                }
                 cancel.send_replace(true);
                 Some(match run {
-                    Some(run) => Cancelled::Run(run.clone()),
-                    None => Cancelled::Request(request.clone()),
+                    Some(run) => {
+                        tracing::info!("{project}: cancelling run {}, as {who} asked", run.id);
+                        Cancelled::Run(run.clone())
+                    }
+                    None => {
+                        tracing::info!(
+                            "{project}: cancelling the request waiting for the lock \
+                             ({} {}), as {who} asked",
+                            request.trigger,
+                            request.push.short_sha()
+                        );
+                        Cancelled::Request(request.clone())
+                    }
                 })
             }
             Busy::Recovering => None,

@@ -4,11 +4,22 @@
 //! Run ids are per-project numbers (1, 2, 3 …), short enough to type in
 //! `deployd logs app 7`. An id is reserved by creating its record file with
 //! `O_EXCL`, so the daemon and a manual `deployd deploy` never share one.
+//!
+//! The newest [`RECENT`] runs of each project are also kept in memory once
+//! read ([`History::recent`]): the status page's overview and `deployd
+//! status` read them on every look, which would otherwise be thousands of
+//! files. The files stay the truth, written by this process and by others
+//! (a direct `deployd deploy` beside the daemon): every look checks the
+//! project's directory, and reads again what changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -298,11 +309,80 @@ pub fn rollback_target(
         })
 }
 
-/// The run records of all projects.
+/// How many of a project's newest runs [`History::recent`] keeps in
+/// memory: what the overview's strip draws.
+pub const RECENT: usize = 20;
+
+/// How long after its last change a file's or directory's times are
+/// trusted to tell the next change. The kernel stamps changes with a clock
+/// that ticks every few milliseconds (some file systems keep whole or even
+/// two seconds), so a change within the tick of the one before can leave
+/// the same times; one made after this long cannot.
+const SETTLED: Duration = Duration::from_secs(2);
+
+/// What tells a file or directory from the same one changed: its inode and
+/// its times. A record is only ever replaced whole (written aside and
+/// renamed over), which gives it a new inode and its directory new times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    /// The stamp of `meta`, or None while its last change is too recent
+    /// (less than [`SETTLED`] before `now`, or after it) to tell the next.
+    fn settled(meta: &fs::Metadata, now: SystemTime) -> Option<Stamp> {
+        let stamp = Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        };
+        let changed = stamp.mtime.max(stamp.ctime);
+        let at = SystemTime::UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(changed.0).unwrap_or(0),
+                u32::try_from(changed.1).unwrap_or(0),
+            );
+        let age = now.duration_since(at).ok()?;
+        (age >= SETTLED).then_some(stamp)
+    }
+}
+
+/// A project's newest runs as last read.
+#[derive(Debug, Default)]
+struct Recent {
+    /// The project's directory when they were read; None when that, or
+    /// one of the records, was too freshly changed to be trusted, or when
+    /// this process wrote a record meanwhile: then the next look checks
+    /// every record.
+    dir: Option<Stamp>,
+    /// Newest first.
+    runs: Vec<Slot>,
+}
+
+/// One record as read, with the stamp it had before it was read.
 #[derive(Debug, Clone)]
+struct Slot {
+    stamp: Option<Stamp>,
+    run: Run,
+}
+
+/// The run records of all projects.
+#[derive(Debug)]
 pub struct History {
     runs_dir: PathBuf,
     log_dir: PathBuf,
+    /// Each project's newest runs, once read ([`History::recent`]).
+    recent: Mutex<HashMap<String, Recent>>,
+    /// Records this process created, wrote or removed so far: a look that
+    /// overlapped one does not trust what it read.
+    writes: AtomicU64,
 }
 
 impl History {
@@ -311,6 +391,23 @@ impl History {
         History {
             runs_dir: state_dir.join("runs"),
             log_dir: log_dir.to_path_buf(),
+            recent: Mutex::new(HashMap::new()),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    fn cache(&self) -> MutexGuard<'_, HashMap<String, Recent>> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This process changed record `id` of `project` (created, wrote or
+    /// removed it): what the cache holds of it is dropped, and the next
+    /// look checks every record of the project.
+    fn changed(&self, project: &str, id: u64) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        if let Some(r) = self.cache().get_mut(project) {
+            r.dir = None;
+            r.runs.retain(|s| s.run.id != id);
         }
     }
 
@@ -347,7 +444,10 @@ impl History {
                 .create_new(true)
                 .open(self.record_path(&req.project, id))
             {
-                Ok(_) => break,
+                Ok(_) => {
+                    self.changed(&req.project, id);
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => id += 1,
                 Err(e) => return Err(e),
             }
@@ -372,7 +472,9 @@ impl History {
     /// Writes a record durably. Blocking.
     pub fn save(&self, run: &Run) -> io::Result<()> {
         let data = serde_json::to_vec_pretty(run).map_err(io::Error::other)?;
-        fsutil::write_atomic(&self.record_path(run.project(), run.id), &data)
+        let written = fsutil::write_atomic(&self.record_path(run.project(), run.id), &data);
+        self.changed(run.project(), run.id);
+        written
     }
 
     fn ids(&self, project: &str) -> io::Result<Vec<u64>> {
@@ -407,8 +509,14 @@ impl History {
 
     /// Runs of `project`, newest first; at most `limit` when given.
     /// Records that do not read (an id reserved by a process that then
-    /// died) are skipped.
+    /// died) are skipped. Up to [`RECENT`] of them come from memory, as
+    /// [`History::recent`] has them.
     pub fn list(&self, project: &str, limit: Option<usize>) -> io::Result<Vec<Run>> {
+        if let Some(n) = limit.filter(|n| *n <= RECENT) {
+            let mut runs = self.recent(project)?;
+            runs.truncate(n);
+            return Ok(runs);
+        }
         let mut ids = self.ids(project)?;
         ids.sort_unstable_by(|a, b| b.cmp(a));
         let mut runs = Vec::new();
@@ -421,6 +529,84 @@ impl History {
             }
         }
         Ok(runs)
+    }
+
+    /// The newest [`RECENT`] runs of `project`, newest first, as
+    /// [`History::list`] reads them, from memory as far as they did not
+    /// change since the last look. Blocking.
+    ///
+    /// A look costs one `stat` of the project's directory while nothing
+    /// changed in it. A record is only ever replaced by a rename in that
+    /// directory, which changes the directory's times: when they differ
+    /// from the last look's, the records are listed again, each is looked
+    /// at (`stat`), and those whose inode or times changed are read again.
+    /// That holds whoever wrote them: this process, or another one (a
+    /// direct `deployd deploy` that was running when the daemon started).
+    /// Times that were too fresh to tell the next change ([`SETTLED`]) are
+    /// not trusted: such a project is checked record by record until they
+    /// settle. The records this process writes are also dropped from memory
+    /// as it writes them ([`History::save`], [`History::prune`]).
+    pub fn recent(&self, project: &str) -> io::Result<Vec<Run>> {
+        self.recent_at(project, SystemTime::now())
+    }
+
+    /// [`History::recent`] as if it were `now`.
+    fn recent_at(&self, project: &str, now: SystemTime) -> io::Result<Vec<Run>> {
+        let writes = self.writes.load(Ordering::SeqCst);
+        let dir = match fs::metadata(self.dir(project)) {
+            Ok(m) => Stamp::settled(&m, now),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.cache().remove(project);
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
+        let mut known: HashMap<u64, Slot> = {
+            let mut cache = self.cache();
+            match cache.get(project) {
+                Some(r) if r.dir.is_some() && r.dir == dir => {
+                    return Ok(r.runs.iter().map(|s| s.run.clone()).collect());
+                }
+                _ => cache
+                    .remove(project)
+                    .map(|r| r.runs.into_iter().map(|s| (s.run.id, s)).collect())
+                    .unwrap_or_default(),
+            }
+        };
+        let mut ids = self.ids(project)?;
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        let mut runs: Vec<Slot> = Vec::new();
+        let mut settled = dir.is_some();
+        for id in ids {
+            if runs.len() >= RECENT {
+                break;
+            }
+            // Looked at before it is read: should it change in between, the
+            // next look sees another stamp.
+            let Ok(meta) = fs::metadata(self.record_path(project, id)) else {
+                continue;
+            };
+            let stamp = Stamp::settled(&meta, now);
+            settled &= stamp.is_some();
+            match known.remove(&id) {
+                Some(slot) if stamp.is_some() && slot.stamp == stamp => runs.push(slot),
+                _ => {
+                    if let Ok(Some(run)) = self.get(project, id) {
+                        runs.push(Slot { stamp, run });
+                    }
+                }
+            }
+        }
+        let out = runs.iter().map(|s| s.run.clone()).collect();
+        let raced = self.writes.load(Ordering::SeqCst) != writes;
+        self.cache().insert(
+            project.to_string(),
+            Recent {
+                dir: dir.filter(|_| settled && !raced),
+                runs,
+            },
+        );
+        Ok(out)
     }
 
     /// The newest run of `project`.
@@ -455,7 +641,9 @@ impl History {
                 .unwrap_or_else(|| self.log_dir.join(project).join(format!("{id}.log")));
             let _ = fs::remove_file(crate::outputs::path(&log));
             let _ = fs::remove_file(log);
-            fs::remove_file(self.record_path(project, id))?;
+            let gone = fs::remove_file(self.record_path(project, id));
+            self.changed(project, id);
+            gone?;
             removed += 1;
         }
         Ok(removed)
@@ -647,6 +835,84 @@ mod tests {
         for k in ["forced", "message", "note"] {
             assert!(plain.get(k).is_none(), "{k} in {plain:#}");
         }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The newest runs kept in memory never lag the files, whoever writes
+    /// them: here another `History` on the same directories, as a direct
+    /// `deployd deploy` beside the daemon is.
+    #[test]
+    fn recent_runs_follow_records_written_by_another_process() {
+        let dir =
+            std::env::temp_dir().join(format!("deployd-history-recent-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let (state, logs) = (dir.join("state"), dir.join("logs"));
+        let (daemon, other) = (History::new(&state, &logs), History::new(&state, &logs));
+        let ids = |runs: Vec<Run>| runs.iter().map(|r| (r.id, r.status)).collect::<Vec<_>>();
+        assert!(daemon.recent("app").unwrap().is_empty());
+        let mut runs: Vec<Run> = (1..=3)
+            .map(|seq| other.create(&req(seq)).unwrap())
+            .collect();
+        use Status::*;
+        assert_eq!(
+            ids(daemon.recent("app").unwrap()),
+            [(3, Running), (2, Running), (1, Running)]
+        );
+        // Changed right after the look, within the same clock tick: the
+        // times are too fresh to be trusted, so the record is read again.
+        runs[2].status = Succeeded;
+        other.save(&runs[2]).unwrap();
+        assert_eq!(daemon.recent("app").unwrap()[0].status, Succeeded);
+        assert_eq!(daemon.list("app", Some(1)).unwrap()[0].status, Succeeded);
+        // A new run, then old ones pruned.
+        runs.push(other.create(&req(4)).unwrap());
+        for r in &mut runs[..2] {
+            r.status = Failed;
+            other.save(r).unwrap();
+        }
+        assert_eq!(
+            ids(daemon.recent("app").unwrap()),
+            [(4, Running), (3, Succeeded), (2, Failed), (1, Failed)]
+        );
+        other.prune("app", 2).unwrap();
+        assert_eq!(
+            ids(daemon.recent("app").unwrap()),
+            [(4, Running), (3, Succeeded)]
+        );
+        // Once the times have settled (here: looked at as if later), a look
+        // is one stat of the directory: a record changed in place, which
+        // deployd never does, is not read again...
+        let later = SystemTime::now() + Duration::from_secs(60);
+        daemon.recent_at("app", later).unwrap();
+        let path = daemon.record_path("app", 3);
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, text.replace("succeeded", "cancelled")).unwrap();
+        assert_eq!(daemon.recent_at("app", later).unwrap()[1].status, Succeeded);
+        // ...but one replaced as deployd does (a new file renamed over it)
+        // changes the directory, and is. The sleep puts the change on
+        // another clock tick: what the times would show had it been made
+        // after `SETTLED`.
+        std::thread::sleep(Duration::from_millis(50));
+        runs[3].status = Unhealthy;
+        other.save(&runs[3]).unwrap();
+        assert_eq!(
+            ids(daemon.recent_at("app", later).unwrap()),
+            [(4, Unhealthy), (3, Cancelled)]
+        );
+        // What this process writes itself is dropped from memory at once.
+        std::thread::sleep(Duration::from_millis(50));
+        daemon.recent_at("app", later).unwrap();
+        runs[3].status = Succeeded;
+        daemon.save(&runs[3]).unwrap();
+        assert_eq!(daemon.recent_at("app", later).unwrap()[0].status, Succeeded);
+        // At most RECENT, newest first; `list` beyond that reads them all.
+        for seq in 5..=30 {
+            other.create(&req(seq)).unwrap();
+        }
+        let recent = daemon.recent("app").unwrap();
+        assert_eq!(recent.len(), RECENT);
+        assert_eq!(recent[0].id, 30);
+        assert_eq!(daemon.list("app", None).unwrap().len(), 28);
         fs::remove_dir_all(&dir).unwrap();
     }
 

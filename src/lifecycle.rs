@@ -37,11 +37,11 @@
 //!   or before the request is queued;
 //! - a rollback is a new request built from an earlier run
 //!   ([`Run::request`], [`crate::history::rollback_target`]), queued by
-//!   whoever decides it (`deployd rollback`; the executor after an unhealthy
-//!   run);
-//! - cancelling a run is turning its `cancel` to true (`deployd cancel`, a
-//!   newer push); `stop` is the daemon's shutdown, or Ctrl-C of a direct
-//!   deploy.
+//!   whoever decides it (`deployd rollback` and the status page's button,
+//!   through `Shared::rollback`; the executor after an unhealthy run);
+//! - cancelling a run is turning its `cancel` to true (`deployd cancel` and
+//!   the status page's button, through `Shared::cancel`; a newer push);
+//!   `stop` is the daemon's shutdown, or Ctrl-C of a direct deploy.
 
 use std::io;
 use std::path::PathBuf;

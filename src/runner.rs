@@ -123,6 +123,14 @@ pub fn open_log(run: &Run) -> io::Result<File> {
         .open(&run.log)
 }
 
+/// Adds `text` to `run`'s log as a line of deployd's own ([`log_line`]);
+/// a log that does not open is left as it is.
+pub fn note(run: &Run, text: &str) {
+    if let Ok(mut log) = open_log(run) {
+        log_line(&mut log, text);
+    }
+}
+
 /// A line of deployd's own in a run's log, marked so it stands out from the
 /// script's output.
 pub fn log_line(log: &mut File, text: &str) {

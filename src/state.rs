@@ -20,12 +20,13 @@ use tokio::sync::watch;
 use crate::config::{self, Config};
 use crate::deliveries::Deliveries;
 use crate::events::Bus;
-use crate::executor::Handle;
+use crate::executor::{self, Cancelled, Handle};
 use crate::gate::Gates;
-use crate::history::History;
-use crate::lifecycle::Lifecycle;
+use crate::history::{History, Run, rollback_target};
+use crate::lifecycle::{Lifecycle, blocking};
 use crate::metrics::Metrics;
 use crate::queue::{Queue, Request};
+use crate::runner;
 use crate::systemd;
 
 /// The daemon's shared state.
@@ -159,6 +160,57 @@ impl Shared {
         }
         self.executor.queued();
         Ok(())
+    }
+
+    /// Cancels `project`'s running run, or with `pending` drops its
+    /// pending request, as `who` asked: `deployd cancel` through the control
+    /// socket, and the status page's Cancel button. With `run`, only if that
+    /// is the run going on (a page may be older than the run it shows). The
+    /// run is recorded `cancelled` once its script is stopped; its log says
+    /// who asked. `Err` says, in words, why nothing was cancelled.
+    pub(crate) async fn cancel(
+        &self,
+        project: &str,
+        pending: bool,
+        run: Option<u64>,
+        who: &str,
+    ) -> Result<Cancelled, String> {
+        match self.executor.cancel(project, pending, run, who).await {
+            Some(c) => {
+                if let Cancelled::Run(r) = &c {
+                    let (r, line) = ((**r).clone(), format!("cancelled by {who}"));
+                    blocking(move || runner::note(&r, &line)).await;
+                }
+                Ok(c)
+            }
+            None if pending => Err(format!("{project} has no pending request")),
+            None => Err(match run {
+                Some(id) => format!("run {id} of {project} is not running any more"),
+                None => format!("{project} has no running run"),
+            }),
+        }
+    }
+
+    /// The rollback `who` asks for (`deployd rollback`, the status page's
+    /// Roll back button): a request with trigger `rollback` for the commit
+    /// of run `to`, or by default of the last successful run before the
+    /// current one ([`rollback_target`]), and the run whose commit it
+    /// deploys. The caller queues it ([`Shared::enqueue`]). `Err` says, in
+    /// words, why there is nothing to roll back to.
+    pub(crate) async fn rollback(
+        &self,
+        project: &str,
+        to: Option<u64>,
+        who: &str,
+    ) -> Result<(Run, Request), String> {
+        let (history, p) = (self.history.clone(), project.to_string());
+        let target = blocking(move || {
+            let runs = history.list(&p, None).map_err(|e| e.to_string())?;
+            rollback_target(&runs, to, None)
+        })
+        .await?;
+        let req = executor::rollback_request(&target, self.queue.next_seq(), who);
+        Ok((target, req))
     }
 
     /// Says shutdown began.

@@ -840,3 +840,369 @@ fn a_log_follower_sees_the_end_of_a_direct_run_the_daemon_started_beside() {
     );
     drop(d);
 }
+
+/// The overview's strip of recent runs (kept in memory by the daemon)
+/// never lags the records: a run the daemon carries out shows its end at
+/// once, and so does one a direct `deployd deploy` (another process,
+/// started before the daemon) finishes while the daemon runs.
+#[test]
+fn the_overview_follows_every_run_to_its_end() {
+    let dir = TestDir::new("web-overview-fresh");
+    let gate = dir.join("gate");
+    let script = dir.script(
+        "deploy.sh",
+        &format!(
+            "#!/bin/sh\necho started\ni=0\nwhile [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\necho ended\n",
+            gate.display()
+        ),
+    );
+    let config = write_config(
+        &dir,
+        &format!("[web]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"),
+        &project("app", &script, ""),
+    );
+    let mut direct = KillOnDrop(
+        std::process::Command::new(BIN)
+            .arg("-c")
+            .arg(&config)
+            .args(["deploy", "app", "--sha", SHA_A])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(T, "the direct run to start", || {
+        history(&config, "app")
+            .first()
+            .is_some_and(|r| r["status"] == "running")
+    });
+    let d = Daemon::start(&config);
+    let w = web_addr(&d);
+    let (k, v) = bearer();
+    let overview = || {
+        let a = get(w, "/", &[(k, &v)]);
+        assert_eq!(a.status, 200);
+        a.body
+    };
+    let page = overview();
+    assert!(page.contains("title=\"#1 running\""), "{page}");
+    // The direct deploy ends: its record is written by that process.
+    std::fs::write(&gate, "").unwrap();
+    let status = poll(T, "the direct deploy to exit", || {
+        direct
+            .0
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "running".to_string())
+    });
+    assert!(status.success(), "the direct deploy: {status:?}");
+    let page = overview();
+    assert!(page.contains("title=\"#1 succeeded\""), "{page}");
+    // A run of the daemon's own, seen running and then ended.
+    std::fs::remove_file(&gate).unwrap();
+    assert_eq!(d.push("app", "refs/heads/main", SHA_B, "fresh-2").0, 202);
+    wait_until(T, "run 2 to start", || {
+        overview().contains("title=\"#2 running\"")
+    });
+    std::fs::write(&gate, "").unwrap();
+    wait_until(T, "run 2 to end", || {
+        history(&config, "app")
+            .first()
+            .is_some_and(|r| r["id"] == 2 && r["status"] == "succeeded")
+    });
+    let page = overview();
+    assert!(
+        page.contains("title=\"#2 succeeded\"") && page.contains("title=\"#1 succeeded\""),
+        "{page}"
+    );
+}
+
+/// The run page shows what the script wrote to DEPLOY_OUTPUT: its summary,
+/// its commit, and its url, a link only when it is http(s), escaped either
+/// way.
+#[test]
+fn the_run_page_shows_the_scripts_outputs() {
+    let dir = TestDir::new("web-outputs");
+    let (d, w) = setup(
+        &dir,
+        "",
+        "case \"$DEPLOY_SHA\" in\n\
+         a*) echo 'url=https://app.example.com/x?a=1&b=<i>\"' ;;\n\
+         *) echo 'url=javascript:alert(1)' ;;\n\
+         esac >>\"$DEPLOY_OUTPUT\"\n\
+         echo 'summary=deployed <b>v1.4</b>' >>\"$DEPLOY_OUTPUT\"\n\
+         echo \"sha=$DEPLOY_SHA\" >>\"$DEPLOY_OUTPUT\"",
+    );
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "out-1").0, 202);
+    wait_runs(&d.config, "app", 1, T);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_B, "out-2").0, 202);
+    wait_runs(&d.config, "app", 2, T);
+    let (k, v) = bearer();
+    let page = get(w, "/projects/app/runs/1", &[(k, &v)]).body;
+    assert!(
+        page.contains(
+            "<dt>URL</dt><dd><a href=\"https://app.example.com/x?a=1&amp;b=&lt;i&gt;&quot;\" \
+             rel=\"noopener noreferrer\">https://app.example.com/x?a=1&amp;b=&lt;i&gt;&quot;</a></dd>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("<dt>Summary</dt><dd>deployed &lt;b&gt;v1.4&lt;/b&gt;</dd>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "<dt>Deployed commit</dt><dd><code>{SHA_A}</code></dd>"
+        )),
+        "{page}"
+    );
+    let page = get(w, "/projects/app/runs/2", &[(k, &v)]).body;
+    assert!(
+        page.contains("<dt>URL</dt><dd>javascript:alert(1)</dd>"),
+        "{page}"
+    );
+    assert!(!page.contains("href=\"javascript"), "{page}");
+}
+
+/// A path that leads nowhere is a 404 that is still a page: the layout,
+/// a heading, and the way back to the overview.
+#[test]
+fn a_path_that_leads_nowhere_is_a_404_page() {
+    let dir = TestDir::new("web-404");
+    let (_d, w) = setup(&dir, "", "echo x");
+    let (k, v) = bearer();
+    for path in [
+        "/nope",
+        "/projects/nope",
+        "/projects/app/runs/99",
+        "/projects/app/runs/x",
+        "/projects/app/runs/99/log",
+    ] {
+        let a = get(w, path, &[(k, &v)]);
+        assert_eq!(a.status, 404, "{path}: {}", a.body);
+        assert_eq!(
+            a.header("content-type").as_deref(),
+            Some("text/html; charset=utf-8"),
+            "{path}"
+        );
+        assert!(
+            a.body.starts_with("<!doctype html>")
+                && a.body.contains("<title>Not found · deployd</title>")
+                && a.body.contains("<h1>Not found</h1>")
+                && a.body.contains("<a href=\"/\">All projects</a>"),
+            "{path}: {}",
+            a.body
+        );
+    }
+    // Without the token a browser is still sent to the login first.
+    assert_eq!(get(w, "/nope", &[]).status, 303);
+}
+
+/// The value of the hidden field `name` in the form posting to `action`.
+fn form_field(page: &str, action: &str, name: &str) -> Option<String> {
+    let form = page.split(&format!("action=\"{action}\"")).nth(1)?;
+    let form = &form[..form.find("</form>")?];
+    form.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)?
+        .split('"')
+        .next()
+        .map(str::to_string)
+}
+
+/// Cancel and Roll back, with `actions = true`: each shown only when it
+/// can act, each a POST that needs the CSRF token, each doing what `deployd
+/// cancel` and `deployd rollback` do, recorded with the token's name.
+#[test]
+fn cancel_and_rollback_from_the_page() {
+    let dir = TestDir::new("web-undo");
+    let gate = dir.join("gate");
+    const SHA_C: &str = "cccccccccccccccccccccccccccccccccccccccc";
+    // A push of commit c… runs until the gate opens (at most 60 s).
+    let (d, w) = setup(
+        &dir,
+        "actions = true",
+        &format!(
+            "echo \"deploying $DEPLOY_SHA\"\n\
+             case \"$DEPLOY_SHA\" in c*) i=0; while [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done ;; esac",
+            gate.display()
+        ),
+    );
+    let login = fetch(
+        w,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("token={TOKEN}"),
+    );
+    let cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let form = [
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let page = |path: &str| {
+        let a = get(w, path, &[("Cookie", &cookie)]);
+        assert_eq!(a.status, 200, "{path}");
+        a.body
+    };
+    let (k, v) = bearer();
+
+    // No run yet: nothing to cancel, nothing to roll back to.
+    let p = page("/projects/app");
+    assert!(p.contains("Deploy now"), "{p}");
+    assert!(
+        !p.contains("/projects/app/cancel") && !p.contains("/projects/app/rollback"),
+        "{p}"
+    );
+    let none = fetch(w, "POST", "/projects/app/rollback", &[(k, &v)], "");
+    assert_eq!(none.status, 409, "{}", none.body);
+    assert!(
+        none.body.contains("<h1>Nothing to roll back to</h1>")
+            && none.body.contains("no run has succeeded yet"),
+        "{}",
+        none.body
+    );
+    let none = fetch(w, "POST", "/projects/app/cancel", &[(k, &v)], "");
+    assert_eq!(none.status, 409, "{}", none.body);
+    assert!(
+        none.body.contains("app has no running run"),
+        "{}",
+        none.body
+    );
+
+    // Two good deploys: A, then B (the current one).
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "undo-1").0, 202);
+    wait_runs(&d.config, "app", 1, T);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_B, "undo-2").0, 202);
+    wait_until(T, "run 2 to succeed", || {
+        history(&d.config, "app")
+            .first()
+            .is_some_and(|r| r["id"] == 2 && r["status"] == "succeeded")
+    });
+    let p = page("/projects/app");
+    assert!(p.contains("Roll back to aaaaaaaaaa"), "{p}");
+    assert_eq!(
+        form_field(&p, "/projects/app/rollback", "to").as_deref(),
+        Some("1")
+    );
+    assert!(!p.contains("Cancel run"), "{p}");
+
+    // C runs until cancelled: the button is on the project page and on
+    // that run's page only.
+    assert_eq!(d.push("app", "refs/heads/main", SHA_C, "undo-3").0, 202);
+    let mut p = String::new();
+    wait_until(T, "run 3 to show running", || {
+        p = page("/projects/app");
+        p.contains("Cancel run #3")
+    });
+    let csrf = form_field(&p, "/projects/app/cancel", "csrf").unwrap();
+    assert_eq!(
+        form_field(&p, "/projects/app/cancel", "run").as_deref(),
+        Some("3")
+    );
+    let r3 = page("/projects/app/runs/3");
+    assert!(r3.contains("Cancel run #3"), "{r3}");
+    assert!(!page("/projects/app/runs/2").contains("Cancel run"));
+    // Without the CSRF token, or for a run that is not the one going on:
+    // refused, the run goes on.
+    assert_eq!(
+        fetch(w, "POST", "/projects/app/cancel", &form, "run=3").status,
+        403
+    );
+    let stale = fetch(
+        w,
+        "POST",
+        "/projects/app/cancel",
+        &form,
+        &format!("csrf={csrf}&run=2"),
+    );
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(stale.body.contains("run 2 of app is not running any more"));
+    assert_eq!(history(&d.config, "app")[0]["status"], "running");
+    let ok = fetch(
+        w,
+        "POST",
+        "/projects/app/cancel",
+        &form,
+        &format!("csrf={csrf}&run=3"),
+    );
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(
+        ok.header("location").as_deref(),
+        Some("/projects/app/runs/3")
+    );
+    wait_until(T, "run 3 to be recorded cancelled", || {
+        history(&d.config, "app")[0]["status"] == "cancelled"
+    });
+    let log = std::fs::read_to_string(dir.join("logs/app/3.log")).unwrap();
+    assert!(log.contains("=== deployd: cancelled by alice"), "{log}");
+    d.wait_log("app: cancelling run 3, as alice asked", T);
+    let p = page("/projects/app");
+    assert!(!p.contains("Cancel run"), "{p}");
+    assert!(!page("/projects/app/runs/3").contains("Cancel run"));
+
+    // Roll back: B is still the current one, so to A (run 1).
+    assert_eq!(
+        form_field(&p, "/projects/app/rollback", "to").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        fetch(w, "POST", "/projects/app/rollback", &form, "to=1").status,
+        403
+    );
+    assert_eq!(history(&d.config, "app").len(), 3);
+    let ok = fetch(
+        w,
+        "POST",
+        "/projects/app/rollback",
+        &form,
+        &format!("csrf={csrf}&to=1"),
+    );
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(ok.header("location").as_deref(), Some("/projects/app"));
+    let runs = wait_runs(&d.config, "app", 4, T);
+    assert_eq!(runs[0]["trigger"], "rollback");
+    assert_eq!(runs[0]["sha"], SHA_A);
+    assert_eq!(runs[0]["pusher"], "alice");
+    wait_until(T, "the rollback to succeed", || {
+        history(&d.config, "app")[0]["status"] == "succeeded"
+    });
+    // A run id that is not a number is refused.
+    assert_eq!(
+        fetch(
+            w,
+            "POST",
+            "/projects/app/rollback",
+            &form,
+            &format!("csrf={csrf}&to=x")
+        )
+        .status,
+        400
+    );
+}
+
+#[test]
+fn without_actions_there_is_no_cancel_or_rollback() {
+    let dir = TestDir::new("web-noundo");
+    let (d, w) = setup(&dir, "", "echo x");
+    assert_eq!(d.push("app", "refs/heads/main", SHA_A, "nu-1").0, 202);
+    wait_runs(&d.config, "app", 1, T);
+    assert_eq!(d.push("app", "refs/heads/main", SHA_B, "nu-2").0, 202);
+    wait_runs(&d.config, "app", 2, T);
+    let (k, v) = bearer();
+    let p = get(w, "/projects/app", &[(k, &v)]).body;
+    assert!(
+        !p.contains("<form method=\"post\" action=\"/projects"),
+        "{p}"
+    );
+    for action in ["cancel", "rollback"] {
+        let path = format!("/projects/app/{action}");
+        assert_eq!(fetch(w, "POST", &path, &[(k, &v)], "").status, 404);
+    }
+}

@@ -6,8 +6,11 @@
 //! It reads the daemon's shared state ([`Shared`]), as the control socket
 //! does: the config in force (the one live config), the run records, the
 //! executor's live status, the run events (which the live streams follow)
-//! and the metrics; the deploy button queues its request the way `deployd
-//! deploy` does ([`Shared::enqueue`]). The accept loop, connection cap and
+//! and the metrics. Its buttons act as the commands do, through the same
+//! code: Deploy now queues its request the way `deployd deploy` does
+//! ([`Shared::enqueue`]), Cancel and Roll back go through
+//! [`Shared::cancel`] and [`Shared::rollback`] as `deployd cancel` and
+//! `deployd rollback` do. The accept loop, connection cap and
 //! deadlines are the webhook listener's own ([`crate::server::serve`]).
 
 pub(crate) mod ansi;
@@ -29,7 +32,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{Config, Web};
-use crate::history::Run;
+use crate::executor::{Cancelled, ProjectStatus};
+use crate::history::{Run, Status, rollback_target};
 use crate::lifecycle::blocking;
 use crate::queue;
 use crate::server::{Limits, Quiet};
@@ -51,20 +55,28 @@ const MAX_FORM: usize = 8 * 1024;
 /// The most of a log a run page shows; the plain-text link has all of it.
 const PAGE_LOG: u64 = 1 << 20;
 
-/// The actions the page may offer, each a POST to
-/// `/projects/NAME/<action>` with the CSRF token. To add one (cancel,
-/// rollback), add a variant here, its route in [`Site::action`], and its
-/// form next to the deploy button in [`pages::project`].
+/// The actions the page may offer (`actions = true`), each a POST to
+/// `/projects/NAME/<action>` with the CSRF token. To add one, add a
+/// variant here, its route in [`Site::action`], and its form next to the
+/// others in [`pages::project`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {
     /// Queue a deploy of the branch's head, as `deployd deploy` does.
     Deploy,
+    /// Cancel the running run (the form's `run`, when given), as `deployd
+    /// cancel` does.
+    Cancel,
+    /// Queue a rollback to the commit of run `to` (by default the last
+    /// successful run before the current one), as `deployd rollback` does.
+    Rollback,
 }
 
 impl Action {
     fn parse(s: &str) -> Option<Action> {
         match s {
             "deploy" => Some(Action::Deploy),
+            "cancel" => Some(Action::Cancel),
+            "rollback" => Some(Action::Rollback),
             _ => None,
         }
     }
@@ -321,19 +333,19 @@ impl Site {
             (["projects", name], true) => self.project(&ctx, &config, name, q.as_deref()).await,
             (["projects", name, "runs", id], true) => match id.parse() {
                 Ok(id) => self.run_page(&ctx, name, id).await,
-                Err(_) => not_found(),
+                Err(_) => not_found(&ctx),
             },
             (["projects", name, "runs", id, "log"], true) => match id.parse() {
-                Ok(id) => self.raw_log(name, id).await,
-                Err(_) => not_found(),
+                Ok(id) => self.raw_log(&ctx, name, id).await,
+                Err(_) => not_found(&ctx),
             },
             (["projects", name, "runs", id, "events"], true) => match id.parse() {
                 Ok(id) => self.log_events(&req, name, id, q.as_deref()),
-                Err(_) => not_found(),
+                Err(_) => not_found(&ctx),
             },
             (["projects", name, action], false) if method == Method::POST => {
                 let Some(action) = Action::parse(action).filter(|_| web.actions) else {
-                    return not_found();
+                    return not_found(&ctx);
                 };
                 let name = name.to_string();
                 let Some(form) = self.form(req, &config).await else {
@@ -348,9 +360,9 @@ impl Site {
                     );
                 }
                 let who = web.token.as_ref().map_or("web", |t| &t.name).to_string();
-                self.action(&config, &base, &name, action, &who).await
+                self.action(&ctx, &config, &name, action, &form, &who).await
             }
-            (_, true) => not_found(),
+            (_, true) => not_found(&ctx),
             _ => {
                 let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
                 r.headers_mut().insert(
@@ -394,92 +406,121 @@ impl Site {
         let live = self.shared.executor.watch().borrow().clone();
         let history = self.shared.history.clone();
         let names: Vec<String> = config.projects.keys().cloned().collect();
-        let runs: Vec<Vec<Run>> = blocking(move || {
-            names
+        let page = render(ctx, move |ctx| {
+            // Each project's newest runs from memory, checked against its
+            // directory (History::recent): one stat a project while nothing
+            // changed.
+            let runs: Vec<Vec<Run>> = names
                 .iter()
-                .map(|n| history.list(n, Some(20)).unwrap_or_default())
-                .collect()
+                .map(|n| history.recent(n).unwrap_or_default())
+                .collect();
+            let starting: Vec<ProjectStatus> = names
+                .iter()
+                .filter(|n| !live.iter().any(|s| &s.project == *n))
+                .map(|n| starting(n))
+                .collect();
+            let rows: Vec<pages::ProjectRow> = names
+                .iter()
+                .zip(&runs)
+                .filter_map(|(name, runs)| {
+                    live.iter()
+                        .chain(&starting)
+                        .find(|s| &s.project == name)
+                        .map(|status| pages::ProjectRow { status, runs })
+                })
+                .collect();
+            pages::overview(ctx, &rows)
         })
         .await;
-        let rows: Vec<pages::ProjectRow> = config
-            .projects
-            .keys()
-            .zip(&runs)
-            .filter_map(|(name, runs)| {
-                live.iter()
-                    .find(|s| &s.project == name)
-                    .map(|status| pages::ProjectRow { status, runs })
-            })
-            .collect();
-        html(StatusCode::OK, pages::overview(ctx, &rows))
+        html(StatusCode::OK, page)
     }
 
     async fn project(
         &self,
         ctx: &Ctx<'_>,
-        config: &Config,
+        config: &Arc<Config>,
         name: &str,
         q: Option<&str>,
     ) -> Response<Body> {
-        let project = config.projects.get(name);
-        let history = self.shared.history.clone();
-        let n = name.to_string();
-        let all = blocking(move || history.list(&n, None)).await;
-        let all = match all {
-            Ok(r) => r,
-            Err(e) => {
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("cannot read the history: {e}"),
-                );
-            }
-        };
-        if project.is_none() && all.is_empty() {
-            return not_found();
-        }
+        let live = self.shared.executor.watch().borrow().clone();
+        let (history, config, n) = (
+            self.shared.history.clone(),
+            config.clone(),
+            name.to_string(),
+        );
         let status_filter = query(q, "status").unwrap_or_default();
         let trigger_filter = query(q, "trigger").unwrap_or_default();
-        let runs: Vec<Run> = all
-            .iter()
-            .filter(|r| status_filter.is_empty() || r.status.to_string() == status_filter)
-            .filter(|r| {
-                trigger_filter.is_empty() || r.request.trigger.to_string() == trigger_filter
-            })
-            .take(100)
-            .cloned()
-            .collect();
-        let live = self.shared.executor.watch().borrow().clone();
-        let page = pages::ProjectPage {
-            project,
-            status: live.iter().find(|s| s.project == name),
-            runs: &runs,
-            plot: &all[..all.len().min(100)],
-            status_filter: &status_filter,
-            trigger_filter: &trigger_filter,
-        };
-        html(StatusCode::OK, pages::project(ctx, name, &page))
+        let page = render(ctx, move |ctx| {
+            let all = history.list(&n, None)?;
+            let project = config.projects.get(&n);
+            if project.is_none() && all.is_empty() {
+                return Ok(None);
+            }
+            let runs: Vec<Run> = all
+                .iter()
+                .filter(|r| status_filter.is_empty() || r.status.to_string() == status_filter)
+                .filter(|r| {
+                    trigger_filter.is_empty() || r.request.trigger.to_string() == trigger_filter
+                })
+                .take(100)
+                .cloned()
+                .collect();
+            let first = project.map(|_| starting(&n));
+            let back = project
+                .and(ctx.csrf)
+                .and_then(|_| rollback_target(&all, None, None).ok());
+            let page = pages::ProjectPage {
+                project,
+                status: live.iter().find(|s| s.project == n).or(first.as_ref()),
+                runs: &runs,
+                plot: &all[..all.len().min(100)],
+                status_filter: &status_filter,
+                trigger_filter: &trigger_filter,
+                rollback: back.as_ref(),
+            };
+            Ok::<_, std::io::Error>(Some(pages::project(ctx, &n, &page)))
+        })
+        .await;
+        match page {
+            Ok(Some(page)) => html(StatusCode::OK, page),
+            Ok(None) => not_found(ctx),
+            Err(e) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot read the history: {e}"),
+            ),
+        }
     }
 
     async fn run_page(&self, ctx: &Ctx<'_>, name: &str, id: u64) -> Response<Body> {
         let history = self.shared.history.clone();
         let n = name.to_string();
-        let found = blocking(move || {
+        // Only the daemon's running run can be cancelled from here (not a
+        // direct deploy's, recorded running too).
+        let running = self
+            .shared
+            .executor
+            .watch()
+            .borrow()
+            .iter()
+            .any(|s| s.project == name && s.running.as_ref().is_some_and(|r| r.id == id));
+        let page = render(ctx, move |ctx| {
             let run = history.get(&n, id).ok().flatten()?;
             let part = read_tail(&run);
-            Some((run, part))
+            let cancel = running && run.status == Status::Running;
+            Some(pages::run(ctx, &run, &part, cancel))
         })
         .await;
-        match found {
-            Some((run, part)) => html(StatusCode::OK, pages::run(ctx, &run, &part)),
-            None => not_found(),
+        match page {
+            Some(page) => html(StatusCode::OK, page),
+            None => not_found(ctx),
         }
     }
 
-    async fn raw_log(&self, name: &str, id: u64) -> Response<Body> {
+    async fn raw_log(&self, ctx: &Ctx<'_>, name: &str, id: u64) -> Response<Body> {
         let history = self.shared.history.clone();
         let n = name.to_string();
         let Some(run) = blocking(move || history.get(&n, id).ok().flatten()).await else {
-            return not_found();
+            return not_found(ctx);
         };
         // Streamed in bounded chunks, like the live log.
         let body = sse::ChannelBody::file(run.log);
@@ -532,14 +573,25 @@ impl Site {
 
     async fn action(
         &self,
+        ctx: &Ctx<'_>,
         config: &Config,
-        base: &str,
         name: &str,
         action: Action,
+        form: &[(String, String)],
         who: &str,
     ) -> Response<Body> {
         let Some(p) = config.projects.get(name) else {
-            return not_found();
+            return not_found(ctx);
+        };
+        let seg: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+        let project_page = format!("{}/projects/{seg}", ctx.base);
+        // A number the form may carry (`run`, `to`); a wrong one is refused.
+        let number = |key: &str| match form_get(form, key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| format!("{key} is not a run id")),
         };
         match action {
             Action::Deploy => {
@@ -556,19 +608,93 @@ impl Site {
                     return text(StatusCode::SERVICE_UNAVAILABLE, "cannot queue the request");
                 }
                 tracing::info!("{name}: deploy queued from the page by {who}");
-                let seg: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
-                redirect(&format!("{base}/projects/{seg}"))
+                redirect(&project_page)
+            }
+            Action::Cancel => {
+                let run = match number("run") {
+                    Ok(r) => r,
+                    Err(e) => return text(StatusCode::BAD_REQUEST, &e),
+                };
+                match self.shared.cancel(name, false, run, who).await {
+                    Ok(Cancelled::Run(r)) => redirect(&format!("{project_page}/runs/{}", r.id)),
+                    Ok(Cancelled::Request(_)) => redirect(&project_page),
+                    Err(why) => refused(ctx, name, "Nothing to cancel", &why),
+                }
+            }
+            Action::Rollback => {
+                if self.shared.stopping() {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "deployd is stopping");
+                }
+                let to = match number("to") {
+                    Ok(t) => t,
+                    Err(e) => return text(StatusCode::BAD_REQUEST, &e),
+                };
+                let (target, req) = match self.shared.rollback(name, to, who).await {
+                    Ok(r) => r,
+                    Err(why) => return refused(ctx, name, "Nothing to roll back to", &why),
+                };
+                if let Err(e) = self.shared.enqueue(req).await {
+                    tracing::error!("{name}: cannot queue the rollback asked on the page: {e}");
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "cannot queue the request");
+                }
+                tracing::info!(
+                    "{name}: rollback to {} (the commit of run {}) queued from the page by {who}",
+                    target.short_sha(),
+                    target.id
+                );
+                redirect(&project_page)
             }
         }
     }
+}
+
+/// An action that found nothing to act on (the run ended meanwhile, no
+/// commit to go back to): a 409 page saying why.
+fn refused(ctx: &Ctx, project: &str, title: &str, why: &str) -> Response<Body> {
+    html(
+        StatusCode::CONFLICT,
+        pages::refused(ctx, project, title, why),
+    )
+}
+
+/// The state shown for a configured project the executor has not
+/// published yet: the page answers from the daemon's first moments, while
+/// the executor still looks for runs to recover.
+fn starting(project: &str) -> ProjectStatus {
+    ProjectStatus {
+        project: project.to_string(),
+        state: "starting".into(),
+        running: None,
+        pending: None,
+        last: None,
+    }
+}
+
+/// Runs `f`, which reads what a page shows and renders it, on the blocking
+/// pool with a copy of `ctx`: a big page (100 projects, a megabyte of log)
+/// takes milliseconds, which the async thread, the one the hooks are
+/// answered on, must not spend.
+async fn render<T: Send + 'static>(ctx: &Ctx<'_>, f: impl FnOnce(&Ctx) -> T + Send + 'static) -> T {
+    let (base, csrf) = (ctx.base.to_string(), ctx.csrf.map(str::to_string));
+    let (logout, now) = (ctx.logout, ctx.now);
+    blocking(move || {
+        f(&Ctx {
+            csrf: csrf.as_deref(),
+            logout,
+            base: &base,
+            now,
+        })
+    })
+    .await
 }
 
 fn form_get(form: &[(String, String)], key: &str) -> Option<String> {
     form.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
 }
 
-fn not_found() -> Response<Body> {
-    text(StatusCode::NOT_FOUND, "not found")
+/// The 404 page, in the layout (with its way back to the overview).
+fn not_found(ctx: &Ctx) -> Response<Body> {
+    html(StatusCode::NOT_FOUND, pages::not_found(ctx))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {

@@ -28,6 +28,7 @@ pub const LOOKS: &[(&str, &str)] = &[
     ("running", "run"),
     ("pending", "wait"),
     ("recovering", "wait"),
+    ("starting", "wait"),
     ("waiting for CI", "wait"),
     ("idle", "idle"),
 ];
@@ -175,6 +176,16 @@ pub fn login(ctx: &Ctx, next: &str, failed: bool) -> String {
     layout(ctx, "Log in", None, &m)
 }
 
+/// The page for a path that leads nowhere (the answer is a 404).
+pub fn not_found(ctx: &Ctx) -> String {
+    let m = format!(
+        "<h1>Not found</h1><p>There is no such project, run or page here.</p>\
+         <p><a href=\"{}/\">All projects</a></p>",
+        esc(ctx.base)
+    );
+    layout(ctx, "Not found", None, &m)
+}
+
 /// One project on the overview.
 pub struct ProjectRow<'a> {
     /// Live state from the executor.
@@ -288,6 +299,8 @@ pub struct ProjectPage<'a> {
     pub status_filter: &'a str,
     /// The trigger filter in force.
     pub trigger_filter: &'a str,
+    /// The run a rollback would deploy the commit of, when there is one.
+    pub rollback: Option<&'a Run>,
 }
 
 /// Statuses offered by the filter.
@@ -321,19 +334,42 @@ pub fn project(ctx: &Ctx, name: &str, page: &ProjectPage) -> String {
     if let Some(req) = page.status.and_then(|s| s.pending.as_ref()) {
         pending(&mut m, req);
     }
-    if let (Some(csrf), Some(_)) = (ctx.csrf, page.project) {
-        let _ = write!(
-            m,
-            "<form method=\"post\" action=\"{}/projects/{}/deploy\" class=\"action\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-             <button type=\"submit\">Deploy now</button></form>",
-            esc(ctx.base),
-            seg(name),
-            esc(csrf)
-        );
-        // Cancel and rollback buttons belong here, each a form like the one
-        // above posting to /projects/NAME/<action>, once the daemon has those
-        // commands (see `super::Action`).
+    if let (Some(_), Some(_)) = (ctx.csrf, page.project) {
+        m.push_str("<div class=\"actions\">");
+        action(&mut m, ctx, name, "deploy", "", None, "Deploy now");
+        if let Some(r) = page.status.and_then(|s| s.running.as_ref()) {
+            let label = format!("Cancel run #{}", r.id);
+            action(
+                &mut m,
+                ctx,
+                name,
+                "cancel",
+                "stop",
+                Some(("run", r.id)),
+                &label,
+            );
+        }
+        if let Some(r) = page.rollback {
+            let label = format!("Roll back to {}", short(&r.request.push.after));
+            action(
+                &mut m,
+                ctx,
+                name,
+                "rollback",
+                "back",
+                Some(("to", r.id)),
+                &label,
+            );
+            let _ = write!(
+                m,
+                "<span class=\"hint\">the commit of <a href=\"{}/projects/{}/runs/{}\">run #{}</a></span>",
+                esc(ctx.base),
+                seg(name),
+                r.id,
+                r.id
+            );
+        }
+        m.push_str("</div>");
     }
     m.push_str("</section>");
     if let Some(p) = page.project {
@@ -376,6 +412,49 @@ pub fn project(ctx: &Ctx, name: &str, page: &ProjectPage) -> String {
     layout(ctx, name, Some("status"), &m)
 }
 
+/// The form of an action (`super::Action`): a POST to
+/// `/projects/NAME/<action>` with the CSRF token and `field`, if any.
+fn action(
+    m: &mut String,
+    ctx: &Ctx,
+    name: &str,
+    what: &str,
+    class: &str,
+    field: Option<(&str, u64)>,
+    label: &str,
+) {
+    let _ = write!(
+        m,
+        "<form method=\"post\" action=\"{}/projects/{}/{what}\" class=\"{}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(ctx.base),
+        seg(name),
+        if class.is_empty() {
+            "action".to_string()
+        } else {
+            format!("action {class}")
+        },
+        esc(ctx.csrf.unwrap_or_default())
+    );
+    if let Some((k, v)) = field {
+        let _ = write!(m, "<input type=\"hidden\" name=\"{k}\" value=\"{v}\">");
+    }
+    let _ = write!(m, "<button type=\"submit\">{}</button></form>", esc(label));
+}
+
+/// The page of an action that found nothing to act on, saying why.
+pub fn refused(ctx: &Ctx, project: &str, title: &str, why: &str) -> String {
+    let m = format!(
+        "<h1>{}</h1><p>{}</p><p><a href=\"{}/projects/{}\">Back to {}</a></p>",
+        esc(title),
+        esc(why),
+        esc(ctx.base),
+        seg(project),
+        esc(project)
+    );
+    layout(ctx, title, None, &m)
+}
+
 fn pending(m: &mut String, req: &Request) {
     let _ = write!(
         m,
@@ -411,6 +490,16 @@ fn triggers(m: &mut String, ctx: &Ctx, p: &Project) {
     if ctx.csrf.is_some() {
         m.push_str("<li>web: the Deploy now button</li>");
     }
+    let _ = write!(
+        m,
+        "<li>rollback: <code>deployd rollback {}</code>{}</li>",
+        esc(&p.name),
+        if ctx.csrf.is_some() {
+            ", or the Roll back button"
+        } else {
+            ""
+        }
+    );
     m.push_str("</ul></section>");
 }
 
@@ -514,8 +603,10 @@ fn runs_table(m: &mut String, ctx: &Ctx, runs: &[Run]) {
 }
 
 /// A run: what started it, timings, and its log (`log` is the part read so
-/// far, `offset` where it ends, for the live stream to go on from).
-pub fn run(ctx: &Ctx, run: &Run, log: &LogPart) -> String {
+/// far, `offset` where it ends, for the live stream to go on from); with
+/// `cancel` (it is the daemon's running run, and actions are on), its
+/// Cancel button.
+pub fn run(ctx: &Ctx, run: &Run, log: &LogPart, cancel: bool) -> String {
     let (skipped, offset) = (log.start, log.end);
     let mut m = String::with_capacity(log.bytes.len() * 2 + 4096);
     let status = run.status.to_string();
@@ -528,7 +619,22 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart) -> String {
         run.id
     );
     badge(&mut m, &status);
-    m.push_str("</h1><dl class=\"facts\">");
+    m.push_str("</h1>");
+    if cancel && ctx.csrf.is_some() {
+        m.push_str("<div class=\"actions\">");
+        let label = format!("Cancel run #{}", run.id);
+        action(
+            &mut m,
+            ctx,
+            run.project(),
+            "cancel",
+            "stop",
+            Some(("run", run.id)),
+            &label,
+        );
+        m.push_str("</div>");
+    }
+    m.push_str("<dl class=\"facts\">");
     let mut fact = |k: &str, v: String| {
         if !v.is_empty() {
             let _ = write!(m, "<dt>{k}</dt><dd>{v}</dd>");
@@ -567,6 +673,26 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart) -> String {
     }
     if !req.coalesced.is_empty() {
         fact("Coalesced", esc(&req.coalesced.join(", ")));
+    }
+    // What the script wrote to DEPLOY_OUTPUT (README, "Script outputs").
+    if let Some(s) = run.outputs.get("summary") {
+        fact("Summary", esc(s));
+    }
+    if let Some(u) = run.outputs.get("url") {
+        fact(
+            "URL",
+            match web_link(u) {
+                Some(u) => format!(
+                    "<a href=\"{}\" rel=\"noopener noreferrer\">{}</a>",
+                    esc(u),
+                    esc(u)
+                ),
+                None => esc(u),
+            },
+        );
+    }
+    if let Some(s) = run.outputs.get("sha") {
+        fact("Deployed commit", format!("<code>{}</code>", esc(s)));
     }
     m.push_str("</dl>");
     let live = run.status == crate::history::Status::Running;
@@ -607,6 +733,17 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart) -> String {
     )
 }
 
+/// `u` when it is an `http` or `https` URL with a host, the only kind a
+/// script's `url` output is made a link of (not `javascript:`, `data:` or
+/// a relative path).
+pub fn web_link(u: &str) -> Option<&str> {
+    let (scheme, rest) = u.split_once("://")?;
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let clean = !u.chars().any(|c| c.is_whitespace() || c.is_control());
+    (web && clean && !host.is_empty() && !host.starts_with('@')).then_some(u)
+}
+
 /// The part of a log a page shows.
 #[derive(Debug, Default)]
 pub struct LogPart {
@@ -645,4 +782,35 @@ pub fn log_lines_with(out: &mut String, log: &[u8], first: u64, ansi: &mut Ansi)
         n += 1;
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_and_https_urls_become_links() {
+        for u in [
+            "https://app.example.com",
+            "HTTP://app.example.com:8080/x?y=1#z",
+            "https://user@app.example.com/",
+        ] {
+            assert_eq!(web_link(u), Some(u), "{u}");
+        }
+        for u in [
+            "javascript:alert(1)",
+            "javascript://app.example.com/%0aalert(1)",
+            "data:text/html,<b>x</b>",
+            "//app.example.com",
+            "/relative",
+            "https://",
+            "https:///path",
+            "https://@",
+            "https://app.example.com/a b",
+            "ftp://app.example.com",
+            "app.example.com",
+        ] {
+            assert_eq!(web_link(u), None, "{u}");
+        }
+    }
 }
