@@ -538,8 +538,11 @@ fn status(config: &Config, json: bool) -> Result<()> {
     };
     if json {
         // Each project with the push that waits for its CI, if any:
-        // `{"sha", "since", "workflows": [{"workflow", "state"}]}`.
+        // `{"sha", "since", "workflows": [{"workflow", "state"}]}`, and its
+        // notifications and statuses not delivered yet, per target:
+        // `{"notify.ops": {"pending", "failed", "last_error"}}`.
         let mut out = serde_json::to_value(&projects).map_err(anyhow::Error::from)?;
+        let mut undelivered = outbox::undelivered_by_project(&config.server.state_dir);
         if let Some(list) = out.as_array_mut() {
             for (v, p) in list.iter_mut().zip(&projects) {
                 v["waiting_for_ci"] = waiting_for_ci(config, &p.project)
@@ -547,6 +550,9 @@ fn status(config: &Config, json: bool) -> Result<()> {
                         serde_json::json!({"sha": sha, "since": since, "workflows": states})
                     })
                     .unwrap_or(serde_json::Value::Null);
+                v["undelivered"] =
+                    serde_json::to_value(undelivered.remove(&p.project).unwrap_or_default())
+                        .map_err(anyhow::Error::from)?;
             }
         }
         outln!(

@@ -517,8 +517,25 @@ pub struct TargetState {
 
 /// Per target, what is undelivered in the outbox of `state_dir`.
 pub fn undelivered(state_dir: &Path) -> BTreeMap<String, TargetState> {
-    let dir = dir(state_dir);
     let mut out: BTreeMap<String, TargetState> = BTreeMap::new();
+    for targets in undelivered_by_project(state_dir).into_values() {
+        for (target, t) in targets {
+            let e = out.entry(target).or_default();
+            e.pending += t.pending;
+            e.failed += t.failed;
+            if t.last_error.is_some() {
+                e.last_error = t.last_error;
+            }
+        }
+    }
+    out
+}
+
+/// Per project, then per target, what is undelivered in the outbox of
+/// `state_dir` (for `deployd status --json`).
+pub fn undelivered_by_project(state_dir: &Path) -> BTreeMap<String, BTreeMap<String, TargetState>> {
+    let dir = dir(state_dir);
+    let mut out: BTreeMap<String, BTreeMap<String, TargetState>> = BTreeMap::new();
     for (failed, d) in [(false, dir.clone()), (true, dir.join("failed"))] {
         for (_, p) in files(&d) {
             let Some(m) = std::fs::read(&p)
@@ -527,7 +544,11 @@ pub fn undelivered(state_dir: &Path) -> BTreeMap<String, TargetState> {
             else {
                 continue;
             };
-            let e = out.entry(m.target).or_default();
+            let e = out
+                .entry(m.doc.project)
+                .or_default()
+                .entry(m.target)
+                .or_default();
             if failed {
                 e.failed += 1;
             } else {

@@ -708,6 +708,13 @@ fn target_down_at_first_gets_it_later() {
     );
     let status = cli_ok(&config, &["status"], 0);
     assert!(status.contains("notify.later: 1 waiting"), "{status}");
+    // The same per project in --json, with what the last try said.
+    let js: Value = serde_json::from_str(&cli_ok(&config, &["status", "--json"], 0)).unwrap();
+    let later = &js[0]["undelivered"]["notify.later"];
+    assert_eq!(js[0]["project"], "app", "{js}");
+    assert_eq!(later["pending"], 1, "{js}");
+    assert_eq!(later["failed"], 0, "{js}");
+    assert!(later["last_error"].is_string(), "{js}");
     busy.set(Answer::Ok);
     // Back after a while, on the same port.
     std::thread::sleep(Duration::from_millis(700));
@@ -719,6 +726,8 @@ fn target_down_at_first_gets_it_later() {
     wait_until(T, "the outbox to empty", || {
         !cli_ok(&config, &["status"], 0).contains("undelivered")
     });
+    let js: Value = serde_json::from_str(&cli_ok(&config, &["status", "--json"], 0)).unwrap();
+    assert_eq!(js[0]["undelivered"], serde_json::json!({}), "{js}");
     assert_eq!(history(&config, "app")[0]["status"], "succeeded");
 }
 
