@@ -142,15 +142,18 @@ pub fn zeros(sha: &str) -> bool {
 /// of every commit together (a removed file is a change too), each once.
 /// `lists` is one entry per commit, `None` where a commit came without its
 /// lists.
-pub fn changed_paths<'a, I>(lists: I) -> Option<Vec<String>>
+pub fn changed_paths<'a, I, S>(lists: I) -> Option<Vec<String>>
 where
-    I: IntoIterator<Item = Option<[&'a [String]; 3]>>,
+    I: IntoIterator<Item = Option<[&'a [S]; 3]>>,
+    S: AsRef<str> + 'a,
 {
+    // Borrowed until deduplicated: a path changed by many commits is
+    // copied once.
     let mut paths = std::collections::BTreeSet::new();
     for commit in lists {
         for list in commit? {
-            paths.extend(list.iter().cloned());
+            paths.extend(list.iter().map(AsRef::as_ref));
         }
     }
-    Some(paths.into_iter().collect())
+    Some(paths.into_iter().map(str::to_string).collect())
 }

@@ -311,17 +311,28 @@ pub(crate) struct Commit<'a> {
     /// Its whole message.
     #[serde(borrow, default)]
     pub message: Option<Cow<'a, str>>,
-    #[serde(default)]
-    added: Option<Vec<String>>,
-    #[serde(default)]
-    modified: Option<Vec<String>>,
-    #[serde(default)]
-    removed: Option<Vec<String>>,
+    #[serde(borrow, default)]
+    added: Option<Vec<PathText<'a>>>,
+    #[serde(borrow, default)]
+    modified: Option<Vec<PathText<'a>>>,
+    #[serde(borrow, default)]
+    removed: Option<Vec<PathText<'a>>>,
 }
 
-impl Commit<'_> {
+/// A path in a commit's file list: borrowed from the body unless it holds
+/// an escape (a `Cow` directly inside a `Vec` would always be copied).
+#[derive(Debug, Deserialize)]
+struct PathText<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl AsRef<str> for PathText<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'a> Commit<'a> {
     /// Its three file lists, when the forge sent all three.
-    fn lists(&self) -> Option<[&[String]; 3]> {
+    fn lists(&self) -> Option<[&[PathText<'a>]; 3]> {
         Some([
             self.added.as_deref()?,
             self.modified.as_deref()?,
@@ -377,6 +388,18 @@ pub(crate) mod tests {
             h.append(*k, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn file_lists_borrow_plain_paths_and_unescape_the_rest() {
+        let json = br#"[{"id":"a","added":["src/a.rs","caf\u00e9.md"],"modified":["src/a.rs"],"removed":["dir\/gone.txt"]},
+                        {"id":"b","added":[],"modified":["src/a.rs"],"removed":[]}]"#;
+        let commits: Vec<Commit<'_>> = serde_json::from_slice(json).unwrap();
+        let lists = commits[0].lists().unwrap();
+        assert!(matches!(lists[0][0].0, Cow::Borrowed("src/a.rs")));
+        assert!(matches!(lists[0][1].0, Cow::Owned(_)));
+        let paths = changed_paths(commits.iter().map(Commit::lists)).unwrap();
+        assert_eq!(paths, ["café.md", "dir/gone.txt", "src/a.rs"]);
     }
 
     /// The pushes of an event that must be a push.
