@@ -537,6 +537,7 @@ async fn hook(
         &headers,
         &body,
         now,
+        !(project.paths.is_empty() && project.paths_ignore.is_empty()),
     )
     .map_err(|e| match e {
         Rejected::Signature(e) => Reject::Signature(e),

@@ -15,8 +15,8 @@ use hyper::HeaderMap;
 use serde::Deserialize;
 
 use super::common::{
-    Body, Delivery, Event, EventError, Key, SignatureError, auth_header, header_str, hmac_hex,
-    json_of, payload, read_delivery, verify_sha256_prefixed,
+    Body, BodyMac, Delivery, Event, EventError, Key, SignatureError, auth_header, header_str,
+    hmac_hex, json_of, payload, read_delivery, verify_sha256_prefixed,
 };
 use crate::ci::{CiRun, CiState};
 use crate::push::{Files, Push};
@@ -30,7 +30,7 @@ pub(super) fn verify(
     headers: &HeaderMap,
     body: &[u8],
     _now: SystemTime,
-) -> Result<(), SignatureError> {
+) -> Result<BodyMac, SignatureError> {
     verify_sha256_prefixed(auth_header(headers, "x-hub-signature")?, key, body)
 }
 
@@ -311,7 +311,7 @@ pub(crate) mod tests {
     use crate::forge::common::tests::{SHA, headers, push_of};
 
     fn check(key: &Key, h: &HeaderMap, body: &[u8]) -> Result<(), SignatureError> {
-        verify(key, h, body, SystemTime::now())
+        verify(key, h, body, SystemTime::now()).map(|_| ())
     }
 
     #[test]

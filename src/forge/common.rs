@@ -155,18 +155,25 @@ pub(crate) fn verify_sha256_prefixed(
     value: &str,
     key: &Key,
     body: &[u8],
-) -> Result<(), SignatureError> {
+) -> Result<BodyMac, SignatureError> {
     let hex_sig = value
         .trim()
         .strip_prefix("sha256=")
         .ok_or(SignatureError::Malformed)?;
     let sig = parse_hex(hex_sig)?;
     if key.verify_raw(&sig, body) {
-        Ok(())
+        // Equal, in constant time, to the body's HMAC under the key.
+        Ok(Some(sig))
     } else {
         Err(SignatureError::Mismatch)
     }
 }
+
+/// What verifying a delivery learnt of the body's HMAC-SHA256 under the
+/// key: the MAC itself when the forge signs the body as received (it is the
+/// signature that matched), else nothing (a token, a signature over more
+/// than the body, a form's field).
+pub(crate) type BodyMac = Option<[u8; 32]>;
 
 /// Seconds since the Unix epoch, negative before it.
 pub(crate) fn unix_seconds(t: SystemTime) -> i64 {
@@ -290,7 +297,7 @@ pub(crate) fn read_delivery(
     headers: &HeaderMap,
     body: &[u8],
     ids: &[&str],
-    event: fn(&HeaderMap, Body, &[u8]) -> Result<Event, EventError>,
+    event: impl FnOnce(&HeaderMap, Body, &[u8]) -> Result<Event, EventError>,
 ) -> Result<Delivery, EventError> {
     let kind = content_type(headers)?;
     let id = first_header(headers, ids).map(str::to_string);

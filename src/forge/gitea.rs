@@ -14,8 +14,8 @@ use std::time::SystemTime;
 use hyper::HeaderMap;
 
 use super::common::{
-    Body, Delivery, Event, EventError, Key, SignatureError, auth_header, form_payload, header_str,
-    hmac_hex, is_form, parse_hex, read_delivery,
+    Body, BodyMac, Delivery, Event, EventError, Key, SignatureError, auth_header, form_payload,
+    header_str, hmac_hex, is_form, parse_hex, read_delivery,
 };
 use super::github;
 
@@ -32,7 +32,7 @@ pub(super) fn verify(
     headers: &HeaderMap,
     body: &[u8],
     _now: SystemTime,
-) -> Result<(), SignatureError> {
+) -> Result<BodyMac, SignatureError> {
     let value = match auth_header(headers, "x-forgejo-signature") {
         Err(SignatureError::Missing) => auth_header(headers, "x-gitea-signature")?,
         other => other?,
@@ -49,7 +49,8 @@ pub(super) fn verify(
         Cow::Borrowed(body)
     };
     if key.verify_raw(&sig, &signed) {
-        Ok(())
+        // A form's signature covers its field, not the body.
+        Ok(matches!(signed, Cow::Borrowed(_)).then_some(sig))
     } else {
         Err(SignatureError::Mismatch)
     }
@@ -61,20 +62,22 @@ pub(super) fn sign(key: &Key, body: &[u8]) -> Vec<(&'static str, String)> {
 }
 
 /// Reads a verified delivery.
-pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
-    read_delivery(headers, body, DELIVERY_HEADERS, event)
+pub(super) fn parse(headers: &HeaderMap, body: &[u8], files: bool) -> Result<Delivery, EventError> {
+    read_delivery(headers, body, DELIVERY_HEADERS, |h, kind, b| {
+        event(h, kind, b, files)
+    })
 }
 
 /// GitHub's push shape under their own headers. A branch deletion comes as
 /// a `delete` event (ignored); a push with zeros for `after` is read as one
 /// too, to be safe.
-fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventError> {
+fn event(headers: &HeaderMap, kind: Body, body: &[u8], files: bool) -> Result<Event, EventError> {
     let event = header_str(headers, "x-forgejo-event")
         .or_else(|| header_str(headers, "x-gitea-event"))
         .ok_or(EventError::MissingEvent("X-Gitea-Event"))?;
     Ok(match event {
         "push" => {
-            let push = github::read_push(kind, body, github::Shape::Gitea)?;
+            let push = github::read_push(kind, body, github::Shape::Gitea, files)?;
             // The "Test delivery" button sends a push of the default branch
             // with before == after (the head commit, or zeros since Gitea
             // 1.22). No ref moved: answer it as a ping, as GitHub's test is.
@@ -137,10 +140,15 @@ pub(super) fn report(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Reads as for a project with path filters: everything.
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
+        super::parse(headers, body, true)
+    }
     use crate::forge::common::tests::{SHA, headers, push_of};
 
     fn check(key: &Key, h: &[(&'static str, &str)], body: &[u8]) -> Result<(), SignatureError> {
-        verify(key, &headers(h), body, SystemTime::now())
+        verify(key, &headers(h), body, SystemTime::now()).map(|_| ())
     }
 
     #[test]

@@ -19,11 +19,12 @@ use hyper::HeaderMap;
 use serde::Deserialize;
 
 use super::common::{
-    Body, Commit, Delivery, Event, EventError, Key, SignatureError, auth_header, content_type,
-    files_of, first_header, header_str, hmac_hex, json_of, payload, verify_sha256_prefixed,
+    Body, BodyMac, Commit, Delivery, Event, EventError, Key, SignatureError, auth_header,
+    content_type, files_of, first_header, header_str, hmac_hex, json_of, payload,
+    verify_sha256_prefixed,
 };
 use crate::ci::{CiRun, CiState};
-use crate::push::{Push, zeros};
+use crate::push::{Files, Push, zeros};
 
 /// The delivery-id header.
 pub(super) const DELIVERY_HEADERS: &[&str] = &["x-github-delivery"];
@@ -35,7 +36,7 @@ pub(super) fn verify(
     headers: &HeaderMap,
     body: &[u8],
     _now: SystemTime,
-) -> Result<(), SignatureError> {
+) -> Result<BodyMac, SignatureError> {
     verify_sha256_prefixed(auth_header(headers, "x-hub-signature-256")?, key, body)
 }
 
@@ -50,7 +51,7 @@ pub(super) fn sign(key: &Key, body: &[u8]) -> Vec<(&'static str, String)> {
 /// Reads a verified delivery. A push's `repository.pushed_at` is inside the
 /// signed body, so it is the delivery's signed time: a captured push
 /// replayed days later shows its age (README, *Security notes*).
-pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
+pub(super) fn parse(headers: &HeaderMap, body: &[u8], files: bool) -> Result<Delivery, EventError> {
     let kind = content_type(headers)?;
     let id = first_header(headers, DELIVERY_HEADERS).map(str::to_string);
     let event =
@@ -59,7 +60,7 @@ pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventE
     let event = match event {
         "ping" => Event::Ping,
         "push" => {
-            let (push, at) = read_push_at(kind, body, Shape::Github)?;
+            let (push, at) = read_push_at(kind, body, Shape::Github, files)?;
             signed_at = at;
             Event::Push(vec![push])
         }
@@ -77,7 +78,8 @@ pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventE
 /// `total_commits`). The commits' file lists are needed for path filters,
 /// and GitHub sends them last, so the whole body is read.
 #[derive(Deserialize)]
-struct GhPush<'a> {
+#[serde(bound(deserialize = "C: Deserialize<'de>"))]
+struct GhPush<'a, C> {
     #[serde(rename = "ref", borrow)]
     git_ref: Cow<'a, str>,
     #[serde(borrow, default)]
@@ -92,10 +94,10 @@ struct GhPush<'a> {
     repository: Option<Repo<'a>>,
     #[serde(borrow, default)]
     pusher: Option<Who<'a>>,
-    #[serde(borrow, default)]
-    commits: Option<Vec<Commit<'a>>>,
-    #[serde(borrow, default)]
-    head_commit: Option<Commit<'a>>,
+    #[serde(default = "Option::default")]
+    commits: Option<Vec<C>>,
+    #[serde(default = "Option::default")]
+    head_commit: Option<C>,
     /// Gitea 1.18 and later, and Forgejo: how many commits the push had;
     /// `commits` holds at most a configured number of them.
     #[serde(default)]
@@ -171,19 +173,96 @@ impl Who<'_> {
     }
 }
 
-/// A GitHub-shaped push body (JSON, or a form's `payload`) as a [`Push`].
-pub(super) fn read_push(kind: Body, body: &[u8], shape: Shape) -> Result<Push, EventError> {
-    read_push_at(kind, body, shape).map(|(push, _)| push)
+/// A GitHub-shaped push body (JSON, or a form's `payload`) as a [`Push`],
+/// its commits' file lists read when `files` (the project filters on paths).
+pub(super) fn read_push(
+    kind: Body,
+    body: &[u8],
+    shape: Shape,
+    files: bool,
+) -> Result<Push, EventError> {
+    read_push_at(kind, body, shape, files).map(|(push, _)| push)
+}
+
+/// A commit of a push read for its id and message only: its file lists
+/// are skipped over, nothing of them kept.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<Cow<'a, str>>,
+}
+
+/// What a push's commit is read for whatever else is: its id and message.
+trait Headed {
+    fn id(&self) -> Option<&str>;
+    fn message(&self) -> Option<&str>;
+}
+
+impl Headed for Commit<'_> {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+    fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+}
+
+impl Headed for Head<'_> {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+    fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
 }
 
 /// [`read_push`], and the push's `repository.pushed_at` when there is one.
+/// Without `files` the commits are read as [`Head`]s: the body is still
+/// read to its end (GitHub sends `head_commit` last), but no path is kept.
 fn read_push_at(
     kind: Body,
     body: &[u8],
     shape: Shape,
+    files: bool,
 ) -> Result<(Push, Option<SystemTime>), EventError> {
     let json = json_of(kind, body)?;
-    let p: GhPush = payload(&json)?;
+    if !files {
+        let p: GhPush<Head> = payload(&json)?;
+        let (mut push, at, _, _) = fields(p);
+        push.files = Files::Unknown("not read: the project has no path filters".into());
+        return Ok((push, at));
+    }
+    let p: GhPush<Commit> = payload(&json)?;
+    let (mut push, at, commits, total) = fields(p);
+    let listed = commits.len();
+    let cut = match shape {
+        Shape::Github => (listed >= GITHUB_MAX_COMMITS).then(|| {
+            format!(
+                "GitHub lists at most {GITHUB_MAX_COMMITS} commits of a push, and listed {listed}"
+            )
+        }),
+        Shape::Gitea => match total {
+            Some(total) if total as usize > listed => Some(format!(
+                "the forge listed {listed} of the push's {total} commits \
+                 (Gitea's and Forgejo's webhook commit limit)"
+            )),
+            Some(_) => None,
+            None => Some(
+                "no total_commits in the payload (Gitea before 1.18), \
+                 so the commit list may be cut short"
+                    .into(),
+            ),
+        },
+    };
+    push.files = files_of(&push, &commits, cut);
+    Ok((push, at))
+}
+
+/// The push's own fields, its signed time, its commits and the forge's
+/// count of them.
+fn fields<C: Headed>(p: GhPush<'_, C>) -> (Push, Option<SystemTime>, Vec<C>, Option<u64>) {
     let after = p.after.into_owned();
     let commits = p.commits.unwrap_or_default();
     // Gitea sends `head_commit` too; the commit with the pushed id is the
@@ -191,17 +270,14 @@ fn read_push_at(
     let head = p
         .head_commit
         .as_ref()
-        .or_else(|| commits.iter().find(|c| c.id.as_deref() == Some(&after)));
-    let message = head
-        .and_then(|c| c.message.as_deref())
-        .unwrap_or("")
-        .to_string();
+        .or_else(|| commits.iter().find(|c| c.id() == Some(&after)));
+    let message = head.and_then(Headed::message).unwrap_or("").to_string();
     let pushed_at = p
         .repository
         .as_ref()
         .and_then(|r| r.pushed_at.as_ref())
         .and_then(Stamp::time);
-    let mut push = Push {
+    let push = Push {
         deleted: p.deleted || zeros(&after),
         forced: p.forced,
         git_ref: p.git_ref.into_owned(),
@@ -216,28 +292,7 @@ fn read_push_at(
         message,
         ..Push::default()
     };
-    let listed = commits.len();
-    let cut = match shape {
-        Shape::Github => (listed >= GITHUB_MAX_COMMITS).then(|| {
-            format!(
-                "GitHub lists at most {GITHUB_MAX_COMMITS} commits of a push, and listed {listed}"
-            )
-        }),
-        Shape::Gitea => match p.total_commits {
-            Some(total) if total as usize > listed => Some(format!(
-                "the forge listed {listed} of the push's {total} commits \
-                 (Gitea's and Forgejo's webhook commit limit)"
-            )),
-            Some(_) => None,
-            None => Some(
-                "no total_commits in the payload (Gitea before 1.18), \
-                 so the commit list may be cut short"
-                    .into(),
-            ),
-        },
-    };
-    push.files = files_of(&push, &commits, cut);
-    Ok((push, pushed_at))
+    (push, pushed_at, commits, p.total_commits)
 }
 
 /// What to check when GitHub refuses a status.
@@ -471,6 +526,40 @@ pub(super) fn read_workflow_run(kind: Body, body: &[u8]) -> Result<CiRun, EventE
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Reads as for a project with path filters: everything.
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
+        super::parse(headers, body, true)
+    }
+
+    #[test]
+    fn without_path_filters_the_same_push_is_read_but_not_its_paths() {
+        let github = format!(
+            r#"{{"ref":"refs/heads/main","before":"{SHA}","after":"{SHA}","forced":true,
+               "repository":{{"full_name":"o/r","pushed_at":1700000000}},"pusher":{{"name":"me"}},
+               "commits":[{{"id":"{SHA}","message":"Fix it\n\nbody","added":["a"],"modified":[],"removed":[]}}],
+               "head_commit":{{"id":"{SHA}","message":"Fix it\n\nbody","added":["a"],"modified":[],"removed":[]}}}}"#
+        );
+        // Gitea before head_commit: the message is the pushed commit's.
+        let gitea = github.replace(r#""head_commit":"#, r#""other":"#);
+        for (body, shape) in [(&github, Shape::Github), (&gitea, Shape::Gitea)] {
+            let (all, at) = read_push_at(Body::Json, body.as_bytes(), shape, true).unwrap();
+            let (some, at2) = read_push_at(Body::Json, body.as_bytes(), shape, false).unwrap();
+            assert_eq!(at, at2);
+            assert_eq!(some.message, "Fix it\n\nbody");
+            assert_eq!(
+                Push {
+                    files: Files::default(),
+                    ..some.clone()
+                },
+                Push {
+                    files: Files::default(),
+                    ..all
+                }
+            );
+            assert!(matches!(&some.files, Files::Unknown(w) if w.contains("no path filters")));
+        }
+    }
     pub(crate) use crate::forge::common::tests::SHA;
     use crate::forge::common::tests::headers;
     use crate::push::Files;
@@ -482,7 +571,7 @@ pub(crate) mod tests {
     const GH_SIG: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
     fn check(key: &Key, h: &HeaderMap, body: &[u8]) -> Result<(), SignatureError> {
-        verify(key, h, body, SystemTime::now())
+        verify(key, h, body, SystemTime::now()).map(|_| ())
     }
 
     #[test]

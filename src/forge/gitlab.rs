@@ -28,8 +28,8 @@ use hyper::HeaderMap;
 use serde::Deserialize;
 
 use super::common::{
-    Body, Commit, Delivery, Event, EventError, Key, SignatureError, WHSEC, auth_header, files_of,
-    header_str, json_of, payload, read_delivery, signing_key, unix_seconds,
+    Body, BodyMac, Commit, Delivery, Event, EventError, Key, SignatureError, WHSEC, auth_header,
+    files_of, header_str, json_of, payload, read_delivery, signing_key, unix_seconds,
 };
 use crate::ci::{CiRun, CiState};
 use crate::push::{Push, zeros};
@@ -63,13 +63,14 @@ pub(super) fn verify(
     headers: &HeaderMap,
     body: &[u8],
     now: SystemTime,
-) -> Result<(), SignatureError> {
+) -> Result<BodyMac, SignatureError> {
+    // A token, or a signature over more than the body: no body MAC learnt.
     let token = headers.get("x-gitlab-token");
     if token.is_some_and(|t| key.verify_token(t.as_bytes())) {
-        return Ok(());
+        return Ok(None);
     }
     if headers.contains_key("webhook-signature") {
-        return standard_webhooks(key, headers, body, now);
+        return standard_webhooks(key, headers, body, now).map(|()| None);
     }
     Err(if token.is_some() {
         SignatureError::Mismatch
@@ -422,7 +423,7 @@ pub(crate) mod tests {
         let check = |h: &HeaderMap| verify(&key, h, body, SystemTime::now());
         assert_eq!(
             check(&headers(&[("x-gitlab-token", "forge secret")])),
-            Ok(())
+            Ok(None)
         );
         for wrong in ["forge secreT", "forge secret ", "forge", ""] {
             let mut h = HeaderMap::new();
@@ -449,7 +450,7 @@ pub(crate) mod tests {
             ("webhook-timestamp", "1614265330"),
             ("webhook-signature", SW_SIG),
         ]);
-        assert_eq!(verify(&key, &h, body, at(SW_TS)), Ok(()));
+        assert_eq!(verify(&key, &h, body, at(SW_TS)), Ok(None));
         let signed = sign(&key, body, at(SW_TS), SW_ID).unwrap();
         assert_eq!(
             signed,
@@ -464,7 +465,7 @@ pub(crate) mod tests {
         // `max_age` and answers a stale delivery 200, not 401.
         let window = TOLERANCE.as_secs();
         for now in [SW_TS - window, SW_TS + window + 1, SW_TS + 365 * 86400] {
-            assert_eq!(verify(&key, &h, body, at(now)), Ok(()));
+            assert_eq!(verify(&key, &h, body, at(now)), Ok(None));
         }
         for now in [SW_TS - window - 1, 0] {
             assert_eq!(
@@ -474,7 +475,7 @@ pub(crate) mod tests {
         }
         // The secret token header with the same secret also passes.
         let h = headers(&[("x-gitlab-token", SW_SECRET)]);
-        assert_eq!(verify(&key, &h, body, at(SW_TS)), Ok(()));
+        assert_eq!(verify(&key, &h, body, at(SW_TS)), Ok(None));
     }
 
     #[test]
@@ -502,7 +503,7 @@ pub(crate) mod tests {
         let several = format!("v2,xyz {other} {SW_SIG}");
         assert_eq!(
             check(&[id, ts, ("webhook-signature", &several)], body),
-            Ok(())
+            Ok(None)
         );
         assert_eq!(
             check(&[id, ts, ("webhook-signature", &other)], body),
@@ -541,7 +542,7 @@ pub(crate) mod tests {
         );
         assert_eq!(
             check(&[("x-gitlab-token", "nope"), id, ts, sig], body),
-            Ok(())
+            Ok(None)
         );
         assert_eq!(
             check(&[("x-gitlab-token", "nope")], body),
