@@ -71,8 +71,9 @@ port() { # a free TCP port on 127.0.0.1
 HOOK=$(port)
 WEB=$(port)
 DEAD=$(port)
-# Configs in tiers: the smallest everyday one, then it with one feature
-# more each, then one with most keys a config may hold. Functions are listed
+# Configs in tiers: the smallest everyday one, one project per forge, then
+# the smallest with one feature more each, then one with most keys a config
+# may hold. Functions are listed
 # tier by tier, so a daemon using some features finds each feature's start
 # in one stretch rather than spread among the others'.
 server() {
@@ -123,6 +124,21 @@ api_url = \"http://127.0.0.1:$DEAD\""
 { server notify; app; echo "$NOTIFY_TABLES"; } >"$WORK/notify.toml"
 { server report; app; echo "$REPORT_TABLE"; } >"$WORK/report.toml"
 {
+  server forges
+  app
+  for forge in gitea gitlab bitbucket; do
+    cat <<EOF
+
+[projects.$forge]
+provider = "$forge"
+secret = "order-secret-$forge-0a1b"
+repository = "acme/$forge"
+branch = "main"
+script = "/bin/true"
+EOF
+  done
+} >"$WORK/forges.toml"
+{
   server all
   cat <<EOF
 max_age = "87600h"
@@ -155,7 +171,7 @@ on_new_push = "cancel"
 EOF
   echo "$REPORT_TABLE"; echo "$NOTIFY_TABLES"; echo "$WEB_TABLE"
 } >"$WORK/all.toml"
-TIERS=(small web notify report all)
+TIERS=(small forges web notify report all)
 chmod 600 "$WORK"/*.toml
 cp benches/push-8k.json "$WORK/push.json"
 echo '{"zen":"Keep it logically awesome.","hook_id":1}' >"$WORK/ping.json"

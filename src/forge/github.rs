@@ -96,8 +96,8 @@ struct GhPush<'a, C> {
     pusher: Option<Who<'a>>,
     #[serde(default = "Option::default")]
     commits: Option<Vec<C>>,
-    #[serde(default = "Option::default")]
-    head_commit: Option<C>,
+    #[serde(borrow, default)]
+    head_commit: Option<Head<'a>>,
     /// Gitea 1.18 and later, and Forgejo: how many commits the push had;
     /// `commits` holds at most a configured number of them.
     #[serde(default)]
@@ -209,6 +209,16 @@ impl Headed for Commit<'_> {
     }
 }
 
+/// A commit skipped over whole.
+impl Headed for serde::de::IgnoredAny {
+    fn id(&self) -> Option<&str> {
+        None
+    }
+    fn message(&self) -> Option<&str> {
+        None
+    }
+}
+
 impl Headed for Head<'_> {
     fn id(&self) -> Option<&str> {
         self.id.as_deref()
@@ -229,8 +239,17 @@ fn read_push_at(
 ) -> Result<(Push, Option<SystemTime>), EventError> {
     let json = json_of(kind, body)?;
     if !files {
-        let p: GhPush<Head> = payload(&json)?;
-        let (mut push, at, _, _) = fields(p);
+        // The commits skipped whole; read for their ids and messages only
+        // when there is no head_commit to take the message from.
+        let p: GhPush<serde::de::IgnoredAny> = payload(&json)?;
+        let (mut push, at) = if p.head_commit.is_none() && p.commits.is_some() {
+            let p: GhPush<Head> = payload(&json)?;
+            let (push, at, _, _) = fields(p);
+            (push, at)
+        } else {
+            let (push, at, _, _) = fields(p);
+            (push, at)
+        };
         push.files = Files::Unknown("not read: the project has no path filters".into());
         return Ok((push, at));
     }
@@ -267,11 +286,15 @@ fn fields<C: Headed>(p: GhPush<'_, C>) -> (Push, Option<SystemTime>, Vec<C>, Opt
     let commits = p.commits.unwrap_or_default();
     // Gitea sends `head_commit` too; the commit with the pushed id is the
     // same, for a forge that does not.
-    let head = p
-        .head_commit
-        .as_ref()
-        .or_else(|| commits.iter().find(|c| c.id() == Some(&after)));
-    let message = head.and_then(Headed::message).unwrap_or("").to_string();
+    let message = match &p.head_commit {
+        Some(head) => head.message(),
+        None => commits
+            .iter()
+            .find(|c| c.id() == Some(&after))
+            .and_then(Headed::message),
+    }
+    .unwrap_or("")
+    .to_string();
     let pushed_at = p
         .repository
         .as_ref()
