@@ -766,9 +766,10 @@ fn direct_runs_made_without_the_daemon_are_counted_when_it_starts() {
     );
 }
 
-#[test]
-fn a_log_follower_sees_the_end_of_a_direct_run_the_daemon_started_beside() {
-    let dir = TestDir::new("web-direct-follow");
+/// A project whose script prints `started`, waits for the returned gate
+/// file (at most 30 s), then prints `ended`; `[web]` with [`TOKEN`].
+fn held_project_with_web(name: &str) -> (TestDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = TestDir::new(name);
     let gate = dir.join("gate");
     let script = dir.script(
         "deploy.sh",
@@ -782,6 +783,12 @@ fn a_log_follower_sees_the_end_of_a_direct_run_the_daemon_started_beside() {
         &format!("[web]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"),
         &project("app", &script, ""),
     );
+    (dir, gate, config)
+}
+
+#[test]
+fn a_log_follower_sees_the_end_of_a_direct_run_the_daemon_started_beside() {
+    let (_dir, gate, config) = held_project_with_web("web-direct-follow");
     // A direct deploy (no daemon yet), held inside its script.
     let mut direct = KillOnDrop(
         std::process::Command::new(BIN)
@@ -847,20 +854,7 @@ fn a_log_follower_sees_the_end_of_a_direct_run_the_daemon_started_beside() {
 /// started before the daemon) finishes while the daemon runs.
 #[test]
 fn the_overview_follows_every_run_to_its_end() {
-    let dir = TestDir::new("web-overview-fresh");
-    let gate = dir.join("gate");
-    let script = dir.script(
-        "deploy.sh",
-        &format!(
-            "#!/bin/sh\necho started\ni=0\nwhile [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\necho ended\n",
-            gate.display()
-        ),
-    );
-    let config = write_config(
-        &dir,
-        &format!("[web]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"),
-        &project("app", &script, ""),
-    );
+    let (_dir, gate, config) = held_project_with_web("web-overview-fresh");
     let mut direct = KillOnDrop(
         std::process::Command::new(BIN)
             .arg("-c")
