@@ -103,31 +103,11 @@ pub(super) fn report(
     token: &str,
     s: &super::StatusReport,
 ) -> crate::http_client::Attempt {
-    use super::CommitState::*;
-    let state = match s.state {
-        Pending => "pending",
-        Success => "success",
-        Failure => "failure",
-        Error => "error",
-    };
-    let requests = s
-        .shas
-        .iter()
-        .map(|sha| {
-            let mut body = serde_json::json!({
-                "state": state,
-                "description": s.description,
-                "context": s.context,
-            });
-            if let Some(u) = &s.target_url {
-                body["target_url"] = serde_json::json!(u);
-            }
-            crate::http_client::Request::json(
-                &format!("{api_url}/repos/{}/statuses/{sha}", s.repository),
-                &body,
-            )
-            .header("Authorization", format!("token {token}"))
-            .header("Accept", "application/json")
+    let requests = super::github::commit_statuses(api_url, s, &s.description)
+        .into_iter()
+        .map(|r| {
+            r.header("Authorization", format!("token {token}"))
+                .header("Accept", "application/json")
         })
         .collect();
     super::send_all(

@@ -318,6 +318,41 @@ fn fields<C: Headed>(p: GhPush<'_, C>) -> (Push, Option<SystemTime>, Vec<C>, Opt
     (push, pushed_at, commits, p.total_commits)
 }
 
+/// One commit status request per commit, without its headers:
+/// `POST /repos/{owner}/{repo}/statuses/{sha}` with `state` (`pending`,
+/// `success`, `failure`, `error`), `description`, `context` and
+/// `target_url`. Gitea and Forgejo serve the same call.
+pub(super) fn commit_statuses(
+    api_url: &str,
+    s: &super::StatusReport,
+    description: &str,
+) -> Vec<crate::http_client::Request> {
+    use super::CommitState::*;
+    let state = match s.state {
+        Pending => "pending",
+        Success => "success",
+        Failure => "failure",
+        Error => "error",
+    };
+    s.shas
+        .iter()
+        .map(|sha| {
+            let mut body = serde_json::json!({
+                "state": state,
+                "description": description,
+                "context": s.context,
+            });
+            if let Some(u) = &s.target_url {
+                body["target_url"] = serde_json::json!(u);
+            }
+            crate::http_client::Request::json(
+                &format!("{api_url}/repos/{}/statuses/{sha}", s.repository),
+                &body,
+            )
+        })
+        .collect()
+}
+
 /// What to check when GitHub refuses a status.
 const REPORT_HINT: &str = "check the report token (fine-grained: \"Commit statuses: write\", \
      or \"Deployments: write\" with environment), api_url, and the project's repository";
@@ -346,32 +381,9 @@ pub(super) fn report(
     use crate::http_client::{Attempt, Request};
     let description: String = s.description.chars().take(140).collect();
     let Some(environment) = &s.environment else {
-        let state = match s.state {
-            Pending => "pending",
-            Success => "success",
-            Failure => "failure",
-            Error => "error",
-        };
-        let requests = s
-            .shas
-            .iter()
-            .map(|sha| {
-                let mut body = serde_json::json!({
-                    "state": state,
-                    "description": description,
-                    "context": s.context,
-                });
-                if let Some(u) = &s.target_url {
-                    body["target_url"] = serde_json::json!(u);
-                }
-                api(
-                    Request::json(
-                        &format!("{api_url}/repos/{}/statuses/{sha}", s.repository),
-                        &body,
-                    ),
-                    token,
-                )
-            })
+        let requests = commit_statuses(api_url, s, &description)
+            .into_iter()
+            .map(|r| api(r, token))
             .collect();
         return super::send_all(requests, REPORT_HINT);
     };
