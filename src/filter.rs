@@ -55,44 +55,66 @@ pub fn choose(project: &Project, pushes: Vec<Push>) -> Result<Push, String> {
 
 /// Decides whether `push` deploys `project`.
 pub fn filter(project: &Project, push: &Push) -> Verdict {
-    if let Some(want) = &project.repository
-        && !want.eq_ignore_ascii_case(&push.repository)
-    {
-        return Verdict::Ignore(format!(
-            "repository {:?} is not {:?}",
-            push.repository, want
-        ));
+    if let Some(reason) = by_ref(project, push) {
+        return Verdict::Ignore(reason);
     }
     if let Some(tag) = push.tag() {
-        if project.tags.is_empty() {
-            return Verdict::Ignore(format!("tag {tag}: the project deploys no tags"));
-        }
-        if !project.tags.matches(tag) {
-            return Verdict::Ignore(format!("tag {tag} matches no glob of tags"));
-        }
         if push.deleted {
             return Verdict::Ignore(format!("tag {tag} was deleted"));
         }
         // Path filters are for branches: a tag is a decision to release.
         return skip_marker(push).unwrap_or(Verdict::Deploy);
     }
-    let Some(branch) = push.branch() else {
-        return Verdict::Ignore(format!("ref {:?} is not a branch", push.git_ref));
-    };
-    if !project.branches.matches(branch) {
-        return Verdict::Ignore(match project.branches.written() {
-            [] => format!("branch {branch}: the project deploys no branches"),
-            [one] => format!("branch {branch} is not the deploy branch {one}"),
-            many => format!("branch {branch} matches none of {}", many.join(", ")),
-        });
-    }
     if push.deleted {
+        let branch = push.branch().unwrap_or(&push.git_ref);
         return Verdict::Ignore(format!("branch {branch} was deleted"));
     }
     if let Some(skip) = skip_marker(push) {
         return skip;
     }
     paths(project, push)
+}
+
+/// Whether a push with this repository and ref could deploy `project`:
+/// when not, nothing else of it matters and a forge's reader may leave the
+/// rest of its body unread. Reads only `push.repository` and
+/// `push.git_ref`.
+pub fn may_deploy(project: &Project, push: &Push) -> bool {
+    by_ref(project, push).is_none()
+}
+
+/// The first checks of [`filter`], on the repository and the ref alone:
+/// why the push cannot deploy, or `None` when it is a tag or branch the
+/// project deploys.
+fn by_ref(project: &Project, push: &Push) -> Option<String> {
+    if let Some(want) = &project.repository
+        && !want.eq_ignore_ascii_case(&push.repository)
+    {
+        return Some(format!(
+            "repository {:?} is not {:?}",
+            push.repository, want
+        ));
+    }
+    if let Some(tag) = push.tag() {
+        if project.tags.is_empty() {
+            return Some(format!("tag {tag}: the project deploys no tags"));
+        }
+        if !project.tags.matches(tag) {
+            return Some(format!("tag {tag} matches no glob of tags"));
+        }
+        return None;
+    }
+    let Some(branch) = push.branch() else {
+        return Some(format!("ref {:?} is not a branch", push.git_ref));
+    };
+    if !project.branches.matches(branch) {
+        return Some(match project.branches.written() {
+            [] => format!("branch {branch}: the project deploys no branches"),
+            [one] => format!("branch {branch} is not the deploy branch {one}"),
+            many => format!("branch {branch} matches none of {}", many.join(", ")),
+        });
+    }
+    None
 }
 
 /// `Ignore` when the head commit's message holds a skip marker.

@@ -530,6 +530,9 @@ async fn hook(
     )
     .await?;
     let now = SystemTime::now();
+    // A push to a branch the project does not deploy is answered from its
+    // first fields: the filter below sees them and gives the same reason.
+    let may_deploy = |push: &Push| filter::may_deploy(project, push);
     let received = forge::receive(
         project.provider,
         &project.key,
@@ -537,7 +540,11 @@ async fn hook(
         &headers,
         &body,
         now,
-        !(project.paths.is_empty() && project.paths_ignore.is_empty()),
+        &forge::Reading {
+            files: !(project.paths.is_empty() && project.paths_ignore.is_empty()),
+            repository: project.repository.is_some(),
+            may_deploy: Some(&may_deploy),
+        },
     )
     .map_err(|e| match e {
         Rejected::Signature(e) => Reject::Signature(e),

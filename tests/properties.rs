@@ -18,6 +18,7 @@ use deployd::push::Push;
 use hyper::HeaderMap;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use proptest::prelude::*;
+use serde_json::json;
 
 const PROVIDERS: [Provider; 4] = [
     Provider::Github,
@@ -295,6 +296,91 @@ proptest! {
         if let Ok(c) = chosen {
             prop_assert_eq!(c, push);
         }
+    }
+
+    /// A push read only as far as the project needs (its first fields,
+    /// when its ref or repository cannot deploy) is answered as the push
+    /// read whole is: same event, same chosen push, same reason — for
+    /// GitHub's and Gitea's shapes, whatever order the fields come in.
+    #[test]
+    fn a_push_read_as_far_as_needed_is_answered_alike(
+        gitea in any::<bool>(),
+        branch in prop_oneof![Just("main"), Just("dev")],
+        tags in prop_oneof![Just(""), Just("v*")],
+        want_repo in prop::option::of(prop_oneof![Just("acme/app"), Just("ACME/App"), Just("evil/app")]),
+        paths in any::<bool>(),
+        git_ref in prop_oneof![
+            Just("refs/heads/main"), Just("refs/heads/dev"), Just("refs/tags/v1.2"),
+            Just("refs/tags/nightly"), Just("refs/notes/x"), Just("main"),
+        ],
+        repo in prop::option::of(prop_oneof![Just("acme/app"), Just("evil/app")]),
+        deleted in any::<bool>(),
+        same in any::<bool>(),
+        skip in any::<bool>(),
+        order in Just((0..9).collect::<Vec<usize>>()).prop_shuffle(),
+    ) {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let zeros = "0".repeat(40);
+        let after = if deleted { zeros.as_str() } else { sha };
+        let before = if same { after } else { "1111111111111111111111111111111111111111" };
+        let message = if skip { "Fix it [skip deploy]" } else { "Fix it" };
+        let fields = [
+            ("ref", json!(git_ref)),
+            ("before", json!(before)),
+            ("after", json!(after)),
+            ("repository", repo.map_or(json!(null), |r| json!({"full_name": r, "pushed_at": 1_700_000_000}))),
+            ("pusher", json!({"name": "octocat"})),
+            ("deleted", json!(deleted)),
+            ("commits", json!([{"id": after, "message": message, "added": ["src/a.rs"], "modified": [], "removed": []}])),
+            ("head_commit", json!({"id": after, "message": message, "added": ["src/a.rs"], "modified": [], "removed": []})),
+            ("total_commits", json!(1)),
+        ];
+        let body = format!(
+            "{{{}}}",
+            order.iter().map(|&i| format!("{:?}:{}", fields[i].0, fields[i].1)).collect::<Vec<_>>().join(",")
+        );
+        let mut keys = format!("branch = \"{branch}\"\n");
+        if !tags.is_empty() {
+            keys += &format!("tags = [\"{tags}\"]\n");
+        }
+        if let Some(r) = want_repo {
+            keys += &format!("repository = \"{r}\"\n");
+        }
+        if paths {
+            keys += "paths = [\"src/**\"]\n";
+        }
+        let p = config::parse(
+            &format!("[projects.app]\nsecret = \"s\"\nscript = \"/bin/sh\"\n{keys}"),
+            Path::new("/props/deploy.toml"),
+            &config::SystemSecrets,
+        )
+        .expect("a valid config")
+        .projects
+        .remove("app")
+        .expect("its project");
+        let (provider, event) = if gitea {
+            (Provider::Gitea, "x-gitea-event")
+        } else {
+            (Provider::Github, "x-github-event")
+        };
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(event, HeaderValue::from_static("push"));
+        let judge = |push: &Push| filter::may_deploy(&p, push);
+        let reading = forge::Reading {
+            files: paths,
+            repository: want_repo.is_some(),
+            may_deploy: Some(&judge),
+        };
+        let answer = |d: Result<forge::Delivery, forge::EventError>| match d {
+            Ok(forge::Delivery { event: forge::Event::Push(pushes), signed_at, .. }) => {
+                format!("{:?} {signed_at:?}", filter::choose(&p, pushes).map(|p| p.after))
+            }
+            other => format!("{other:?}"),
+        };
+        let whole = answer(forge::parse(provider, &h, body.as_bytes()));
+        let part = answer(forge::parse_with(provider, &h, body.as_bytes(), &reading));
+        prop_assert_eq!(&part, &whole, "{}", body);
     }
 
     /// A tag push never deploys, whatever the project's branch is called.

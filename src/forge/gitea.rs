@@ -17,7 +17,7 @@ use super::common::{
     Body, BodyMac, Delivery, Event, EventError, Key, SignatureError, auth_header, form_payload,
     header_str, hmac_hex, is_form, parse_hex, read_delivery,
 };
-use super::github;
+use super::{Reading, github};
 
 /// The delivery-id headers, best first. Forgejo sends one UUID under both
 /// names (and as X-GitHub-Delivery).
@@ -62,22 +62,31 @@ pub(super) fn sign(key: &Key, body: &[u8]) -> Vec<(&'static str, String)> {
 }
 
 /// Reads a verified delivery.
-pub(super) fn parse(headers: &HeaderMap, body: &[u8], files: bool) -> Result<Delivery, EventError> {
+pub(super) fn parse(
+    headers: &HeaderMap,
+    body: &[u8],
+    reading: &Reading<'_>,
+) -> Result<Delivery, EventError> {
     read_delivery(headers, body, DELIVERY_HEADERS, |h, kind, b| {
-        event(h, kind, b, files)
+        event(h, kind, b, reading)
     })
 }
 
 /// GitHub's push shape under their own headers. A branch deletion comes as
 /// a `delete` event (ignored); a push with zeros for `after` is read as one
 /// too, to be safe.
-fn event(headers: &HeaderMap, kind: Body, body: &[u8], files: bool) -> Result<Event, EventError> {
+fn event(
+    headers: &HeaderMap,
+    kind: Body,
+    body: &[u8],
+    reading: &Reading<'_>,
+) -> Result<Event, EventError> {
     let event = header_str(headers, "x-forgejo-event")
         .or_else(|| header_str(headers, "x-gitea-event"))
         .ok_or(EventError::MissingEvent("X-Gitea-Event"))?;
     Ok(match event {
         "push" => {
-            let push = github::read_push(kind, body, github::Shape::Gitea, files)?;
+            let push = github::read_push(kind, body, github::Shape::Gitea, reading)?;
             // The "Test delivery" button sends a push of the default branch
             // with before == after (the head commit, or zeros since Gitea
             // 1.22). No ref moved: answer it as a ping, as GitHub's test is.
@@ -123,7 +132,7 @@ pub(crate) mod tests {
 
     /// Reads as for a project with path filters: everything.
     fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
-        super::parse(headers, body, true)
+        super::parse(headers, body, &Reading::ALL)
     }
     use crate::forge::common::tests::{SHA, headers, push_of};
 

@@ -18,6 +18,7 @@ use std::time::SystemTime;
 use hyper::HeaderMap;
 use serde::Deserialize;
 
+use super::Reading;
 use super::common::{
     Body, BodyMac, Commit, Delivery, Event, EventError, Key, SignatureError, auth_header,
     content_type, files_of, first_header, header_str, hmac_hex, json_of, payload,
@@ -51,7 +52,11 @@ pub(super) fn sign(key: &Key, body: &[u8]) -> Vec<(&'static str, String)> {
 /// Reads a verified delivery. A push's `repository.pushed_at` is inside the
 /// signed body, so it is the delivery's signed time: a captured push
 /// replayed days later shows its age (README, *Security notes*).
-pub(super) fn parse(headers: &HeaderMap, body: &[u8], files: bool) -> Result<Delivery, EventError> {
+pub(super) fn parse(
+    headers: &HeaderMap,
+    body: &[u8],
+    reading: &Reading<'_>,
+) -> Result<Delivery, EventError> {
     let kind = content_type(headers)?;
     let id = first_header(headers, DELIVERY_HEADERS).map(str::to_string);
     let event =
@@ -60,7 +65,7 @@ pub(super) fn parse(headers: &HeaderMap, body: &[u8], files: bool) -> Result<Del
     let event = match event {
         "ping" => Event::Ping,
         "push" => {
-            let (push, at) = read_push_at(kind, body, Shape::Github, files)?;
+            let (push, at) = read_push_at(kind, body, Shape::Github, reading)?;
             signed_at = at;
             Event::Push(vec![push])
         }
@@ -174,14 +179,14 @@ impl Who<'_> {
 }
 
 /// A GitHub-shaped push body (JSON, or a form's `payload`) as a [`Push`],
-/// its commits' file lists read when `files` (the project filters on paths).
+/// read as far as `reading` needs.
 pub(super) fn read_push(
     kind: Body,
     body: &[u8],
     shape: Shape,
-    files: bool,
+    reading: &Reading<'_>,
 ) -> Result<Push, EventError> {
-    read_push_at(kind, body, shape, files).map(|(push, _)| push)
+    read_push_at(kind, body, shape, reading).map(|(push, _)| push)
 }
 
 /// A commit of a push read for its id and message only: its file lists
@@ -229,16 +234,24 @@ impl Headed for Head<'_> {
 }
 
 /// [`read_push`], and the push's `repository.pushed_at` when there is one.
-/// Without `files` the commits are read as [`Head`]s: the body is still
-/// read to its end (GitHub sends `head_commit` last), but no path is kept.
+/// A push that cannot deploy (`reading.may_deploy`) is read no further than
+/// its first fields ([`first_fields`]). Without `reading.files` the commits
+/// are skipped or read as [`Head`]s: the body is still read to its end
+/// (GitHub sends `head_commit` last), but no path is kept.
 fn read_push_at(
     kind: Body,
     body: &[u8],
     shape: Shape,
-    files: bool,
+    reading: &Reading<'_>,
 ) -> Result<(Push, Option<SystemTime>), EventError> {
     let json = json_of(kind, body)?;
-    if !files {
+    if let Some(may_deploy) = reading.may_deploy
+        && let Some((push, at)) = first_fields(&json, shape == Shape::Github || reading.repository)
+        && !may_deploy(&push)
+    {
+        return Ok((push, at));
+    }
+    if !reading.files {
         // The commits skipped whole; read for their ids and messages only
         // when there is no head_commit to take the message from.
         let p: GhPush<serde::de::IgnoredAny> = payload(&json)?;
@@ -277,6 +290,121 @@ fn read_push_at(
     };
     push.files = files_of(&push, &commits, cut);
     Ok((push, at))
+}
+
+/// A push's `ref`, `before`, `after` and, with `repository`, its
+/// `repository` (GitHub's carries the signed time, `pushed_at`), read from
+/// the start of `json` and no further: GitHub sends them first, ahead of
+/// the commits that are most of a body (Gitea sends its `repository`
+/// last). `None` when the body does not hold them all or is not what
+/// serde_json reads as an object: the caller then reads it whole, with the
+/// whole reading's errors. What is read is checked by serde_json; the rest
+/// of a body whose signature checked out is not looked at.
+fn first_fields(json: &[u8], repository: bool) -> Option<(Push, Option<SystemTime>)> {
+    use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "lowercase")]
+    enum Field {
+        Ref,
+        Before,
+        After,
+        Repository,
+        #[serde(other)]
+        Other,
+    }
+
+    #[derive(Default)]
+    struct First<'a> {
+        git_ref: Option<Cow<'a, str>>,
+        before: Option<Cow<'a, str>>,
+        after: Option<Cow<'a, str>>,
+        repository: Option<Option<Repo<'a>>>,
+    }
+
+    struct Walk<'p, 'a> {
+        first: &'p mut First<'a>,
+        repository: bool,
+    }
+
+    impl First<'_> {
+        fn complete(&self, repository: bool) -> bool {
+            self.git_ref.is_some()
+                && self.before.is_some()
+                && self.after.is_some()
+                && (!repository || self.repository.is_some())
+        }
+    }
+
+    /// A field seen twice is left to the whole reading to refuse.
+    fn once<'a, A: MapAccess<'a>, T: Deserialize<'a>>(
+        map: &mut A,
+        slot: &mut Option<T>,
+    ) -> Result<(), A::Error> {
+        if slot.is_some() {
+            return Err(de::Error::custom("a field twice"));
+        }
+        *slot = Some(map.next_value()?);
+        Ok(())
+    }
+
+    impl<'a> Visitor<'a> for Walk<'_, 'a> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a push payload (a JSON object)")
+        }
+
+        fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<(), A::Error> {
+            let f = self.first;
+            while let Some(key) = map.next_key::<Field>()? {
+                match key {
+                    Field::Ref => once(&mut map, &mut f.git_ref)?,
+                    Field::Before => once(&mut map, &mut f.before)?,
+                    Field::After => once(&mut map, &mut f.after)?,
+                    Field::Repository => once(&mut map, &mut f.repository)?,
+                    Field::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                if f.complete(self.repository) {
+                    // Fails on purpose: serde_json stops reading here.
+                    return Err(de::Error::custom("every field read"));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let mut first = First::default();
+    let mut de = serde_json::Deserializer::from_slice(json);
+    // Its error is either the stop above or one the whole reading reports.
+    let _ = de.deserialize_map(Walk {
+        first: &mut first,
+        repository,
+    });
+    if !first.complete(repository) {
+        return None;
+    }
+    let after = first.after?.into_owned();
+    let repository = first.repository.flatten();
+    let pushed_at = repository
+        .as_ref()
+        .and_then(|r| r.pushed_at.as_ref())
+        .and_then(Stamp::time);
+    let push = Push {
+        deleted: zeros(&after),
+        git_ref: first.git_ref?.into_owned(),
+        before: first.before?.into_owned(),
+        after,
+        repository: repository
+            .and_then(|r| r.full_name)
+            .map(Cow::into_owned)
+            .unwrap_or_default(),
+        files: Files::Unknown("not read: the push cannot deploy".into()),
+        ..Push::default()
+    };
+    Some((push, pushed_at))
 }
 
 /// The push's own fields, its signed time, its commits and the forge's
@@ -564,8 +692,14 @@ pub(crate) mod tests {
 
     /// Reads as for a project with path filters: everything.
     fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
-        super::parse(headers, body, true)
+        super::parse(headers, body, &Reading::ALL)
     }
+
+    /// As for a project without path filters.
+    const NO_FILES: Reading<'static> = Reading {
+        files: false,
+        ..Reading::ALL
+    };
 
     #[test]
     fn without_path_filters_the_same_push_is_read_but_not_its_paths() {
@@ -578,8 +712,9 @@ pub(crate) mod tests {
         // Gitea before head_commit: the message is the pushed commit's.
         let gitea = github.replace(r#""head_commit":"#, r#""other":"#);
         for (body, shape) in [(&github, Shape::Github), (&gitea, Shape::Gitea)] {
-            let (all, at) = read_push_at(Body::Json, body.as_bytes(), shape, true).unwrap();
-            let (some, at2) = read_push_at(Body::Json, body.as_bytes(), shape, false).unwrap();
+            let (all, at) =
+                read_push_at(Body::Json, body.as_bytes(), shape, &Reading::ALL).unwrap();
+            let (some, at2) = read_push_at(Body::Json, body.as_bytes(), shape, &NO_FILES).unwrap();
             assert_eq!(at, at2);
             assert_eq!(some.message, "Fix it\n\nbody");
             assert_eq!(
@@ -594,6 +729,113 @@ pub(crate) mod tests {
             );
             assert!(matches!(&some.files, Files::Unknown(w) if w.contains("no path filters")));
         }
+    }
+
+    #[test]
+    fn a_push_that_cannot_deploy_is_read_no_further_than_its_first_fields() {
+        let head = format!(
+            r#"{{"ref":"refs/heads/feat","before":"{SHA}","after":"{SHA}",
+               "repository":{{"full_name":"o/r","pushed_at":1700000000}},"#
+        );
+        // The rest is not read: a body broken after the first fields is
+        // still answered, when the push cannot deploy.
+        let broken = format!("{head} \"commits\": [ {{ not json");
+        let asked = std::cell::RefCell::new(Vec::new());
+        let judge = |deploys: bool| {
+            let asked = &asked;
+            move |p: &Push| {
+                asked
+                    .borrow_mut()
+                    .push((p.git_ref.clone(), p.repository.clone()));
+                deploys
+            }
+        };
+        let no = judge(false);
+        let reading = Reading {
+            may_deploy: Some(&no),
+            ..NO_FILES
+        };
+        let (push, at) =
+            read_push_at(Body::Json, broken.as_bytes(), Shape::Github, &reading).unwrap();
+        assert_eq!(push.git_ref, "refs/heads/feat");
+        assert_eq!((push.before.as_str(), push.after.as_str()), (SHA, SHA));
+        assert_eq!(push.repository, "o/r");
+        assert_eq!(
+            at,
+            Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))
+        );
+        assert_eq!(
+            asked.take(),
+            [("refs/heads/feat".to_string(), "o/r".to_string())]
+        );
+        // A push that may deploy is read whole, with the whole reading's errors.
+        let yes = judge(true);
+        let reading = Reading {
+            may_deploy: Some(&yes),
+            ..NO_FILES
+        };
+        let err = read_push_at(Body::Json, broken.as_bytes(), Shape::Github, &reading).unwrap_err();
+        assert!(matches!(err, EventError::Payload(_)), "{err:?}");
+        let whole = format!(
+            r#"{head} "pusher":{{"name":"me"}}, "head_commit":{{"id":"{SHA}","message":"Fix it"}}}}"#
+        );
+        let (push, _) =
+            read_push_at(Body::Json, whole.as_bytes(), Shape::Github, &reading).unwrap();
+        assert_eq!(
+            (push.pusher.as_str(), push.message.as_str()),
+            ("me", "Fix it")
+        );
+        // Fields missing or out of GitHub's order: read whole, as without a judge.
+        for body in [
+            format!(
+                r#"{{"commits":[],"ref":"refs/heads/feat","after":"{SHA}","before":"{SHA}","repository":null}}"#
+            ),
+            format!(
+                r#"{{"ref":"refs/heads/feat","after":"{SHA}","repository":{{"full_name":"o/r"}}}}"#
+            ),
+        ] {
+            let seen = read_push_at(
+                Body::Json,
+                body.as_bytes(),
+                Shape::Github,
+                &Reading {
+                    may_deploy: Some(&no),
+                    ..NO_FILES
+                },
+            );
+            let whole = read_push_at(Body::Json, body.as_bytes(), Shape::Github, &NO_FILES);
+            assert_eq!(
+                seen.as_ref()
+                    .map(|(p, _)| (&p.git_ref, &p.after, &p.repository)),
+                whole
+                    .as_ref()
+                    .map(|(p, _)| (&p.git_ref, &p.after, &p.repository)),
+                "{body}"
+            );
+        }
+        // Gitea sends its repository last: it is waited for only when the
+        // project names one.
+        let gitea = format!(
+            r#"{{"ref":"refs/heads/feat","before":"{SHA}","after":"{SHA}","commits": [ not json"#
+        );
+        let without = Reading {
+            may_deploy: Some(&no),
+            repository: false,
+            ..NO_FILES
+        };
+        let (push, at) =
+            read_push_at(Body::Json, gitea.as_bytes(), Shape::Gitea, &without).unwrap();
+        assert_eq!(
+            (push.git_ref.as_str(), push.repository.as_str(), at),
+            ("refs/heads/feat", "", None)
+        );
+        let with = Reading {
+            may_deploy: Some(&no),
+            ..NO_FILES
+        };
+        assert!(read_push_at(Body::Json, gitea.as_bytes(), Shape::Gitea, &with).is_err());
+        // GitHub's repository carries the signed time: always waited for.
+        assert!(read_push_at(Body::Json, gitea.as_bytes(), Shape::Github, &without).is_err());
     }
     pub(crate) use crate::forge::common::tests::SHA;
     use crate::forge::common::tests::headers;

@@ -32,6 +32,8 @@ use std::time::SystemTime;
 use hyper::HeaderMap;
 use serde::Deserialize;
 
+use crate::push::Push;
+
 // `pub(crate)` so that the filter's tests can build each forge's payloads;
 // what each file offers the rest of the crate goes through the functions
 // below.
@@ -114,8 +116,7 @@ pub struct Received {
 /// each in constant time, so the answer's timing does not say which
 /// matched — then reads it. Errors are the current secret's, except that a
 /// right signature under the previous secret that is out of its time window
-/// says so. `files`: the project filters on paths, so a push's changed
-/// files are read (see [`parse_reading`]).
+/// says so. `reading`: what the project needs of a push (see [`Reading`]).
 pub fn receive(
     provider: Provider,
     key: &Key,
@@ -123,7 +124,7 @@ pub fn receive(
     headers: &HeaderMap,
     body: &[u8],
     now: SystemTime,
-    files: bool,
+    reading: &Reading<'_>,
 ) -> Result<Received, Rejected> {
     let current = verified(provider, key, headers, body, now);
     let old = previous.map(|k| (k, verified(provider, k, headers, body, now)));
@@ -136,7 +137,7 @@ pub fn receive(
         (Err(e), _) => return Err(e.into()),
     };
     Ok(Received {
-        delivery: parse_reading(provider, headers, body, files)?,
+        delivery: parse_with(provider, headers, body, reading)?,
         // The signature that matched, when it is the body's MAC: one pass
         // of SHA-256 over the body instead of two.
         mac: learnt.unwrap_or_else(|| signer.sign(body)),
@@ -197,22 +198,45 @@ fn verified(
 /// Parses a delivery that already passed signature verification: content
 /// type (415), then event and payload (400).
 pub fn parse(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Result<Delivery, EventError> {
-    parse_reading(provider, headers, body, true)
+    parse_with(provider, headers, body, &Reading::ALL)
 }
 
-/// [`parse`]; the pushed commits' file lists are read only with `files`
-/// (for a project with path filters: nothing else looks at them), which
-/// saves keeping every path of a GitHub or Gitea push. GitLab's and
-/// Bitbucket's readers do not depend on it.
-fn parse_reading(
+/// What a project needs read of a push; the rest of the body can go
+/// unread (GitLab's and Bitbucket's readers read it all regardless).
+pub struct Reading<'a> {
+    /// The commits' file lists: the project filters on paths, and nothing
+    /// else looks at them. Without them a GitHub or Gitea push keeps no
+    /// path.
+    pub files: bool,
+    /// The project names a repository: a push's is needed to judge it.
+    pub repository: bool,
+    /// Whether a push with this `repository` and `git_ref` (the only fields
+    /// it may look at) could deploy the project. When it cannot, a GitHub
+    /// or Gitea push is read no further than its `ref`, `before`, `after`
+    /// and `repository` — what GitHub sends first, before the commits that
+    /// are most of a body; the push comes back with only those set.
+    pub may_deploy: Option<&'a dyn Fn(&Push) -> bool>,
+}
+
+impl Reading<'_> {
+    /// Everything, whatever the push.
+    pub const ALL: Reading<'static> = Reading {
+        files: true,
+        repository: true,
+        may_deploy: None,
+    };
+}
+
+/// [`parse`], reading of a push what `reading` asks for.
+pub fn parse_with(
     provider: Provider,
     headers: &HeaderMap,
     body: &[u8],
-    files: bool,
+    reading: &Reading<'_>,
 ) -> Result<Delivery, EventError> {
     match provider {
-        Provider::Github => github::parse(headers, body, files),
-        Provider::Gitea => gitea::parse(headers, body, files),
+        Provider::Github => github::parse(headers, body, reading),
+        Provider::Gitea => gitea::parse(headers, body, reading),
         Provider::Gitlab => gitlab::parse(headers, body),
         Provider::Bitbucket => bitbucket::parse(headers, body),
     }
@@ -401,7 +425,7 @@ mod tests {
             &with(&new),
             body,
             now,
-            true,
+            &Reading::ALL,
         )
         .unwrap();
         assert!(!got.previous);
@@ -413,7 +437,7 @@ mod tests {
             &with(&old),
             body,
             now,
-            true,
+            &Reading::ALL,
         )
         .unwrap();
         assert!(got.previous);
@@ -423,7 +447,15 @@ mod tests {
         // Without the previous key, the old signature is refused; and a
         // third secret is refused either way.
         assert_eq!(
-            receive(Provider::Github, &new, None, &with(&old), body, now, true),
+            receive(
+                Provider::Github,
+                &new,
+                None,
+                &with(&old),
+                body,
+                now,
+                &Reading::ALL
+            ),
             Err(Rejected::Signature(SignatureError::Mismatch))
         );
         let other = Key::new(b"neither");
@@ -435,7 +467,7 @@ mod tests {
                 &with(&other),
                 body,
                 now,
-                true
+                &Reading::ALL
             ),
             Err(Rejected::Signature(SignatureError::Mismatch))
         );
@@ -454,7 +486,7 @@ mod tests {
             &token("old secret"),
             body,
             now,
-            true,
+            &Reading::ALL,
         )
         .unwrap();
         assert!(got.previous);
