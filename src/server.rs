@@ -529,6 +529,43 @@ async fn hook(
         config.server.request_timeout,
     )
     .await?;
+    // What follows a push that deploys or a CI result (dedupe, gate, the
+    // durable write) is boxed: its state is kilobytes, a future is copied
+    // whole each time it moves, and the cheap answers (a bad signature, an
+    // ignored push) never build it.
+    match judge(app, project, &headers, &body)? {
+        Judged::Answer(response) => Ok(response),
+        Judged::Ci { run, id, mac } => Box::pin(ci(app, project, run, id, mac)).await,
+        Judged::Push { push, id, mac } => Box::pin(accept(app, project, push, id, mac)).await,
+    }
+}
+
+/// What a verified delivery comes to before anything is written.
+enum Judged {
+    /// Answered already: a ping, an event or push that does not deploy, a
+    /// stale delivery.
+    Answer(Response<Full<Bytes>>),
+    /// A CI result for a project with `after_ci`.
+    Ci {
+        run: crate::ci::CiRun,
+        id: String,
+        mac: [u8; 32],
+    },
+    /// A push that deploys the project.
+    Push {
+        push: Push,
+        id: String,
+        mac: [u8; 32],
+    },
+}
+
+/// Verifies and reads a delivery's body, and decides what it comes to.
+fn judge(
+    app: &App,
+    project: &Project,
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> Result<Judged, Reject> {
     let now = SystemTime::now();
     // A push to a branch the project does not deploy is answered from its
     // first fields: the filter below sees them and gives the same reason.
@@ -537,8 +574,8 @@ async fn hook(
         project.provider,
         &project.key,
         project.previous_key.as_ref(),
-        &headers,
-        &body,
+        headers,
+        body,
         now,
         &forge::Reading {
             files: !(project.paths.is_empty() && project.paths_ignore.is_empty()),
@@ -559,58 +596,69 @@ async fn hook(
             delivery.id.as_deref().unwrap_or("-")
         ));
     }
+    let answer = |body| Ok(Judged::Answer(respond(StatusCode::OK, body)));
     if let Some(at) = delivery.signed_at
         && now
             .duration_since(at)
             .is_ok_and(|age| age > project.max_age)
     {
-        return Ok(respond(
-            StatusCode::OK,
-            json!({"status": "ignored", "reason": "stale delivery"}),
-        ));
+        return answer(json!({"status": "ignored", "reason": "stale delivery"}));
     }
+    let id = delivery.id.unwrap_or_default();
+    let mac = received.mac;
     let pushes = match delivery.event {
-        Event::Ping => return Ok(respond(StatusCode::OK, json!({"status": "pong"}))),
+        Event::Ping => return answer(json!({"status": "pong"})),
         Event::Other(name) => {
-            return Ok(respond(
-                StatusCode::OK,
+            return answer(
                 json!({"status": "ignored", "reason": format!("event {name:?} does not deploy")}),
-            ));
+            );
         }
         Event::Ci(_) if project.after_ci.is_empty() => {
-            return Ok(respond(
-                StatusCode::OK,
+            return answer(
                 json!({"status": "ignored", "reason": "CI event: this project has no after_ci"}),
-            ));
+            );
         }
-        Event::Ci(run) => {
-            // Deduped as a push is: by id, and by body MAC against replays.
-            let id = delivery.id.unwrap_or_default();
-            let body_mac = deliveries::body_entry(&project.name, &received.mac);
-            let keys: &[&str] = if id.is_empty() {
-                &[&body_mac]
-            } else {
-                &[&id, &body_mac]
-            };
-            let decided = gatekeeper::ci(&app.shared, project, run, id.clone());
-            return gated(app, project, keys, true, decided).await;
-        }
+        Event::Ci(run) => return Ok(Judged::Ci { run, id, mac }),
         Event::Push(p) => p,
     };
-    let push = match filter::choose(project, pushes) {
-        Ok(p) => p,
-        Err(reason) => {
-            return Ok(respond(
-                StatusCode::OK,
-                json!({"status": "ignored", "reason": reason}),
-            ));
-        }
+    match filter::choose(project, pushes) {
+        Ok(push) => Ok(Judged::Push { push, id, mac }),
+        Err(reason) => answer(json!({"status": "ignored", "reason": reason})),
+    }
+}
+
+/// A CI result for a project with `after_ci`: deduped as a push is (by id,
+/// and by body MAC against replays), then through the gate.
+async fn ci(
+    app: &App,
+    project: &Project,
+    run: crate::ci::CiRun,
+    id: String,
+    mac: [u8; 32],
+) -> Result<Response<Full<Bytes>>, Reject> {
+    let body_mac = deliveries::body_entry(&project.name, &mac);
+    let keys: &[&str] = if id.is_empty() {
+        &[&body_mac]
+    } else {
+        &[&id, &body_mac]
     };
-    let id = delivery.id.unwrap_or_default();
+    let decided = gatekeeper::ci(&app.shared, project, run, id.clone());
+    gated(app, project, keys, true, decided).await
+}
+
+/// A push that deploys the project: deduped, then queued durably (or handed
+/// to the CI gate) before the 202.
+async fn accept(
+    app: &App,
+    project: &Project,
+    push: Push,
+    id: String,
+    mac: [u8; 32],
+) -> Result<Response<Full<Bytes>>, Reject> {
     // The id catches the forge's redeliveries; the body's MAC catches the
     // same signed body under an id of the sender's choosing (README,
     // *Security notes*).
-    let body_mac = deliveries::body_entry(&project.name, &received.mac);
+    let body_mac = deliveries::body_entry(&project.name, &mac);
     let keys: &[&str] = if id.is_empty() {
         &[&body_mac]
     } else {
@@ -812,5 +860,27 @@ impl Quiet {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .count(self.what);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future an async function returns, without calling it.
+    fn future_size<'a, F: Future>(
+        _: impl FnOnce(Request<Incoming>, &'a App, IpAddr) -> F,
+    ) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Each request's future is copied whole as it moves into hyper and down
+    /// the awaits, on every request, the cheapest included: the deploy
+    /// path's state (17 KB, boxed in `hook`) once made it 19.5 KB, and a
+    /// bad signature cost a fifth more CPU. About 3.3 KB now.
+    #[test]
+    fn a_request_future_stays_small() {
+        let size = future_size(handle);
+        assert!(size < 8 * 1024, "handle's future is {size} bytes");
     }
 }
