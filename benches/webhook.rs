@@ -67,6 +67,35 @@ fn parse(c: &mut Criterion) {
     g.bench_function("8 KB push", |b| {
         b.iter(|| forge::parse(Provider::Github, black_box(&h), black_box(PUSH)))
     });
+    // As the daemon reads it for a project without path filters; then the
+    // same push to a branch the project does not deploy, read no further
+    // than its first fields.
+    let project = project();
+    let may_deploy = |push: &deployd::push::Push| filter::may_deploy(&project, push);
+    let reading = forge::Reading {
+        files: false,
+        repository: true,
+        may_deploy: Some(&may_deploy),
+    };
+    g.bench_function("8 KB push, no path filters", |b| {
+        b.iter(|| forge::parse_with(Provider::Github, black_box(&h), black_box(PUSH), &reading))
+    });
+    let other = String::from_utf8(PUSH.to_vec()).expect("UTF-8").replacen(
+        "\"ref\":\"refs/heads/main\"",
+        "\"ref\":\"refs/heads/feat\"",
+        1,
+    );
+    assert_ne!(other.as_bytes(), PUSH, "the fixture pushes refs/heads/main");
+    g.bench_function("8 KB push to another branch", |b| {
+        b.iter(|| {
+            forge::parse_with(
+                Provider::Github,
+                black_box(&h),
+                black_box(other.as_bytes()),
+                &reading,
+            )
+        })
+    });
     g.finish();
 }
 
