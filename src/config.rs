@@ -303,7 +303,7 @@ pub struct NotifyTarget {
     pub key: Option<Key>,
     /// Where the secret came from, for `check`.
     pub secret_source: Option<String>,
-    /// The events it gets (names from `notify::EVENTS`).
+    /// The events it gets (names from `notify::events::EVENTS`).
     pub on: Vec<String>,
     /// The projects it hears about; `None`: all.
     pub projects: Option<Vec<String>>,
@@ -1662,15 +1662,15 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             }
         };
         let on = match n.on {
-            None => crate::notify::default_on(),
+            None => crate::notify::events::default_on(),
             Some(list) => {
                 for e in &list.0 {
-                    if crate::notify::event(e).is_none() {
+                    if crate::notify::events::event(e).is_none() {
                         return Err(invalid(
                             &k("on"),
                             format!(
                                 "{e:?} is not an event: one of {}",
-                                crate::notify::event_names().join(", ")
+                                crate::notify::events::event_names().join(", ")
                             ),
                         ));
                     }
