@@ -289,10 +289,22 @@ impl Reject {
     }
 }
 
+/// What a `200` answer that deploys nothing was (`ignored: <reason>`,
+/// `duplicate`), for the request's log line.
+#[derive(Clone)]
+struct Said(String);
+
 fn respond(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     let mut bytes = serde_json::to_vec(&body).unwrap_or_default();
     bytes.push(b'\n');
     let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    if let Some(said @ ("ignored" | "duplicate")) = body["status"].as_str() {
+        let said = match body["reason"].as_str() {
+            Some(reason) => format!("{said}: {reason}"),
+            None => said.to_string(),
+        };
+        r.extensions_mut().insert(Said(said));
+    }
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -313,7 +325,12 @@ async fn handle(req: Request<Incoming>, app: &App, peer: IpAddr) -> Response<Ful
     let result = route(req, app, peer, &method, &path).await;
     let mut detail = String::new();
     let (resp, quiet) = match result {
-        Ok(r) => (r, false),
+        Ok(r) => {
+            if let Some(Said(said)) = r.extensions().get::<Said>() {
+                detail = format!(" ({})", loggable(said));
+            }
+            (r, false)
+        }
         Err(reject) => {
             match &reject {
                 Reject::Signature(e) => detail = format!(" ({e})"),

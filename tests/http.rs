@@ -749,7 +749,7 @@ fn secrets_never_leak() {
         "the script's env should be in its log: {log}"
     );
     d.wait_log(
-        "POST /hooks/app 200 delivery=leak-1",
+        "POST /hooks/app 200 (duplicate) delivery=leak-1",
         Duration::from_secs(10),
     );
 
@@ -809,6 +809,11 @@ fn one_log_line_per_request() {
     assert_eq!(s, 202, "{b}");
     let (s, _) = post(d.addr, "/hooks/nope", &[], b"{}");
     assert_eq!(s, 404);
+    // A 200 says what it was: ignored, and why; a duplicate.
+    let (s, b) = d.push("app", "refs/heads/feat", SHA_A, "log-ign");
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = d.push("app", "refs/heads/main", SHA_A, "log-1");
+    assert_eq!(s, 200, "{b}");
     let h = headers_with("application/json", Some("push"), "log-bad", None);
     let (s, _) = post(d.addr, "/hooks/app", &h, b"{}");
     assert_eq!(s, 401);
@@ -831,7 +836,12 @@ fn one_log_line_per_request() {
     let ok = line_for("POST /hooks/app 202 delivery=log-1", "log-1");
     let bad = line_for("POST /hooks/app 401", "log-bad");
     let nope = line_for("POST /hooks/nope 404", "-");
-    for l in [&ok, &bad, &nope] {
+    let ignored = line_for(
+        "POST /hooks/app 200 (ignored: branch feat is not the deploy branch main) delivery=log-ign",
+        "log-ign",
+    );
+    let duplicate = line_for("POST /hooks/app 200 (duplicate) delivery=log-1", "log-1");
+    for l in [&ok, &bad, &nope, &ignored, &duplicate] {
         // …ending in the time the request took.
         let last = l.split_whitespace().last().unwrap_or("");
         let ms = last.strip_suffix("ms").and_then(|n| n.parse::<f64>().ok());
