@@ -653,14 +653,63 @@ async fn ci(
     id: String,
     mac: [u8; 32],
 ) -> Result<Response<Full<Bytes>>, Reject> {
-    let body_mac = deliveries::body_entry(&project.name, &mac);
-    let keys: &[&str] = if id.is_empty() {
-        &[&body_mac]
-    } else {
-        &[&id, &body_mac]
-    };
-    let decided = gatekeeper::ci(&app.shared, project, run, id.clone());
-    gated(app, project, keys, true, decided).await
+    let keys = Keys::new(project, id, &mac);
+    if let Some(duplicate) = keys.duplicate(app) {
+        return Ok(duplicate);
+    }
+    let decided = gatekeeper::ci(&app.shared, project, run, keys.id.clone());
+    gated(app, project, &keys, decided).await
+}
+
+/// A delivery's dedupe keys: its id, which catches the forge's
+/// redeliveries, and its body's MAC, which catches the same signed body
+/// under an id of the sender's choosing (README, *Security notes*).
+struct Keys {
+    /// Empty when the forge sent none.
+    id: String,
+    body_mac: String,
+}
+
+impl Keys {
+    fn new(project: &Project, id: String, mac: &[u8; 32]) -> Keys {
+        Keys {
+            id,
+            body_mac: deliveries::body_entry(&project.name, mac),
+        }
+    }
+
+    fn list(&self) -> Vec<&str> {
+        if self.id.is_empty() {
+            vec![&self.body_mac]
+        } else {
+            vec![&self.id, &self.body_mac]
+        }
+    }
+
+    /// The answer to a delivery accepted before, when this is one; otherwise
+    /// its keys are held until [`Keys::keep`] or [`Keys::release`].
+    fn duplicate(&self, app: &App) -> Option<Response<Full<Bytes>>> {
+        (app.shared.deliveries.check(&self.list()) == Seen::Duplicate).then(|| {
+            respond(
+                StatusCode::OK,
+                json!({"status": "duplicate", "delivery": self.id}),
+            )
+        })
+    }
+
+    /// Remembered: the delivery's decision is on disk.
+    fn keep(&self, app: &App) {
+        for key in self.list() {
+            app.shared.deliveries.keep_soon(key);
+        }
+    }
+
+    /// Forgotten, so that a redelivery is accepted.
+    fn release(&self, app: &App) {
+        for key in self.list() {
+            app.shared.deliveries.release(key);
+        }
+    }
 }
 
 /// A push that deploys the project: deduped, then queued durably (or handed
@@ -672,27 +721,16 @@ async fn accept(
     id: String,
     mac: [u8; 32],
 ) -> Result<Response<Full<Bytes>>, Reject> {
-    // The id catches the forge's redeliveries; the body's MAC catches the
-    // same signed body under an id of the sender's choosing (README,
-    // *Security notes*).
-    let body_mac = deliveries::body_entry(&project.name, &mac);
-    let keys: &[&str] = if id.is_empty() {
-        &[&body_mac]
-    } else {
-        &[&id, &body_mac]
-    };
-    if app.shared.deliveries.check(keys) == Seen::Duplicate {
-        return Ok(respond(
-            StatusCode::OK,
-            json!({"status": "duplicate", "delivery": id}),
-        ));
+    let keys = Keys::new(project, id, &mac);
+    if let Some(duplicate) = keys.duplicate(app) {
+        return Ok(duplicate);
     }
     let push = Push {
-        delivery: id.clone(),
+        delivery: keys.id.clone(),
         ..push
     };
     let request = queue::Request {
-        bodies: vec![body_mac.clone()],
+        bodies: vec![keys.body_mac.clone()],
         ..queue::Request::new(
             app.shared.queue.next_seq(),
             &project.name,
@@ -703,16 +741,15 @@ async fn accept(
     // A tag is a decision to release: it deploys at once, gate or no gate
     // (CI runs are reported for branches).
     if !project.after_ci.is_empty() && request.push.tag().is_none() {
-        // Its id and MAC were checked above, as for any push.
         let decided = gatekeeper::push(&app.shared, project, request);
-        return gated(app, project, keys, false, decided).await;
+        return gated(app, project, &keys, decided).await;
     }
     let answer = json!({
         "status": "queued",
         "project": project.name,
         "ref": request.push.git_ref,
         "sha": request.push.after,
-        "delivery": id,
+        "delivery": keys.id,
     });
     // A copy for the run event only when something listens: the fast path
     // stays free of it.
@@ -722,14 +759,10 @@ async fn accept(
         // Not waited for: the request file (`delivery`, `coalesced`,
         // `bodies`) already holds the id and MAC durably; this file is the
         // longer, unsynced memory.
-        for key in keys {
-            app.shared.deliveries.keep_soon(key);
-        }
+        keys.keep(app);
     }
     if let Err(e) = stored {
-        for key in keys {
-            app.shared.deliveries.release(key);
-        }
+        keys.release(app);
         tracing::error!(
             "{}: cannot record the request durably (answering 503 so the forge retries): {e}",
             project.name
@@ -747,36 +780,23 @@ async fn accept(
 }
 
 /// Answers a delivery that went through the CI gate (`gatekeeper.rs`): a
-/// push of a project with `after_ci`, or a CI event. Its dedupe `keys`
-/// (delivery id, body MAC) are checked first (when `check`; a push's were
-/// already), and kept once the gate's decision is on disk; if it could not
-/// be, 503, and the keys are forgotten so a redelivery is accepted.
+/// push of a project with `after_ci`, or a CI event, its `keys` checked
+/// already. They are kept once the gate's decision is on disk; if it could
+/// not be, 503, and they are forgotten so a redelivery is accepted.
 async fn gated(
     app: &App,
     project: &Project,
-    keys: &[&str],
-    check: bool,
+    keys: &Keys,
     decided: impl Future<Output = std::io::Result<gatekeeper::Answer>>,
 ) -> Result<Response<Full<Bytes>>, Reject> {
-    if check && app.shared.deliveries.check(keys) == Seen::Duplicate {
-        let id = if keys.len() > 1 { keys[0] } else { "" };
-        return Ok(respond(
-            StatusCode::OK,
-            json!({"status": "duplicate", "delivery": id}),
-        ));
-    }
     match decided.await {
         Ok((status, body)) => {
-            for key in keys {
-                app.shared.deliveries.keep_soon(key);
-            }
+            keys.keep(app);
             crate::fault::point(crate::fault::BEFORE_ACK).await;
             Ok(respond(status, body))
         }
         Err(e) => {
-            for key in keys {
-                app.shared.deliveries.release(key);
-            }
+            keys.release(app);
             tracing::error!(
                 "{}: cannot record the CI gate's decision durably (answering 503 so the forge retries): {e}",
                 project.name
