@@ -132,6 +132,18 @@ struct Repo<'a> {
     pushed_at: Option<Stamp>,
 }
 
+/// A push's `repository` as the push's `owner/name` (empty when there is
+/// none) and its signed time.
+fn name_and_time(repository: Option<Repo<'_>>) -> (String, Option<SystemTime>) {
+    match repository {
+        Some(r) => (
+            r.full_name.map(Cow::into_owned).unwrap_or_default(),
+            r.pushed_at.as_ref().and_then(Stamp::time),
+        ),
+        None => (String::new(), None),
+    }
+}
+
 /// A time as GitHub writes it: Unix seconds, or ISO 8601 text.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -387,20 +399,13 @@ fn first_fields(json: &[u8], repository: bool) -> Option<(Push, Option<SystemTim
         return None;
     }
     let after = first.after?.into_owned();
-    let repository = first.repository.flatten();
-    let pushed_at = repository
-        .as_ref()
-        .and_then(|r| r.pushed_at.as_ref())
-        .and_then(Stamp::time);
+    let (repository, pushed_at) = name_and_time(first.repository.flatten());
     let push = Push {
         deleted: zeros(&after),
         git_ref: first.git_ref?.into_owned(),
         before: first.before?.into_owned(),
         after,
-        repository: repository
-            .and_then(|r| r.full_name)
-            .map(Cow::into_owned)
-            .unwrap_or_default(),
+        repository,
         files: Files::Unknown("not read: the push cannot deploy".into()),
         ..Push::default()
     };
@@ -423,22 +428,14 @@ fn fields<C: Headed>(p: GhPush<'_, C>) -> (Push, Option<SystemTime>, Vec<C>, Opt
     }
     .unwrap_or("")
     .to_string();
-    let pushed_at = p
-        .repository
-        .as_ref()
-        .and_then(|r| r.pushed_at.as_ref())
-        .and_then(Stamp::time);
+    let (repository, pushed_at) = name_and_time(p.repository);
     let push = Push {
         deleted: p.deleted || zeros(&after),
         forced: p.forced,
         git_ref: p.git_ref.into_owned(),
         before: p.before.into_owned(),
         after,
-        repository: p
-            .repository
-            .and_then(|r| r.full_name)
-            .map(Cow::into_owned)
-            .unwrap_or_default(),
+        repository,
         pusher: p.pusher.map(|w| w.user()).unwrap_or_default(),
         message,
         ..Push::default()
