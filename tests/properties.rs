@@ -124,16 +124,21 @@ fn exactly(name: &str) -> Option<Patterns> {
     Patterns::exact(name).ok()
 }
 
-fn project(branch: &str, repository: Option<&str>) -> Option<Project> {
-    let mut p = config::parse(
-        "[projects.app]\nsecret = \"s\"\nscript = \"/bin/sh\"\n",
+/// The project `app` with these keys besides its secret and script.
+fn project_with(keys: &str) -> Project {
+    config::parse(
+        &format!("[projects.app]\nsecret = \"s\"\nscript = \"/bin/sh\"\n{keys}"),
         Path::new("/props/deploy.toml"),
         &config::SystemSecrets,
     )
     .expect("a valid config")
     .projects
     .remove("app")
-    .expect("its project");
+    .expect("its project")
+}
+
+fn project(branch: &str, repository: Option<&str>) -> Option<Project> {
+    let mut p = project_with("");
     p.branches = exactly(branch)?;
     p.repository = repository.map(str::to_string);
     Some(p)
@@ -349,15 +354,7 @@ proptest! {
         if paths {
             keys += "paths = [\"src/**\"]\n";
         }
-        let p = config::parse(
-            &format!("[projects.app]\nsecret = \"s\"\nscript = \"/bin/sh\"\n{keys}"),
-            Path::new("/props/deploy.toml"),
-            &config::SystemSecrets,
-        )
-        .expect("a valid config")
-        .projects
-        .remove("app")
-        .expect("its project");
+        let p = project_with(&keys);
         let (provider, event) = if gitea {
             (Provider::Gitea, "x-gitea-event")
         } else {
