@@ -73,9 +73,9 @@ WEB=$(port)
 DEAD=$(port)
 # Configs in tiers: the smallest everyday one, one project per forge, then
 # the smallest with one feature more each, then one with most keys a config
-# may hold. Functions are listed
-# tier by tier, so a daemon using some features finds each feature's start
-# in one stretch rather than spread among the others'.
+# may hold. Functions are listed tier by tier, so a daemon using some
+# features finds each feature's start in one stretch rather than spread
+# among the others'.
 server() {
   cat <<EOF
 [server]
