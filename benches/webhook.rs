@@ -9,8 +9,8 @@ use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use deployd::config;
-use deployd::filter;
 use deployd::forge::{self, Event, Key, Provider};
+use deployd::intake::filter;
 use hyper::HeaderMap;
 use hyper::header::HeaderValue;
 
@@ -71,7 +71,7 @@ fn parse(c: &mut Criterion) {
     // same push to a branch the project does not deploy, read no further
     // than its first fields.
     let project = project();
-    let may_deploy = |push: &deployd::push::Push| filter::may_deploy(&project, push);
+    let may_deploy = |push: &deployd::forge::push::Push| filter::may_deploy(&project, push);
     let reading = forge::Reading {
         files: false,
         repository: true,

@@ -96,7 +96,7 @@ pub enum Attempt {
 impl Attempt {
     /// Classifies an answer; `hint` is what to check on 401/403/404.
     pub fn from_response(resp: &Response, hint: &str) -> Attempt {
-        let body = crate::outputs::truncate(resp.body.trim(), 300).replace('\n', " ");
+        let body = crate::text::truncate(resp.body.trim(), 300).replace('\n', " ");
         let said = if body.is_empty() {
             format!("HTTP {}", resp.status)
         } else {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 use deployd::cli::Cli;
-use deployd::commands::{self, Failure};
+use deployd::cli::commands::{self, Failure};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -10,11 +10,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use deployd::config::pattern::Patterns;
 use deployd::config::{self, Project};
-use deployd::filter::{self, Verdict};
+use deployd::forge::push::Push;
 use deployd::forge::{self, Key, Provider, SignatureError};
-use deployd::pattern::Patterns;
-use deployd::push::Push;
+use deployd::intake::filter::{self, Verdict};
 use hyper::HeaderMap;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use proptest::prelude::*;

@@ -20,10 +20,10 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use deployd::config::{self, Project};
-use deployd::filter::{self, Verdict};
+use deployd::intake::filter::{self, Verdict};
 use deployd::forge::{self, Delivery, Event, EventError, Provider};
-use deployd::pattern::Patterns;
-use deployd::push::Push;
+use deployd::config::pattern::Patterns;
+use deployd::forge::push::Push;
 use hyper::HeaderMap;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use libfuzzer_sys::fuzz_target;

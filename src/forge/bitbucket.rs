@@ -18,8 +18,8 @@ use super::common::{
     Body, BodyMac, Delivery, Event, EventError, Key, SignatureError, auth_header, header_str,
     hmac_hex, json_of, payload, read_delivery, verify_sha256_prefixed,
 };
-use crate::ci::{CiRun, CiState};
-use crate::push::{Files, Push};
+use crate::forge::ci::{CiRun, CiState};
+use crate::forge::push::{Files, Push};
 
 /// The delivery-id header.
 pub(super) const DELIVERY_HEADERS: &[&str] = &["x-request-uuid"];

@@ -18,8 +18,8 @@ use hyper::HeaderMap;
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::ci::CiRun;
-use crate::push::{Files, Push, changed_paths, zeros};
+use crate::forge::ci::CiRun;
+use crate::forge::push::{Files, Push, changed_paths, zeros};
 
 /// HMAC-SHA256, the MAC every forge uses.
 pub(crate) type HmacSha256 = Hmac<Sha256>;

@@ -342,7 +342,7 @@ pub(crate) mod tests {
             panic!("not a CI event")
         };
         assert_eq!(run.workflow, "CI");
-        assert_eq!(run.state, crate::ci::CiState::Failed);
+        assert_eq!(run.state, crate::forge::ci::CiState::Failed);
         // Forgejo's own action events are not read.
         assert_eq!(
             gitea("action_run_success", "{}"),

@@ -24,8 +24,8 @@ use super::common::{
     content_type, files_of, first_header, header_str, hmac_hex, json_of, payload,
     verify_sha256_prefixed,
 };
-use crate::ci::{CiRun, CiState};
-use crate::push::{Files, Push, zeros};
+use crate::forge::ci::{CiRun, CiState};
+use crate::forge::push::{Files, Push, zeros};
 
 /// The delivery-id header.
 pub(super) const DELIVERY_HEADERS: &[&str] = &["x-github-delivery"];
@@ -836,7 +836,7 @@ pub(crate) mod tests {
     }
     pub(crate) use crate::forge::common::tests::SHA;
     use crate::forge::common::tests::headers;
-    use crate::push::Files;
+    use crate::forge::push::Files;
     use hyper::header::HeaderValue;
 
     /// GitHub's published test vector for X-Hub-Signature-256.

@@ -31,8 +31,8 @@ use super::common::{
     Body, BodyMac, Commit, Delivery, Event, EventError, Key, SignatureError, WHSEC, auth_header,
     files_of, header_str, json_of, payload, read_delivery, signing_key, unix_seconds,
 };
-use crate::ci::{CiRun, CiState};
-use crate::push::{Push, zeros};
+use crate::forge::ci::{CiRun, CiState};
+use crate::forge::push::{Push, zeros};
 
 /// How far ahead of our clock a Standard Webhooks `webhook-timestamp` may
 /// be: the spec's recommendation. A timestamp in the past is not refused
@@ -402,7 +402,7 @@ fn read_pipeline(kind: Body, body: &[u8]) -> Result<CiRun, EventError> {
 pub(crate) mod tests {
     use super::*;
     use crate::forge::common::tests::{SHA, headers, push_of};
-    use crate::push::Files;
+    use crate::forge::push::Files;
     use std::time::UNIX_EPOCH;
 
     /// The Standard Webhooks reference vector (also Svix's documented example).

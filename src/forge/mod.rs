@@ -5,8 +5,8 @@
 //! The rest of deployd sees one seam: [`receive`] — given a project's forge
 //! and key (and a previous key during a rotation), and a request's headers
 //! and body, verify the request and read it into a forge-neutral
-//! [`Delivery`]: a push ([`crate::push::Push`]), a CI result
-//! ([`crate::ci::CiRun`], for the CI gate), a ping, or another event that is
+//! [`Delivery`]: a push ([`crate::forge::push::Push`]), a CI result
+//! ([`crate::forge::ci::CiRun`], for the CI gate), a ping, or another event that is
 //! ignored; with the body's MAC, for dedupe whatever the event, and
 //! the time the forge signed, if any. [`read`] is the same with one key.
 //! [`sign_headers`] is the other way round, for `deployd sign`.
@@ -32,16 +32,18 @@ use std::time::SystemTime;
 use hyper::HeaderMap;
 use serde::Deserialize;
 
-use crate::push::Push;
+use crate::forge::push::Push;
 
 // `pub(crate)` so that the filter's tests can build each forge's payloads;
 // what each file offers the rest of the crate goes through the functions
 // below.
 pub(crate) mod bitbucket;
+pub mod ci;
 mod common;
 pub(crate) mod gitea;
 pub(crate) mod github;
 pub(crate) mod gitlab;
+pub mod push;
 
 pub use common::{
     Delivery, Event, EventError, Key, SignatureError, form_payload, hmac_hex, is_form,

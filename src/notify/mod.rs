@@ -1,14 +1,14 @@
 //! Notifications: which events there are, the JSON document that describes
 //! one, and the message each kind of target gets (one file per kind). The
-//! outbox ([`crate::outbox`]) stores the documents and sends them.
+//! outbox ([`crate::notify::outbox`]) stores the documents and sends them.
 //!
 //! The events are one table, [`EVENTS`]: a new run status (say `cancelled`)
 //! becomes an event by adding one line.
 
 pub mod command;
 pub mod discord;
-pub mod events;
 pub mod ntfy;
+pub(crate) mod outbox;
 pub mod slack;
 pub mod webhook;
 
@@ -18,10 +18,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::events::{EVENTS, Event, Tone, event};
 use crate::config::{NotifyKind, NotifyTarget};
-use crate::history::{Run, Status};
 use crate::http_client::{self, Attempt};
-pub use events::{EVENTS, Event, Tone, event};
+use crate::store::history::{Run, Status};
 
 /// The event a run's record stands for: `started` while it runs, else its
 /// status — or `recovered` for a success after a run that was not one.
@@ -264,7 +264,7 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     let start = lines.len().saturating_sub(n);
     lines[start..]
         .iter()
-        .map(|l| crate::outputs::truncate(l, 300))
+        .map(|l| crate::text::truncate(l, 300))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -309,7 +309,7 @@ fn hint(kind: NotifyKind) -> &'static str {
 /// The document for `run` as it is now (started, or finished), looking up
 /// the status of the project's previous run in `history` for `recovered`.
 /// Blocking (reads records).
-pub fn document_for(run: &Run, history: &crate::history::History) -> Option<Document> {
+pub fn document_for(run: &Run, history: &crate::store::history::History) -> Option<Document> {
     let previous = if run.status == Status::Succeeded {
         history
             .list(run.project(), Some(20))
@@ -390,7 +390,7 @@ mod tests {
     #[test]
     fn events_and_defaults() {
         assert_eq!(
-            events::default_on(),
+            crate::config::events::default_on(),
             [
                 "failed",
                 "timed_out",

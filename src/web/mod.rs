@@ -11,7 +11,7 @@
 //! ([`Shared::enqueue`]), Cancel and Roll back go through
 //! [`Shared::cancel`] and [`Shared::rollback`] as `deployd cancel` and
 //! `deployd rollback` do. The accept loop, connection cap and
-//! deadlines are the webhook listener's own ([`crate::server::serve`]).
+//! deadlines are the webhook listener's own ([`crate::http::serve`]).
 
 pub(crate) mod ansi;
 pub(crate) mod auth;
@@ -32,12 +32,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{Config, Web};
-use crate::executor::{Cancelled, ProjectStatus};
-use crate::history::{Run, Status, rollback_target};
-use crate::lifecycle::blocking;
-use crate::queue;
-use crate::server::{Limits, Quiet};
+use crate::http::{Limits, Quiet};
+use crate::run::executor::{Cancelled, ProjectStatus};
+use crate::run::lifecycle::blocking;
 use crate::state::Shared;
+use crate::store::history::{Run, Status, rollback_target};
+use crate::store::queue;
 
 use auth::{Access, Auth};
 use pages::{Ctx, LogPart};
@@ -147,7 +147,7 @@ async fn serve_with<H, F>(
     H: Fn(Request<Incoming>, std::net::IpAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    crate::server::serve(listener, limits, &site.quiet, handler, || {}, shutdown).await;
+    crate::http::serve(listener, limits, &site.quiet, handler, || {}, shutdown).await;
     site.quiet.flush();
 }
 
@@ -724,7 +724,7 @@ fn event_stream(body: sse::ChannelBody) -> Response<Body> {
 fn read_tail(run: &Run) -> LogPart {
     let size = std::fs::metadata(&run.log).map(|m| m.len()).unwrap_or(0);
     let mut start = size.saturating_sub(PAGE_LOG);
-    let running = run.status == crate::history::Status::Running;
+    let running = run.status == crate::store::history::Status::Running;
     let mut bytes = Vec::new();
     let mut at = start;
     while at < size {
@@ -768,14 +768,14 @@ mod tests {
         let log = dir.join("1.log");
         let text: String = (1..=200_000).map(|n| format!("line {n}\n")).collect();
         std::fs::write(&log, &text).unwrap();
-        let push = crate::push::Push {
+        let push = crate::forge::push::Push {
             git_ref: "refs/heads/main".into(),
-            ..crate::push::Push::default()
+            ..crate::forge::push::Push::default()
         };
         let run = Run {
             id: 1,
             request: queue::Request::new(1, "app", queue::Trigger::Webhook, push),
-            status: crate::history::Status::Succeeded,
+            status: crate::store::history::Status::Succeeded,
             exit_code: Some(0),
             signal: None,
             started_at: String::new(),

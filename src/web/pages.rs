@@ -7,9 +7,9 @@ use std::fmt::Write;
 use std::time::SystemTime;
 
 use crate::config::Project;
-use crate::executor::ProjectStatus;
-use crate::history::Run;
-use crate::queue::Request;
+use crate::run::executor::ProjectStatus;
+use crate::store::history::Run;
+use crate::store::queue::Request;
 
 use super::ansi::Ansi;
 
@@ -218,7 +218,7 @@ pub fn overview(ctx: &Ctx, rows: &[ProjectRow]) -> String {
         let last = row
             .runs
             .iter()
-            .find(|r| r.status != crate::history::Status::Running);
+            .find(|r| r.status != crate::store::history::Status::Running);
         match last {
             Some(r) => {
                 let _ = write!(
@@ -695,7 +695,7 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart, cancel: bool) -> String {
         fact("Deployed commit", format!("<code>{}</code>", esc(s)));
     }
     m.push_str("</dl>");
-    let live = run.status == crate::history::Status::Running;
+    let live = run.status == crate::store::history::Status::Running;
     let _ = write!(
         m,
         "<h2 id=\"log-h\">Log</h2><p class=\"logmeta\"><a href=\"{}/projects/{}/runs/{}/log\">plain text</a>",

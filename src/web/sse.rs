@@ -3,7 +3,7 @@
 //! hands hyper one event at a time through a channel of [`DEPTH`]: a slow
 //! browser stops the task reading the log instead of growing memory.
 //!
-//! Both follow the daemon's run events ([`crate::events::Bus`]): the
+//! Both follow the daemon's run events ([`crate::run::events::Bus`]): the
 //! overview's stream wakes on them and on the executor's live status, never
 //! on a timer; a log stream learns from [`RunEvent::Finished`] that its run
 //! ended. Only a log's growth is looked at every [`POLL`], while its run goes
@@ -21,9 +21,9 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::events::RunEvent;
-use crate::history::{History, Status};
-use crate::lifecycle::blocking;
+use crate::run::events::RunEvent;
+use crate::run::lifecycle::blocking;
+use crate::store::history::{History, Status};
 
 use super::ansi::Ansi;
 use super::pages;
@@ -103,7 +103,7 @@ fn event(kind: Option<&str>, id: Option<u64>, data: &str) -> Bytes {
 
 /// `change` whenever what runs or waits changes, or a run starts or ends.
 pub fn status(
-    mut live: watch::Receiver<Vec<crate::executor::ProjectStatus>>,
+    mut live: watch::Receiver<Vec<crate::run::executor::ProjectStatus>>,
     mut events: broadcast::Receiver<RunEvent>,
     mut stop: watch::Receiver<bool>,
 ) -> ChannelBody {

@@ -474,7 +474,7 @@ pub fn status_report(
     doc: &Document,
 ) -> StatusReport {
     let mut shas = Vec::new();
-    if !doc.sha.is_empty() && !crate::push::zeros(&doc.sha) {
+    if !doc.sha.is_empty() && !crate::forge::push::zeros(&doc.sha) {
         shas.push(doc.sha.clone());
     }
     if let Some(deployed) = doc.outputs.get("sha")
@@ -496,7 +496,7 @@ pub fn status_report(
         },
         shas,
         state: doc.event().forge,
-        description: crate::outputs::truncate(&description, 140).to_string(),
+        description: crate::text::truncate(&description, 140).to_string(),
         target_url: doc.outputs.get("url").cloned(),
         context: report.context.clone(),
         environment: report.environment.clone(),
@@ -565,11 +565,11 @@ pub fn undelivered_by_project(state_dir: &Path) -> BTreeMap<String, BTreeMap<Str
 /// Turns the executor's run events into outbox messages until the
 /// executor is gone. Waits on the channel alone: no timer.
 pub async fn follow(
-    mut events: tokio::sync::broadcast::Receiver<crate::events::RunEvent>,
+    mut events: tokio::sync::broadcast::Receiver<crate::run::events::RunEvent>,
     outbox: Arc<Outbox>,
-    history: Arc<crate::history::History>,
+    history: Arc<crate::store::history::History>,
 ) {
-    use crate::events::RunEvent;
+    use crate::run::events::RunEvent;
     use tokio::sync::broadcast::error::RecvError;
     loop {
         let run = match events.recv().await {

@@ -23,10 +23,10 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ci::CiNote;
+use crate::forge::ci::CiNote;
+use crate::forge::push::Push;
 use crate::fsutil;
-use crate::push::Push;
-use crate::queue::{Request, Trigger};
+use crate::store::queue::{Request, Trigger};
 
 /// How a run ended (or that it has not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,8 +264,9 @@ pub fn rollback_target(
     to: Option<u64>,
     current: Option<&Run>,
 ) -> Result<Run, String> {
-    let has_commit =
-        |r: &Run| !r.request.push.after.is_empty() && !crate::push::zeros(&r.request.push.after);
+    let has_commit = |r: &Run| {
+        !r.request.push.after.is_empty() && !crate::forge::push::zeros(&r.request.push.after)
+    };
     if let Some(id) = to {
         let run = runs
             .iter()
@@ -639,7 +640,7 @@ impl History {
             let log = run
                 .map(|r| r.log)
                 .unwrap_or_else(|| self.log_dir.join(project).join(format!("{id}.log")));
-            let _ = fs::remove_file(crate::outputs::path(&log));
+            let _ = fs::remove_file(crate::store::outputs::path(&log));
             let _ = fs::remove_file(log);
             let gone = fs::remove_file(self.record_path(project, id));
             self.changed(project, id);

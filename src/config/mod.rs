@@ -8,6 +8,9 @@
 //! spans, so a quoted name, an inline table or a dotted key is found where
 //! it is written.
 
+pub mod events;
+pub mod pattern;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,8 +20,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
+use crate::config::pattern::{Kind, Patterns};
 use crate::forge::{self, Key, Provider};
-use crate::pattern::{Kind, Patterns};
 
 /// Where the config is looked for when neither `-c` nor `$DEPLOYD_CONFIG` says.
 pub const DEFAULT_PATH: &str = "/etc/deployd/deploy.toml";
@@ -1662,15 +1665,15 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
             }
         };
         let on = match n.on {
-            None => crate::notify::events::default_on(),
+            None => crate::config::events::default_on(),
             Some(list) => {
                 for e in &list.0 {
-                    if crate::notify::events::event(e).is_none() {
+                    if crate::config::events::event(e).is_none() {
                         return Err(invalid(
                             &k("on"),
                             format!(
                                 "{e:?} is not an event: one of {}",
-                                crate::notify::events::event_names().join(", ")
+                                crate::config::events::event_names().join(", ")
                             ),
                         ));
                     }

@@ -25,8 +25,8 @@ use tokio::sync::watch;
 
 use crate::config::Project;
 use crate::fsutil;
-use crate::history::{Run, Status};
-use crate::lock::RunLock;
+use crate::run::lock::RunLock;
+use crate::store::history::{Run, Status};
 
 /// Serializes spawns: while one child is being forked it must be the only one
 /// to inherit the lock descriptor made inheritable for it.
@@ -79,7 +79,7 @@ impl Outcome {
 
 /// The environment a script gets: the list in the README's *What the script
 /// gets* and nothing else. What it says of the push comes from
-/// [`crate::push::Push::env`].
+/// [`crate::forge::push::Push::env`].
 pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert(
@@ -101,7 +101,7 @@ pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
         ("DEPLOY_LOG", run.log.to_string_lossy().into_owned()),
         (
             "DEPLOY_OUTPUT",
-            crate::outputs::path(&run.log)
+            crate::store::outputs::path(&run.log)
                 .to_string_lossy()
                 .into_owned(),
         ),
@@ -170,7 +170,7 @@ pub async fn run(
     cancel: watch::Receiver<bool>,
     spawned: impl FnOnce(u32),
 ) -> Outcome {
-    let output_path = crate::outputs::path(&run.log);
+    let output_path = crate::store::outputs::path(&run.log);
     // Created empty (owner-only) so that `>>"$DEPLOY_OUTPUT"` works and no
     // one else reads what the script writes there.
     let _ = OpenOptions::new()
@@ -180,7 +180,7 @@ pub async fn run(
         .mode(fsutil::STATE_MODE)
         .open(&output_path);
     let outcome = run_script(project, run, lock, stop, cancel, spawned).await;
-    let (outputs, warnings) = crate::outputs::collect(&output_path);
+    let (outputs, warnings) = crate::store::outputs::collect(&output_path);
     run.outputs = outputs;
     if !warnings.is_empty()
         && let Ok(mut log) = open_log(run)

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::text::truncate;
+
 /// The keys a script may set, with what each is for (in warnings).
 pub const KEYS: &[&str] = &["url", "sha", "summary"];
 
@@ -76,18 +78,6 @@ pub fn parse(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
         outputs.insert(key.to_string(), value);
     }
     (outputs, warnings)
-}
-
-/// `s` cut to at most `max` bytes, on a character boundary.
-pub fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Reads and removes the outputs file at `path`: the outputs and the

@@ -20,9 +20,9 @@ use prometheus_client::registry::{Registry, Unit};
 
 use tokio::sync::{broadcast, watch};
 
-use crate::events::RunEvent;
-use crate::executor::ProjectStatus;
-use crate::history::Run;
+use crate::run::events::RunEvent;
+use crate::run::executor::ProjectStatus;
+use crate::store::history::Run;
 
 type Labels = Vec<(&'static str, String)>;
 

@@ -11,6 +11,8 @@
 //! [`Shared::reload`] is the one reload, for SIGHUP and `deployd reload`
 //! alike.
 
+pub(crate) mod metrics;
+
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,15 +20,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 use crate::config::{self, Config};
-use crate::deliveries::Deliveries;
-use crate::events::Bus;
-use crate::executor::{self, Cancelled, Handle};
-use crate::gate::Gates;
-use crate::history::{History, Run, rollback_target};
-use crate::lifecycle::{Lifecycle, blocking};
-use crate::metrics::Metrics;
-use crate::queue::{Queue, Request};
-use crate::runner;
+use crate::run::events::Bus;
+use crate::run::executor::{self, Cancelled, Handle};
+use crate::run::lifecycle::{Lifecycle, blocking};
+use crate::run::runner;
+use crate::state::metrics::Metrics;
+use crate::store::deliveries::Deliveries;
+use crate::store::gates::Gates;
+use crate::store::history::{History, Run, rollback_target};
+use crate::store::queue::{Queue, Request};
 use crate::systemd;
 
 /// The daemon's shared state.
@@ -151,7 +153,7 @@ impl Shared {
     /// through the control socket, the status page's deploy button) enters
     /// the queue. Returns once the request is on disk.
     ///
-    /// [`RunEvent::Queued`]: crate::events::RunEvent::Queued
+    /// [`RunEvent::Queued`]: crate::run::events::RunEvent::Queued
     pub(crate) async fn enqueue(&self, req: Request) -> io::Result<()> {
         let announced = self.lifecycle.listened().then(|| req.clone());
         self.queue.push(req).await?;

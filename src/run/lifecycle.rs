@@ -5,7 +5,7 @@
 //!
 //! A run's steps, in order:
 //!
-//! 1. its project's lock ([`crate::lock`]): one run of a project at a time,
+//! 1. its project's lock ([`crate::run::lock`]): one run of a project at a time,
 //!    across the daemon and direct deploys;
 //! 2. its record, status `running` ([`History::create`]), durably;
 //! 3. [`RunEvent::Started`], then the caller's own [`Caller::started`] (the
@@ -15,7 +15,7 @@
 //!    were not checked); then the script ([`runner::run`]): environment,
 //!    process group, timeout, `stop`, `cancel`;
 //! 5. when the script succeeded and the project has a `health_check`, the
-//!    check ([`crate::health`]), still under the lock: the run is
+//!    check ([`crate::run::health`]), still under the lock: the run is
 //!    `unhealthy` when every try fails;
 //! 6. its outcome applied to the record, the record saved, retention
 //!    (`keep_runs`);
@@ -31,12 +31,12 @@
 //! Where what comes next hooks in:
 //!
 //! - what reacts to runs (notifications, forge status reports, a status
-//!   page, metrics) subscribes to the daemon's [`crate::events::Bus`] and
-//!   sees direct runs too, through the spool (see [`crate::events`]);
+//!   page, metrics) subscribes to the daemon's [`crate::run::events::Bus`] and
+//!   sees direct runs too, through the spool (see [`crate::run::events`]);
 //! - a gate before a run (deploys gated on CI) goes between steps 1 and 2,
 //!   or before the request is queued;
 //! - a rollback is a new request built from an earlier run
-//!   ([`Run::request`], [`crate::history::rollback_target`]), queued by
+//!   ([`Run::request`], [`crate::store::history::rollback_target`]), queued by
 //!   whoever decides it (`deployd rollback` and the status page's button,
 //!   through `Shared::rollback`; the executor after an unhealthy run);
 //! - cancelling a run is turning its `cancel` to true (`deployd cancel` and
@@ -50,12 +50,12 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::config::Project;
-use crate::events::{Publisher, RunEvent};
-use crate::health;
-use crate::history::{History, Run, Status};
-use crate::lock::{self, RunLock};
-use crate::queue::Request;
-use crate::runner::{self, Outcome};
+use crate::run::events::{Publisher, RunEvent};
+use crate::run::health;
+use crate::run::lock::{self, RunLock};
+use crate::run::runner::{self, Outcome};
+use crate::store::history::{History, Run, Status};
+use crate::store::queue::Request;
 
 /// What every run of one process shares.
 pub(crate) struct Lifecycle {

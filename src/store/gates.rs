@@ -46,7 +46,7 @@ use tokio::sync::Notify;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::ci::{CiRun, CiState};
+use crate::forge::ci::{CiRun, CiState};
 use crate::fsutil;
 
 /// At most this many results for commits without a push are remembered per

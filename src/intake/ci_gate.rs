@@ -1,4 +1,4 @@
-//! What the daemon does with the CI gate's answers ([`crate::gate`]): a
+//! What the daemon does with the CI gate's answers ([`crate::store::gates`]): a
 //! gated push or a CI event goes through the project's gate, and what the
 //! gate decides is carried out here — a green gate queues the push, a red
 //! one or a time-out writes its `ci_failed`/`ci_timeout` record through the
@@ -15,13 +15,13 @@ use hyper::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::ci::{CiNote, CiRun};
 use crate::config::Project;
-use crate::gate::{self, Failure, Gate, Outcome, Policy};
-use crate::history::Status;
-use crate::push::Push;
-use crate::queue::{Request, Trigger};
+use crate::forge::ci::{CiNote, CiRun};
+use crate::forge::push::Push;
 use crate::state::Shared;
+use crate::store::gates::{self, Failure, Gate, Outcome, Policy};
+use crate::store::history::Status;
+use crate::store::queue::{Request, Trigger};
 
 /// The gate's rules for `project`, from its config.
 pub(crate) fn policy(project: &Project) -> Policy {
@@ -292,10 +292,10 @@ pub(crate) fn bypass_on_disk(
     if project.after_ci.is_empty() {
         return Ok(None);
     }
-    let mut g: Gate<Request> = gate::load(state_dir, &project.name)?;
+    let mut g: Gate<Request> = gates::load(state_dir, &project.name)?;
     let found = take_past_ci(&mut g, &policy(project), sha);
     if found.is_some() {
-        gate::save(state_dir, &project.name, &g)?;
+        gates::save(state_dir, &project.name, &g)?;
     }
     Ok(found)
 }

@@ -6,7 +6,7 @@
 //! sees [`Push`]es, whatever forge sent them.
 
 use crate::config::Project;
-use crate::push::{Files, Push};
+use crate::forge::push::{Files, Push};
 
 /// What to do with a push.
 #[derive(Debug, Clone, PartialEq, Eq)]

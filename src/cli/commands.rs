@@ -9,16 +9,19 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, anyhow};
 use tokio::sync::watch;
 
-use crate::cli::{Cli, Command};
+use crate::cli::args::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
-use crate::control::{self, Reply, Request as ControlRequest};
-use crate::events::{Publisher, Spool};
-use crate::executor::{self, ProjectStatus};
-use crate::history::{History, Run, Status};
-use crate::lifecycle::{Caller, Lifecycle, NotRun};
-use crate::lock::{self, RunLock};
-use crate::queue::{self, Request};
-use crate::{daemon, forge, fsutil, gate, gatekeeper, notify, outbox};
+use crate::daemon::control::{self, Reply, Request as ControlRequest};
+use crate::intake::ci_gate;
+use crate::notify::outbox;
+use crate::run::events::{Publisher, Spool};
+use crate::run::executor::{self, ProjectStatus};
+use crate::run::lifecycle::{Caller, Lifecycle, NotRun};
+use crate::run::lock::{self, RunLock};
+use crate::store::gates;
+use crate::store::history::{History, Run, Status};
+use crate::store::queue::{self, Request};
+use crate::{daemon, forge, fsutil, notify};
 
 /// Prints a line on stdout; a closed pipe (`deployd history | head`) ends
 /// the command quietly instead of panicking like `println!`.
@@ -649,14 +652,14 @@ fn status(config: &Config, json: bool) -> Result<()> {
 fn waiting_for_ci(
     config: &Config,
     project: &str,
-) -> Option<(String, SystemTime, Vec<gate::WorkflowState>)> {
+) -> Option<(String, SystemTime, Vec<gates::WorkflowState>)> {
     let p = config.projects.get(project)?;
     if p.after_ci.is_empty() {
         return None;
     }
-    let g: gate::Gate<Request> = gate::load(&config.server.state_dir, project).ok()?;
+    let g: gates::Gate<Request> = gates::load(&config.server.state_dir, project).ok()?;
     let w = g.waiting()?;
-    let policy = gatekeeper::policy(p);
+    let policy = ci_gate::policy(p);
     Some((
         w.sha.clone(),
         SystemTime::UNIX_EPOCH + Duration::from_millis(w.since),
@@ -1090,7 +1093,7 @@ fn deploy(config: &Config, name: &str, what: What, wait: bool) -> Result<()> {
                     // past its CI.
                     let waiting = match &sha {
                         Some(sha) if !sha.is_empty() => {
-                            gatekeeper::bypass_on_disk(&config.server.state_dir, p, sha)
+                            ci_gate::bypass_on_disk(&config.server.state_dir, p, sha)
                                 .context("cannot read the CI gate")?
                         }
                         _ => None,
@@ -1107,7 +1110,7 @@ fn deploy(config: &Config, name: &str, what: What, wait: bool) -> Result<()> {
                 What::Rollback { to } => {
                     let h = History::new(&config.server.state_dir, &config.server.log_dir);
                     let runs = h.list(name, None)?;
-                    let target = crate::history::rollback_target(&runs, to, None)
+                    let target = crate::store::history::rollback_target(&runs, to, None)
                         .map_err(|why| Failure::Runtime(anyhow!("{name}: {why}")))?;
                     eprintln!("deployd: {name}: {}", rolling_back(&target));
                     executor::rollback_request(&target, seq, &user())
@@ -1262,7 +1265,7 @@ fn cancel_direct(config: &Config, p: &config::Project, pending: bool) -> Result<
     }
     let marker = cancel_marker(&s.state_dir, name);
     fsutil::write_atomic(&marker, run.id.to_string().as_bytes())?;
-    crate::runner::note(&run, &format!("cancelled by {}", user()));
+    crate::run::runner::note(&run, &format!("cancelled by {}", user()));
     let deadline = std::time::Instant::now() + p.kill_grace + Duration::from_secs(10);
     loop {
         match h.get(name, run.id)? {
@@ -1362,8 +1365,8 @@ async fn deploy_direct(config: &Config, p: &config::Project, req: Request) -> Re
         eprintln!("deployd: {}: run {} unhealthy", p.name, run.id);
         // As the daemon does (README, *Health checks*): once.
         let note = |text: &str| {
-            if let Ok(mut log) = crate::runner::open_log(&run) {
-                crate::runner::log_line(&mut log, text);
+            if let Ok(mut log) = crate::run::runner::open_log(&run) {
+                crate::run::runner::log_line(&mut log, text);
             }
             eprintln!("deployd: {}: {text}", p.name);
         };
@@ -1372,7 +1375,7 @@ async fn deploy_direct(config: &Config, p: &config::Project, req: Request) -> Re
             return Err(Failure::Deploy);
         }
         let runs = history.list(&p.name, None)?;
-        let target = match crate::history::rollback_target(&runs, None, Some(&run)) {
+        let target = match crate::store::history::rollback_target(&runs, None, Some(&run)) {
             Ok(t) => t,
             Err(why) => {
                 note(&format!("on_unhealthy = \"rollback\", but {why}"));
@@ -1395,7 +1398,7 @@ async fn run_direct(
     p: &config::Project,
     req: Request,
     stop_rx: watch::Receiver<bool>,
-) -> Result<crate::lifecycle::Ended> {
+) -> Result<crate::run::lifecycle::Ended> {
     let state_dir = lifecycle.state_dir.clone();
     lifecycle.queued(&req).await;
     let (cancel_tx, cancel_rx) = watch::channel(false);

@@ -18,14 +18,14 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufR
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 
-use crate::events::RunEvent;
-use crate::executor::{Cancelled, ProjectStatus};
 use crate::fsutil;
-use crate::gatekeeper;
-use crate::history::{History, Run, Status};
-use crate::lifecycle::blocking;
-use crate::queue::{Request as QueueRequest, Trigger};
+use crate::intake::ci_gate;
+use crate::run::events::RunEvent;
+use crate::run::executor::{Cancelled, ProjectStatus};
+use crate::run::lifecycle::blocking;
 use crate::state::Shared;
+use crate::store::history::{History, Run, Status};
+use crate::store::queue::{Request as QueueRequest, Trigger};
 
 /// What the CLI asks.
 #[derive(Debug, Serialize, Deserialize)]
@@ -246,7 +246,7 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             // `--sha` of the push that waits for its CI: that push, now,
             // past its CI (a manual run whose record says so).
             let waiting = match &sha {
-                Some(sha) if !sha.is_empty() => match gatekeeper::bypass(shared, p, sha).await {
+                Some(sha) if !sha.is_empty() => match ci_gate::bypass(shared, p, sha).await {
                     Ok(found) => found,
                     Err(e) => {
                         return send(

@@ -4,7 +4,7 @@
 //! running deploys `shutdown_grace` before interrupting them.
 //!
 //! A run itself, from its lock to its final record, is carried out by
-//! [`crate::lifecycle`], which also publishes the run events; the executor
+//! [`crate::run::lifecycle`], which also publishes the run events; the executor
 //! only decides when each starts and what a daemon does around it (settle
 //! its queued request, queue an interrupted one again).
 //!
@@ -21,11 +21,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, OnNewPush, OnUnhealthy, Project};
 use crate::fsutil;
-use crate::history::{History, Run, Status};
-use crate::lifecycle::{Caller, Ended, Lifecycle, NotRun, blocking};
-use crate::lock::{self, RunLock};
-use crate::queue::{Queue, Request, Trigger};
-use crate::runner::Outcome;
+use crate::run::lifecycle::{Caller, Ended, Lifecycle, NotRun, blocking};
+use crate::run::lock::{self, RunLock};
+use crate::run::runner::Outcome;
+use crate::store::history::{History, Run, Status};
+use crate::store::queue::{Queue, Request, Trigger};
 
 /// One project's state as `deployd status` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -635,8 +635,8 @@ async fn run_one(project: Project, req: Request, cancel: watch::Receiver<bool>, 
 async fn roll_back(run: &Run, shared: &Shared) {
     let name = run.project();
     let note = |text: &str| {
-        if let Ok(mut log) = crate::runner::open_log(run) {
-            crate::runner::log_line(&mut log, text);
+        if let Ok(mut log) = crate::run::runner::open_log(run) {
+            crate::run::runner::log_line(&mut log, text);
         }
     };
     if run.request.trigger == Trigger::Rollback {
@@ -649,7 +649,7 @@ async fn roll_back(run: &Run, shared: &Shared) {
     let (p, current) = (name.to_string(), run.clone());
     let target = blocking(move || {
         let runs = history.list(&p, None).map_err(|e| e.to_string())?;
-        crate::history::rollback_target(&runs, None, Some(&current))
+        crate::store::history::rollback_target(&runs, None, Some(&current))
     })
     .await;
     let target = match target {
@@ -862,7 +862,7 @@ mod tests {
     use super::*;
 
     fn run(id: u64, request_seq: u64, trigger: Trigger) -> Run {
-        let push = crate::push::Push {
+        let push = crate::forge::push::Push {
             git_ref: "refs/heads/main".into(),
             ..Default::default()
         };

@@ -1,5 +1,5 @@
 //! Run events: what happened to a run (queued, started, finished with its
-//! outcome), published by the run lifecycle ([`crate::lifecycle`]) and
+//! outcome), published by the run lifecycle ([`crate::run::lifecycle`]) and
 //! nowhere else, for whatever reacts to runs.
 //!
 //! Two ways an event travels, one [`Publisher`] for both:
@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::fsutil;
-use crate::history::Run;
-use crate::queue::Request;
+use crate::store::history::Run;
+use crate::store::queue::Request;
 
 /// Something that happened to a run. Its JSON is that of the spool files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,8 +213,8 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::push::Push;
-    use crate::queue::Trigger;
+    use crate::forge::push::Push;
+    use crate::store::queue::Trigger;
 
     fn req(seq: u64) -> Request {
         let push = Push {

@@ -1,11 +1,11 @@
-//! The HTTP side: the accept loop, connection limits and deadlines, routing,
-//! and the one function that maps a rejection to a status. It verifies,
-//! filters and durably queues; it never waits on a deploy.
-
+//! The webhook route: `POST /hooks/<project>` and `GET /healthz`. Checks
+//! the source, reads the body under its deadline and the shared budget,
+//! verifies the signature before anything reads the body, judges the
+//! delivery (filters, duplicates, CI gate), records it durably and answers;
+//! it never waits on a deploy. [`Reject::status`] is the one mapping of a
+//! refusal to an HTTP status.
 use std::net::IpAddr;
-use std::pin::pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -13,21 +13,20 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::allow;
+use super::allow;
+use super::listener::{Limits, Quiet, serve};
 use crate::config::{Config, Project};
-use crate::deliveries::{self, Seen};
-use crate::filter;
+use crate::forge::push::Push;
 use crate::forge::{self, Event, EventError, Rejected, SignatureError};
-use crate::gatekeeper;
-use crate::push::Push;
-use crate::queue::{self, Trigger};
+use crate::intake::ci_gate;
+use crate::intake::filter;
 use crate::state::Shared;
+use crate::store::deliveries::{self, Seen};
+use crate::store::queue::{self, Trigger};
 
 /// What every connection shares: the daemon's shared state, and what only
 /// the HTTP side needs.
@@ -58,10 +57,6 @@ impl App {
     }
 }
 
-/// Answered to connections over `max_connections`, without reading them.
-const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-content-length: 33\r\nconnection: close\r\n\r\n{\"error\":\"too many connections\"}\n";
-
 /// Accepts connections until `shutdown` resolves, then lets requests in
 /// flight finish (at most `request_timeout`) and returns.
 pub(crate) async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
@@ -77,170 +72,6 @@ pub(crate) async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Fut
     serve(listener, limits, &app.quiet, handler, on_stop, shutdown).await;
     app.quiet.flush();
     app.rotation.flush();
-}
-
-/// The connection cap and deadlines a listener enforces: the `[server]`
-/// ones, for the webhook listener and the status page alike.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    /// Connections served at once; more get 503 without being read.
-    pub max_connections: usize,
-    /// Deadline for the request line and headers.
-    pub header_timeout: Duration,
-    /// Deadline for a body; also how long shutdown waits for requests.
-    pub request_timeout: Duration,
-    /// How long an idle keep-alive connection stays open.
-    pub idle_timeout: Duration,
-}
-
-impl Limits {
-    /// The limits `[server]` sets.
-    pub fn of(s: &crate::config::Server) -> Limits {
-        Limits {
-            max_connections: s.max_connections,
-            header_timeout: s.header_timeout,
-            request_timeout: s.request_timeout,
-            idle_timeout: s.idle_timeout,
-        }
-    }
-}
-
-/// The accept loop every listener shares: refuses connections over the
-/// cap, serves each with `handler` under the header and idle deadlines, and
-/// once `shutdown` resolves stops accepting, calls `on_stop`, asks every
-/// connection to close after its request in flight and waits (at most
-/// `request_timeout` and a second) for them.
-pub(crate) async fn serve<H, F, B>(
-    listener: TcpListener,
-    limits: Limits,
-    quiet: &Quiet,
-    handler: H,
-    on_stop: impl FnOnce(),
-    shutdown: impl Future<Output = ()>,
-) where
-    H: Fn(Request<Incoming>, IpAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<B>> + Send + 'static,
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let max = limits.max_connections;
-    let slots = Arc::new(Semaphore::new(max));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    // Each connection task holds a clone; recv() returns None when all are gone.
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    let mut shutdown = pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            quiet.warn(&format!(
-                "connection from {peer} refused: {max} connections open"
-            ));
-            tokio::spawn(async move {
-                let mut stream = stream;
-                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(BUSY)).await;
-            });
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let stop = stop_rx.clone();
-        let done = done_tx.clone();
-        tokio::spawn(async move {
-            serve_connection(stream, peer.ip(), limits, handler, stop).await;
-            drop(permit);
-            drop(done);
-        });
-    }
-    drop(listener);
-    on_stop();
-    let _ = stop_tx.send(true);
-    drop(done_tx);
-    let grace = limits.request_timeout + Duration::from_secs(1);
-    if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
-        tracing::warn!("connections still open after {grace:?}; closing them");
-    }
-}
-
-/// When a connection last finished a request, and how many are in progress.
-#[derive(Default)]
-struct Activity {
-    last_ms: AtomicU64,
-    busy: AtomicUsize,
-}
-
-async fn serve_connection<H, F, B>(
-    stream: tokio::net::TcpStream,
-    peer: IpAddr,
-    limits: Limits,
-    handler: H,
-    mut stop: watch::Receiver<bool>,
-) where
-    H: Fn(Request<Incoming>, IpAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<B>> + Send + 'static,
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let born = Instant::now();
-    let activity = Arc::new(Activity::default());
-    let service = {
-        let activity = activity.clone();
-        hyper::service::service_fn(move |req| {
-            let (handler, activity) = (handler.clone(), activity.clone());
-            async move {
-                activity.busy.fetch_add(1, Ordering::SeqCst);
-                let resp = handler(req, peer).await;
-                activity
-                    .last_ms
-                    .store(born.elapsed().as_millis() as u64, Ordering::SeqCst);
-                activity.busy.fetch_sub(1, Ordering::SeqCst);
-                Ok::<_, std::convert::Infallible>(resp)
-            }
-        })
-    };
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(64 * 1024)
-        .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    let mut conn = pin!(conn);
-    let idle_ms = limits.idle_timeout.as_millis() as u64;
-    let mut tick = tokio::time::interval(Duration::from_millis((idle_ms / 4).clamp(50, 1000)));
-    let mut closing = false;
-    loop {
-        tokio::select! {
-            r = conn.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!("connection ended: {e}");
-                }
-                return;
-            }
-            _ = stop.wait_for(|s| *s), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            _ = tick.tick(), if !closing => {
-                let idle = born.elapsed().as_millis() as u64
-                    - activity.last_ms.load(Ordering::SeqCst);
-                if activity.busy.load(Ordering::SeqCst) == 0 && idle > idle_ms {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-            }
-        }
-    }
 }
 
 /// Why a request is refused; [`Reject::status`] is the one mapping to HTTP.
@@ -564,7 +395,7 @@ enum Judged {
     Answer(Response<Full<Bytes>>),
     /// A CI result for a project with `after_ci`.
     Ci {
-        run: crate::ci::CiRun,
+        run: crate::forge::ci::CiRun,
         id: String,
         mac: [u8; 32],
     },
@@ -649,7 +480,7 @@ fn judge(
 async fn ci(
     app: &App,
     project: &Project,
-    run: crate::ci::CiRun,
+    run: crate::forge::ci::CiRun,
     id: String,
     mac: [u8; 32],
 ) -> Result<Response<Full<Bytes>>, Reject> {
@@ -657,7 +488,7 @@ async fn ci(
     if let Some(duplicate) = keys.duplicate(app) {
         return Ok(duplicate);
     }
-    let decided = gatekeeper::ci(&app.shared, project, run, keys.id.clone());
+    let decided = ci_gate::ci(&app.shared, project, run, keys.id.clone());
     gated(app, project, &keys, decided).await
 }
 
@@ -741,7 +572,7 @@ async fn accept(
     // A tag is a decision to release: it deploys at once, gate or no gate
     // (CI runs are reported for branches).
     if !project.after_ci.is_empty() && request.push.tag().is_none() {
-        let decided = gatekeeper::push(&app.shared, project, request);
+        let decided = ci_gate::push(&app.shared, project, request);
         return gated(app, project, &keys, decided).await;
     }
     let answer = json!({
@@ -787,7 +618,7 @@ async fn gated(
     app: &App,
     project: &Project,
     keys: &Keys,
-    decided: impl Future<Output = std::io::Result<gatekeeper::Answer>>,
+    decided: impl Future<Output = std::io::Result<ci_gate::Answer>>,
 ) -> Result<Response<Full<Bytes>>, Reject> {
     match decided.await {
         Ok((status, body)) => {
@@ -805,98 +636,6 @@ async fn gated(
                 "could not record the request; retry later".into(),
             ))
         }
-    }
-}
-
-/// Rate-limits log lines about rejected requests: up to [`Quiet::BURST`] a
-/// window, then one line saying how many were left out, when the window
-/// ends. The timer for that line is armed only while something is left
-/// uncounted, so a quiet daemon has no timer; at shutdown, [`Quiet::flush`]
-/// says what is still uncounted.
-pub(crate) struct Quiet {
-    state: Arc<Mutex<QuietState>>,
-    /// What the lines are about, for the line that counts those left out.
-    what: &'static str,
-}
-
-impl Default for Quiet {
-    fn default() -> Quiet {
-        Quiet::named("rejected requests")
-    }
-}
-
-#[derive(Default)]
-struct QuietState {
-    /// When the current window began.
-    start: Option<Instant>,
-    /// Lines logged in it.
-    shown: u64,
-    /// Rejections left out of the log and not yet counted in a line.
-    hidden: u64,
-    /// A task is waiting for the window's end to count them.
-    armed: bool,
-}
-
-impl QuietState {
-    fn count(&mut self, what: &str) {
-        if self.hidden > 0 {
-            tracing::warn!(
-                "{} more {what} in the last {}s were not logged",
-                self.hidden,
-                Quiet::WINDOW.as_secs()
-            );
-            self.hidden = 0;
-        }
-    }
-}
-
-impl Quiet {
-    const BURST: u64 = 20;
-    const WINDOW: Duration = Duration::from_secs(10);
-
-    /// A rate limiter whose summary line counts `what`.
-    fn named(what: &'static str) -> Quiet {
-        Quiet {
-            state: Arc::default(),
-            what,
-        }
-    }
-
-    pub(crate) fn warn(&self, line: &str) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if s.start
-            .is_none_or(|t| now.duration_since(t) >= Self::WINDOW)
-        {
-            s.count(self.what);
-            s.start = Some(now);
-            s.shown = 0;
-        }
-        if s.shown < Self::BURST {
-            s.shown += 1;
-            tracing::warn!("{line}");
-            return;
-        }
-        s.hidden += 1;
-        if !s.armed {
-            s.armed = true;
-            let end = s.start.unwrap_or(now) + Self::WINDOW;
-            let (state, what) = (self.state.clone(), self.what);
-            tokio::spawn(async move {
-                tokio::time::sleep_until(end.into()).await;
-                let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-                s.armed = false;
-                s.count(what);
-            });
-        }
-    }
-
-    /// Logs how many rejections are still uncounted (at shutdown).
-    pub(crate) fn flush(&self) {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .count(self.what);
     }
 }
 

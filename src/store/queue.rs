@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ci::CiNote;
 use crate::config::Project;
+use crate::forge::ci::CiNote;
+use crate::forge::push::{Files, Push};
 use crate::fsutil;
-use crate::push::{Files, Push};
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -616,13 +616,13 @@ mod tests {
             after: "c".into(),
             forced: true,
             message: "Fix the login page\n\nLonger text [skip deploy] in the body\n".into(),
-            files: crate::push::Files::Listed(vec!["api/x.rs".into(), "docs/y.md".into()]),
+            files: crate::forge::push::Files::Listed(vec!["api/x.rs".into(), "docs/y.md".into()]),
             note: "paths not checked, deploying anyway: a force push".into(),
             ..Push::default()
         };
         let r = Request::new(q.next_seq(), "app", Trigger::Webhook, push);
         assert_eq!(r.push.message, "Fix the login page");
-        assert_eq!(r.push.files, crate::push::Files::default());
+        assert_eq!(r.push.files, crate::forge::push::Files::default());
         q.push(r.clone()).await.unwrap();
         let text = fs::read_to_string(dir.join("queue/app.json")).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();

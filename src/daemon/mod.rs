@@ -2,6 +2,8 @@
 //! control socket together, and handles signals — SIGTERM/SIGINT stop
 //! gracefully, SIGHUP reloads the config (an invalid one is refused).
 
+pub(crate) mod control;
+
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -9,22 +11,23 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::config::{self, Config};
-use crate::deliveries::Deliveries;
-use crate::events::{Bus, Publisher};
-use crate::executor::Executor;
 use crate::fsutil;
-use crate::gatekeeper;
-use crate::history::History;
-use crate::lifecycle::Lifecycle;
-use crate::lock::StateLock;
-use crate::outbox::{self, Outbox};
-use crate::queue::Queue;
-use crate::server::{self, App};
+use crate::http::{self, App};
+use crate::intake::ci_gate;
+use crate::notify::outbox::{self, Outbox};
+use crate::run::events::{Bus, Publisher};
+use crate::run::executor;
+use crate::run::executor::Executor;
+use crate::run::lifecycle::Lifecycle;
+use crate::run::lock::StateLock;
 use crate::state::Shared;
+use crate::state::metrics;
+use crate::store::deliveries::Deliveries;
+use crate::store::history::History;
+use crate::store::queue::Queue;
+use crate::store::{gates, queue};
 use crate::systemd;
 use crate::web;
-use crate::{control, executor, metrics};
-use crate::{gate, queue};
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -67,9 +70,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
             // And in pushes that wait for their CI.
             for project in gated {
-                let g: std::io::Result<gate::Gate<queue::Request>> =
-                    gate::load(&state_dir, &project);
-                if let Ok(Some(w)) = g.as_ref().map(gate::Gate::waiting) {
+                let g: std::io::Result<gates::Gate<queue::Request>> =
+                    gates::load(&state_dir, &project);
+                if let Ok(Some(w)) = g.as_ref().map(gates::Gate::waiting) {
                     deliveries.remember(w.request.deliveries());
                 }
             }
@@ -156,7 +159,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let executor_task = tokio::spawn(exec.run(stop_rx.clone()));
     let control_task = tokio::spawn(control::serve(control, shared.clone()));
     // Pushes that wait for their CI time out here; armed only while one waits.
-    tokio::spawn(gatekeeper::expiry(shared.clone(), stop_rx.clone()));
+    tokio::spawn(ci_gate::expiry(shared.clone(), stop_rx.clone()));
     // Installed here, before READY: a SIGHUP that arrived before the
     // handler was would take its default action and end the daemon.
     let installed = Signals {
@@ -178,7 +181,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     systemd::notify("READY=1\nSTATUS=idle");
 
     let mut stop = stop_rx.clone();
-    server::run(listener, app, async move {
+    http::run(listener, app, async move {
         let _ = stop.wait_for(|s| *s).await;
     })
     .await;

@@ -3,7 +3,7 @@
 //! checks*): a command run without a shell, in the project's `working_dir`,
 //! with the run's environment, its output appended to the run's log, tried
 //! until it exits 0 or the tries run out. It runs under the run's lock,
-//! inside the run ([`crate::lifecycle`], step 5).
+//! inside the run ([`crate::run::lifecycle`], step 5).
 //!
 //! Each try gets its own process group, stopped as a script's is (SIGTERM,
 //! SIGKILL after `kill_grace`) when it outlives `health_timeout`.
@@ -16,8 +16,8 @@ use tokio::process::Command;
 use tokio::sync::watch;
 
 use crate::config::Project;
-use crate::history::Run;
-use crate::runner::{self, Outcome};
+use crate::run::runner::{self, Outcome};
+use crate::store::history::Run;
 
 /// Runs `project`'s health check for `run`, whose script succeeded.
 /// `Exited(0)` when a try passed, `Unhealthy` when none did, or

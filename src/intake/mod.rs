@@ -1,0 +1,7 @@
+//! What decides whether a verified delivery becomes a request: the
+//! project's filters ([`filter`]: repository, branch or tag, paths, skip
+//! markers) and the CI gate ([`ci_gate`]: a push that waits for its CI).
+//! Duplicate deliveries are told by [`crate::store::deliveries`].
+
+pub(crate) mod ci_gate;
+pub mod filter;

@@ -1,0 +1,14 @@
+//! Running deploys. The [`executor`] decides which run starts when (one at
+//! a time per project, `parallel` across them, recovery at start, stop);
+//! [`lifecycle`] is the one path a run takes, for the daemon and a direct
+//! `deployd deploy` alike: the state lock and the project lock ([`lock`]),
+//! the record, the script ([`runner`]: a process group, its environment,
+//! its log, its timeout), the health check ([`health`]) and the outcome.
+//! Every step is published as a run event ([`events`]).
+
+pub(crate) mod events;
+pub(crate) mod executor;
+pub(crate) mod health;
+pub(crate) mod lifecycle;
+pub(crate) mod lock;
+pub(crate) mod runner;
