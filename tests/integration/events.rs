@@ -1,9 +1,8 @@
 //! Run events of a direct `deployd deploy` (no daemon answers) reach the
 //! next daemon: they wait in `<state_dir>/events/`, which the daemon
 //! publishes and empties when it starts (README, *Development*: `events.rs`).
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -8,9 +8,8 @@
 //! path filter (or, cut short or missing, deploy with the reason logged),
 //! and the force flag and head message reach the script.
 
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 use std::path::Path;

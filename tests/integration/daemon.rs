@@ -1,8 +1,7 @@
 //! The daemon as a process among others: one daemon per state directory and
 //! per control socket, and what an idle daemon costs.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,9 +1,8 @@
 //! `deployd reload`: asks the running daemon over its control socket to
 //! reload, and says how it went — exit 0 once the new config is live, exit 1
 //! with the config's error when it is refused, exit 1 when no daemon answers.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 use std::time::Duration;
 

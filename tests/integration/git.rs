@@ -6,9 +6,8 @@
 //! environment, so it works on a machine with no git configuration at all.
 
 // Helpers here and in common/ are test code: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,6 @@
 //! A first end-to-end check: a signed push deploys the demo-like project.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 use std::time::Duration;
 

@@ -9,9 +9,8 @@
 //! see while the run is going, so nothing depends on timing.
 
 // Helpers here and in common/ are test code: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -5,9 +5,8 @@
 //! `allow_from` may call a hook — directly or through a trusted proxy, over
 //! IPv4 and IPv6. (The other forges' replays are in tests/forges.rs.)
 
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 use std::io::{Read, Write};

@@ -3,9 +3,8 @@
 //! configuration).
 
 // Helpers here and in common/ are test code: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 use std::io::{BufRead, BufReader, Write};

@@ -1,9 +1,8 @@
 //! Memory that must stay bounded: following and printing a big log through
 //! the daemon and the CLI, and a big request body refused. Every figure is
 //! read from /proc/<pid>/status of the real processes.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 use std::io::Read;
 use std::path::Path;

@@ -1,9 +1,8 @@
 //! systemd integration: notifications (path and abstract sockets), watchdog,
 //! reload, socket activation, credentials, journald-style logs, and children
 //! that inherit none of systemd's variables.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;

@@ -5,9 +5,8 @@
 //! push cancel the running deploy and run next.
 
 // Helpers here and in common/ are test code: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 use std::path::Path;

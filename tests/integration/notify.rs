@@ -1,9 +1,8 @@
 //! Closing the loop: script outputs (`DEPLOY_OUTPUT`), notifications to
 //! every kind of target and commit statuses on every forge, checked against
 //! real HTTP servers on 127.0.0.1 that record what they receive.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 use std::io::{Read, Write};

@@ -1,9 +1,8 @@
 //! Hostile input and load: stalled clients, floods of bad signatures, large
 //! bodies, connection caps — while a real signed push is still acknowledged
 //! at once and deploys.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;

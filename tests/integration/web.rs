@@ -3,9 +3,8 @@
 //! escaping of log text, the live log, a scrape read by a real OpenMetrics
 //! parser, render time with many projects, and an idle daemon's wake-ups.
 
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

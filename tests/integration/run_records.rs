@@ -3,9 +3,8 @@
 //! which of script and working directory is at fault, the signal of a run
 //! stopped at its timeout, the modes of every file and directory created,
 //! the end time of an interrupted run, and what `status` says after a crash.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 use std::fs::File;

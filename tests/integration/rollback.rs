@@ -6,9 +6,8 @@
 //! `broken`, or when the test has put a `down` file beside it.
 
 // Helpers here and in common/ are test code: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 use std::io::{BufRead, BufReader};

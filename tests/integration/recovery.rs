@@ -1,8 +1,7 @@
 //! Nothing acknowledged is lost: SIGKILL at every stage, restarts, dedupe
 //! across restarts, graceful stop, reload, and an unwritable state_dir.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

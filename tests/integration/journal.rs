@@ -1,9 +1,8 @@
 //! Journal priorities: when stderr is the journal (JOURNAL_STREAM names it),
 //! each line carries the `<N>` prefix of its level, and a failed deploy is an
 //! error (`<3>`, what `journalctl -p err` shows), not a warning.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use common::*;
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
