@@ -51,6 +51,8 @@ step "cargo test" cargo_tests
 step "shellcheck" shellcheck scripts/*.sh .ci/run packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm
 step "systemd units" scripts/check-units.sh
 step "install.sh" scripts/test-install.sh
+# The README's and docs/'s examples: configs, links, the demo's shell lines.
+step "docs" scripts/check-docs.sh
 step "browser" scripts/test-browser.sh
 # The Debian package under a real systemd: boots a Debian container, so it
 # needs root (it says so and fails without it).
