@@ -94,11 +94,7 @@ fn reload_of_a_file_that_does_not_parse_fails_with_file_line_and_key() {
     poll(T, "the daemon's log to say so", || {
         let log = d.log();
         let refusals = log.matches("reload refused").count();
-        if refusals == 2 {
-            Ok(())
-        } else {
-            Err(log)
-        }
+        if refusals == 2 { Ok(()) } else { Err(log) }
     });
     assert_eq!(d.push("app", "refs/heads/main", SHA_B, "d-2").0, 202);
 }
