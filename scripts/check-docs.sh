@@ -90,7 +90,8 @@ fail() {
 docs=(README.md docs/*.md)
 
 # Every fenced block, one file each: $tmp/blocks/N, and a line in the index:
-# N, file, line of the opening fence, language, marker ("" when none).
+# N, file, line of the opening fence, language, marker ("" when none),
+# separated by | (not a tab: read would merge the empty fields).
 mkdir -p "$tmp/blocks"
 awk -v dir="$tmp/blocks" '
   FNR == 1 { last = ""; infence = 0 }
@@ -109,7 +110,7 @@ awk -v dir="$tmp/blocks" '
     if (last ~ /^[ \t]*<!--.*-->[ \t]*$/) { marker = last; sub(/^[ \t]*<!--[ \t]*/, "", marker); sub(/[ \t]*-->[ \t]*$/, "", marker) }
     out = dir "/" n
     printf "" > out
-    printf "%d\t%s\t%d\t%s\t%s\n", n, FILENAME, FNR, lang, marker > (dir "/index")
+    printf "%d|%s|%d|%s|%s\n", n, FILENAME, FNR, lang, marker > (dir "/index")
     infence = 1
     next
   }
@@ -120,7 +121,7 @@ awk -v dir="$tmp/blocks" '
 
 # Completes a config as the header says, in root $1, from stdin to stdout.
 complete_config() {
-  local root=$1 text key value
+  local root=$1 text key value path
   text=$(sed "s#\"/#\"$root/#g")
   printf '%s\n' "$text"
   while IFS= read -r line; do
@@ -128,16 +129,16 @@ complete_config() {
     key=${key//[[:space:]]/}
     value=$(printf '%s' "${line#*=}" | sed -n 's/^[[:space:]]*\[*[[:space:]]*"\([^"]*\)".*/\1/p')
     [ -n "$value" ] || continue
+    # A relative path is the config's directory's, here the scratch root.
+    case $value in /*) path=$value ;; *) path=$root/$value ;; esac
     case $key in
       script | command)
-        case $value in /*)
-          mkdir -p "$(dirname "$value")"
-          printf '#!/bin/sh\nexit 0\n' >"$value"
-          chmod 755 "$value" ;;
-        esac ;;
-      working_dir) mkdir -p "$value" ;;
-      url_file) mkdir -p "$(dirname "$value")"; echo "https://hooks.example.com/x" >"$value" ;;
-      *_file) mkdir -p "$(dirname "$value")"; echo "a-secret-for-the-docs" >"$value" ;;
+        mkdir -p "$(dirname "$path")"
+        printf '#!/bin/sh\nexit 0\n' >"$path"
+        chmod 755 "$path" ;;
+      working_dir) mkdir -p "$path" ;;
+      url_file) mkdir -p "$(dirname "$path")"; echo "https://hooks.example.com/x" >"$path" ;;
+      *_file) mkdir -p "$(dirname "$path")"; echo "a-secret-for-the-docs" >"$path" ;;
       url_credential) echo "https://hooks.example.com/x" >"$root/credentials/$value" ;;
       *_credential) echo "a-secret-for-the-docs" >"$root/credentials/$value" ;;
       *_env) export "$value=a-secret-for-the-docs" ;;
@@ -166,7 +167,7 @@ check_config() {
 }
 
 configs=0
-while IFS=$'\t' read -r n file line lang marker; do
+while IFS='|' read -r n file line lang marker; do
   [ "$lang" = toml ] || continue
   case $marker in
     check | "check: myapp") check_config "$n" "$file:$line" "$marker"; configs=$((configs + 1)) ;;
@@ -250,7 +251,7 @@ wait_idle() {
 
 ran=0
 prev=
-while IFS=$'\t' read -r n file line lang marker; do
+while IFS='|' read -r n file line lang marker; do
   case $marker in
     run | "run: idle")
       if [ "$lang" != sh ]; then fail "$file:$line: <!-- $marker --> on a block that is not sh"; continue; fi
