@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and integration tests, the checks of the
-# shipped scripts and units, the status page in a real browser, and the
+# shipped scripts and units, the docs' examples (scripts/check-docs.sh), the
+# status page in a real browser, and the
 # Debian package under a real systemd (scripts/test-system.sh, as root). Installs the Debian packages the checks need
 # (git, curl, systemd-analyze, shellcheck, python3-prometheus-client) when
 # missing and it may
