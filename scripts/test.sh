@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and integration tests, the checks of the
-# shipped scripts and units, the status page in a real browser, and the
+# shipped scripts and units, the docs' examples (scripts/check-docs.sh), the
+# status page in a real browser, and the
 # Debian package under a real systemd (scripts/test-system.sh, as root). Installs the Debian packages the checks need
 # (git, curl, systemd-analyze, shellcheck, python3-prometheus-client) when
 # missing and it may
@@ -51,6 +52,8 @@ step "cargo test" cargo_tests
 step "shellcheck" shellcheck scripts/*.sh .ci/run packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm
 step "systemd units" scripts/check-units.sh
 step "install.sh" scripts/test-install.sh
+# The README's and docs/'s examples: configs, links, the demo's shell lines.
+step "docs" scripts/check-docs.sh
 step "browser" scripts/test-browser.sh
 # The Debian package under a real systemd: boots a Debian container, so it
 # needs root (it says so and fails without it).

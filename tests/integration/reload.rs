@@ -167,17 +167,17 @@ fn reload_without_a_daemon_fails_and_says_so() {
 }
 
 #[test]
-fn the_readme_shows_what_reload_says() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let example = readme
+fn the_docs_show_what_reload_says() {
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/commands.md")).unwrap();
+    let example = docs
         .lines()
         .find_map(|l| {
             let start = l.find("`deployd: reload refused")? + 1;
             let len = l[start..].find('`')?;
             Some(l[start..start + len].to_string())
         })
-        .expect("the README's example of a refused reload");
+        .expect("docs/commands.md's example of a refused reload");
     let dir = TestDir::new("reload-readme");
     let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
     let config = write_config(&dir, "", &project("myapp", &script, ""));
@@ -186,7 +186,7 @@ fn the_readme_shows_what_reload_says() {
     std::fs::write(&config, format!("{good}scirpt = \"typo\"\n")).unwrap();
     let out = cli(&config, &["reload"]);
     let (_, said) = expect_code(&out, 1, "reload");
-    // The same words, but for the file's path and line, up to the README's `…`.
+    // The same words, but for the file's path and line, up to the docs' `…`.
     let words = |s: &str| -> (String, String) {
         let (head, rest) = s.split_once(": projects.").unwrap_or((s, ""));
         let head = head.rsplit_once(": ").map_or(head, |(h, _)| h);
@@ -197,6 +197,6 @@ fn the_readme_shows_what_reload_says() {
     };
     let (want_head, want) = words(&example);
     let (got_head, got) = words(said.trim_end());
-    assert_eq!(got_head, want_head, "README: {example}\nsaid: {said}");
-    assert!(got.starts_with(&want), "README: {example}\nsaid: {said}");
+    assert_eq!(got_head, want_head, "docs: {example}\nsaid: {said}");
+    assert!(got.starts_with(&want), "docs: {example}\nsaid: {said}");
 }
