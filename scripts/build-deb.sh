@@ -69,6 +69,12 @@ install -m 0644 "$stage/gen/completions/deployd.bash" "$root/usr/share/bash-comp
 install -m 0644 "$stage/gen/completions/_deployd" "$root/usr/share/zsh/vendor-completions/_deployd"
 install -m 0644 "$stage/gen/completions/deployd.fish" "$root/usr/share/fish/vendor_completions.d/deployd.fish"
 gzip -9n <README.md >"$root/usr/share/doc/deployd/README.md.gz"
+# The guide the README links to, beside it as the links expect.
+install -d -m 0755 "$root/usr/share/doc/deployd/docs"
+for page in docs/*.md; do
+    name=${page#docs/}
+    gzip -9n <"$page" >"$root/usr/share/doc/deployd/docs/$name.gz"
+done
 install -m 0644 deploy.example.toml "$root/usr/share/doc/deployd/examples/deploy.example.toml"
 install -m 0644 packaging/deb/copyright "$root/usr/share/doc/deployd/copyright"
 install -m 0644 packaging/deb/lintian-overrides "$root/usr/share/lintian/overrides/deployd"
@@ -81,7 +87,7 @@ deployd ($version) unstable; urgency=medium
  -- deployd maintainers <maintainers@users.noreply.github.com>  $date
 EOF
 chmod 0644 "$root/usr/share/doc/deployd/changelog.Debian.gz" "$root"/usr/share/man/man1/*.gz \
-    "$root/usr/share/doc/deployd/README.md.gz"
+    "$root/usr/share/doc/deployd/README.md.gz" "$root"/usr/share/doc/deployd/docs/*.md.gz
 
 # The binary links libc and libgcc_s: require the newest symbol versions it uses.
 glibc=$(objdump -T "$root/usr/bin/deployd" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
