@@ -211,6 +211,7 @@ pub(super) fn cancel(config: &Config, name: &str, pending: bool) -> Result<()> {
     Ok(())
 }
 
+/// What a cancel stopped, on stderr.
 fn say_cancelled(name: &str, c: &executor::Cancelled) {
     match c {
         executor::Cancelled::Run(r) => eprintln!(
