@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use deployd::cli::Cli;
-use deployd::cli::commands::{self, Failure};
+use deployd::cli::{self, Cli, Failure};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -15,7 +14,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     deployd::logging::init();
-    match commands::run(cli) {
+    match cli::run(cli) {
         Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
         Err(Failure::Deploy) => ExitCode::from(1),
         Err(Failure::Usage(e)) => {

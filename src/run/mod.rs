@@ -4,8 +4,12 @@
 //! `deployd deploy` alike: the state lock and the project lock ([`lock`]),
 //! the record, the script ([`runner`]: a process group, its environment,
 //! its log, its timeout), the health check ([`health`]) and the outcome.
-//! Every step is published as a run event ([`events`]).
+//! Every step is published as a run event ([`events`]). A `deployd deploy`
+//! that finds no daemon runs here itself ([`direct`]), and is asked to stop
+//! by a `deployd cancel` through a file ([`cancel`]).
 
+pub(crate) mod cancel;
+pub(crate) mod direct;
 pub(crate) mod events;
 pub(crate) mod executor;
 pub(crate) mod health;

@@ -183,10 +183,16 @@ impl Request {
     }
 }
 
+/// The file that holds the pending request of `project`, for whoever reads
+/// or drops it without opening the queue (the CLI, a run with no daemon).
+pub(crate) fn pending_path(state_dir: &Path, project: &str) -> PathBuf {
+    state_dir.join("queue").join(format!("{project}.json"))
+}
+
 /// The pending request of `project` as a previous or running daemon left it
 /// on disk, read without opening the queue (for the CLI).
 pub fn read_pending(state_dir: &Path, project: &str) -> Option<Request> {
-    let data = fs::read(state_dir.join("queue").join(format!("{project}.json"))).ok()?;
+    let data = fs::read(pending_path(state_dir, project)).ok()?;
     serde_json::from_slice(&data).ok()
 }
 

@@ -12,6 +12,7 @@ mod ci_gate;
 mod cli;
 mod config;
 mod daemon;
+mod direct;
 mod events;
 mod forges;
 mod git;
