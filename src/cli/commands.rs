@@ -21,6 +21,7 @@ use crate::run::lock::{self, RunLock};
 use crate::store::gates;
 use crate::store::history::{History, Run, Status};
 use crate::store::queue::{self, Request};
+use crate::store::reconcile;
 use crate::{daemon, forge, fsutil, notify};
 
 /// Prints a line on stdout; a closed pipe (`deployd history | head`) ends
@@ -556,6 +557,7 @@ fn status(config: &Config, json: bool) -> Result<()> {
                 v["undelivered"] =
                     serde_json::to_value(undelivered.remove(&p.project).unwrap_or_default())
                         .map_err(anyhow::Error::from)?;
+                v["reconcile"] = reconcile::status_json(&config.server.state_dir, &p.project);
             }
         }
         outln!(
@@ -622,6 +624,9 @@ fn status(config: &Config, json: bool) -> Result<()> {
                 duration(r)
             ),
             None => outln!("  last:    never run"),
+        }
+        if let Some(line) = reconcile::status_line(&config.server.state_dir, &p.project) {
+            outln!("{line}");
         }
         if let Some(r) = &p.last {
             for line in outputs_lines(r) {
@@ -1254,7 +1259,10 @@ fn cancel_direct(config: &Config, p: &config::Project, pending: bool) -> Result<
     // Only a daemon starts these: no `deployd deploy` is there to ask.
     if matches!(
         run.request.trigger,
-        queue::Trigger::Webhook | queue::Trigger::Recovery | queue::Trigger::Web
+        queue::Trigger::Webhook
+            | queue::Trigger::Recovery
+            | queue::Trigger::Web
+            | queue::Trigger::Catchup
     ) {
         return Err(Failure::Runtime(anyhow!(
             "{name}: run {} ({}) was started by a daemon that is gone, and {by_hand}; \

@@ -1,10 +1,12 @@
 //! What the daemon keeps on disk, each written whole and fsynced before it
 //! counts: the durable [`queue`] of pending requests, the run records of
 //! [`history`], the remembered [`deliveries`] (ids and body MACs), the
-//! pushes that wait for their CI ([`gates`]), and a script's [`outputs`].
+//! pushes that wait for their CI ([`gates`]), a script's [`outputs`],
+//! and the last catch-up with the forge ([`reconcile`]).
 
 pub(crate) mod deliveries;
 pub(crate) mod gates;
 pub(crate) mod history;
 pub(crate) mod outputs;
 pub(crate) mod queue;
+pub(crate) mod reconcile;
