@@ -25,7 +25,7 @@ use crate::config::reconcile::{Mode, remote_problem};
 use crate::config::{Config, Project};
 use crate::forge::push::{Files, Push};
 use crate::fsutil;
-use crate::intake::{catchup_ci, ci_gate, filter};
+use crate::intake::{ci_gate, filter};
 use crate::run::lifecycle::blocking;
 use crate::state::Shared;
 use crate::store::gates::{self, Gate};
@@ -348,7 +348,13 @@ async fn queue(
                 let status = body["status"].as_str().unwrap_or_default().to_string();
                 tracing::info!("{line}; through the CI gate: {status}");
                 if status == "waiting" {
-                    catchup_ci::ask(shared, project, &sha).await;
+                    // Its CI events may have come while deployd was down:
+                    // a redelivery of them, or a re-run, lets it through.
+                    tracing::info!(
+                        "{}: catch-up of {}: waits for a CI event",
+                        project.name,
+                        &sha[..sha.len().min(12)]
+                    );
                     return "waiting for CI".into();
                 }
                 status

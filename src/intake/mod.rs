@@ -5,6 +5,5 @@
 //! no webhook brought is found by [`catchup`], at start and in pull mode.
 
 pub(crate) mod catchup;
-pub(crate) mod catchup_ci;
 pub(crate) mod ci_gate;
 pub mod filter;

@@ -308,3 +308,51 @@ fn wrong_keys_are_refused_by_check() {
         assert!(err.contains(key), "{err}");
     }
 }
+
+/// With `reconcile = "start"` there is no timer: once the start's
+/// reconcile and its run are done, the daemon does not wake.
+#[test]
+fn after_the_start_reconcile_an_idle_daemon_never_wakes() {
+    let r = Repos::new("catchup-idle");
+    let config = r.config("reconcile = \"start\"\n", 0);
+    let d = Daemon::start(&config);
+    wait_runs(&config, "app", 1, LIMIT);
+    d.wait_log("run 1 succeeded", LIMIT);
+    let pid = d.child.id();
+    // Measured over a window: the notification's send settles first.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = switches(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = switches(pid);
+    let woke: Vec<String> = before
+        .iter()
+        .filter_map(|(tid, n)| {
+            let m = after.get(tid)?;
+            (m > n).then(|| format!("thread {tid}: {n} -> {m} context switches"))
+        })
+        .collect();
+    assert!(
+        woke.is_empty(),
+        "the idle daemon woke up:\n{}",
+        woke.join("\n")
+    );
+    stop(d);
+}
+
+/// Context switches so far of each thread of `pid`.
+fn switches(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut all = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap();
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        let n: u64 = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        all.insert(task.file_name().to_string_lossy().into_owned(), n);
+    }
+    all
+}
