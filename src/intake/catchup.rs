@@ -389,6 +389,11 @@ async fn remote_of(project: &Project) -> Result<Option<String>, String> {
     if let Some(r) = &project.reconcile.remote {
         return Ok(Some(r.clone()));
     }
+    // The checkout itself, not a directory inside some other repository
+    // (git would find that one's origin).
+    if !project.working_dir.join(".git").exists() {
+        return Ok(None);
+    }
     let mut cmd = git();
     cmd.arg("-C")
         .arg(&project.working_dir)
