@@ -10,6 +10,7 @@ use crate::intake::ci_gate;
 use crate::notify::outbox;
 use crate::run::executor::ProjectStatus;
 use crate::store::history::History;
+use crate::store::reconcile;
 use crate::store::snapshot::{self, CiWait, Snapshot};
 
 /// Live status from the daemon, or what the disk says when none answers.
@@ -98,6 +99,9 @@ pub(super) fn status(config: &Config, json: bool) -> Result<()> {
             ),
             None => outln!("  last:    never run"),
         }
+        if let Some(line) = reconcile::status_line(&config.server.state_dir, &p.project) {
+            outln!("{line}");
+        }
         if let Some(r) = &p.last {
             for line in outputs_lines(r) {
                 outln!("           {line}");
@@ -138,6 +142,7 @@ fn print_json(config: &Config, projects: &[ProjectStatus]) -> Result<()> {
             v["undelivered"] =
                 serde_json::to_value(undelivered.remove(&p.project).unwrap_or_default())
                     .map_err(anyhow::Error::from)?;
+            v["reconcile"] = reconcile::status_json(&config.server.state_dir, &p.project);
         }
     }
     outln!(

@@ -10,6 +10,7 @@
 
 pub mod events;
 pub mod pattern;
+pub mod reconcile;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -244,6 +245,8 @@ pub struct Project {
     pub after_ci: Vec<String>,
     /// How long a push may wait for its CI before it is dropped.
     pub ci_timeout: Duration,
+    /// `remote` and `reconcile`: catch-up with the forge (`reconcile.rs`).
+    pub reconcile: reconcile::Reconcile,
 }
 
 /// A secret value read from one of the four sources (a token, or a URL
@@ -537,6 +540,8 @@ struct RawProject {
     on_unhealthy: Option<Unhealthy>,
     after_ci: Option<AfterCi>,
     ci_timeout: Option<Human>,
+    remote: Option<reconcile::RawRemote>,
+    reconcile: Option<reconcile::RawMode>,
 }
 
 /// A value as the file wrote it, in words, for "expected …, found …".
@@ -1517,6 +1522,8 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 "must be at most 100 years".into(),
             ));
         }
+        let reconcile =
+            reconcile::check(p.remote, p.reconcile).map_err(|(key, m)| invalid(&k(key), m))?;
         for var in p.env.0.keys() {
             if var.is_empty() || var.contains('=') || var.contains('\0') {
                 return Err(invalid(
@@ -1559,6 +1566,7 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 on_unhealthy: p.on_unhealthy.map_or(OnUnhealthy::Keep, |c| c.0),
                 after_ci,
                 ci_timeout,
+                reconcile,
             },
         );
     }

@@ -160,6 +160,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let control_task = tokio::spawn(control::serve(control, shared.clone()));
     // Pushes that wait for their CI time out here; armed only while one waits.
     tokio::spawn(ci_gate::expiry(shared.clone(), stop_rx.clone()));
+    // Catch-up with the forge: once now; a timer only for pull mode.
+    tokio::spawn(crate::intake::catchup::run(shared.clone(), stop_rx.clone()));
     // Installed here, before READY: a SIGHUP that arrived before the
     // handler was would take its default action and end the daemon.
     let installed = Signals {

@@ -89,7 +89,7 @@ pub(crate) fn without_daemon(
     // Only a daemon starts these: no `deployd deploy` is there to ask.
     if matches!(
         run.request.trigger,
-        Trigger::Webhook | Trigger::Recovery | Trigger::Web
+        Trigger::Webhook | Trigger::Recovery | Trigger::Web | Trigger::Catchup
     ) {
         return Err(anyhow!(
             "{name}: run {} ({}) was started by a daemon that is gone, and {by_hand}; \

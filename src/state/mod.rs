@@ -95,6 +95,12 @@ impl Shared {
         self.config.borrow().clone()
     }
 
+    /// Follows the config in force: what waits for a reload without a
+    /// timer (catch-up's intervals, `intake/catchup.rs`).
+    pub(crate) fn config_changes(&self) -> watch::Receiver<Arc<Config>> {
+        self.config.subscribe()
+    }
+
     /// Puts `config` in force for every part at once, from now on.
     pub(crate) fn set_config(&self, config: Arc<Config>) {
         self.config.send_replace(config);

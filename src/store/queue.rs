@@ -39,6 +39,10 @@ pub enum Trigger {
     /// `deployd rollback`, or an unhealthy run rolled back
     /// (`on_unhealthy = "rollback"`): the commit of an earlier run.
     Rollback,
+    /// The forge's head, found by `git ls-remote` at start or at the
+    /// project's `reconcile` interval, differed from what was deployed (a
+    /// push deployd never heard of: see `intake/catchup.rs`).
+    Catchup,
 }
 
 impl std::fmt::Display for Trigger {
@@ -49,6 +53,7 @@ impl std::fmt::Display for Trigger {
             Trigger::Recovery => "recovery",
             Trigger::Web => "web",
             Trigger::Rollback => "rollback",
+            Trigger::Catchup => "catchup",
         })
     }
 }

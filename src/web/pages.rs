@@ -316,7 +316,9 @@ const STATUSES: &[&str] = &[
     "ci_timeout",
 ];
 /// Triggers offered by the filter.
-const TRIGGERS: &[&str] = &["webhook", "manual", "web", "recovery", "rollback"];
+const TRIGGERS: &[&str] = &[
+    "webhook", "manual", "web", "recovery", "rollback", "catchup",
+];
 
 /// A project: state, pending request, triggers, plot and history.
 pub fn project(ctx: &Ctx, name: &str, page: &ProjectPage) -> String {

@@ -171,7 +171,7 @@ impl Repos {
                 "app",
                 &script,
                 &format!(
-                    "working_dir = \"{}\"\ntimeout = \"60s\"\n\
+                    "working_dir = \"{}\"\ntimeout = \"60s\"\nreconcile = \"off\"\n\
                      env = {{ DEPLOY_BUILD = \"echo built > build.txt\", DEPLOY_RESTART = \"echo restarted\" }}\n{extra}",
                     self.app.display()
                 ),

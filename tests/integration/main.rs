@@ -8,6 +8,7 @@
 mod common;
 
 mod cancel;
+mod catchup;
 mod ci_gate;
 mod cli;
 mod config;

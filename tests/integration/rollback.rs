@@ -94,7 +94,7 @@ impl Repos {
                 "app",
                 &script,
                 &format!(
-                    "working_dir = \"{}\"\ntimeout = \"60s\"\n{extra}",
+                    "working_dir = \"{}\"\ntimeout = \"60s\"\nreconcile = \"off\"\n{extra}",
                     self.app.display()
                 ),
             ),
