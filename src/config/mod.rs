@@ -37,6 +37,7 @@ mod spans;
 mod web;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -222,6 +223,22 @@ impl Context<'_> {
     /// The error for the value at `key`, on its line.
     fn invalid(&self, key: &[&str], message: String) -> ConfigError {
         self.spans.invalid(&self.file, key, message)
+    }
+
+    /// The address at `key`: as given, or `default`.
+    fn address(
+        &self,
+        key: &[&str],
+        given: Option<shape::Text>,
+        default: &str,
+    ) -> Result<SocketAddr, ConfigError> {
+        let text = given.map_or_else(|| default.to_string(), |t| t.0);
+        text.parse().map_err(|_| {
+            self.invalid(
+                key,
+                format!("{text:?} is not an address like \"{default}\""),
+            )
+        })
     }
 
     /// `p`, when relative, under the config file's directory.

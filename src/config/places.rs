@@ -98,11 +98,8 @@ pub(super) fn readable_by_others(path: &Path) -> bool {
 /// as the daemon's user to see what the daemon sees.
 pub(super) fn script_problem(script: &Path) -> Option<String> {
     let shown = script.display();
-    match std::fs::metadata(script) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Some(format!("{shown} does not exist"))
-        }
-        Err(e) => Some(format!("cannot look at {shown}: {e}")),
+    match look_at(script) {
+        Err(problem) => Some(problem),
         Ok(m) if !m.is_file() => Some(format!("{shown} is not a file")),
         Ok(_) => match nix::unistd::access(script, nix::unistd::AccessFlags::X_OK) {
             Err(e) => Some(format!(
@@ -156,13 +153,18 @@ fn interpreter_problem(script: &Path) -> Option<String> {
 
 /// Why `dir` cannot be a run's working directory, if it cannot.
 pub(super) fn dir_problem(dir: &Path) -> Option<String> {
-    let shown = dir.display();
-    match std::fs::metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Some(format!("{shown} does not exist"))
-        }
-        Err(e) => Some(format!("cannot look at {shown}: {e}")),
-        Ok(m) if !m.is_dir() => Some(format!("{shown} is not a directory")),
+    match look_at(dir) {
+        Err(problem) => Some(problem),
+        Ok(m) if !m.is_dir() => Some(format!("{} is not a directory", dir.display())),
         Ok(_) => None,
     }
+}
+
+/// What is at `path`, or why nothing can be seen there, in words.
+fn look_at(path: &Path) -> Result<std::fs::Metadata, String> {
+    let shown = path.display();
+    std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{shown} does not exist"),
+        _ => format!("cannot look at {shown}: {e}"),
+    })
 }

@@ -52,16 +52,7 @@ pub struct Server {
 
 /// `[server]` as the file gives it (or not), checked.
 pub(super) fn check(s: RawServer, cx: &Context<'_>) -> Result<Server, ConfigError> {
-    let listen_text = s
-        .listen
-        .map(|t| t.0)
-        .unwrap_or_else(|| "127.0.0.1:9000".into());
-    let listen: SocketAddr = listen_text.parse().map_err(|_| {
-        cx.invalid(
-            &["server", "listen"],
-            format!("{listen_text:?} is not an address like \"127.0.0.1:9000\""),
-        )
-    })?;
+    let listen = cx.address(&["server", "listen"], s.listen, "127.0.0.1:9000")?;
     let (state_dir, control_socket) = state_and_socket(
         &cx.base,
         s.state_dir.as_ref().map(|p| p.0.as_path()),

@@ -473,6 +473,24 @@ impl<'de> Deserialize<'de> for Argv {
     }
 }
 
+/// One of a few words, each standing for a `T`; `what` says them all.
+fn choice<'de, D: serde::Deserializer<'de>, T: Copy>(
+    d: D,
+    what: &str,
+    choices: &[(&str, T)],
+) -> Result<T, D::Error> {
+    match value(d)? {
+        toml::Value::String(s) => choices
+            .iter()
+            .find(|(word, _)| *word == s)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("{s:?} is not a choice here: give {what}"))
+            }),
+        v => Err(expected(what, &v)),
+    }
+}
+
 /// `on_new_push`: `"queue"` or `"cancel"`.
 pub(super) struct NewPush(pub(super) OnNewPush);
 
@@ -480,14 +498,8 @@ impl<'de> Deserialize<'de> for NewPush {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         const WHAT: &str = "\"queue\" (a newer push waits) or \"cancel\" \
                             (a newer push cancels the running deploy)";
-        match value(d)? {
-            toml::Value::String(s) if s == "queue" => Ok(NewPush(OnNewPush::Queue)),
-            toml::Value::String(s) if s == "cancel" => Ok(NewPush(OnNewPush::Cancel)),
-            toml::Value::String(s) => Err(serde::de::Error::custom(format!(
-                "{s:?} is not a choice here: give {WHAT}"
-            ))),
-            v => Err(expected(WHAT, &v)),
-        }
+        let choices = [("queue", OnNewPush::Queue), ("cancel", OnNewPush::Cancel)];
+        choice(d, WHAT, &choices).map(NewPush)
     }
 }
 
@@ -498,14 +510,11 @@ impl<'de> Deserialize<'de> for Unhealthy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         const WHAT: &str = "\"keep\" (record the run unhealthy) or \"rollback\" \
                             (then deploy the last healthy commit again)";
-        match value(d)? {
-            toml::Value::String(s) if s == "keep" => Ok(Unhealthy(OnUnhealthy::Keep)),
-            toml::Value::String(s) if s == "rollback" => Ok(Unhealthy(OnUnhealthy::Rollback)),
-            toml::Value::String(s) => Err(serde::de::Error::custom(format!(
-                "{s:?} is not a choice here: give {WHAT}"
-            ))),
-            v => Err(expected(WHAT, &v)),
-        }
+        let choices = [
+            ("keep", OnUnhealthy::Keep),
+            ("rollback", OnUnhealthy::Rollback),
+        ];
+        choice(d, WHAT, &choices).map(Unhealthy)
     }
 }
 

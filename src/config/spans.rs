@@ -176,43 +176,39 @@ impl<'t> Spans<'t> {
             text,
             root: partial.into_inner(),
         };
-        let (offset, key) = match e.span() {
-            Some(span) => (span.start, spans.path_at(span.start)),
-            None => (0, Vec::new()),
-        };
-        ConfigError::Invalid {
-            file,
-            line: spans.line(offset),
-            key: if key.is_empty() {
-                "(TOML syntax)".into()
-            } else {
-                dotted(&key)
-            },
-            message: e.message().trim().replace('`', "\""),
-        }
+        let message = e.message().trim().replace('`', "\"");
+        spans.parser_error(file, e, None, "(TOML syntax)", message)
     }
 
     /// The error for a value serde refused (the types in
     /// [`super::shape`] say what is wrong), on the value's line.
     pub(super) fn shape_error(&self, file: String, e: &toml::de::Error) -> ConfigError {
-        // Without a span (none seen so far), line 1 and no key: better
-        // than whatever key happens to start the file.
+        let (missing, message) = in_words(e.message());
+        self.parser_error(file, e, missing, "(top level)", message)
+    }
+
+    /// The error the parser's `e` stands for, at the key holding its span
+    /// (and then `missing`, a key left out of that table), or `unplaced`
+    /// when no key holds it. Without a span (none seen so far), line 1 and
+    /// no key: better than whatever key happens to start the file.
+    fn parser_error(
+        &self,
+        file: String,
+        e: &toml::de::Error,
+        missing: Option<String>,
+        unplaced: &str,
+        message: String,
+    ) -> ConfigError {
         let (offset, mut key) = match e.span() {
             Some(span) => (span.start, self.path_at(span.start)),
             None => (0, Vec::new()),
         };
-        let message = match in_words(e.message()) {
-            (Some(missing), message) => {
-                key.push(missing);
-                message
-            }
-            (None, message) => message,
-        };
+        key.extend(missing);
         ConfigError::Invalid {
             file,
             line: self.line(offset),
             key: if key.is_empty() {
-                "(top level)".into()
+                unplaced.into()
             } else {
                 dotted(&key)
             },

@@ -57,16 +57,7 @@ pub(super) fn check(
     warnings: &mut Vec<String>,
     cx: &Context<'_>,
 ) -> Result<Web, ConfigError> {
-    let text = w
-        .listen
-        .map(|t| t.0)
-        .unwrap_or_else(|| "127.0.0.1:9001".into());
-    let listen: SocketAddr = text.parse().map_err(|_| {
-        cx.invalid(
-            &at("listen"),
-            format!("{text:?} is not an address like \"127.0.0.1:9001\""),
-        )
-    })?;
+    let listen = cx.address(&at("listen"), w.listen, "127.0.0.1:9001")?;
     if listen == server_listen && listen.port() != 0 {
         return Err(cx.invalid(
             &at("listen"),
