@@ -296,12 +296,16 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::secrets::{SecretSource, describe_source, read_secret};
-    use crate::forge::{Key, Provider};
+mod test_support {
+    //! What the unit tests of every table share: secrets that need no
+    //! files or variables, and a parse of a config text.
 
-    struct Fake;
+    use std::path::Path;
+
+    use super::{Config, ConfigError, Secrets, parse};
+
+    pub(in crate::config) struct Fake;
+
     impl Secrets for Fake {
         fn file(&self, path: &Path) -> std::io::Result<String> {
             match path.file_name().and_then(|f| f.to_str()) {
@@ -320,39 +324,13 @@ mod tests {
     }
 
     /// A script path that exists on every Unix machine.
-    const SCRIPT: &str = "/bin/sh";
+    pub(in crate::config) const SCRIPT: &str = "/bin/sh";
 
-    #[test]
-    fn the_control_socket_is_found_in_a_file_that_does_not_load() {
-        let dir = std::env::temp_dir().join(format!("deployd-unit-socket-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("deploy.toml");
-        let at = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            control_socket_of(&path)
-        };
-        // Broken TOML after [server]; the default socket under state_dir.
-        assert_eq!(
-            at("[server]\nstate_dir = \"st\"\n[projects.half\n"),
-            Some(dir.join("st/control.sock"))
-        );
-        assert_eq!(
-            at("[server]\ncontrol_socket = \"/run/x.sock\"\nbogus = 1\n"),
-            Some(PathBuf::from("/run/x.sock"))
-        );
-        assert_eq!(
-            at("not toml at all ["),
-            Some(PathBuf::from("/var/lib/deployd/control.sock"))
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(control_socket_of(&path), None);
-    }
-
-    fn cfg(text: &str) -> Result<Config, ConfigError> {
+    pub(in crate::config) fn cfg(text: &str) -> Result<Config, ConfigError> {
         parse(text, Path::new("/etc/deployd/deploy.toml"), &Fake)
     }
 
-    fn err(text: &str) -> (usize, String, String) {
+    pub(in crate::config) fn err(text: &str) -> (usize, String, String) {
         match cfg(text) {
             Err(ConfigError::Invalid {
                 line, key, message, ..
@@ -360,52 +338,13 @@ mod tests {
             other => panic!("expected an Invalid error for\n{text}\ngot {other:?}"),
         }
     }
+}
 
-    #[test]
-    fn trigger_globs() {
-        let ok = cfg(&format!(
-            "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\nbranches = [\"main\", \"release/*\"]\n\
-             tags = [\"v*\"]\npaths = [\"api/**\"]\npaths_ignore = [\"docs/\"]\n"
-        ))
-        .unwrap();
-        let p = &ok.projects["app"];
-        assert_eq!(
-            p.triggers(),
-            "branches main, release/*; new tags v*; paths api/**; ignoring docs/"
-        );
-        assert_eq!(p.default_ref().as_deref(), Some("refs/heads/main"));
-        // Each bad value on its line, under its key, saying why.
-        let head = format!("[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n");
-        for (line, key, says) in [
-            (
-                "paths = [\"api/[\"]",
-                "projects.app.paths",
-                "\"api/[\" is not a glob",
-            ),
-            (
-                "paths_ignore = [\"!x\"]",
-                "projects.app.paths_ignore",
-                "negation",
-            ),
-            ("tags = \"v*\"", "projects.app.tags", "write [\"v*\"]"),
-            ("tags = [1]", "projects.app.tags", "glob 1: expected text"),
-            (
-                "branches = [\"refs/heads/x\"]",
-                "projects.app.branches",
-                "the name alone",
-            ),
-            (
-                "branch = \"a\"\nbranches = [\"b\"]",
-                "projects.app.branches",
-                "not both",
-            ),
-        ] {
-            let (l, k, m) = err(&format!("{head}{line}\n"));
-            let want_line = if line.contains("\nbranches") { 5 } else { 4 };
-            assert_eq!((l, k.as_str()), (want_line, key), "{line}: {m}");
-            assert!(m.contains(says), "{line}: {m}");
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_support::*;
+    use crate::forge::{Key, Provider};
 
     #[test]
     fn defaults_and_relative_paths() {
@@ -439,16 +378,6 @@ mod tests {
     }
 
     #[test]
-    fn unknown_key_names_line_and_key() {
-        let (line, key, msg) = err(&format!(
-            "[server]\nlisten = \"127.0.0.1:1\"\n\n[projects.app]\nsecret = \"x\"\nscirpt = \"{SCRIPT}\"\n"
-        ));
-        assert_eq!(line, 6);
-        assert_eq!(key, "projects.app.scirpt");
-        assert!(msg.contains("unknown field"), "{msg}");
-    }
-
-    #[test]
     fn long_messages_read_as_one_line() {
         let app = format!("[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n");
         for (text, says) in [
@@ -469,84 +398,6 @@ mod tests {
             assert!(msg.contains(says), "{msg}");
             assert!(!msg.contains("  "), "a run of spaces in: {msg}");
         }
-    }
-
-    #[test]
-    fn bad_duration_names_its_key() {
-        let (line, key, _) = err(&format!(
-            "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\ntimeout = \"15 fortnights\"\n"
-        ));
-        assert_eq!((line, key.as_str()), (4, "projects.app.timeout"));
-    }
-
-    #[test]
-    fn credentials_say_where_they_are_read_from() {
-        // Inside the service: systemd's directory.
-        let inside = describe_source(&SecretSource::Credential("deployd_app".into()), &Fake);
-        assert_eq!(
-            inside,
-            "secret_credential deployd_app from /run/credentials/deployd.service/deployd_app"
-        );
-        // Outside it (an admin's `deployd check`): the file the unit loads.
-        struct Outside;
-        impl Secrets for Outside {
-            fn file(&self, path: &Path) -> std::io::Result<String> {
-                if path == Path::new("/etc/deployd/credentials/app") {
-                    Ok("s3cret\n".into())
-                } else {
-                    Err(std::io::Error::from(std::io::ErrorKind::NotFound))
-                }
-            }
-            fn env(&self, _: &str) -> Option<String> {
-                None
-            }
-        }
-        let ours = SecretSource::Credential("deployd_app".into());
-        assert_eq!(
-            describe_source(&ours, &Outside),
-            "secret_credential deployd_app from /etc/deployd/credentials/app"
-        );
-        assert_eq!(read_secret(&ours, &Outside).unwrap(), "s3cret");
-        // A name the unit does not load from that directory: no guess.
-        let other = SecretSource::Credential("app.secret".into());
-        assert_eq!(
-            describe_source(&other, &Outside),
-            "secret_credential app.secret"
-        );
-        assert!(
-            read_secret(&other, &Outside)
-                .unwrap_err()
-                .contains("not set")
-        );
-        let escape = SecretSource::Credential("deployd_../x".into());
-        assert!(read_secret(&escape, &Outside).is_err());
-    }
-
-    #[test]
-    fn secret_sources() {
-        let two = err(&format!(
-            "[projects.app]\nsecret = \"x\"\nsecret_env = \"HOOK_SECRET\"\nscript = \"{SCRIPT}\"\n"
-        ));
-        assert_eq!(two.1, "projects.app.secret_env");
-        let none = err(&format!("[projects.app]\nscript = \"{SCRIPT}\"\n"));
-        assert!(none.2.contains("exactly one"), "{}", none.2);
-        let empty = err(&format!(
-            "[projects.app]\nsecret_file = \"empty.secret\"\nscript = \"{SCRIPT}\"\n"
-        ));
-        assert_eq!(empty.2, "the secret is empty");
-        let missing = err(&format!(
-            "[projects.app]\nsecret_env = \"NOPE\"\nscript = \"{SCRIPT}\"\n"
-        ));
-        assert!(missing.2.contains("NOPE"));
-        let env = cfg(&format!(
-            "[projects.app]\nsecret_env = \"HOOK_SECRET\"\nscript = \"{SCRIPT}\"\n"
-        ))
-        .unwrap();
-        assert_eq!(env.projects["app"].secret_source, "secret_env $HOOK_SECRET");
-        let cred = err(&format!(
-            "[projects.app]\nsecret_credential = \"app.secret\"\nscript = \"{SCRIPT}\"\n"
-        ));
-        assert!(cred.2.contains("missing"), "{}", cred.2);
     }
 
     #[test]
@@ -585,366 +436,5 @@ mod tests {
             ))
             .is_ok()
         );
-    }
-
-    #[test]
-    fn quoted_names_inline_tables_and_dotted_keys_point_at_their_line() {
-        // A quoted name holding a dot: the key keeps its quotes, and checks
-        // made after parsing find the line too.
-        let quoted = format!(
-            "[server]\nparallel = 2\n\n[projects.\"my.app\"]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n"
-        );
-        let (line, key, _) = err(&format!("{quoted}branch = \"refs/heads/main\"\n"));
-        assert_eq!((line, key.as_str()), (7, "projects.\"my.app\".branch"));
-        let (line, key, msg) = err(&format!("{quoted}timeout = \"5 parsecs\"\n"));
-        assert_eq!(
-            (line, key.as_str()),
-            (7, "projects.\"my.app\".timeout"),
-            "{msg}"
-        );
-        let (line, key, msg) = err(&format!("{quoted}scirpt = 1\n"));
-        assert_eq!((line, key.as_str()), (7, "projects.\"my.app\".scirpt"));
-        assert!(msg.contains("unknown field"), "{msg}");
-        // A key left out points at its project's table.
-        let (line, key, _) = err(&format!(
-            "[server]\n\n[projects.\"my.app\"]\nscript = \"{SCRIPT}\"\n"
-        ));
-        assert_eq!((line, key.as_str()), (3, "projects.\"my.app\".secret"));
-
-        // Inline tables, on one line and (TOML 1.1) over several.
-        let (line, key, _) = err(&format!(
-            "[server]\nparallel = 2\n\n[projects]\napp = {{ secret = \"x\", script = \"{SCRIPT}\", branch = \"refs/heads/x\" }}\n"
-        ));
-        assert_eq!((line, key.as_str()), (5, "projects.app.branch"));
-        let (line, key, _) = err(&format!(
-            "projects = {{ app = {{\n  secret = \"x\",\n  script = \"{SCRIPT}\",\n  timeout = \"0s\" }} }}\n"
-        ));
-        assert_eq!((line, key.as_str()), (4, "projects.app.timeout"));
-        let (line, key, _) = err(&format!(
-            "projects = {{ app = {{\n  secret = \"x\",\n  script = \"{SCRIPT}\",\n  timeout = 15 }} }}\n"
-        ));
-        assert_eq!((line, key.as_str()), (4, "projects.app.timeout"));
-
-        // Dotted keys, at the top level and inside a table.
-        let (line, key, _) = err(&format!(
-            "projects.app.secret = \"x\"\nprojects.app.script = \"{SCRIPT}\"\n\nprojects.app.kill_grace = \"1 fortnight\"\n"
-        ));
-        assert_eq!((line, key.as_str()), (4, "projects.app.kill_grace"));
-        let (line, key, _) = err(&format!(
-            "[projects]\napp.secret = \"x\"\napp.script = \"{SCRIPT}\"\napp.branch = \"refs/heads/x\"\n"
-        ));
-        assert_eq!((line, key.as_str()), (4, "projects.app.branch"));
-        let (line, key, _) = err("[server]\nlisten = \"x\"\n");
-        assert_eq!((line, key.as_str()), (2, "server.listen"));
-
-        // Broken TOML still names the key it broke in.
-        let (line, key, _) = err(&format!("{quoted}timeout = \n"));
-        assert_eq!((line, key.as_str()), (7, "projects.\"my.app\".timeout"));
-    }
-
-    #[test]
-    fn a_bad_project_name_is_shown_on_its_line_with_what_is_wrong() {
-        for (name, problem) in [
-            (".hidden", "starts with a dot"),
-            ("my app", "holds a space"),
-            ("a/b", "holds a '/'"),
-            ("", "is empty"),
-            ("caf\u{e9}", "holds '\u{e9}'"),
-        ] {
-            let (line, key, msg) = err(&format!(
-                "[server]\nparallel = 2\n\n[projects.{name:?}]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n"
-            ));
-            assert_eq!(line, 4, "{name:?}: {msg}");
-            assert_eq!(key, format!("projects.{name:?}"));
-            assert!(msg.contains(problem), "{name:?}: {msg}");
-            assert!(msg.contains("project name"), "{msg}");
-        }
-        // Allowed: dots inside, dashes, underscores, digits.
-        let c = cfg(&format!(
-            "[projects.\"my.app-2_b\"]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n"
-        ))
-        .unwrap();
-        assert_eq!(c.projects["my.app-2_b"].hook_path(), "/hooks/my.app-2_b");
-    }
-
-    /// Every key, given values of the wrong kind: each error is in words,
-    /// on the key's own line, with none of serde's or Rust's vocabulary.
-    #[test]
-    fn after_ci_per_forge() {
-        let project = |provider: &str, extra: &str| {
-            format!(
-                "[projects.app]\nprovider = \"{provider}\"\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n{extra}\n"
-            )
-        };
-        let c = cfg(&project("github", "after_ci = [\"CI\", \"Tests\", \"CI\"]")).unwrap();
-        let p = &c.projects["app"];
-        assert_eq!(p.after_ci, vec!["CI".to_string(), "Tests".to_string()]);
-        assert_eq!(p.ci_timeout, Duration::from_secs(3600));
-        let c = cfg(&project("gitlab", "after_ci = true\nci_timeout = \"20m\"")).unwrap();
-        assert_eq!(c.projects["app"].after_ci, vec!["pipeline".to_string()]);
-        assert_eq!(c.projects["app"].ci_timeout, Duration::from_secs(1200));
-        for off in ["", "after_ci = false"] {
-            assert!(
-                cfg(&project("github", off)).unwrap().projects["app"]
-                    .after_ci
-                    .is_empty()
-            );
-        }
-        assert_eq!(
-            cfg(&project("bitbucket", "after_ci = [\"build\"]"))
-                .unwrap()
-                .projects["app"]
-                .after_ci,
-            vec!["build".to_string()]
-        );
-        // Errors name the line and key, and say what to write.
-        let (line, key, m) = err(&project("github", "after_ci = true"));
-        assert_eq!((line, key.as_str()), (5, "projects.app.after_ci"));
-        assert!(m.contains("list the workflow names"), "{m}");
-        let (_, _, m) = err(&project("gitlab", "after_ci = [\"CI\"]"));
-        assert!(m.contains("write after_ci = true"), "{m}");
-        let (_, _, m) = err(&project("github", "after_ci = []"));
-        assert!(m.contains("empty list"), "{m}");
-        let (_, _, m) = err(&project("github", "after_ci = \"CI\""));
-        assert!(m.contains("write [\"CI\"]"), "{m}");
-        let (_, _, m) = err(&project("github", "after_ci = [\"CI\", 3]"));
-        assert!(m.contains("name 2"), "{m}");
-        let (line, key, m) = err(&project("github", "ci_timeout = \"5m\""));
-        assert_eq!((line, key.as_str()), (5, "projects.app.ci_timeout"));
-        assert!(m.contains("without after_ci"), "{m}");
-        let (_, key, _) = err(&project(
-            "github",
-            "after_ci = [\"CI\"]\nci_timeout = \"0s\"",
-        ));
-        assert_eq!(key, "projects.app.ci_timeout");
-    }
-
-    #[test]
-    fn wrong_values_are_answered_in_words() {
-        const SERVER: [&str; 14] = [
-            "listen",
-            "state_dir",
-            "log_dir",
-            "max_body",
-            "parallel",
-            "shutdown_grace",
-            "control_socket",
-            "max_connections",
-            "header_timeout",
-            "request_timeout",
-            "idle_timeout",
-            "max_age",
-            "allow_from",
-            "trusted_proxies",
-        ];
-        const PROJECT: [&str; 29] = [
-            "provider",
-            "secret",
-            "secret_file",
-            "secret_env",
-            "secret_credential",
-            "repository",
-            "branch",
-            "script",
-            "args",
-            "working_dir",
-            "timeout",
-            "kill_grace",
-            "env",
-            "keep_runs",
-            "on_new_push",
-            "health_check",
-            "health_timeout",
-            "health_retries",
-            "health_interval",
-            "on_unhealthy",
-            "secret",
-            "secret_previous",
-            "secret_previous_file",
-            "secret_previous_env",
-            "secret_previous_credential",
-            "max_age",
-            "allow_from",
-            "after_ci",
-            "ci_timeout",
-        ];
-        const WRONG: [&str; 10] = [
-            "\"2\"",
-            "-1",
-            "0",
-            "15",
-            "1.5",
-            "true",
-            "[1, 2]",
-            "{ a = 1 }",
-            "2024-05-01",
-            "\"\"",
-        ];
-        const JARGON: [&str; 14] = [
-            "invalid type",
-            "invalid value",
-            "usize",
-            "u64",
-            "i64",
-            "struct",
-            "sequence",
-            "a map",
-            "variant",
-            "untagged",
-            "`",
-            "expected a string",
-            "expected a duration,",
-            "data did not match",
-        ];
-        let mut texts = Vec::new();
-        for key in SERVER {
-            for v in WRONG {
-                texts.push((format!("server.{key}"), format!("[server]\n{key} = {v}\n")));
-            }
-        }
-        for key in PROJECT {
-            for v in WRONG {
-                let mut text = format!("[projects.app]\n{key} = {v}\n");
-                if key != "script" {
-                    text.push_str(&format!("script = \"{SCRIPT}\"\n"));
-                }
-                if !key.starts_with("secret") {
-                    text.push_str("secret = \"x\"\n");
-                }
-                texts.push((format!("projects.app.{key}"), text));
-            }
-        }
-        for v in WRONG {
-            texts.push(("server".into(), format!("server = {v}\n")));
-            texts.push(("projects".into(), format!("projects = {v}\n")));
-            texts.push(("projects.app".into(), format!("[projects]\napp = {v}\n")));
-        }
-        let mut refused = 0;
-        for (want_key, text) in &texts {
-            let Err(e) = cfg(text) else { continue };
-            refused += 1;
-            let shown = e.to_string();
-            for word in JARGON {
-                assert!(!shown.contains(word), "{word:?} in {shown:?}\nfor\n{text}");
-            }
-            let ConfigError::Invalid { line, key, .. } = &e else {
-                panic!("{e:?}");
-            };
-            // The key itself, or (for a missing secret) its project.
-            assert!(
-                key == want_key
-                    // {...} for a table: its key "a" is unknown.
-                    || key.starts_with(&format!("{want_key}."))
-                    // A value left out of its table, or a missing secret.
-                    || want_key.starts_with(&format!("{key}."))
-                    || key.starts_with("projects.app.secret"),
-                "{key} for {want_key}: {shown}\n{text}"
-            );
-            assert!(*line <= 2, "{shown}\n{text}");
-        }
-        assert!(
-            refused > texts.len() * 3 / 4,
-            "{refused} of {}",
-            texts.len()
-        );
-
-        // What the examples of the report say now.
-        let say = |text: &str| {
-            err(&format!(
-                "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n{text}\n"
-            ))
-            .2
-        };
-        let m = say("keep_runs = \"2\"");
-        assert_eq!(
-            m,
-            "expected a whole number of 1 or more, found the text \"2\": write 2 without quotes"
-        );
-        let m = say("keep_runs = -1");
-        assert_eq!(
-            m,
-            "expected a whole number of 1 or more, found the number -1"
-        );
-        let m = say("timeout = 15");
-        assert!(
-            m.starts_with("expected a duration such as \"15m\" or \"90s\", found the number 15"),
-            "{m}"
-        );
-        assert!(m.contains("\"15s\""), "{m}");
-        let m = say("kill_grace = \"15 fortnights\"");
-        assert!(
-            m.starts_with("\"15 fortnights\" is not a duration such as \"15m\" or \"90s\""),
-            "{m}"
-        );
-        let m = say("provider = \"GitHub\"");
-        assert!(m.contains("\"github\"") && m.contains("lower case"), "{m}");
-        let m = say("args = \"--prod\"");
-        assert!(m.starts_with("expected a list of text"), "{m}");
-        let m = say("env = { N = 1 }");
-        assert!(m.starts_with("N: expected text in quotes"), "{m}");
-        let m = say("on_new_push = \"abort\"");
-        assert!(
-            m.starts_with("\"abort\" is not a choice here: give \"queue\""),
-            "{m}"
-        );
-        let m = say("health_check = \"curl -f http://x\"");
-        assert!(m.contains("no shell runs it"), "{m}");
-        let m = say("health_check = []");
-        assert!(m.starts_with("expected a command as a list of text"), "{m}");
-        let m = say("on_unhealthy = true");
-        assert!(m.starts_with("expected \"keep\""), "{m}");
-        let m = say("scirpt = 1");
-        assert!(
-            m.starts_with("unknown field \"scirpt\"; the keys here are: provider, secret,"),
-            "{m}"
-        );
-        let m = err("[server]\nmax_body = -1\n").2;
-        assert!(m.starts_with("expected a size such as \"25MiB\""), "{m}");
-        let m = err("[server]\nmax_body = \"12 parsecs\"\n").2;
-        assert!(m.contains("\"parsecs\" is not a unit"), "{m}");
-        // An inline secret of the wrong kind is not repeated.
-        let m = err(&format!(
-            "[projects.app]\nsecret = 123456789\nscript = \"{SCRIPT}\"\n"
-        ))
-        .2;
-        assert!(!m.contains("123456789") && m.contains("a number"), "{m}");
-    }
-
-    #[test]
-    fn repository_is_owner_and_name() {
-        let repo = |r: &str| {
-            cfg(&format!(
-                "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\nrepository = \"{r}\"\n"
-            ))
-        };
-        for good in ["acme/app", "group/sub/app", ""] {
-            assert!(repo(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "notaslash",
-            "acme/",
-            "/app",
-            "a//b",
-            "https://github.com/acme/app",
-        ] {
-            let Err(ConfigError::Invalid {
-                line, key, message, ..
-            }) = repo(bad)
-            else {
-                panic!("{bad} accepted");
-            };
-            assert_eq!((line, key.as_str()), (4, "projects.app.repository"));
-            assert!(message.contains("owner/name"), "{message}");
-        }
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("25MiB").unwrap(), 25 << 20);
-        assert_eq!(parse_size("1 GiB").unwrap(), 1 << 30);
-        assert_eq!(parse_size("512k").unwrap(), 512_000);
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert!(parse_size("MiB").is_err());
-        assert!(parse_size("99999999999999GiB").is_err());
     }
 }

@@ -168,3 +168,34 @@ fn look_at(path: &Path) -> Result<std::fs::Metadata, String> {
         _ => format!("cannot look at {shown}: {e}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_control_socket_is_found_in_a_file_that_does_not_load() {
+        let dir = std::env::temp_dir().join(format!("deployd-unit-socket-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("deploy.toml");
+        let at = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            control_socket_of(&path)
+        };
+        // Broken TOML after [server]; the default socket under state_dir.
+        assert_eq!(
+            at("[server]\nstate_dir = \"st\"\n[projects.half\n"),
+            Some(dir.join("st/control.sock"))
+        );
+        assert_eq!(
+            at("[server]\ncontrol_socket = \"/run/x.sock\"\nbogus = 1\n"),
+            Some(PathBuf::from("/run/x.sock"))
+        );
+        assert_eq!(
+            at("not toml at all ["),
+            Some(PathBuf::from("/var/lib/deployd/control.sock"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(control_socket_of(&path), None);
+    }
+}

@@ -474,3 +474,166 @@ pub(super) fn name_problem(name: &str) -> Option<String> {
         c => format!("holds '{c}'"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_support::*;
+
+    #[test]
+    fn trigger_globs() {
+        let ok = cfg(&format!(
+            "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\nbranches = [\"main\", \"release/*\"]\n\
+             tags = [\"v*\"]\npaths = [\"api/**\"]\npaths_ignore = [\"docs/\"]\n"
+        ))
+        .unwrap();
+        let p = &ok.projects["app"];
+        assert_eq!(
+            p.triggers(),
+            "branches main, release/*; new tags v*; paths api/**; ignoring docs/"
+        );
+        assert_eq!(p.default_ref().as_deref(), Some("refs/heads/main"));
+        // Each bad value on its line, under its key, saying why.
+        let head = format!("[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n");
+        for (line, key, says) in [
+            (
+                "paths = [\"api/[\"]",
+                "projects.app.paths",
+                "\"api/[\" is not a glob",
+            ),
+            (
+                "paths_ignore = [\"!x\"]",
+                "projects.app.paths_ignore",
+                "negation",
+            ),
+            ("tags = \"v*\"", "projects.app.tags", "write [\"v*\"]"),
+            ("tags = [1]", "projects.app.tags", "glob 1: expected text"),
+            (
+                "branches = [\"refs/heads/x\"]",
+                "projects.app.branches",
+                "the name alone",
+            ),
+            (
+                "branch = \"a\"\nbranches = [\"b\"]",
+                "projects.app.branches",
+                "not both",
+            ),
+        ] {
+            let (l, k, m) = err(&format!("{head}{line}\n"));
+            let want_line = if line.contains("\nbranches") { 5 } else { 4 };
+            assert_eq!((l, k.as_str()), (want_line, key), "{line}: {m}");
+            assert!(m.contains(says), "{line}: {m}");
+        }
+    }
+
+    #[test]
+    fn bad_duration_names_its_key() {
+        let (line, key, _) = err(&format!(
+            "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\ntimeout = \"15 fortnights\"\n"
+        ));
+        assert_eq!((line, key.as_str()), (4, "projects.app.timeout"));
+    }
+
+    #[test]
+    fn a_bad_project_name_is_shown_on_its_line_with_what_is_wrong() {
+        for (name, problem) in [
+            (".hidden", "starts with a dot"),
+            ("my app", "holds a space"),
+            ("a/b", "holds a '/'"),
+            ("", "is empty"),
+            ("caf\u{e9}", "holds '\u{e9}'"),
+        ] {
+            let (line, key, msg) = err(&format!(
+                "[server]\nparallel = 2\n\n[projects.{name:?}]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n"
+            ));
+            assert_eq!(line, 4, "{name:?}: {msg}");
+            assert_eq!(key, format!("projects.{name:?}"));
+            assert!(msg.contains(problem), "{name:?}: {msg}");
+            assert!(msg.contains("project name"), "{msg}");
+        }
+        // Allowed: dots inside, dashes, underscores, digits.
+        let c = cfg(&format!(
+            "[projects.\"my.app-2_b\"]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.projects["my.app-2_b"].hook_path(), "/hooks/my.app-2_b");
+    }
+
+    #[test]
+    fn after_ci_per_forge() {
+        let project = |provider: &str, extra: &str| {
+            format!(
+                "[projects.app]\nprovider = \"{provider}\"\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n{extra}\n"
+            )
+        };
+        let c = cfg(&project("github", "after_ci = [\"CI\", \"Tests\", \"CI\"]")).unwrap();
+        let p = &c.projects["app"];
+        assert_eq!(p.after_ci, vec!["CI".to_string(), "Tests".to_string()]);
+        assert_eq!(p.ci_timeout, Duration::from_secs(3600));
+        let c = cfg(&project("gitlab", "after_ci = true\nci_timeout = \"20m\"")).unwrap();
+        assert_eq!(c.projects["app"].after_ci, vec!["pipeline".to_string()]);
+        assert_eq!(c.projects["app"].ci_timeout, Duration::from_secs(1200));
+        for off in ["", "after_ci = false"] {
+            assert!(
+                cfg(&project("github", off)).unwrap().projects["app"]
+                    .after_ci
+                    .is_empty()
+            );
+        }
+        assert_eq!(
+            cfg(&project("bitbucket", "after_ci = [\"build\"]"))
+                .unwrap()
+                .projects["app"]
+                .after_ci,
+            vec!["build".to_string()]
+        );
+        // Errors name the line and key, and say what to write.
+        let (line, key, m) = err(&project("github", "after_ci = true"));
+        assert_eq!((line, key.as_str()), (5, "projects.app.after_ci"));
+        assert!(m.contains("list the workflow names"), "{m}");
+        let (_, _, m) = err(&project("gitlab", "after_ci = [\"CI\"]"));
+        assert!(m.contains("write after_ci = true"), "{m}");
+        let (_, _, m) = err(&project("github", "after_ci = []"));
+        assert!(m.contains("empty list"), "{m}");
+        let (_, _, m) = err(&project("github", "after_ci = \"CI\""));
+        assert!(m.contains("write [\"CI\"]"), "{m}");
+        let (_, _, m) = err(&project("github", "after_ci = [\"CI\", 3]"));
+        assert!(m.contains("name 2"), "{m}");
+        let (line, key, m) = err(&project("github", "ci_timeout = \"5m\""));
+        assert_eq!((line, key.as_str()), (5, "projects.app.ci_timeout"));
+        assert!(m.contains("without after_ci"), "{m}");
+        let (_, key, _) = err(&project(
+            "github",
+            "after_ci = [\"CI\"]\nci_timeout = \"0s\"",
+        ));
+        assert_eq!(key, "projects.app.ci_timeout");
+    }
+
+    #[test]
+    fn repository_is_owner_and_name() {
+        let repo = |r: &str| {
+            cfg(&format!(
+                "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\nrepository = \"{r}\"\n"
+            ))
+        };
+        for good in ["acme/app", "group/sub/app", ""] {
+            assert!(repo(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "notaslash",
+            "acme/",
+            "/app",
+            "a//b",
+            "https://github.com/acme/app",
+        ] {
+            let Err(ConfigError::Invalid {
+                line, key, message, ..
+            }) = repo(bad)
+            else {
+                panic!("{bad} accepted");
+            };
+            assert_eq!((line, key.as_str()), (4, "projects.app.repository"));
+            assert!(message.contains("owner/name"), "{message}");
+        }
+    }
+}

@@ -242,3 +242,79 @@ pub(super) fn read_secret(source: &SecretSource, secrets: &dyn Secrets) -> Resul
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_support::*;
+
+    #[test]
+    fn credentials_say_where_they_are_read_from() {
+        // Inside the service: systemd's directory.
+        let inside = describe_source(&SecretSource::Credential("deployd_app".into()), &Fake);
+        assert_eq!(
+            inside,
+            "secret_credential deployd_app from /run/credentials/deployd.service/deployd_app"
+        );
+        // Outside it (an admin's `deployd check`): the file the unit loads.
+        struct Outside;
+        impl Secrets for Outside {
+            fn file(&self, path: &Path) -> std::io::Result<String> {
+                if path == Path::new("/etc/deployd/credentials/app") {
+                    Ok("s3cret\n".into())
+                } else {
+                    Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+                }
+            }
+            fn env(&self, _: &str) -> Option<String> {
+                None
+            }
+        }
+        let ours = SecretSource::Credential("deployd_app".into());
+        assert_eq!(
+            describe_source(&ours, &Outside),
+            "secret_credential deployd_app from /etc/deployd/credentials/app"
+        );
+        assert_eq!(read_secret(&ours, &Outside).unwrap(), "s3cret");
+        // A name the unit does not load from that directory: no guess.
+        let other = SecretSource::Credential("app.secret".into());
+        assert_eq!(
+            describe_source(&other, &Outside),
+            "secret_credential app.secret"
+        );
+        assert!(
+            read_secret(&other, &Outside)
+                .unwrap_err()
+                .contains("not set")
+        );
+        let escape = SecretSource::Credential("deployd_../x".into());
+        assert!(read_secret(&escape, &Outside).is_err());
+    }
+
+    #[test]
+    fn secret_sources() {
+        let two = err(&format!(
+            "[projects.app]\nsecret = \"x\"\nsecret_env = \"HOOK_SECRET\"\nscript = \"{SCRIPT}\"\n"
+        ));
+        assert_eq!(two.1, "projects.app.secret_env");
+        let none = err(&format!("[projects.app]\nscript = \"{SCRIPT}\"\n"));
+        assert!(none.2.contains("exactly one"), "{}", none.2);
+        let empty = err(&format!(
+            "[projects.app]\nsecret_file = \"empty.secret\"\nscript = \"{SCRIPT}\"\n"
+        ));
+        assert_eq!(empty.2, "the secret is empty");
+        let missing = err(&format!(
+            "[projects.app]\nsecret_env = \"NOPE\"\nscript = \"{SCRIPT}\"\n"
+        ));
+        assert!(missing.2.contains("NOPE"));
+        let env = cfg(&format!(
+            "[projects.app]\nsecret_env = \"HOOK_SECRET\"\nscript = \"{SCRIPT}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(env.projects["app"].secret_source, "secret_env $HOOK_SECRET");
+        let cred = err(&format!(
+            "[projects.app]\nsecret_credential = \"app.secret\"\nscript = \"{SCRIPT}\"\n"
+        ));
+        assert!(cred.2.contains("missing"), "{}", cred.2);
+    }
+}

@@ -576,3 +576,213 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     n.checked_mul(mult)
         .ok_or_else(|| format!("{text:?} is too large a size"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigError;
+    use crate::config::test_support::*;
+
+    /// Every key, given values of the wrong kind: each error is in words,
+    /// on the key's own line, with none of serde's or Rust's vocabulary.
+    #[test]
+    fn wrong_values_are_answered_in_words() {
+        const SERVER: [&str; 14] = [
+            "listen",
+            "state_dir",
+            "log_dir",
+            "max_body",
+            "parallel",
+            "shutdown_grace",
+            "control_socket",
+            "max_connections",
+            "header_timeout",
+            "request_timeout",
+            "idle_timeout",
+            "max_age",
+            "allow_from",
+            "trusted_proxies",
+        ];
+        const PROJECT: [&str; 29] = [
+            "provider",
+            "secret",
+            "secret_file",
+            "secret_env",
+            "secret_credential",
+            "repository",
+            "branch",
+            "script",
+            "args",
+            "working_dir",
+            "timeout",
+            "kill_grace",
+            "env",
+            "keep_runs",
+            "on_new_push",
+            "health_check",
+            "health_timeout",
+            "health_retries",
+            "health_interval",
+            "on_unhealthy",
+            "secret",
+            "secret_previous",
+            "secret_previous_file",
+            "secret_previous_env",
+            "secret_previous_credential",
+            "max_age",
+            "allow_from",
+            "after_ci",
+            "ci_timeout",
+        ];
+        const WRONG: [&str; 10] = [
+            "\"2\"",
+            "-1",
+            "0",
+            "15",
+            "1.5",
+            "true",
+            "[1, 2]",
+            "{ a = 1 }",
+            "2024-05-01",
+            "\"\"",
+        ];
+        const JARGON: [&str; 14] = [
+            "invalid type",
+            "invalid value",
+            "usize",
+            "u64",
+            "i64",
+            "struct",
+            "sequence",
+            "a map",
+            "variant",
+            "untagged",
+            "`",
+            "expected a string",
+            "expected a duration,",
+            "data did not match",
+        ];
+        let mut texts = Vec::new();
+        for key in SERVER {
+            for v in WRONG {
+                texts.push((format!("server.{key}"), format!("[server]\n{key} = {v}\n")));
+            }
+        }
+        for key in PROJECT {
+            for v in WRONG {
+                let mut text = format!("[projects.app]\n{key} = {v}\n");
+                if key != "script" {
+                    text.push_str(&format!("script = \"{SCRIPT}\"\n"));
+                }
+                if !key.starts_with("secret") {
+                    text.push_str("secret = \"x\"\n");
+                }
+                texts.push((format!("projects.app.{key}"), text));
+            }
+        }
+        for v in WRONG {
+            texts.push(("server".into(), format!("server = {v}\n")));
+            texts.push(("projects".into(), format!("projects = {v}\n")));
+            texts.push(("projects.app".into(), format!("[projects]\napp = {v}\n")));
+        }
+        let mut refused = 0;
+        for (want_key, text) in &texts {
+            let Err(e) = cfg(text) else { continue };
+            refused += 1;
+            let shown = e.to_string();
+            for word in JARGON {
+                assert!(!shown.contains(word), "{word:?} in {shown:?}\nfor\n{text}");
+            }
+            let ConfigError::Invalid { line, key, .. } = &e else {
+                panic!("{e:?}");
+            };
+            // The key itself, or (for a missing secret) its project.
+            assert!(
+                key == want_key
+                    // {...} for a table: its key "a" is unknown.
+                    || key.starts_with(&format!("{want_key}."))
+                    // A value left out of its table, or a missing secret.
+                    || want_key.starts_with(&format!("{key}."))
+                    || key.starts_with("projects.app.secret"),
+                "{key} for {want_key}: {shown}\n{text}"
+            );
+            assert!(*line <= 2, "{shown}\n{text}");
+        }
+        assert!(
+            refused > texts.len() * 3 / 4,
+            "{refused} of {}",
+            texts.len()
+        );
+
+        // What the examples of the report say now.
+        let say = |text: &str| {
+            err(&format!(
+                "[projects.app]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n{text}\n"
+            ))
+            .2
+        };
+        let m = say("keep_runs = \"2\"");
+        assert_eq!(
+            m,
+            "expected a whole number of 1 or more, found the text \"2\": write 2 without quotes"
+        );
+        let m = say("keep_runs = -1");
+        assert_eq!(
+            m,
+            "expected a whole number of 1 or more, found the number -1"
+        );
+        let m = say("timeout = 15");
+        assert!(
+            m.starts_with("expected a duration such as \"15m\" or \"90s\", found the number 15"),
+            "{m}"
+        );
+        assert!(m.contains("\"15s\""), "{m}");
+        let m = say("kill_grace = \"15 fortnights\"");
+        assert!(
+            m.starts_with("\"15 fortnights\" is not a duration such as \"15m\" or \"90s\""),
+            "{m}"
+        );
+        let m = say("provider = \"GitHub\"");
+        assert!(m.contains("\"github\"") && m.contains("lower case"), "{m}");
+        let m = say("args = \"--prod\"");
+        assert!(m.starts_with("expected a list of text"), "{m}");
+        let m = say("env = { N = 1 }");
+        assert!(m.starts_with("N: expected text in quotes"), "{m}");
+        let m = say("on_new_push = \"abort\"");
+        assert!(
+            m.starts_with("\"abort\" is not a choice here: give \"queue\""),
+            "{m}"
+        );
+        let m = say("health_check = \"curl -f http://x\"");
+        assert!(m.contains("no shell runs it"), "{m}");
+        let m = say("health_check = []");
+        assert!(m.starts_with("expected a command as a list of text"), "{m}");
+        let m = say("on_unhealthy = true");
+        assert!(m.starts_with("expected \"keep\""), "{m}");
+        let m = say("scirpt = 1");
+        assert!(
+            m.starts_with("unknown field \"scirpt\"; the keys here are: provider, secret,"),
+            "{m}"
+        );
+        let m = err("[server]\nmax_body = -1\n").2;
+        assert!(m.starts_with("expected a size such as \"25MiB\""), "{m}");
+        let m = err("[server]\nmax_body = \"12 parsecs\"\n").2;
+        assert!(m.contains("\"parsecs\" is not a unit"), "{m}");
+        // An inline secret of the wrong kind is not repeated.
+        let m = err(&format!(
+            "[projects.app]\nsecret = 123456789\nscript = \"{SCRIPT}\"\n"
+        ))
+        .2;
+        assert!(!m.contains("123456789") && m.contains("a number"), "{m}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("25MiB").unwrap(), 25 << 20);
+        assert_eq!(parse_size("1 GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("512k").unwrap(), 512_000);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
+    }
+}

@@ -227,3 +227,73 @@ impl<'t> Spans<'t> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let (line, key, msg) = err(&format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\n\n[projects.app]\nsecret = \"x\"\nscirpt = \"{SCRIPT}\"\n"
+        ));
+        assert_eq!(line, 6);
+        assert_eq!(key, "projects.app.scirpt");
+        assert!(msg.contains("unknown field"), "{msg}");
+    }
+
+    #[test]
+    fn quoted_names_inline_tables_and_dotted_keys_point_at_their_line() {
+        // A quoted name holding a dot: the key keeps its quotes, and checks
+        // made after parsing find the line too.
+        let quoted = format!(
+            "[server]\nparallel = 2\n\n[projects.\"my.app\"]\nsecret = \"x\"\nscript = \"{SCRIPT}\"\n"
+        );
+        let (line, key, _) = err(&format!("{quoted}branch = \"refs/heads/main\"\n"));
+        assert_eq!((line, key.as_str()), (7, "projects.\"my.app\".branch"));
+        let (line, key, msg) = err(&format!("{quoted}timeout = \"5 parsecs\"\n"));
+        assert_eq!(
+            (line, key.as_str()),
+            (7, "projects.\"my.app\".timeout"),
+            "{msg}"
+        );
+        let (line, key, msg) = err(&format!("{quoted}scirpt = 1\n"));
+        assert_eq!((line, key.as_str()), (7, "projects.\"my.app\".scirpt"));
+        assert!(msg.contains("unknown field"), "{msg}");
+        // A key left out points at its project's table.
+        let (line, key, _) = err(&format!(
+            "[server]\n\n[projects.\"my.app\"]\nscript = \"{SCRIPT}\"\n"
+        ));
+        assert_eq!((line, key.as_str()), (3, "projects.\"my.app\".secret"));
+
+        // Inline tables, on one line and (TOML 1.1) over several.
+        let (line, key, _) = err(&format!(
+            "[server]\nparallel = 2\n\n[projects]\napp = {{ secret = \"x\", script = \"{SCRIPT}\", branch = \"refs/heads/x\" }}\n"
+        ));
+        assert_eq!((line, key.as_str()), (5, "projects.app.branch"));
+        let (line, key, _) = err(&format!(
+            "projects = {{ app = {{\n  secret = \"x\",\n  script = \"{SCRIPT}\",\n  timeout = \"0s\" }} }}\n"
+        ));
+        assert_eq!((line, key.as_str()), (4, "projects.app.timeout"));
+        let (line, key, _) = err(&format!(
+            "projects = {{ app = {{\n  secret = \"x\",\n  script = \"{SCRIPT}\",\n  timeout = 15 }} }}\n"
+        ));
+        assert_eq!((line, key.as_str()), (4, "projects.app.timeout"));
+
+        // Dotted keys, at the top level and inside a table.
+        let (line, key, _) = err(&format!(
+            "projects.app.secret = \"x\"\nprojects.app.script = \"{SCRIPT}\"\n\nprojects.app.kill_grace = \"1 fortnight\"\n"
+        ));
+        assert_eq!((line, key.as_str()), (4, "projects.app.kill_grace"));
+        let (line, key, _) = err(&format!(
+            "[projects]\napp.secret = \"x\"\napp.script = \"{SCRIPT}\"\napp.branch = \"refs/heads/x\"\n"
+        ));
+        assert_eq!((line, key.as_str()), (4, "projects.app.branch"));
+        let (line, key, _) = err("[server]\nlisten = \"x\"\n");
+        assert_eq!((line, key.as_str()), (2, "server.listen"));
+
+        // Broken TOML still names the key it broke in.
+        let (line, key, _) = err(&format!("{quoted}timeout = \n"));
+        assert_eq!((line, key.as_str()), (7, "projects.\"my.app\".timeout"));
+    }
+}
