@@ -1132,8 +1132,12 @@ fn cancel_and_rollback_from_the_page() {
     wait_until(T, "run 3 to be recorded cancelled", || {
         history(&d.config, "app")[0]["status"] == "cancelled"
     });
-    let log = std::fs::read_to_string(dir.join("logs/app/3.log")).unwrap();
-    assert!(log.contains("=== deployd: cancelled by alice"), "{log}");
+    // The note is written as the script is stopped, so it may land a moment
+    // after the record says cancelled.
+    wait_until(T, "run 3's log to say who cancelled it", || {
+        std::fs::read_to_string(dir.join("logs/app/3.log"))
+            .is_ok_and(|log| log.contains("=== deployd: cancelled by alice"))
+    });
     d.wait_log("app: cancelling run 3, as alice asked", T);
     let p = page("/projects/app");
     assert!(!p.contains("Cancel run"), "{p}");
