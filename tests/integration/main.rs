@@ -15,6 +15,7 @@ mod daemon;
 mod events;
 mod forges;
 mod git;
+mod hangup;
 mod hostile;
 mod http;
 mod journal;
