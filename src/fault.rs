@@ -15,6 +15,9 @@ pub const BEFORE_WRITE: &str = "before-write";
 /// A request is on disk, not yet announced, the executor not yet woken and
 /// the 202 not yet sent.
 pub const BEFORE_ACK: &str = "before-ack";
+/// A direct run's spooled event is read, what the outbox owes for it not
+/// yet written (nor the event published or its file deleted).
+pub const BEFORE_OUTBOX: &str = "before-outbox";
 /// The run's lock is taken, its record not yet written.
 pub const BEFORE_RUN: &str = "before-run";
 /// The script has exited, its final record not yet written.
@@ -48,5 +51,18 @@ pub async fn point(name: &str) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`point`] for a blocking thread (a `spawn_blocking` closure).
+pub fn point_blocking(name: &str) {
+    if !armed(name) {
+        return;
+    }
+    tracing::warn!("fault point {name}: pausing (DEPLOYD_FAULT)");
+    let release = std::env::var_os("DEPLOYD_FAULT_RELEASE").map(PathBuf::from);
+    let until = Instant::now() + Duration::from_secs(3600);
+    while Instant::now() < until && !release.as_ref().is_some_and(|f| f.exists()) {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
