@@ -15,7 +15,7 @@ use crate::daemon::control::{self, Reply, Request as ControlRequest};
 use crate::intake::ci_gate;
 use crate::notify::outbox;
 use crate::run::events::{Publisher, Spool};
-use crate::run::executor::{self, ProjectStatus};
+use crate::run::executor::{self, ProjectState, ProjectStatus};
 use crate::run::lifecycle::{Caller, Lifecycle, NotRun};
 use crate::run::lock::{self, RunLock};
 use crate::store::gates;
@@ -697,14 +697,14 @@ fn status_from_disk(config: &Config) -> Vec<ProjectStatus> {
             let running = runs.iter().find(|r| r.status == Status::Running).cloned();
             let pending = queue::read_pending(&config.server.state_dir, name);
             let state = match (&running, &pending) {
-                (Some(r), _) if going.cut_off(r) => "interrupted",
-                (Some(_), _) => "running",
-                (None, Some(_)) => "pending",
-                _ => "idle",
+                (Some(r), _) if going.cut_off(r) => ProjectState::Interrupted,
+                (Some(_), _) => ProjectState::Running,
+                (None, Some(_)) => ProjectState::Pending,
+                _ => ProjectState::Idle,
             };
             ProjectStatus {
                 project: name.clone(),
-                state: state.to_string(),
+                state,
                 running,
                 pending,
                 last: runs.into_iter().find(|r| r.status != Status::Running),

@@ -28,13 +28,54 @@ use crate::run::runner::Outcome;
 use crate::store::history::{History, Run, Status};
 use crate::store::queue::{Queue, Request, Trigger};
 
+/// What a project is doing, as `deployd status` and the status page name it
+/// (`Display` and serde give the same lowercase words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectState {
+    /// Nothing runs or waits.
+    #[default]
+    Idle,
+    /// A run is going on (or waits for its lock).
+    Running,
+    /// A request waits for its turn.
+    Pending,
+    /// The executor waits for an interrupted run's processes to exit.
+    Recovering,
+    /// A run is recorded `running` but its daemon is gone (read from disk
+    /// when no daemon answers).
+    Interrupted,
+    /// The status page answers before the executor published its state.
+    Starting,
+}
+
+impl ProjectState {
+    /// The word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectState::Idle => "idle",
+            ProjectState::Running => "running",
+            ProjectState::Pending => "pending",
+            ProjectState::Recovering => "recovering",
+            ProjectState::Interrupted => "interrupted",
+            ProjectState::Starting => "starting",
+        }
+    }
+}
+
+impl std::fmt::Display for ProjectState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One project's state as `deployd status` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectStatus {
     /// The project.
     pub project: String,
-    /// `idle`, `running`, `pending` or `recovering`.
-    pub state: String,
+    /// What it is doing.
+    pub state: ProjectState,
     /// The run going on now.
     pub running: Option<Run>,
     /// The request waiting for its turn (coalesced: only the newest).
@@ -518,14 +559,14 @@ impl Executor {
             .map(|name| {
                 let pending = self.shared.queue.pending(name);
                 let (state, running) = match self.busy.get(name) {
-                    Some(Busy::Run { run, .. }) => ("running", run.as_deref().cloned()),
-                    Some(Busy::Recovering) => ("recovering", None),
-                    None if pending.is_some() => ("pending", None),
-                    None => ("idle", None),
+                    Some(Busy::Run { run, .. }) => (ProjectState::Running, run.as_deref().cloned()),
+                    Some(Busy::Recovering) => (ProjectState::Recovering, None),
+                    None if pending.is_some() => (ProjectState::Pending, None),
+                    None => (ProjectState::Idle, None),
                 };
                 ProjectStatus {
                     project: name.clone(),
-                    state: state.to_string(),
+                    state,
                     running,
                     pending,
                     last: None,
@@ -996,5 +1037,30 @@ mod enqueue_tests {
             "executor not woken"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::ProjectState;
+
+    #[test]
+    fn project_states_keep_their_words() {
+        for (state, word) in [
+            (ProjectState::Idle, "idle"),
+            (ProjectState::Running, "running"),
+            (ProjectState::Pending, "pending"),
+            (ProjectState::Recovering, "recovering"),
+            (ProjectState::Interrupted, "interrupted"),
+            (ProjectState::Starting, "starting"),
+        ] {
+            assert_eq!(state.to_string(), word);
+            assert_eq!(
+                serde_json::to_string(&state).unwrap(),
+                format!("\"{word}\"")
+            );
+            let back: ProjectState = serde_json::from_str(&format!("\"{word}\"")).unwrap();
+            assert_eq!(back, state);
+        }
     }
 }
