@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::cli::args::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
-use crate::daemon::control::{self, Reply, Request as ControlRequest};
+use crate::daemon::control::{self, ControlRequest, Reply};
 use crate::intake::ci_gate;
 use crate::notify::outbox;
 use crate::run::events::{Publisher, Spool};

@@ -200,7 +200,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = t.await;
     }
     control_task.abort();
-    let _ = std::fs::remove_file(&config.server.control_socket);
+    // Off the runtime's thread, as every file operation of the daemon.
+    let socket = config.server.control_socket.clone();
+    crate::run::lifecycle::blocking(move || {
+        let _ = std::fs::remove_file(&socket);
+    })
+    .await;
     tracing::info!("stopped");
     Ok(())
 }
