@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow};
 
 use super::{Config, Failure, Result, ask, no_daemon, project, runtime, user};
 use crate::config;
-use crate::daemon::control::{self, Reply, Request as ControlRequest};
+use crate::daemon::control::{self, ControlRequest, Reply};
 use crate::intake::ci_gate;
 use crate::run::direct::{self, waiting_for};
 use crate::run::{cancel as cancel_run, executor};

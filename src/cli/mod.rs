@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 
 use crate::config::{self, Config, ConfigError};
-use crate::daemon::control::{self, Reply, Request as ControlRequest};
+use crate::daemon::control::{self, ControlRequest, Reply};
 use crate::run::executor;
 use crate::run::lock::{self, RunLock};
 use crate::store::history::{History, Run};

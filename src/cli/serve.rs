@@ -9,7 +9,7 @@ use anyhow::anyhow;
 use super::{Failure, Result, ask, outln, runtime};
 use crate::config::{self, Config, ConfigError};
 use crate::daemon;
-use crate::daemon::control::{Reply, Request as ControlRequest};
+use crate::daemon::control::{ControlRequest, Reply};
 
 /// `deployd serve`: the daemon, until it is stopped.
 pub(super) fn serve(config: Config) -> Result<()> {

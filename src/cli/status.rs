@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::{Config, Result, duration, lock_held, next_daemon_will, outln, outputs_lines, runtime};
-use crate::daemon::control::{self, Reply, Request as ControlRequest};
+use crate::daemon::control::{self, ControlRequest, Reply};
 use crate::intake::ci_gate;
 use crate::notify::outbox;
 use crate::run::executor::ProjectStatus;
@@ -169,7 +169,7 @@ fn status_from_disk(config: &Config) -> Vec<ProjectStatus> {
             let disk = Snapshot::read(&history, &s.state_dir, name, lock_held(config, name));
             ProjectStatus {
                 project: name.clone(),
-                state: disk.state().to_string(),
+                state: disk.state(),
                 running: disk.running().cloned(),
                 last: disk.last().cloned(),
                 pending: disk.pending,

@@ -30,7 +30,7 @@ use crate::store::queue::{Request as QueueRequest, Trigger};
 /// What the CLI asks.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Request {
+pub enum ControlRequest {
     /// Queue a manual deploy; with `wait`, stream the run.
     Deploy {
         /// The project.
@@ -170,17 +170,19 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
     BufReader::new(r.take(64 * 1024))
         .read_line(&mut line)
         .await?;
-    let request: Request = match serde_json::from_str(&line) {
+    let request: ControlRequest = match serde_json::from_str(&line) {
         Ok(r) => r,
         Err(e) => return send(&mut w, &Reply::Error(format!("bad request: {e}"))).await,
     };
     match request {
-        Request::Status => send(&mut w, &Reply::Status(shared.executor.status().await)).await,
-        Request::Reload => match shared.reload().await {
+        ControlRequest::Status => {
+            send(&mut w, &Reply::Status(shared.executor.status().await)).await
+        }
+        ControlRequest::Reload => match shared.reload().await {
             Ok(done) => send(&mut w, &Reply::Reloaded(done)).await,
             Err(e) => send(&mut w, &Reply::Error(e)).await,
         },
-        Request::Cancel {
+        ControlRequest::Cancel {
             project,
             pending,
             user,
@@ -215,7 +217,7 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
                 Ok(c) => send(&mut w, &Reply::Cancelled(c)).await,
             }
         }
-        Request::Rollback {
+        ControlRequest::Rollback {
             project,
             to,
             wait,
@@ -232,7 +234,7 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             send(&mut w, &Reply::RollingBack(target)).await?;
             queue_and_stream(&mut w, shared, req, wait).await
         }
-        Request::Deploy {
+        ControlRequest::Deploy {
             project,
             git_ref,
             sha,
@@ -444,7 +446,7 @@ async fn forward_log(
 /// pieces of at most 64 KiB.
 pub async fn call(
     socket: &Path,
-    request: &Request,
+    request: &ControlRequest,
     mut each: impl FnMut(Reply) -> io::Result<()>,
     mut output: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<()> {

@@ -131,6 +131,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let shared = shared.clone();
         outbox.follow_config(move || shared.config());
     }
+    // The events of direct runs made while no daemon ran are published now,
+    // once, each recorded by the outbox before its spool file goes. Nothing
+    // publishes before this (the executor and the listeners start below),
+    // so the outbox follows the bus from here on and misses nothing.
+    let spooled = {
+        let (bus, dir) = (bus.clone(), s.state_dir.clone());
+        let (outbox, history) = (outbox.clone(), shared.history.clone());
+        tokio::task::spawn_blocking(move || {
+            bus.replay(&dir, |event| {
+                crate::fault::point_blocking(crate::fault::BEFORE_OUTBOX);
+                owe(&outbox, &history, event)
+            })
+        })
+        .await?
+    };
+    match spooled {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("published {n} run event(s) of runs made without the daemon"),
+        Err(e) => tracing::warn!("cannot read the spooled run events: {e}"),
+    }
     tokio::spawn(outbox::follow(
         bus.subscribe(),
         outbox.clone(),
@@ -139,17 +159,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if !outbox.is_empty() {
         tracing::info!("outbox: {} notification(s) left to send", outbox.len());
         outbox.start_lanes();
-    }
-    // Parts that react to runs subscribe to `bus` above this line: the events
-    // of direct runs made while no daemon ran are published now, once.
-    let spooled = {
-        let (bus, dir) = (bus.clone(), s.state_dir.clone());
-        tokio::task::spawn_blocking(move || bus.replay(&dir)).await?
-    };
-    match spooled {
-        Ok(0) => {}
-        Ok(n) => tracing::info!("published {n} run event(s) of runs made without the daemon"),
-        Err(e) => tracing::warn!("cannot read the spooled run events: {e}"),
     }
     let app = Arc::new(App::new(shared.clone()));
     let web_task = match &config.web {
@@ -193,9 +202,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = t.await;
     }
     control_task.abort();
-    let _ = std::fs::remove_file(&config.server.control_socket);
+    // Off the runtime's thread, as every file operation of the daemon.
+    let socket = config.server.control_socket.clone();
+    crate::run::lifecycle::blocking(move || {
+        let _ = std::fs::remove_file(&socket);
+    })
+    .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Writes what a spooled run event owes (its notifications and status
+/// reports) to the outbox, durably, as [`outbox::follow`] does for live
+/// events. Blocking.
+fn owe(
+    outbox: &Outbox,
+    history: &History,
+    event: &crate::run::events::RunEvent,
+) -> std::io::Result<()> {
+    use crate::run::events::RunEvent;
+    let (RunEvent::Started(run) | RunEvent::Finished(run)) = event else {
+        return Ok(());
+    };
+    match crate::notify::document_for(run, history) {
+        Some(doc) => outbox.add(&doc).map(drop),
+        None => Ok(()),
+    }
 }
 
 /// Binds the status page's listener and starts serving it.

@@ -153,7 +153,9 @@ async fn handle(req: Request<Incoming>, app: &App, peer: IpAddr) -> Response<Ful
     let delivery = forge::any_delivery_id(req.headers())
         .map(|s| s.chars().take(64).collect::<String>())
         .unwrap_or_else(|| "-".into());
+    let mut waiting = HungUp(Some((&path, &delivery)));
     let result = route(req, app, peer, &method, &path).await;
+    waiting.0 = None;
     let mut detail = String::new();
     let (resp, quiet) = match result {
         Ok(r) => {
@@ -209,6 +211,22 @@ async fn handle(req: Request<Incoming>, app: &App, peer: IpAddr) -> Response<Ful
         tracing::info!("{line}");
     }
     resp
+}
+
+/// Says in the log that a client hung up before its answer (hyper then
+/// drops the request's future): what it had sent goes on being recorded on
+/// its own task (see [`settle`]) when it got that far.
+struct HungUp<'a>(Option<(&'a str, &'a str)>);
+
+impl Drop for HungUp<'_> {
+    fn drop(&mut self) {
+        if let Some((path, delivery)) = self.0 {
+            tracing::info!(
+                "{}: the client hung up before the answer (delivery={delivery})",
+                printable(path)
+            );
+        }
+    }
 }
 
 /// A reason that quotes the request (a header, a piece of the body) as it
@@ -367,7 +385,7 @@ fn body_capacity(len: u64) -> usize {
 async fn hook(
     req: Request<Incoming>,
     app: &App,
-    config: &Config,
+    config: &Arc<Config>,
     project: &Project,
 ) -> Result<Response<Full<Bytes>>, Reject> {
     let (headers, body, _permits) = read_body(
@@ -377,15 +395,46 @@ async fn hook(
         config.server.request_timeout,
     )
     .await?;
-    // What follows a push that deploys or a CI result (dedupe, gate, the
-    // durable write) is boxed: its state is kilobytes, a future is copied
-    // whole each time it moves, and the cheap answers (a bad signature, an
-    // ignored push) never build it.
     match judge(app, project, &headers, &body)? {
         Judged::Answer(response) => Ok(response),
-        Judged::Ci { run, id, mac } => Box::pin(ci(app, project, run, id, mac)).await,
-        Judged::Push { push, id, mac } => Box::pin(accept(app, project, push, id, mac)).await,
+        judged => settle(app, config.clone(), project.name.clone(), judged).await,
     }
+}
+
+/// Carries out a delivery that deploys (a push, a CI result) on a task of
+/// its own, and answers once it is done. hyper drops a request's future
+/// when its client hangs up: done in that future, the work could stop
+/// between the dedupe reservation and its keep or release (the redelivery
+/// would then be a duplicate of a push never queued), between the durable
+/// write and waking the executor, or halfway through a CI gate's change.
+/// On its own task it runs to its end whatever the client does. The task
+/// also keeps the request's future small: the cheap answers (a bad
+/// signature, an ignored push) never spawn one.
+async fn settle(
+    app: &App,
+    config: Arc<Config>,
+    name: String,
+    judged: Judged,
+) -> Result<Response<Full<Bytes>>, Reject> {
+    let shared = app.shared.clone();
+    let named = name.clone();
+    let task = tokio::spawn(async move {
+        // Looked up again in the same config: the task must own what it reads.
+        let Some(project) = config.projects.get(&named) else {
+            return Err(Reject::NotFound);
+        };
+        match judged {
+            Judged::Answer(response) => Ok(response),
+            Judged::Ci { run, id, mac } => ci(&shared, project, run, id, mac).await,
+            Judged::Push { push, id, mac } => accept(&shared, project, push, id, mac).await,
+        }
+    });
+    task.await.unwrap_or_else(|e| {
+        tracing::error!("{name}: recording the delivery failed: {e}");
+        Err(Reject::Unavailable(
+            "could not record the request; retry later".into(),
+        ))
+    })
 }
 
 /// What a verified delivery comes to before anything is written.
@@ -478,18 +527,19 @@ fn judge(
 /// A CI result for a project with `after_ci`: deduped as a push is (by id,
 /// and by body MAC against replays), then through the gate.
 async fn ci(
-    app: &App,
+    shared: &Shared,
     project: &Project,
     run: crate::forge::ci::CiRun,
     id: String,
     mac: [u8; 32],
 ) -> Result<Response<Full<Bytes>>, Reject> {
     let keys = Keys::new(project, id, &mac);
-    if let Some(duplicate) = keys.duplicate(app) {
+    if let Some(duplicate) = keys.duplicate(shared) {
         return Ok(duplicate);
     }
-    let decided = ci_gate::ci(&app.shared, project, run, keys.id.clone());
-    gated(app, project, &keys, decided).await
+    crate::fault::point(crate::fault::BEFORE_WRITE).await;
+    let decided = ci_gate::ci(shared, project, run, keys.id.clone());
+    gated(shared, project, &keys, decided).await
 }
 
 /// A delivery's dedupe keys: its id, which catches the forge's
@@ -519,8 +569,8 @@ impl Keys {
 
     /// The answer to a delivery accepted before, when this is one; otherwise
     /// its keys are held until [`Keys::keep`] or [`Keys::release`].
-    fn duplicate(&self, app: &App) -> Option<Response<Full<Bytes>>> {
-        (app.shared.deliveries.check(&self.list()) == Seen::Duplicate).then(|| {
+    fn duplicate(&self, shared: &Shared) -> Option<Response<Full<Bytes>>> {
+        (shared.deliveries.check(&self.list()) == Seen::Duplicate).then(|| {
             respond(
                 StatusCode::OK,
                 json!({"status": "duplicate", "delivery": self.id}),
@@ -529,16 +579,16 @@ impl Keys {
     }
 
     /// Remembered: the delivery's decision is on disk.
-    fn keep(&self, app: &App) {
+    fn keep(&self, shared: &Shared) {
         for key in self.list() {
-            app.shared.deliveries.keep_soon(key);
+            shared.deliveries.keep_soon(key);
         }
     }
 
     /// Forgotten, so that a redelivery is accepted.
-    fn release(&self, app: &App) {
+    fn release(&self, shared: &Shared) {
         for key in self.list() {
-            app.shared.deliveries.release(key);
+            shared.deliveries.release(key);
         }
     }
 }
@@ -546,16 +596,17 @@ impl Keys {
 /// A push that deploys the project: deduped, then queued durably (or handed
 /// to the CI gate) before the 202.
 async fn accept(
-    app: &App,
+    shared: &Shared,
     project: &Project,
     push: Push,
     id: String,
     mac: [u8; 32],
 ) -> Result<Response<Full<Bytes>>, Reject> {
     let keys = Keys::new(project, id, &mac);
-    if let Some(duplicate) = keys.duplicate(app) {
+    if let Some(duplicate) = keys.duplicate(shared) {
         return Ok(duplicate);
     }
+    crate::fault::point(crate::fault::BEFORE_WRITE).await;
     let push = Push {
         delivery: keys.id.clone(),
         ..push
@@ -563,7 +614,7 @@ async fn accept(
     let request = queue::Request {
         bodies: vec![keys.body_mac.clone()],
         ..queue::Request::new(
-            app.shared.queue.next_seq(),
+            shared.queue.next_seq(),
             &project.name,
             Trigger::Webhook,
             push,
@@ -572,8 +623,8 @@ async fn accept(
     // A tag is a decision to release: it deploys at once, gate or no gate
     // (CI runs are reported for branches).
     if !project.after_ci.is_empty() && request.push.tag().is_none() {
-        let decided = ci_gate::push(&app.shared, project, request);
-        return gated(app, project, &keys, decided).await;
+        let decided = ci_gate::push(shared, project, request);
+        return gated(shared, project, &keys, decided).await;
     }
     let answer = json!({
         "status": "queued",
@@ -582,18 +633,8 @@ async fn accept(
         "sha": request.push.after,
         "delivery": keys.id,
     });
-    // A copy for the run event only when something listens: the fast path
-    // stays free of it.
-    let queued = app.shared.lifecycle.listened().then(|| request.clone());
-    let stored = app.shared.queue.push(request).await;
-    if stored.is_ok() {
-        // Not waited for: the request file (`delivery`, `coalesced`,
-        // `bodies`) already holds the id and MAC durably; this file is the
-        // longer, unsynced memory.
-        keys.keep(app);
-    }
-    if let Err(e) = stored {
-        keys.release(app);
+    if let Err(e) = shared.enqueue(request).await {
+        keys.release(shared);
         tracing::error!(
             "{}: cannot record the request durably (answering 503 so the forge retries): {e}",
             project.name
@@ -602,32 +643,31 @@ async fn accept(
             "could not record the request; retry later".into(),
         ));
     }
-    crate::fault::point(crate::fault::BEFORE_ACK).await;
-    if let Some(req) = queued {
-        app.shared.lifecycle.queued(&req).await;
-    }
-    app.shared.executor.queued();
+    // Not waited for: the request file (`delivery`, `coalesced`, `bodies`)
+    // already holds the id and MAC durably; this file is the longer,
+    // unsynced memory.
+    keys.keep(shared);
     Ok(respond(StatusCode::ACCEPTED, answer))
 }
 
-/// Answers a delivery that went through the CI gate (`gatekeeper.rs`): a
+/// Answers a delivery that went through the CI gate (`intake/ci_gate.rs`): a
 /// push of a project with `after_ci`, or a CI event, its `keys` checked
 /// already. They are kept once the gate's decision is on disk; if it could
 /// not be, 503, and they are forgotten so a redelivery is accepted.
 async fn gated(
-    app: &App,
+    shared: &Shared,
     project: &Project,
     keys: &Keys,
     decided: impl Future<Output = std::io::Result<ci_gate::Answer>>,
 ) -> Result<Response<Full<Bytes>>, Reject> {
     match decided.await {
         Ok((status, body)) => {
-            keys.keep(app);
+            keys.keep(shared);
             crate::fault::point(crate::fault::BEFORE_ACK).await;
             Ok(respond(status, body))
         }
         Err(e) => {
-            keys.release(app);
+            keys.release(shared);
             tracing::error!(
                 "{}: cannot record the CI gate's decision durably (answering 503 so the forge retries): {e}",
                 project.name

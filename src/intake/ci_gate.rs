@@ -41,18 +41,6 @@ pub(crate) fn policy(project: &Project) -> Policy {
 /// An answer for the hook: status and JSON body.
 pub(crate) type Answer = (StatusCode, Value);
 
-/// Queues `req` durably and tells the executor: what a push without a gate
-/// gets at once, and a gated one once green.
-async fn enqueue(shared: &Shared, req: Request) -> io::Result<()> {
-    let queued = shared.lifecycle.listened().then(|| req.clone());
-    shared.queue.push(req).await?;
-    if let Some(req) = queued {
-        shared.lifecycle.queued(&req).await;
-    }
-    shared.executor.queued();
-    Ok(())
-}
-
 fn failed_note(f: &Failure) -> CiNote {
     CiNote {
         workflow: Some(f.workflow.clone()),
@@ -215,7 +203,7 @@ async fn answer(
                 project.name,
                 req.push.short_sha()
             );
-            enqueue(shared, req).await?;
+            shared.enqueue(req).await?;
             StatusCode::ACCEPTED
         }
         Outcome::ReadyFromCi => {
@@ -229,7 +217,7 @@ async fn answer(
                 project.name,
                 req.push.short_sha()
             );
-            enqueue(shared, req).await?;
+            shared.enqueue(req).await?;
             StatusCode::ACCEPTED
         }
         Outcome::Failed(req, f) => {

@@ -12,7 +12,8 @@
 //! - In a direct `deployd deploy` (no daemon answers), a [`Spool`]: each
 //!   event is written durably to `<state_dir>/events/` as one JSON file. The
 //!   next daemon publishes them on its bus when it starts
-//!   ([`Bus::replay`]) and deletes them, oldest first.
+//!   ([`Bus::replay`]), oldest first, and deletes each once its durable
+//!   consumer (the outbox) recorded it.
 //!
 //! The bus is best effort: a subscriber that falls more than
 //! [`Bus::CAPACITY`] events behind loses the oldest (it gets
@@ -81,11 +82,26 @@ impl Bus {
     }
 
     /// Publishes the events direct runs spooled under `state_dir` while no
-    /// daemon ran, oldest first, and deletes each once sent. Blocking.
-    pub(crate) fn replay(&self, state_dir: &Path) -> io::Result<usize> {
+    /// daemon ran, oldest first. Each goes first to `record`, the consumer
+    /// that must not lose one (the outbox writes what the event owes), then
+    /// on the bus, and its file is deleted only then: a daemon killed
+    /// before `record` returned publishes it again at its next start, and
+    /// a bus subscriber that lags loses nothing `record` needed. When
+    /// `record` fails the event and those after it stay spooled. Blocking.
+    pub(crate) fn replay(
+        &self,
+        state_dir: &Path,
+        mut record: impl FnMut(&RunEvent) -> io::Result<()>,
+    ) -> io::Result<usize> {
         let spool = Spool::new(state_dir);
         let mut sent = 0;
         for (path, event) in spool.read()? {
+            if let Err(e) = record(&event) {
+                if sent > 0 {
+                    fsutil::sync_dir(&spool.dir)?;
+                }
+                return Err(e);
+            }
             self.send(event);
             fs::remove_file(&path)?;
             sent += 1;
@@ -241,14 +257,44 @@ mod tests {
         assert!(!publisher.listened(), "nobody subscribed yet");
         let mut rx = bus.subscribe();
         assert!(publisher.listened());
-        assert_eq!(bus.replay(&dir).unwrap(), 12);
+        assert_eq!(bus.replay(&dir, |_| Ok(())).unwrap(), 12);
         for seq in 1..=12 {
             assert_eq!(rx.try_recv().unwrap(), RunEvent::Queued(req(seq)));
         }
         assert!(rx.try_recv().is_err());
         // Published once: the files are gone.
-        assert_eq!(bus.replay(&dir).unwrap(), 0);
+        assert_eq!(bus.replay(&dir, |_| Ok(())).unwrap(), 0);
         assert_eq!(fs::read_dir(dir.join("events")).unwrap().count(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An event its consumer could not record stays spooled, with those
+    /// after it, and is neither published nor deleted.
+    #[tokio::test]
+    async fn an_event_not_recorded_stays_spooled() {
+        let dir = std::env::temp_dir().join(format!("deployd-unrecorded-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let spool = Publisher::Spool(Arc::new(Spool::new(&dir)));
+        for seq in 1..=3 {
+            spool.publish(RunEvent::Queued(req(seq))).await;
+        }
+        let bus = Bus::new();
+        let mut rx = bus.subscribe();
+        let mut seen = 0;
+        let failed = bus.replay(&dir, |_| {
+            seen += 1;
+            if seen == 2 {
+                Err(io::Error::other("disk full"))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(failed.is_err());
+        assert_eq!(rx.try_recv().unwrap(), RunEvent::Queued(req(1)));
+        assert!(rx.try_recv().is_err(), "an unrecorded event was published");
+        // The next start publishes the other two.
+        assert_eq!(bus.replay(&dir, |_| Ok(())).unwrap(), 2);
+        assert_eq!(rx.try_recv().unwrap(), RunEvent::Queued(req(2)));
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -13,6 +13,7 @@
 //! waits on a deploy except who asked to.
 
 use std::collections::HashMap;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,14 +27,15 @@ use crate::run::lock::{self, RunLock};
 use crate::run::runner::Outcome;
 use crate::store::history::{History, Run, Status};
 use crate::store::queue::{Queue, Request, Trigger};
+pub(crate) use crate::store::snapshot::ProjectState;
 
 /// One project's state as `deployd status` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectStatus {
     /// The project.
     pub project: String,
-    /// `idle`, `running`, `pending` or `recovering`.
-    pub state: String,
+    /// What it is doing.
+    pub state: ProjectState,
     /// The run going on now.
     pub running: Option<Run>,
     /// The request waiting for its turn (coalesced: only the newest).
@@ -70,19 +72,49 @@ pub enum Cancelled {
     Request(Box<Request>),
 }
 
+/// The one way a request enters the queue, for every path (a push, a CI
+/// gate turned green, `deployd deploy` through the control socket, the
+/// status page, a rollback, a run queued again after an interruption): the
+/// durable write, then [`RunEvent::Queued`], then the executor is woken.
+/// Returns once the request is on disk and announced; `Err` when it could
+/// not be written (then nothing was announced).
+///
+/// [`RunEvent::Queued`]: crate::run::events::RunEvent::Queued
+async fn enqueue(
+    queue: &Arc<Queue>,
+    lifecycle: &Lifecycle,
+    wake: &mpsc::UnboundedSender<Msg>,
+    req: Request,
+) -> io::Result<()> {
+    // A copy for the run event only when something listens: the fast path
+    // stays free of it.
+    let announced = lifecycle.listened().then(|| req.clone());
+    queue.push(req).await?;
+    crate::fault::point(crate::fault::BEFORE_ACK).await;
+    if let Some(req) = announced {
+        lifecycle.queued(&req).await;
+    }
+    let _ = wake.send(Msg::Queued);
+    Ok(())
+}
+
 /// A cheap, cloneable way to talk to the executor.
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::UnboundedSender<Msg>,
+    /// Where [`Handle::enqueue`] writes.
+    queue: Arc<Queue>,
+    /// What announces a queued request.
+    lifecycle: Arc<Lifecycle>,
     /// What runs and what waits, republished after every change, from
     /// memory alone (no `last` run: that is read from disk on request).
     live: watch::Receiver<Vec<ProjectStatus>>,
 }
 
 impl Handle {
-    /// Says a request was durably queued; the executor starts it when it can.
-    pub fn queued(&self) {
-        let _ = self.tx.send(Msg::Queued);
+    /// Queues `req` ([`enqueue`]): how every request enters the queue.
+    pub(crate) async fn enqueue(&self, req: Request) -> io::Result<()> {
+        enqueue(&self.queue, &self.lifecycle, &self.tx, req).await
     }
 
     /// Live state of every project.
@@ -135,14 +167,22 @@ enum Busy {
     Recovering,
 }
 
-/// What the run tasks share.
+/// What the run tasks share (named apart from the daemon's
+/// [`crate::state::Shared`], which holds a [`Handle`] to this task).
 #[derive(Clone)]
-struct Shared {
+struct RunCtx {
     queue: Arc<Queue>,
     /// Carries out each run; its history is the daemon's.
     lifecycle: Arc<Lifecycle>,
     tx: mpsc::UnboundedSender<Msg>,
     stop: watch::Receiver<bool>,
+}
+
+impl RunCtx {
+    /// Queues `req` ([`enqueue`]).
+    async fn enqueue(&self, req: Request) -> io::Result<()> {
+        enqueue(&self.queue, &self.lifecycle, &self.tx, req).await
+    }
 }
 
 /// The executor task's state.
@@ -151,7 +191,7 @@ pub struct Executor {
     /// followed so that a reload that brings a project back starts its
     /// pending request.
     config: watch::Receiver<Arc<Config>>,
-    shared: Shared,
+    shared: RunCtx,
     rx: mpsc::UnboundedReceiver<Msg>,
     busy: HashMap<String, Busy>,
     stop_tx: watch::Sender<bool>,
@@ -170,11 +210,13 @@ impl Executor {
         let (live, live_rx) = watch::channel(Vec::new());
         let handle = Handle {
             tx: tx.clone(),
+            queue: queue.clone(),
+            lifecycle: lifecycle.clone(),
             live: live_rx,
         };
         let exec = Executor {
             config,
-            shared: Shared {
+            shared: RunCtx {
                 queue,
                 lifecycle,
                 tx,
@@ -477,14 +519,14 @@ impl Executor {
             .map(|name| {
                 let pending = self.shared.queue.pending(name);
                 let (state, running) = match self.busy.get(name) {
-                    Some(Busy::Run { run, .. }) => ("running", run.as_deref().cloned()),
-                    Some(Busy::Recovering) => ("recovering", None),
-                    None if pending.is_some() => ("pending", None),
-                    None => ("idle", None),
+                    Some(Busy::Run { run, .. }) => (ProjectState::Running, run.as_deref().cloned()),
+                    Some(Busy::Recovering) => (ProjectState::Recovering, None),
+                    None if pending.is_some() => (ProjectState::Pending, None),
+                    None => (ProjectState::Idle, None),
                 };
                 ProjectStatus {
                     project: name.clone(),
-                    state: state.to_string(),
+                    state,
                     running,
                     pending,
                     last: None,
@@ -511,7 +553,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 
 /// The daemon's side of a run's steps (see [`Caller`]).
 struct Daemon<'a> {
-    shared: &'a Shared,
+    shared: &'a RunCtx,
     name: &'a str,
 }
 
@@ -543,7 +585,7 @@ impl Caller for Daemon<'_> {
     }
 }
 
-async fn run_one(project: Project, req: Request, cancel: watch::Receiver<bool>, shared: &Shared) {
+async fn run_one(project: Project, req: Request, cancel: watch::Receiver<bool>, shared: &RunCtx) {
     let name = project.name.clone();
     let mut caller = Daemon {
         shared,
@@ -632,7 +674,7 @@ async fn run_one(project: Project, req: Request, cancel: watch::Receiver<bool>, 
 /// `on_unhealthy = "rollback"`: queues a rollback of unhealthy `run` to the
 /// last healthy commit, and says so in the run's log. Not when `run` was a
 /// rollback itself: that would go on rolling back.
-async fn roll_back(run: &Run, shared: &Shared) {
+async fn roll_back(run: &Run, shared: &RunCtx) {
     let name = run.project();
     let note = |text: &str| {
         if let Ok(mut log) = crate::run::runner::open_log(run) {
@@ -668,13 +710,8 @@ async fn roll_back(run: &Run, shared: &Shared) {
         target.id
     );
     note(&text);
-    let announce = req.clone();
-    match shared.queue.push(req).await {
-        Ok(()) => {
-            tracing::warn!("{name}: run {} {text}", run.id);
-            shared.lifecycle.queued(&announce).await;
-            let _ = shared.tx.send(Msg::Queued);
-        }
+    match shared.enqueue(req).await {
+        Ok(()) => tracing::warn!("{name}: run {} {text}", run.id),
         Err(e) => tracing::error!("{name}: cannot queue the rollback of run {}: {e}", run.id),
     }
 }
@@ -740,7 +777,7 @@ impl Recovery {
 
 /// Queues an interrupted run again as `recovery`, unless a newer request is
 /// already pending (it supersedes the old commit).
-async fn requeue(run: &Run, shared: &Shared) {
+async fn requeue(run: &Run, shared: &RunCtx) {
     let queue = shared.queue.clone();
     let pending = queue.pending(&run.request.project);
     if recovery_plan(run, None, pending.as_ref()) == Recovery::Superseded {
@@ -752,12 +789,8 @@ async fn requeue(run: &Run, shared: &Shared) {
         return;
     }
     let req = run.request(queue.next_seq(), Trigger::Recovery);
-    let announce = shared.lifecycle.listened().then(|| req.clone());
-    match queue.push(req).await {
+    match shared.enqueue(req).await {
         Ok(()) => {
-            if let Some(req) = announce {
-                shared.lifecycle.queued(&req).await;
-            }
             tracing::info!(
                 "{}: run {} queued again for recovery",
                 run.project(),
@@ -772,7 +805,7 @@ async fn requeue(run: &Run, shared: &Shared) {
     }
 }
 
-async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, shared: &Shared) {
+async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, shared: &RunCtx) {
     let ids: Vec<String> = runs.iter().map(|r| r.id.to_string()).collect();
     let mut waited = false;
     let lock = match RunLock::acquire(
@@ -905,5 +938,89 @@ mod tests {
             plan.describe(),
             "it is not run again: run 6 (manual) came after it"
         );
+    }
+}
+
+#[cfg(test)]
+mod enqueue_tests {
+    use super::*;
+    use crate::run::events::{Bus, Publisher, RunEvent};
+
+    /// An interrupted run queued again goes through the one enqueue: on
+    /// disk, announced `Queued` with trigger `recovery`, and the executor
+    /// woken (it once was not).
+    #[tokio::test]
+    async fn a_requeued_run_is_announced_and_wakes_the_executor() {
+        let dir = std::env::temp_dir().join(format!("deployd-requeue-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let queue = Arc::new(Queue::open(&dir).unwrap());
+        let bus = Bus::new();
+        let mut events = bus.subscribe();
+        let lifecycle = Arc::new(Lifecycle {
+            history: Arc::new(History::new(&dir, &dir.join("logs"))),
+            state_dir: dir.clone(),
+            events: Publisher::Bus(bus),
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let ctx = RunCtx {
+            queue: queue.clone(),
+            lifecycle,
+            tx,
+            stop: watch::channel(false).1,
+        };
+        let push = crate::forge::push::Push {
+            git_ref: "refs/heads/main".into(),
+            ..Default::default()
+        };
+        let cut = Run {
+            id: 3,
+            request: Request::new(1, "app", Trigger::Webhook, push),
+            status: Status::Interrupted,
+            exit_code: None,
+            signal: None,
+            started_at: String::new(),
+            finished_at: None,
+            log: dir.join("3.log"),
+            pid: None,
+            outputs: Default::default(),
+        };
+        requeue(&cut, &ctx).await;
+        let pending = queue.pending("app").expect("queued again");
+        assert_eq!(pending.trigger, Trigger::Recovery);
+        match events.try_recv() {
+            Ok(RunEvent::Queued(r)) => assert_eq!(r.trigger, Trigger::Recovery),
+            other => panic!("no Queued event: {other:?}"),
+        }
+        assert!(
+            matches!(rx.try_recv(), Ok(Msg::Queued)),
+            "executor not woken"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::ProjectState;
+
+    #[test]
+    fn project_states_keep_their_words() {
+        for (state, word) in [
+            (ProjectState::Idle, "idle"),
+            (ProjectState::Running, "running"),
+            (ProjectState::Pending, "pending"),
+            (ProjectState::Recovering, "recovering"),
+            (ProjectState::Interrupted, "interrupted"),
+            (ProjectState::Starting, "starting"),
+        ] {
+            assert_eq!(state.to_string(), word);
+            assert_eq!(
+                serde_json::to_string(&state).unwrap(),
+                format!("\"{word}\"")
+            );
+            let back: ProjectState = serde_json::from_str(&format!("\"{word}\"")).unwrap();
+            assert_eq!(back, state);
+        }
     }
 }

@@ -147,8 +147,11 @@ impl Metrics {
         self.projects.set(live.len() as i64);
         self.pending
             .set(live.iter().filter(|p| p.pending.is_some()).count() as i64);
-        self.running
-            .set(live.iter().filter(|p| p.state == "running").count() as i64);
+        self.running.set(
+            live.iter()
+                .filter(|p| p.state == crate::run::executor::ProjectState::Running)
+                .count() as i64,
+        );
         let mut out = String::with_capacity(4096);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -155,19 +155,14 @@ impl Shared {
     }
 
     /// Queues `req` durably, announces it ([`RunEvent::Queued`]) and tells
-    /// the executor: how a request someone asked for (`deployd deploy`
-    /// through the control socket, the status page's deploy button) enters
-    /// the queue. Returns once the request is on disk.
+    /// the executor, through the executor's one enqueue: how every request
+    /// enters the queue (a push, a green CI gate, `deployd deploy` through
+    /// the control socket, the status page's deploy button). Returns once
+    /// the request is on disk.
     ///
     /// [`RunEvent::Queued`]: crate::run::events::RunEvent::Queued
     pub(crate) async fn enqueue(&self, req: Request) -> io::Result<()> {
-        let announced = self.lifecycle.listened().then(|| req.clone());
-        self.queue.push(req).await?;
-        if let Some(req) = announced {
-            self.lifecycle.queued(&req).await;
-        }
-        self.executor.queued();
-        Ok(())
+        self.executor.enqueue(req).await
     }
 
     /// Cancels `project`'s running run, or with `pending` drops its
@@ -233,7 +228,8 @@ impl Shared {
 }
 
 /// What a reload from `old` to `new` leaves for the next restart: the
-/// listeners, directories and limits the daemon set up when it started.
+/// listeners, directories, limits and connection deadlines the daemon set
+/// up when it started.
 fn restart_notes(old: &Config, new: &Config) -> Vec<String> {
     let (n, o) = (&new.server, &old.server);
     let web_listen = |c: &Config| c.web.as_ref().map(|w| w.listen);
@@ -250,6 +246,14 @@ fn restart_notes(old: &Config, new: &Config) -> Vec<String> {
             "server.max_connections",
             n.max_connections != o.max_connections,
         ),
+        // Set on each listener's connections when it starts (hyper's
+        // header deadline, the idle keep-alive check). `request_timeout`,
+        // the body's deadline, is read for each request: a reload applies it.
+        (
+            "server.header_timeout",
+            n.header_timeout != o.header_timeout,
+        ),
+        ("server.idle_timeout", n.idle_timeout != o.idle_timeout),
         (
             "web.listen",
             old.web.is_some() && new.web.is_some() && web_listen(old) != web_listen(new),

@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 use crate::store::gates::{self, Policy, WorkflowState};
 use crate::store::history::{History, Run, Status};
 use crate::store::queue::{self, Request};
@@ -45,12 +47,12 @@ impl Snapshot {
 
     /// `interrupted`, `running`, `pending` or `idle`, as `deployd status`
     /// says it.
-    pub(crate) fn state(&self) -> &'static str {
+    pub(crate) fn state(&self) -> ProjectState {
         match (self.running(), &self.pending) {
-            (Some(r), _) if self.going.cut_off(r) => "interrupted",
-            (Some(_), _) => "running",
-            (None, Some(_)) => "pending",
-            _ => "idle",
+            (Some(r), _) if self.going.cut_off(r) => ProjectState::Interrupted,
+            (Some(_), _) => ProjectState::Running,
+            (None, Some(_)) => ProjectState::Pending,
+            _ => ProjectState::Idle,
         }
     }
 }
@@ -110,4 +112,45 @@ pub(crate) fn waiting_for_ci(state_dir: &Path, project: &str, policy: &Policy) -
         since: SystemTime::UNIX_EPOCH + Duration::from_millis(w.since),
         workflows: g.states(policy),
     })
+}
+
+/// What a project is doing, as `deployd status` and the status page name it
+/// (`Display` and serde give the same lowercase words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectState {
+    /// Nothing runs or waits.
+    #[default]
+    Idle,
+    /// A run is going on (or waits for its lock).
+    Running,
+    /// A request waits for its turn.
+    Pending,
+    /// The executor waits for an interrupted run's processes to exit.
+    Recovering,
+    /// A run is recorded `running` but its daemon is gone (read from disk
+    /// when no daemon answers).
+    Interrupted,
+    /// The status page answers before the executor published its state.
+    Starting,
+}
+
+impl ProjectState {
+    /// The word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectState::Idle => "idle",
+            ProjectState::Running => "running",
+            ProjectState::Pending => "pending",
+            ProjectState::Recovering => "recovering",
+            ProjectState::Interrupted => "interrupted",
+            ProjectState::Starting => "starting",
+        }
+    }
+}
+
+impl std::fmt::Display for ProjectState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

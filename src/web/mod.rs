@@ -663,7 +663,7 @@ fn refused(ctx: &Ctx, project: &str, title: &str, why: &str) -> Response<Body> {
 fn starting(project: &str) -> ProjectStatus {
     ProjectStatus {
         project: project.to_string(),
-        state: "starting".into(),
+        state: crate::run::executor::ProjectState::Starting,
         running: None,
         pending: None,
         last: None,

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::time::SystemTime;
 
 use crate::config::Project;
-use crate::run::executor::ProjectStatus;
+use crate::run::executor::{ProjectState, ProjectStatus};
 use crate::store::history::Run;
 use crate::store::queue::Request;
 
@@ -265,7 +265,7 @@ pub fn overview(ctx: &Ctx, rows: &[ProjectRow]) -> String {
 
 /// `running #7 for 1m 02s`, `pending`, `idle`.
 fn state(m: &mut String, ctx: &Ctx, p: &ProjectStatus) {
-    badge(m, &p.state);
+    badge(m, p.state.as_str());
     if let Some(r) = &p.running {
         let _ = write!(
             m,
@@ -279,7 +279,7 @@ fn state(m: &mut String, ctx: &Ctx, p: &ProjectStatus) {
             let _ = write!(m, " for {}", human(s));
         }
     }
-    if p.pending.is_some() && p.state != "pending" {
+    if p.pending.is_some() && p.state != ProjectState::Pending {
         m.push_str(" · ");
         badge(m, "pending");
     }

@@ -17,6 +17,7 @@ mod direct;
 mod events;
 mod forges;
 mod git;
+mod hangup;
 mod hostile;
 mod http;
 mod journal;

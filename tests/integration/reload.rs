@@ -58,6 +58,39 @@ fn reload_says_what_waits_for_a_restart() {
 }
 
 #[test]
+fn reload_says_connection_deadlines_wait_for_a_restart() {
+    let dir = TestDir::new("reload-deadlines");
+    let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
+    let config = write_config(&dir, "", &project("app", &script, ""));
+    let _d = Daemon::start(&config);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let changed = text.replace(
+        "[server]\n",
+        "[server]\nheader_timeout = \"3s\"\nidle_timeout = \"4s\"\n",
+    );
+    std::fs::write(&config, changed).unwrap();
+    let out = cli_ok(&config, &["reload"], 0);
+    assert!(
+        out.contains(
+            "a change of server.header_timeout, server.idle_timeout takes effect at the next restart"
+        ),
+        "{out}"
+    );
+    // The body's deadline is read for each request: a reload applies it,
+    // and says nothing about a restart.
+    let changed = text.replace(
+        "[server]\n",
+        "[server]\nheader_timeout = \"3s\"\nidle_timeout = \"4s\"\nrequest_timeout = \"5s\"\n",
+    );
+    std::fs::write(&config, changed).unwrap();
+    let out = cli_ok(&config, &["reload"], 0);
+    assert!(
+        out.contains("config reloaded") && !out.contains("next restart"),
+        "{out}"
+    );
+}
+
+#[test]
 fn reload_of_a_file_that_does_not_parse_fails_with_file_line_and_key() {
     let dir = TestDir::new("reload-invalid");
     let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");

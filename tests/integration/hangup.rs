@@ -1,0 +1,77 @@
+//! A forge that hangs up mid-request loses nothing: once a push is verified
+//! and judged, recording it runs to its end on its own task. At each step
+//! (a fault point holds the request there) the client closes its
+//! connection; the push still deploys exactly once, and its redelivery is
+//! then a duplicate.
+
+use crate::common;
+use common::*;
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+/// Sends a signed push of SHA_A to `app` over a raw connection, waits for
+/// the daemon to stop at `point`, hangs up, and releases the point.
+fn hang_up_at(point: &str) {
+    let dir = TestDir::new(&format!("hangup-{point}"));
+    let script = dir.script("deploy.sh", "#!/bin/sh\necho \"$DEPLOY_SHA\" >> \"$OUT\"\n");
+    let out = dir.join("deployed");
+    let config = write_config(
+        &dir,
+        "",
+        &project(
+            "app",
+            &script,
+            &format!("env = {{ OUT = \"{}\" }}\n", out.display()),
+        ),
+    );
+    let release = dir.join("release");
+    let d = Daemon::start_with(
+        &config,
+        &[
+            ("DEPLOYD_FAULT", point),
+            ("DEPLOYD_FAULT_RELEASE", release.to_str().unwrap()),
+        ],
+    );
+    let body = push_body("refs/heads/main", SHA_A, "acme/app");
+    let headers = github_headers("push", "d-1", &sign(SECRET, body.as_bytes()));
+    let mut s = TcpStream::connect(d.addr).unwrap();
+    let mut head = format!(
+        "POST /hooks/app HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+        d.addr,
+        body.len()
+    );
+    for (k, v) in &headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    d.wait_log(&format!("fault point {point}: pausing"), T);
+    drop(s);
+    // hyper saw the hang-up and dropped the request's future.
+    d.wait_log("the client hung up before the answer (delivery=d-1)", T);
+    std::fs::write(&release, "").unwrap();
+    let runs = wait_runs(&config, "app", 1, T);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["status"], "succeeded", "{runs:?}");
+    // Kept: the forge's redelivery is a duplicate, and deploys nothing.
+    let (code, answer) = post(d.addr, "/hooks/app", &headers, body.as_bytes());
+    assert_eq!(code, 200, "{answer}");
+    assert!(answer.contains("\"duplicate\""), "{answer}");
+    let runs = history(&config, "app");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), format!("{SHA_A}\n"));
+}
+
+#[test]
+fn a_hang_up_after_the_dedupe_reservation_loses_nothing() {
+    hang_up_at("before-write");
+}
+
+#[test]
+fn a_hang_up_after_the_durable_write_still_wakes_the_executor() {
+    hang_up_at("before-ack");
+}
