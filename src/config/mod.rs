@@ -9,6 +9,7 @@
 //! it is written.
 
 pub mod events;
+pub mod fleet;
 pub mod pattern;
 
 use std::collections::BTreeMap;
@@ -244,6 +245,9 @@ pub struct Project {
     pub after_ci: Vec<String>,
     /// How long a push may wait for its CI before it is dropped.
     pub ci_timeout: Duration,
+    /// The hosts a run rolls out over, by ssh (`hosts` and its keys:
+    /// docs/fleet.md); `None` runs the script here.
+    pub fleet: Option<fleet::Fleet>,
 }
 
 /// A secret value read from one of the four sources (a token, or a URL
@@ -537,6 +541,13 @@ struct RawProject {
     on_unhealthy: Option<Unhealthy>,
     after_ci: Option<AfterCi>,
     ci_timeout: Option<Human>,
+    // The fleet keys (config/fleet.rs).
+    hosts: Option<fleet::Hosts>,
+    batch: Option<fleet::Whole>,
+    max_failures: Option<fleet::Whole>,
+    on_host_failure: Option<fleet::Failure>,
+    remote_script: Option<fleet::RemotePath>,
+    known_hosts: Option<fleet::RemotePath>,
 }
 
 /// A value as the file wrote it, in words, for "expected …, found …".
@@ -1525,6 +1536,18 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 ));
             }
         }
+        let fleet = fleet::check(
+            fleet::RawFleet {
+                hosts: p.hosts,
+                batch: p.batch,
+                max_failures: p.max_failures,
+                on_host_failure: p.on_host_failure,
+                remote_script: p.remote_script,
+                known_hosts: p.known_hosts,
+            },
+            &base,
+        )
+        .map_err(|(key, m)| invalid(&k(key), m))?;
         projects.insert(
             name.clone(),
             Project {
@@ -1559,6 +1582,7 @@ pub fn parse(text: &str, path: &Path, secrets: &dyn Secrets) -> Result<Config, C
                 on_unhealthy: p.on_unhealthy.map_or(OnUnhealthy::Keep, |c| c.0),
                 after_ci,
                 ci_timeout,
+                fleet,
             },
         );
     }

@@ -877,6 +877,7 @@ mod tests {
             log: format!("{id}.log").into(),
             pid: None,
             outputs: Default::default(),
+            hosts: Vec::new(),
         }
     }
 

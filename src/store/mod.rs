@@ -6,5 +6,6 @@
 pub(crate) mod deliveries;
 pub(crate) mod gates;
 pub(crate) mod history;
+pub(crate) mod hosts;
 pub(crate) mod outputs;
 pub(crate) mod queue;
