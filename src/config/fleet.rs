@@ -101,7 +101,12 @@ impl<'de> Deserialize<'de> for Hosts {
                     "the list is empty: give {WHAT}, or remove the key to run the script here"
                 )));
             }
-            v => return Err(custom(format!("expected {WHAT}, found {}", super::found(&v)))),
+            v => {
+                return Err(custom(format!(
+                    "expected {WHAT}, found {}",
+                    super::found(&v)
+                )));
+            }
         };
         items
             .iter()
@@ -191,7 +196,12 @@ fn host_table(t: &toml::Table) -> Result<Host, String> {
                 .filter(|p| *p > 0)
                 .ok_or_else(|| format!("port: {n} is not a port"))?,
         ),
-        Some(v) => return Err(format!("port: expected a number, found {}", super::found(v))),
+        Some(v) => {
+            return Err(format!(
+                "port: expected a number, found {}",
+                super::found(v)
+            ));
+        }
     };
     let host = Host {
         name: text("name")?.unwrap_or_else(|| address.clone()),
@@ -208,7 +218,10 @@ fn host_table(t: &toml::Table) -> Result<Host, String> {
 fn host_problem(h: &Host) -> Option<String> {
     let bad = |s: &str| s.is_empty() || s.starts_with('-') || s.contains(char::is_whitespace);
     if bad(&h.address) || h.address.contains('@') {
-        return Some(format!("{:?} is not an address ssh can connect to", h.address));
+        return Some(format!(
+            "{:?} is not an address ssh can connect to",
+            h.address
+        ));
     }
     if let Some(u) = &h.user
         && (bad(u) || u.contains(['@', ':']))
@@ -251,10 +264,13 @@ impl<'de> Deserialize<'de> for Failure {
         match toml::Value::deserialize(d)? {
             toml::Value::String(s) if s == "stop" => Ok(Failure(OnHostFailure::Stop)),
             toml::Value::String(s) if s == "rollback" => Ok(Failure(OnHostFailure::Rollback)),
-            toml::Value::String(s) => Err(custom(format!(
-                "{s:?} is not a choice here: give {WHAT}"
+            toml::Value::String(s) => {
+                Err(custom(format!("{s:?} is not a choice here: give {WHAT}")))
+            }
+            v => Err(custom(format!(
+                "expected {WHAT}, found {}",
+                super::found(&v)
             ))),
-            v => Err(custom(format!("expected {WHAT}, found {}", super::found(&v)))),
         }
     }
 }
@@ -323,9 +339,7 @@ pub(super) fn check(raw: RawFleet, base: &Path) -> Result<Option<Fleet>, (&'stat
         hosts,
         batch,
         max_failures: raw.max_failures.map_or(0, |m| m.0),
-        on_host_failure: raw
-            .on_host_failure
-            .map_or(OnHostFailure::Stop, |f| f.0),
+        on_host_failure: raw.on_host_failure.map_or(OnHostFailure::Stop, |f| f.0),
         remote_script: raw.remote_script.map(|p| p.0),
         known_hosts: raw.known_hosts.map(|p| base.join(p.0)),
     }))

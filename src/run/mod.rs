@@ -8,7 +8,9 @@
 
 pub(crate) mod events;
 pub(crate) mod executor;
+pub(crate) mod fleet;
 pub(crate) mod health;
 pub(crate) mod lifecycle;
 pub(crate) mod lock;
 pub(crate) mod runner;
+pub(crate) mod ssh;

@@ -8,7 +8,6 @@
 //! path filter (or, cut short or missing, deploy with the reason logged),
 //! and the force flag and head message reach the script.
 
-
 use crate::common;
 use common::*;
 

@@ -5,7 +5,6 @@
 //! `allow_from` may call a hook — directly or through a trusted proxy, over
 //! IPv4 and IPv6. (The other forges' replays are in tests/forges.rs.)
 
-
 use crate::common;
 use common::*;
 

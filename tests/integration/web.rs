@@ -3,7 +3,6 @@
 //! escaping of log text, the live log, a scrape read by a real OpenMetrics
 //! parser, render time with many projects, and an idle daemon's wake-ups.
 
-
 use crate::common;
 
 use std::io::{Read, Write};
