@@ -119,10 +119,10 @@ pub fn remote_command(
          trap 'rm -rf \"$d\"' EXIT; \
          {take}\
          setsid env {vars} DEPLOY_OUTPUT=\"$d/output\" \"$s\" \"$@\" </dev/null 3<&- & p=$!; \
-         {{ cat >/dev/null; if [ -d \"$d\" ]; then kill -TERM -- -$p; sleep {grace}; \
-         kill -KILL -- -$p; fi; }} <&3 >/dev/null 2>&1 & \
+         {{ cat >/dev/null; if [ -d \"$d\" ]; then kill -TERM -$p; sleep {grace}; \
+         kill -KILL -$p; fi; }} <&3 >/dev/null 2>&1 & \
          exec 3<&-; \
-         wait $p; rc=$?; kill -TERM -- -$p 2>/dev/null; exit $rc",
+         wait $p; rc=$?; kill -TERM -$p 2>/dev/null; exit $rc",
         vars = vars.join(" "),
         grace = grace.as_secs().max(1),
     );
@@ -214,6 +214,7 @@ mod tests {
             &[
                 "-c".into(),
                 "echo \"$DEPLOY_MESSAGE|$1\"; exit 3".into(),
+                "sh".into(),
                 "x y".into(),
             ],
             Duration::from_secs(1),
@@ -234,5 +235,52 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             "it's \"here\" $HOME|x y\n"
         );
+    }
+
+    #[test]
+    fn closing_stdin_kills_the_remote_group() {
+        let dir = std::env::temp_dir().join(format!("deployd-ssh-wrapper-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("pid");
+        let line = remote_command(
+            RemoteScript::Path("/bin/sh"),
+            &[],
+            &[
+                "-c".into(),
+                format!("echo $$ > {}; sleep 30 & wait", pidfile.display()),
+                "sh".into(),
+            ],
+            Duration::from_secs(1),
+        );
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        let pid = loop {
+            if let Some(p) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+            {
+                break p;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "the script never started");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // What ssh does when deployd stops it or dies: the stdin pipe closes.
+        drop(child.stdin.take());
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+        let gone = |p: i32| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .map_or(true, |s| s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')))
+        };
+        while !gone(pid) {
+            assert!(start.elapsed() < Duration::from_secs(10), "the script survived");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

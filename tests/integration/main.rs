@@ -13,6 +13,7 @@ mod cli;
 mod config;
 mod daemon;
 mod events;
+mod fleet;
 mod forges;
 mod git;
 mod hostile;
