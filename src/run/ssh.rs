@@ -266,7 +266,10 @@ mod tests {
             {
                 break p;
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "the script never started");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the script never started"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         // What ssh does when deployd stops it or dies: the stdin pipe closes.
@@ -274,11 +277,15 @@ mod tests {
         let status = child.wait().unwrap();
         assert!(!status.success());
         let gone = |p: i32| {
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .map_or(true, |s| s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')))
+            std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |s| {
+                s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z'))
+            })
         };
         while !gone(pid) {
-            assert!(start.elapsed() < Duration::from_secs(10), "the script survived");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the script survived"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = std::fs::remove_dir_all(&dir);

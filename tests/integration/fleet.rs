@@ -111,7 +111,12 @@ fn repo(dir: &TestDir) -> (PathBuf, Vec<String>) {
         );
         shas.push(git(&work, &["rev-parse", "HEAD"]));
     }
-    let out = output_of(Command::new("git").args(["clone", "-q", "--bare"]).arg(&work).arg(&bare));
+    let out = output_of(
+        Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(&work)
+            .arg(&bare),
+    );
     assert!(out.status.success(), "{}", describe("git clone", &out));
     (bare, shas)
 }
@@ -171,7 +176,9 @@ fn host_states(run: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 #[test]
@@ -183,7 +190,13 @@ fn rolling_deploy_health_gate_and_rollback() {
     let (bare, shas) = repo(&dir);
     let root = dir.join("www");
     std::fs::create_dir_all(&root).unwrap();
-    let config = config(&dir, &hosts, &root, &bare, "on_host_failure = \"rollback\"\n");
+    let config = config(
+        &dir,
+        &hosts,
+        &root,
+        &bare,
+        "on_host_failure = \"rollback\"\n",
+    );
 
     // Every host gets the first commit, one after the other, each checked.
     cli_ok(&config, &["deploy", "app", "--sha", &shas[0]], 0);
@@ -191,7 +204,11 @@ fn rolling_deploy_health_gate_and_rollback() {
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(
         host_states(run),
-        pairs(&[("web1", "succeeded"), ("web2", "succeeded"), ("web3", "succeeded")])
+        pairs(&[
+            ("web1", "succeeded"),
+            ("web2", "succeeded"),
+            ("web3", "succeeded")
+        ])
     );
     for h in ["web1", "web2", "web3"] {
         assert_eq!(checked_out(&root, h), shas[0]);
@@ -204,7 +221,10 @@ fn rolling_deploy_health_gate_and_rollback() {
     }
     let web2_log = PathBuf::from(run["hosts"][1]["log"].as_str().unwrap());
     let own = std::fs::read_to_string(&web2_log).unwrap();
-    assert!(own.contains("deployed one on web2") && !own.contains("on web1"), "{own}");
+    assert!(
+        own.contains("deployed one on web2") && !own.contains("on web1"),
+        "{own}"
+    );
     assert!(
         log.find("[web1] deployed").unwrap() < log.find("health check passed").unwrap()
             && log.find("[web1] succeeded").unwrap() < log.find("[web2] deployed").unwrap(),
@@ -219,13 +239,23 @@ fn rolling_deploy_health_gate_and_rollback() {
     assert_eq!(run["status"], "unhealthy", "{run}");
     assert_eq!(
         host_states(run),
-        pairs(&[("web1", "rolled_back"), ("web2", "unhealthy"), ("web3", "skipped")])
+        pairs(&[
+            ("web1", "rolled_back"),
+            ("web2", "unhealthy"),
+            ("web3", "skipped")
+        ])
     );
     assert_eq!(checked_out(&root, "web1"), shas[0]);
     assert_eq!(checked_out(&root, "web3"), shas[0]);
     let deploys = std::fs::read_to_string(root.join("deploys")).unwrap();
-    assert!(deploys.contains(&format!("web1 rollback {}", shas[0])), "{deploys}");
-    assert!(!deploys.contains(&format!("web3 manual {}", shas[1])), "{deploys}");
+    assert!(
+        deploys.contains(&format!("web1 rollback {}", shas[0])),
+        "{deploys}"
+    );
+    assert!(
+        !deploys.contains(&format!("web3 manual {}", shas[1])),
+        "{deploys}"
+    );
 }
 
 #[test]
@@ -258,12 +288,22 @@ fn unreachable_hosts_and_unknown_keys_count_as_failures() {
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(
         host_states(run),
-        pairs(&[("web1", "succeeded"), ("web2", "failed"), ("web3", "failed")])
+        pairs(&[
+            ("web1", "succeeded"),
+            ("web2", "failed"),
+            ("web3", "failed")
+        ])
     );
     let note = |i: usize| run["hosts"][i]["note"].as_str().unwrap().to_string();
     assert!(note(1).contains("unreachable"), "{run}");
-    assert!(note(2).contains("not in") && note(2).contains("ssh-keyscan"), "{run}");
-    assert!(!root.join("web3").exists(), "web3 ran despite its unknown key");
+    assert!(
+        note(2).contains("not in") && note(2).contains("ssh-keyscan"),
+        "{run}"
+    );
+    assert!(
+        !root.join("web3").exists(),
+        "web3 ran despite its unknown key"
+    );
 }
 
 #[test]
@@ -275,7 +315,13 @@ fn timeout_kills_the_remote_script_and_recovery_resumes_after_kill9() {
     let (bare, shas) = repo(&dir);
     let root = dir.join("www");
     std::fs::create_dir_all(&root).unwrap();
-    let config = config(&dir, &hosts, &root, &bare, "timeout = \"3s\"\nkill_grace = \"1s\"\n");
+    let config = config(
+        &dir,
+        &hosts,
+        &root,
+        &bare,
+        "timeout = \"3s\"\nkill_grace = \"1s\"\n",
+    );
 
     // The timeout stops ssh, and with it the script on the host.
     std::fs::write(root.join("block-web1"), "").unwrap();
@@ -288,7 +334,9 @@ fn timeout_kills_the_remote_script_and_recovery_resumes_after_kill9() {
         .trim()
         .parse()
         .unwrap();
-    wait_until(LIMIT, "the remote script gone after the timeout", || !alive(pid));
+    wait_until(LIMIT, "the remote script gone after the timeout", || {
+        !alive(pid)
+    });
     std::fs::remove_file(root.join("block-web1")).unwrap();
 
     // kill -9 of the daemon while web2 deploys: web1 is recorded done, and
@@ -336,14 +384,26 @@ fn timeout_kills_the_remote_script_and_recovery_resumes_after_kill9() {
     });
     assert_eq!(
         host_states(&runs[1]),
-        pairs(&[("web1", "succeeded"), ("web2", "interrupted"), ("web3", "pending")])
+        pairs(&[
+            ("web1", "succeeded"),
+            ("web2", "interrupted"),
+            ("web3", "pending")
+        ])
     );
     assert_eq!(
         host_states(&runs[0]),
-        pairs(&[("web1", "already_done"), ("web2", "succeeded"), ("web3", "succeeded")])
+        pairs(&[
+            ("web1", "already_done"),
+            ("web2", "succeeded"),
+            ("web3", "succeeded")
+        ])
     );
     let deploys = std::fs::read_to_string(root.join("deploys")).unwrap();
-    assert_eq!(deploys.matches("web1 ").count(), 1, "web1 ran again:\n{deploys}");
+    assert_eq!(
+        deploys.matches("web1 ").count(),
+        1,
+        "web1 ran again:\n{deploys}"
+    );
     for h in ["web1", "web2", "web3"] {
         assert_eq!(checked_out(&root, h), shas[1]);
     }
