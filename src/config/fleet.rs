@@ -365,4 +365,37 @@ mod tests {
         assert!(parse_host("-oProxyCommand=x").is_err());
         assert!(parse_host("deploy@").is_err());
     }
+
+    fn parse(extra: &str) -> Result<super::super::Config, String> {
+        let text = format!("[projects.app]\nsecret = \"x\"\nscript = \"/d.sh\"\n{extra}\n");
+        super::super::parse(
+            &text,
+            Path::new("/etc/deployd/deploy.toml"),
+            &super::super::NoSecrets,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn fleet_keys_in_a_project() {
+        let c = parse(
+            "hosts = [\"deploy@web1\", { name = \"b\", address = \"10.0.0.2\", port = 2222, \
+             identity_file = \"id\" }]\nbatch = 2\non_host_failure = \"rollback\"",
+        )
+        .unwrap();
+        let f = c.projects["app"].fleet.clone().unwrap();
+        assert_eq!((f.batch, f.max_failures), (2, 0));
+        assert_eq!(f.on_host_failure, OnHostFailure::Rollback);
+        assert_eq!(
+            f.hosts[1].identity_file.as_deref(),
+            Some(Path::new("/etc/deployd/id"))
+        );
+        assert!(parse("").unwrap().projects["app"].fleet.is_none());
+        let e = parse("batch = 2").unwrap_err();
+        assert!(e.contains("batch") && e.contains("without hosts"), "{e}");
+        let e = parse("hosts = [{ adress = \"x\" }]").unwrap_err();
+        assert!(e.contains("unknown key"), "{e}");
+        let e = parse("hosts = [\"a\", \"deploy@a\"]").unwrap_err();
+        assert!(e.contains("two hosts"), "{e}");
+    }
 }
