@@ -24,6 +24,7 @@
 //!   whether a run's script and directory are there.
 
 pub mod events;
+pub mod fleet;
 pub mod pattern;
 pub mod reconcile;
 

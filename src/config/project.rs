@@ -87,6 +87,9 @@ pub struct Project {
     pub ci_timeout: Duration,
     /// `remote` and `reconcile`: catch-up with the forge (`reconcile.rs`).
     pub reconcile: super::reconcile::Reconcile,
+    /// The hosts a run rolls out over, by ssh (`hosts` and its keys:
+    /// docs/fleet.md); `None` runs the script here.
+    pub fleet: Option<super::fleet::Fleet>,
 }
 
 /// `on_new_push`: what a request queued while a run of the project goes on
@@ -211,6 +214,18 @@ pub(super) fn check(
     let (after_ci, ci_timeout) = ci(name, provider, p.after_ci, p.ci_timeout, cx)?;
     let reconcile = super::reconcile::check(p.remote, p.reconcile)
         .map_err(|(key, m)| cx.invalid(&at(name, key), m))?;
+    let fleet = super::fleet::check(
+        super::fleet::RawFleet {
+            hosts: p.hosts,
+            batch: p.batch,
+            max_failures: p.max_failures,
+            on_host_failure: p.on_host_failure,
+            remote_script: p.remote_script,
+            known_hosts: p.known_hosts,
+        },
+        &cx.base,
+    )
+    .map_err(|(key, m)| cx.invalid(&at(name, key), m))?;
     for var in p.env.0.keys() {
         if var.is_empty() || var.contains('=') || var.contains('\0') {
             return Err(cx.invalid(&at(name, "env"), format!("{var:?} is not a variable name")));
@@ -249,6 +264,7 @@ pub(super) fn check(
         after_ci,
         ci_timeout,
         reconcile,
+        fleet,
     })
 }
 

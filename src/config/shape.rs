@@ -136,10 +136,17 @@ pub(super) struct RawProject {
     pub(super) ci_timeout: Option<Human>,
     pub(super) remote: Option<super::reconcile::RawRemote>,
     pub(super) reconcile: Option<super::reconcile::RawMode>,
+    // The fleet keys (config/fleet.rs).
+    pub(super) hosts: Option<super::fleet::Hosts>,
+    pub(super) batch: Option<super::fleet::Whole>,
+    pub(super) max_failures: Option<super::fleet::Whole>,
+    pub(super) on_host_failure: Option<super::fleet::Failure>,
+    pub(super) remote_script: Option<super::fleet::RemotePath>,
+    pub(super) known_hosts: Option<super::fleet::RemotePath>,
 }
 
 /// A value as the file wrote it, in words, for "expected …, found …".
-fn found(value: &toml::Value) -> String {
+pub(super) fn found(value: &toml::Value) -> String {
     match value {
         toml::Value::String(s) if s.is_empty() => "empty text \"\"".into(),
         toml::Value::String(s) => format!("the text {s:?}"),

@@ -86,6 +86,10 @@ pub struct Document {
     pub log_tail: String,
     /// The host deployd runs on.
     pub host: String,
+    /// A fleet run's hosts that failed, `web2 (unhealthy)` (docs/fleet.md);
+    /// left out when none did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_hosts: Vec<String>,
 }
 
 /// Lines of the log kept in a document.
@@ -117,6 +121,12 @@ impl Document {
             finished_at: run.finished_at.clone(),
             duration_ms,
             outputs: run.outputs.clone(),
+            failed_hosts: run
+                .hosts
+                .iter()
+                .filter(|h| h.status.failure())
+                .map(|h| format!("{} ({})", h.name, h.status))
+                .collect(),
             log_tail: if run.status == Status::Running {
                 String::new()
             } else {
@@ -198,6 +208,9 @@ impl Document {
                 took(ms)
             ));
         }
+        if !self.failed_hosts.is_empty() {
+            lines.push(format!("failed on {}", self.failed_hosts.join(", ")));
+        }
         if let Some(s) = self.outputs.get("summary") {
             lines.push(s.clone());
         }
@@ -229,6 +242,7 @@ impl Document {
             outputs: BTreeMap::new(),
             log_tail: String::new(),
             host: host(),
+            failed_hosts: Vec::new(),
         }
     }
 }
@@ -410,5 +424,20 @@ mod tests {
         ] {
             assert!(event(&s.to_string()).is_some(), "{s}");
         }
+    }
+
+    #[test]
+    fn a_fleet_run_says_which_hosts_failed() {
+        let mut doc = Document::test("app");
+        doc.event = "finished".into();
+        doc.failed_hosts = vec!["web2 (unhealthy)".into(), "web3 (failed)".into()];
+        assert!(
+            doc.lines()
+                .contains(&"failed on web2 (unhealthy), web3 (failed)".to_string()),
+            "{:?}",
+            doc.lines()
+        );
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(json["failed_hosts"][0], "web2 (unhealthy)");
     }
 }

@@ -910,6 +910,7 @@ mod tests {
             log: format!("{id}.log").into(),
             pid: None,
             outputs: Default::default(),
+            hosts: Vec::new(),
         }
     }
 
@@ -984,6 +985,7 @@ mod enqueue_tests {
             log: dir.join("3.log"),
             pid: None,
             outputs: Default::default(),
+            hosts: Vec::new(),
         };
         requeue(&cut, &ctx).await;
         let pending = queue.pending("app").expect("queued again");

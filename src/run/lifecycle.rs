@@ -174,18 +174,26 @@ impl Lifecycle {
             }
         }
         let mut pid = None;
-        let mut outcome = runner::run(
-            project,
-            &mut run,
-            &lock,
-            stop.clone(),
-            cancel.clone(),
-            |p| pid = Some(p),
-        )
-        .await;
-        if outcome == Outcome::Exited(0) && !project.health_check.is_empty() {
-            outcome = health::check(project, &run, stop, cancel).await;
-        }
+        let outcome = if let Some(fleet) = &project.fleet {
+            // A project with hosts rolls out over them instead (steps 4
+            // and 5 per host: run::fleet).
+            let (history, dir) = (&self.history, &self.state_dir);
+            crate::run::fleet::rollout(project, fleet, &mut run, history, dir, stop, cancel).await
+        } else {
+            let mut outcome = runner::run(
+                project,
+                &mut run,
+                &lock,
+                stop.clone(),
+                cancel.clone(),
+                |p| pid = Some(p),
+            )
+            .await;
+            if outcome == Outcome::Exited(0) && !project.health_check.is_empty() {
+                outcome = health::check(project, &run, stop, cancel).await;
+            }
+            outcome
+        };
         if let Ok(mut log) = runner::open_log(&run) {
             runner::log_line(&mut log, &runner::summary(&run, &outcome, started));
         }
@@ -264,6 +272,7 @@ impl Lifecycle {
             );
         }
         Outcome::Interrupted(None).apply(&mut run);
+        crate::run::fleet::interrupted_hosts(&mut run);
         run.finished_at = Some(last_alive);
         let history = self.history.clone();
         let r = run.clone();

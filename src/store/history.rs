@@ -116,6 +116,9 @@ pub struct Run {
     /// What the script wrote to `DEPLOY_OUTPUT` (`url`, `sha`, `summary`),
     /// read when it ended (README, "Script outputs").
     pub outputs: BTreeMap<String, String>,
+    /// Each host's part, for a project with `hosts` (docs/fleet.md);
+    /// empty otherwise.
+    pub hosts: Vec<crate::store::hosts::HostRun>,
 }
 
 /// A run record as it is written: flat, its request's fields beside its
@@ -148,6 +151,8 @@ struct Record {
     bodies: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     outputs: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    hosts: Vec<crate::store::hosts::HostRun>,
 }
 
 impl From<Record> for Run {
@@ -172,6 +177,7 @@ impl From<Record> for Run {
             log: r.log,
             pid: r.pid,
             outputs: r.outputs,
+            hosts: r.hosts,
         }
     }
 }
@@ -206,6 +212,7 @@ impl From<Run> for Record {
             ci,
             bodies,
             outputs: r.outputs,
+            hosts: r.hosts,
         }
     }
 }
@@ -465,6 +472,7 @@ impl History {
             log: log_dir.join(format!("{id}.log")),
             pid: None,
             outputs: BTreeMap::new(),
+            hosts: Vec::new(),
         };
         self.save(&run)?;
         Ok(run)
@@ -638,8 +646,12 @@ impl History {
                 continue;
             }
             let log = run
-                .map(|r| r.log)
+                .as_ref()
+                .map(|r| r.log.clone())
                 .unwrap_or_else(|| self.log_dir.join(project).join(format!("{id}.log")));
+            for h in run.iter().flat_map(|r| &r.hosts) {
+                let _ = fs::remove_file(&h.log);
+            }
             let _ = fs::remove_file(crate::store::outputs::path(&log));
             let _ = fs::remove_file(log);
             let gone = fs::remove_file(self.record_path(project, id));
@@ -697,6 +709,7 @@ mod tests {
                 log: PathBuf::new(),
                 pid: None,
                 outputs: Default::default(),
+                hosts: Vec::new(),
             }
         };
         // Newest first.

@@ -8,6 +8,7 @@
 pub(crate) mod deliveries;
 pub(crate) mod gates;
 pub(crate) mod history;
+pub(crate) mod hosts;
 pub(crate) mod log_tail;
 pub(crate) mod outputs;
 pub(crate) mod queue;

@@ -783,6 +783,7 @@ mod tests {
             log: log.clone(),
             pid: None,
             outputs: Default::default(),
+            hosts: Vec::new(),
         };
         let part = read_tail(&run);
         assert!(part.start > 0 && part.end == text.len() as u64);

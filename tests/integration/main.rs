@@ -15,6 +15,7 @@ mod config;
 mod daemon;
 mod direct;
 mod events;
+mod fleet;
 mod forges;
 mod git;
 mod hangup;
