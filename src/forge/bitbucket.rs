@@ -599,4 +599,23 @@ pub(crate) mod tests {
             assert_eq!((run.state, run.conclusion.as_str()), (want, state));
         }
     }
+
+    #[test]
+    fn listed_statuses_read_oldest_update_first() {
+        let body = r#"{"size": 2, "page": 1, "pagelen": 100, "values": [
+            {"type": "build", "key": "deploy", "uuid": "{b}", "state": "INPROGRESS",
+             "refname": "main", "updated_on": "2024-05-01T10:05:00Z", "links": {}},
+            {"type": "build", "key": "build", "uuid": "{a}", "state": "FAILED",
+             "refname": null, "updated_on": "2024-05-01T10:01:00Z"}
+        ]}"#;
+        let runs = read_statuses(body, "team/app", "abc").unwrap();
+        assert_eq!(runs[0].workflow, "build");
+        assert_eq!(runs[0].state, CiState::Failed);
+        assert_eq!(runs[0].run, "{a}@2024-05-01T10:01:00Z");
+        assert_eq!(runs[0].branch, "", "null: the caller's branch");
+        assert_eq!(runs[1].state, CiState::Running);
+        assert_eq!(runs[1].sha, "abc");
+        assert_eq!(authorization("user:pw"), "Basic dXNlcjpwdw==");
+        assert_eq!(authorization("tok"), "Bearer tok");
+    }
 }

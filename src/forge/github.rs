@@ -1409,4 +1409,52 @@ pub(crate) mod tests {
             Err(EventError::Payload(_))
         ));
     }
+
+    #[test]
+    fn listed_workflow_runs_read_oldest_first_as_events_name_them() {
+        let body = r#"{"total_count": 3, "workflow_runs": [
+            {"id": 3, "run_attempt": 2, "name": "CI", "head_sha": "abc", "head_branch": "main",
+             "status": "completed", "conclusion": "success",
+             "head_repository": {"full_name": "acme/app"}, "actor": {"login": "octocat"},
+             "unknown": {"deep": [1, 2, 3]}},
+            {"id": 2, "name": "Lint", "head_sha": "abc", "head_branch": null,
+             "status": "in_progress", "conclusion": null},
+            {"id": 1, "name": "CI", "head_sha": "abc", "status": "completed",
+             "conclusion": "timed_out"}
+        ]}"#;
+        let runs = read_workflow_runs(body, "acme/app").unwrap();
+        let seen: Vec<(&str, CiState, &str, &str)> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r.workflow.as_str(),
+                    r.state,
+                    r.conclusion.as_str(),
+                    r.run.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("CI", CiState::Failed, "timed_out", "1#1"),
+                ("Lint", CiState::Running, "in_progress", "2#1"),
+                ("CI", CiState::Passed, "success", "3#2"),
+            ]
+        );
+        assert_eq!(runs[2].branch, "main");
+        assert_eq!(runs[2].repository, "acme/app");
+        assert_eq!(runs[2].head_repository, "acme/app");
+        assert_eq!(runs[2].actor, "octocat");
+        assert!(read_workflow_runs("<html>", "acme/app").is_err());
+        let deliveries: Vec<HookDelivery> = serde_json::from_str(
+            r#"[{"id": 42, "guid": "58474f00-b361-11eb-836d-0e4f3503ccbe",
+                 "delivered_at": "2021-05-12T20:33:44Z", "redelivery": false, "duration": 0.03,
+                 "status": "failed to connect", "status_code": 502, "event": "issues",
+                 "action": "opened", "installation_id": 123, "repository_id": 456}]"#,
+        )
+        .unwrap();
+        assert_eq!(deliveries[0].id, 42);
+        assert!(!deliveries[0].delivered());
+    }
 }

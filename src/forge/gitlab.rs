@@ -938,4 +938,29 @@ pub(crate) mod tests {
         let run = ci(&fork.to_string());
         assert_ne!(run.head_repository, run.repository);
     }
+
+    #[test]
+    fn listed_pipelines_read_oldest_first() {
+        let body = r#"[
+            {"id": 47, "iid": 12, "project_id": 3, "sha": "abc", "ref": "main",
+             "status": "running", "source": "push", "web_url": "https://x/47"},
+            {"id": 46, "iid": 11, "project_id": 3, "sha": "abc", "ref": "main",
+             "status": "failed", "source": "push"}
+        ]"#;
+        let runs = read_pipelines(body, "group/app").unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(
+            (runs[0].run.as_str(), runs[0].state),
+            ("46", CiState::Failed)
+        );
+        assert_eq!(
+            (runs[1].run.as_str(), runs[1].state),
+            ("47", CiState::Running)
+        );
+        assert_eq!(runs[1].workflow, "pipeline");
+        assert_eq!(runs[1].branch, "main");
+        assert_eq!(runs[1].repository, "group/app");
+        assert_eq!(pipeline_state("skipped"), CiState::Passed);
+        assert_eq!(pipeline_state("canceled"), CiState::Failed);
+    }
 }

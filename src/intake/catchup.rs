@@ -12,6 +12,12 @@
 //! ([`crate::store::reconcile`]), and deploys nothing. With no project on
 //! an interval there is no timer at all: after the start, the task only
 //! waits for a reload or the stop.
+//!
+//! A gated catch-up of a project with a report token asks the forge's API
+//! for its commit's CI ([`crate::forge::ci_of_commit`]) while it waits in
+//! the gate, and feeds the answers to [`ci_gate::ci`] as CI events; the
+//! task also starts GitHub's redelivery of failed deliveries
+//! ([`redeliver`]) at start. Both end with it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};

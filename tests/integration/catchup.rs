@@ -376,13 +376,16 @@ impl Asked {
     }
 }
 
+/// Method, path prefix, status, body.
+type Route = (String, String, u16, String);
+
 /// A forge's API on 127.0.0.1: answers a request whose path starts with a
 /// route's prefix with that route's status and body (the last route added
 /// first), anything else `200 {}`; records every request.
 #[derive(Clone)]
 struct FakeApi {
     addr: std::net::SocketAddr,
-    routes: std::sync::Arc<std::sync::Mutex<Vec<(String, String, u16, String)>>>,
+    routes: std::sync::Arc<std::sync::Mutex<Vec<Route>>>,
     asked: std::sync::Arc<std::sync::Mutex<Vec<Asked>>>,
 }
 
@@ -735,4 +738,15 @@ fn github_redelivers_the_failed_deliveries_since_the_last_start() {
         ]
     );
     stop(d);
+}
+
+/// `hook_id` is GitHub's: `check` refuses it for another forge.
+#[test]
+fn hook_id_is_refused_off_github() {
+    let r = Repos::new("catchup-hook-id");
+    let api = FakeApi::start();
+    let config = gated_config(&r, "gitlab", "true", &api, "hook_id = 7\n");
+    let out = cli(&config, &["check"]);
+    let (_, err) = expect_code(&out, 2, "deployd check");
+    assert!(err.contains("projects.app.report.hook_id"), "{err}");
 }
