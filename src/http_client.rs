@@ -20,6 +20,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much of an answer's body is kept (for `notify-test` and errors).
 const MAX_ANSWER: u64 = 8 * 1024;
+/// How much of a forge API's list is read (workflow runs, pipelines,
+/// statuses, webhook deliveries): a page of 100 entries fits many times.
+pub const MAX_LIST: u64 = 1024 * 1024;
 
 /// One request to send.
 #[derive(Debug, Clone)]
@@ -42,6 +45,17 @@ impl Request {
             url: url.to_string(),
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    /// A request without a body: a GET of an API's list, or a POST that
+    /// says all in its URL.
+    pub fn bare(method: &'static str, url: &str) -> Request {
+        Request {
+            method,
+            url: url.to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
         }
     }
 
@@ -124,6 +138,13 @@ impl Attempt {
 /// [`TOTAL_TIMEOUT`]). An error is a transport failure, in words without
 /// the URL.
 pub fn send(req: &Request) -> Result<Response, String> {
+    send_limited(req, MAX_ANSWER)
+}
+
+/// [`send`], keeping up to `limit` bytes of the answer's body instead of
+/// 8 KiB: for the lists a forge's API answers with. A body longer than
+/// `limit` reads as empty, so a caller that parses it sees no half list.
+pub fn send_limited(req: &Request, limit: u64) -> Result<Response, String> {
     let agent = agent();
     let mut builder = ureq::http::Request::builder()
         .method(req.method)
@@ -144,7 +165,7 @@ pub fn send(req: &Request) -> Result<Response, String> {
     let body = response
         .body_mut()
         .with_config()
-        .limit(MAX_ANSWER)
+        .limit(limit)
         .read_to_vec()
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();

@@ -19,6 +19,10 @@ pub struct Report {
     pub context: String,
     /// GitHub: report as a deployment to this environment instead.
     pub environment: Option<String>,
+    /// GitHub: the id of the repository webhook that calls deployd; with
+    /// it, failed deliveries since deployd last ran are redelivered at
+    /// start (docs/catch-up.md).
+    pub hook_id: Option<u64>,
 }
 
 /// The report table of project `name`, whose forge is `provider`, checked.
@@ -61,6 +65,13 @@ pub(super) fn check(
             "only GitHub has deployments; leave it out for this provider".into(),
         ));
     }
+    let hook_id = r.hook_id.map(|h| h.0 as u64);
+    if hook_id.is_some() && provider != Provider::Github {
+        return Err(cx.invalid(
+            &rk("hook_id"),
+            "only GitHub redelivers through its API; leave it out for this provider".into(),
+        ));
+    }
     Ok(Report {
         token: Secret(token),
         token_source: chosen.describe("token", cx.secrets),
@@ -70,5 +81,6 @@ pub(super) fn check(
             .map(|c| c.0)
             .unwrap_or_else(|| format!("deployd/{name}")),
         environment,
+        hook_id,
     })
 }

@@ -74,6 +74,9 @@ pub(super) struct RawReport {
     pub(super) api_url: Option<Text>,
     pub(super) context: Option<Text>,
     pub(super) environment: Option<Text>,
+    /// GitHub: the repository webhook whose failed deliveries are
+    /// redelivered at start (docs/catch-up.md).
+    pub(super) hook_id: Option<Count>,
 }
 
 #[derive(Deserialize, Default)]

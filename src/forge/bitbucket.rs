@@ -179,11 +179,7 @@ fn read_commit_status(kind: Body, body: &[u8]) -> Result<CiRun, EventError> {
     let json = json_of(kind, body)?;
     let e: BbStatusEvent = payload(&json)?;
     let s = e.commit_status;
-    let state = match s.state.as_ref() {
-        "SUCCESSFUL" => CiState::Passed,
-        "INPROGRESS" => CiState::Running,
-        _ => CiState::Failed,
-    };
+    let state = status_state(&s.state);
     let text = |c: Option<Cow<'_, str>>| c.map(Cow::into_owned).unwrap_or_default();
     Ok(CiRun {
         workflow: text(s.key),
@@ -258,20 +254,12 @@ pub(super) fn report(
     s: &super::StatusReport,
 ) -> crate::http_client::Attempt {
     use super::CommitState::*;
-    use base64::Engine;
     let state = match s.state {
         Pending => "INPROGRESS",
         Success => "SUCCESSFUL",
         Failure | Error => "FAILED",
     };
-    let auth = if token.contains(':') {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(token)
-        )
-    } else {
-        format!("Bearer {token}")
-    };
+    let auth = authorization(token);
     // Keys are at most 40 characters.
     let key: String = s.context.chars().take(40).collect();
     let requests =
@@ -303,6 +291,101 @@ pub(super) fn report(
         "check the report token (Bitbucket: an access token with repository:write, \
          or user:app-password), api_url, and the project's repository (workspace/slug)",
     )
+}
+
+/// The `Authorization` of a Bitbucket API call: a token holding `:` is
+/// `user:app-password` (Basic); otherwise it is an access token (Bearer).
+fn authorization(token: &str) -> String {
+    use base64::Engine;
+    if token.contains(':') {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(token)
+        )
+    } else {
+        format!("Bearer {token}")
+    }
+}
+
+/// What a build status's `state` means for the gate: `SUCCESSFUL` passes,
+/// `INPROGRESS` is still going, anything else (`FAILED`, `STOPPED`) fails.
+fn status_state(state: &str) -> CiState {
+    match state {
+        "SUCCESSFUL" => CiState::Passed,
+        "INPROGRESS" => CiState::Running,
+        _ => CiState::Failed,
+    }
+}
+
+#[derive(Deserialize)]
+struct BbStatusList {
+    #[serde(default)]
+    values: Vec<BbListedStatus>,
+}
+
+/// A listed build status's fields the gate needs, owned.
+#[derive(Deserialize)]
+struct BbListedStatus {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    uuid: Option<String>,
+    state: String,
+    #[serde(default)]
+    refname: Option<String>,
+    #[serde(default)]
+    updated_on: Option<String>,
+}
+
+/// Reads a page of commit statuses (`{"values": [...]}`) of `repository`
+/// into CI results, oldest update first; each is named as a
+/// `repo:commit_status_*` event names it (`uuid@updated_on`).
+fn read_statuses(body: &str, repository: &str, sha: &str) -> Result<Vec<CiRun>, String> {
+    let list: BbStatusList = serde_json::from_str(body)
+        .map_err(|e| format!("the list of commit statuses does not read: {e}"))?;
+    let mut runs: Vec<(String, CiRun)> = list
+        .values
+        .into_iter()
+        .map(|s| {
+            let updated = s.updated_on.unwrap_or_default();
+            let run = CiRun {
+                workflow: s.key.unwrap_or_default(),
+                sha: sha.to_string(),
+                branch: s.refname.unwrap_or_default(),
+                repository: repository.to_string(),
+                head_repository: String::new(),
+                state: status_state(&s.state),
+                conclusion: s.state,
+                run: format!("{}@{updated}", s.uuid.unwrap_or_default()),
+                actor: String::new(),
+            };
+            (updated, run)
+        })
+        .collect();
+    runs.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(runs.into_iter().map(|(_, r)| r).collect())
+}
+
+/// The build statuses Bitbucket holds for commit `sha` (blocking):
+/// `GET /2.0/repositories/{workspace}/{repo}/commit/{sha}/statuses`.
+pub(super) fn ci_of_commit(
+    api_url: &str,
+    token: &str,
+    repository: &str,
+    sha: &str,
+) -> Result<Vec<CiRun>, String> {
+    let req = crate::http_client::Request::bare(
+        "GET",
+        &format!("{api_url}/2.0/repositories/{repository}/commit/{sha}/statuses?pagelen=100"),
+    )
+    .header("Authorization", authorization(token))
+    .header("Accept", "application/json");
+    let body = super::fetch(
+        &req,
+        "check the report token (Bitbucket: repository read), api_url, and the project's \
+         repository (workspace/slug)",
+    )?;
+    read_statuses(&body, repository, sha)
 }
 
 #[cfg(test)]
@@ -515,5 +598,24 @@ pub(crate) mod tests {
             );
             assert_eq!((run.state, run.conclusion.as_str()), (want, state));
         }
+    }
+
+    #[test]
+    fn listed_statuses_read_oldest_update_first() {
+        let body = r#"{"size": 2, "page": 1, "pagelen": 100, "values": [
+            {"type": "build", "key": "deploy", "uuid": "{b}", "state": "INPROGRESS",
+             "refname": "main", "updated_on": "2024-05-01T10:05:00Z", "links": {}},
+            {"type": "build", "key": "build", "uuid": "{a}", "state": "FAILED",
+             "refname": null, "updated_on": "2024-05-01T10:01:00Z"}
+        ]}"#;
+        let runs = read_statuses(body, "team/app", "abc").unwrap();
+        assert_eq!(runs[0].workflow, "build");
+        assert_eq!(runs[0].state, CiState::Failed);
+        assert_eq!(runs[0].run, "{a}@2024-05-01T10:01:00Z");
+        assert_eq!(runs[0].branch, "", "null: the caller's branch");
+        assert_eq!(runs[1].state, CiState::Running);
+        assert_eq!(runs[1].sha, "abc");
+        assert_eq!(authorization("user:pw"), "Basic dXNlcjpwdw==");
+        assert_eq!(authorization("tok"), "Bearer tok");
     }
 }

@@ -18,6 +18,7 @@ use super::common::{
     header_str, hmac_hex, is_form, parse_hex, read_delivery,
 };
 use super::{Reading, github};
+use crate::forge::ci::CiRun;
 
 /// The delivery-id headers, best first. Forgejo sends one UUID under both
 /// names (and as X-GitHub-Delivery).
@@ -124,6 +125,28 @@ pub(super) fn report(
         "check the report token (Gitea/Forgejo: scope write:repository), \
          api_url, and the project's repository",
     )
+}
+
+/// The Actions runs Gitea holds for commit `sha` (blocking):
+/// `GET /repos/{owner}/{repo}/actions/runs?head_sha={sha}` (Gitea 1.24 and
+/// later, the versions that send `workflow_run` too), read in GitHub's
+/// shape. A Forgejo without that call answers 404: the catch-up then waits
+/// for a CI event.
+pub(super) fn ci_of_commit(
+    api_url: &str,
+    token: &str,
+    repository: &str,
+    sha: &str,
+) -> Result<Vec<CiRun>, String> {
+    let req = github::workflow_runs_request(api_url, repository, sha)
+        .header("Authorization", format!("token {token}"))
+        .header("Accept", "application/json");
+    let body = super::fetch(
+        &req,
+        "check the report token (Gitea: scope read:repository), api_url, the project's \
+         repository, and that this Gitea has Actions (1.24 or later)",
+    )?;
+    github::read_workflow_runs(&body, repository)
 }
 
 #[cfg(test)]

@@ -683,6 +683,193 @@ pub(super) fn read_workflow_run(kind: Body, body: &[u8]) -> Result<CiRun, EventE
     })
 }
 
+/// What to check when GitHub refuses to list a commit's workflow runs.
+const RUNS_HINT: &str = "check the report token (fine-grained: \"Actions: read\"), api_url, \
+     and the project's repository";
+
+/// What to check when GitHub refuses to list or redeliver a hook's deliveries.
+const HOOK_HINT: &str = "check hook_id and the report token (fine-grained: \"Webhooks: \
+     read and write\"; classic: admin:repo_hook)";
+
+/// `GET /repos/{owner}/{repo}/actions/runs?head_sha={sha}`, without its
+/// headers: the workflow runs of one commit, newest first. Gitea (1.24 and
+/// later) serves the same call, in the same shape.
+pub(super) fn workflow_runs_request(
+    api_url: &str,
+    repository: &str,
+    sha: &str,
+) -> crate::http_client::Request {
+    crate::http_client::Request::bare(
+        "GET",
+        &format!("{api_url}/repos/{repository}/actions/runs?head_sha={sha}&per_page=100"),
+    )
+}
+
+#[derive(Deserialize)]
+struct GhRunList {
+    #[serde(default)]
+    workflow_runs: Vec<GhListedRun>,
+}
+
+/// The fields of a listed workflow run the gate needs, owned: the list is
+/// read from a `String` the caller keeps no longer.
+#[derive(Deserialize)]
+struct GhListedRun {
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(default)]
+    run_attempt: Option<u64>,
+    #[serde(default)]
+    name: Option<String>,
+    head_sha: String,
+    #[serde(default)]
+    head_branch: Option<String>,
+    #[serde(default)]
+    head_repository: Option<GhListedRepo>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    conclusion: Option<String>,
+    #[serde(default)]
+    actor: Option<GhListedUser>,
+}
+
+#[derive(Deserialize)]
+struct GhListedRepo {
+    #[serde(default)]
+    full_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GhListedUser {
+    #[serde(default)]
+    login: Option<String>,
+}
+
+/// Reads a list of workflow runs (`{"workflow_runs": [...]}`) of
+/// `repository` into CI results, oldest first (the API lists newest
+/// first; the gate keeps the last result of each workflow it is told).
+/// A run is the same run a `workflow_run` event names (`id#attempt`), so a
+/// later event of it is a duplicate.
+pub(super) fn read_workflow_runs(body: &str, repository: &str) -> Result<Vec<CiRun>, String> {
+    let list: GhRunList = serde_json::from_str(body)
+        .map_err(|e| format!("the list of workflow runs does not read: {e}"))?;
+    let mut runs: Vec<CiRun> = list
+        .workflow_runs
+        .into_iter()
+        .map(|r| {
+            let completed = r.status.as_deref() == Some("completed");
+            let (state, conclusion) = if completed {
+                let c = r.conclusion.unwrap_or_default();
+                (conclusion_state(&c), c)
+            } else {
+                (
+                    CiState::Running,
+                    r.status.unwrap_or_else(|| "running".into()),
+                )
+            };
+            CiRun {
+                workflow: r.name.unwrap_or_default(),
+                sha: r.head_sha,
+                branch: r.head_branch.unwrap_or_default(),
+                repository: repository.to_string(),
+                head_repository: r
+                    .head_repository
+                    .and_then(|h| h.full_name)
+                    .unwrap_or_default(),
+                state,
+                conclusion,
+                run: format!("{}#{}", r.id.unwrap_or(0), r.run_attempt.unwrap_or(1)),
+                actor: r.actor.and_then(|a| a.login).unwrap_or_default(),
+            }
+        })
+        .collect();
+    runs.reverse();
+    Ok(runs)
+}
+
+/// The workflow runs GitHub holds for commit `sha` (blocking).
+pub(super) fn ci_of_commit(
+    api_url: &str,
+    token: &str,
+    repository: &str,
+    sha: &str,
+) -> Result<Vec<CiRun>, String> {
+    let req = api(workflow_runs_request(api_url, repository, sha), token);
+    let body = super::fetch(&req, RUNS_HINT)?;
+    read_workflow_runs(&body, repository)
+}
+
+/// One delivery of a repository webhook, as
+/// `GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HookDelivery {
+    /// This delivery's id: what a redelivery is asked for.
+    pub id: u64,
+    /// The event's id, shared by a delivery and its redeliveries (the
+    /// `X-GitHub-Delivery` deployd dedupes on).
+    #[serde(default)]
+    pub guid: String,
+    /// When it was delivered (RFC 3339).
+    #[serde(default)]
+    pub delivered_at: String,
+    /// Whether it is itself a redelivery.
+    #[serde(default)]
+    pub redelivery: bool,
+    /// The HTTP status deployd (or whatever stood in its place) answered;
+    /// none when there was no answer.
+    #[serde(default)]
+    pub status_code: Option<u16>,
+    /// The event (`push`, `workflow_run`…).
+    #[serde(default)]
+    pub event: String,
+}
+
+impl HookDelivery {
+    /// Answered 2xx.
+    pub fn delivered(&self) -> bool {
+        self.status_code.is_some_and(|c| (200..300).contains(&c))
+    }
+}
+
+/// The hook's 100 most recent deliveries (blocking), newest first.
+pub(super) fn hook_deliveries(
+    api_url: &str,
+    token: &str,
+    repository: &str,
+    hook_id: u64,
+) -> Result<Vec<HookDelivery>, String> {
+    let req = api(
+        crate::http_client::Request::bare(
+            "GET",
+            &format!("{api_url}/repos/{repository}/hooks/{hook_id}/deliveries?per_page=100"),
+        ),
+        token,
+    );
+    let body = super::fetch(&req, HOOK_HINT)?;
+    serde_json::from_str(&body).map_err(|e| format!("the list of deliveries does not read: {e}"))
+}
+
+/// Asks GitHub to deliver `delivery` again (blocking):
+/// `POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery}/attempts`,
+/// answered 202.
+pub(super) fn redeliver(
+    api_url: &str,
+    token: &str,
+    repository: &str,
+    hook_id: u64,
+    delivery: u64,
+) -> Result<(), String> {
+    let req = api(
+        crate::http_client::Request::bare(
+            "POST",
+            &format!("{api_url}/repos/{repository}/hooks/{hook_id}/deliveries/{delivery}/attempts"),
+        ),
+        token,
+    );
+    super::fetch(&req, HOOK_HINT).map(|_| ())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -1221,5 +1408,53 @@ pub(crate) mod tests {
             ),
             Err(EventError::Payload(_))
         ));
+    }
+
+    #[test]
+    fn listed_workflow_runs_read_oldest_first_as_events_name_them() {
+        let body = r#"{"total_count": 3, "workflow_runs": [
+            {"id": 3, "run_attempt": 2, "name": "CI", "head_sha": "abc", "head_branch": "main",
+             "status": "completed", "conclusion": "success",
+             "head_repository": {"full_name": "acme/app"}, "actor": {"login": "octocat"},
+             "unknown": {"deep": [1, 2, 3]}},
+            {"id": 2, "name": "Lint", "head_sha": "abc", "head_branch": null,
+             "status": "in_progress", "conclusion": null},
+            {"id": 1, "name": "CI", "head_sha": "abc", "status": "completed",
+             "conclusion": "timed_out"}
+        ]}"#;
+        let runs = read_workflow_runs(body, "acme/app").unwrap();
+        let seen: Vec<(&str, CiState, &str, &str)> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r.workflow.as_str(),
+                    r.state,
+                    r.conclusion.as_str(),
+                    r.run.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("CI", CiState::Failed, "timed_out", "1#1"),
+                ("Lint", CiState::Running, "in_progress", "2#1"),
+                ("CI", CiState::Passed, "success", "3#2"),
+            ]
+        );
+        assert_eq!(runs[2].branch, "main");
+        assert_eq!(runs[2].repository, "acme/app");
+        assert_eq!(runs[2].head_repository, "acme/app");
+        assert_eq!(runs[2].actor, "octocat");
+        assert!(read_workflow_runs("<html>", "acme/app").is_err());
+        let deliveries: Vec<HookDelivery> = serde_json::from_str(
+            r#"[{"id": 42, "guid": "58474f00-b361-11eb-836d-0e4f3503ccbe",
+                 "delivered_at": "2021-05-12T20:33:44Z", "redelivery": false, "duration": 0.03,
+                 "status": "failed to connect", "status_code": 502, "event": "issues",
+                 "action": "opened", "installation_id": 123, "repository_id": 456}]"#,
+        )
+        .unwrap();
+        assert_eq!(deliveries[0].id, 42);
+        assert!(!deliveries[0].delivered());
     }
 }

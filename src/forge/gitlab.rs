@@ -349,17 +349,7 @@ fn read_pipeline(kind: Body, body: &[u8]) -> Result<CiRun, EventError> {
     let p: GlPipeline = payload(&json)?;
     let a = p.object_attributes;
     let status = a.status.into_owned();
-    let state = match status.as_str() {
-        "success" | "skipped" => CiState::Passed,
-        "created"
-        | "waiting_for_resource"
-        | "preparing"
-        | "pending"
-        | "running"
-        | "manual"
-        | "scheduled" => CiState::Running,
-        _ => CiState::Failed,
-    };
+    let state = pipeline_state(&status);
     let repository = p
         .project
         .and_then(|p| p.path_with_namespace)
@@ -396,6 +386,88 @@ fn read_pipeline(kind: Body, body: &[u8]) -> Result<CiRun, EventError> {
             .map(Cow::into_owned)
             .unwrap_or_default(),
     })
+}
+
+/// What a pipeline's `status` means for the gate: `success` and `skipped`
+/// pass; `created`, `waiting_for_resource`, `preparing`, `pending`,
+/// `running`, `manual` and `scheduled` are still going; anything else
+/// (`failed`, `canceled`…) fails.
+fn pipeline_state(status: &str) -> CiState {
+    match status {
+        "success" | "skipped" => CiState::Passed,
+        "created"
+        | "waiting_for_resource"
+        | "preparing"
+        | "pending"
+        | "running"
+        | "manual"
+        | "scheduled" => CiState::Running,
+        _ => CiState::Failed,
+    }
+}
+
+/// A listed pipeline's fields the gate needs, owned.
+#[derive(Deserialize)]
+struct GlListedPipeline {
+    #[serde(default)]
+    id: Option<u64>,
+    sha: String,
+    #[serde(rename = "ref", default)]
+    git_ref: Option<String>,
+    status: String,
+}
+
+/// Reads `GET /projects/:id/pipelines` (an array, newest first) of
+/// `repository` into CI results, oldest first; each is the gate's one
+/// workflow, `pipeline`, named by its id as a `Pipeline Hook` names it.
+fn read_pipelines(body: &str, repository: &str) -> Result<Vec<CiRun>, String> {
+    let list: Vec<GlListedPipeline> = serde_json::from_str(body)
+        .map_err(|e| format!("the list of pipelines does not read: {e}"))?;
+    let mut runs: Vec<CiRun> = list
+        .into_iter()
+        .map(|p| {
+            let git_ref = p.git_ref.unwrap_or_default();
+            CiRun {
+                workflow: "pipeline".into(),
+                sha: p.sha,
+                branch: git_ref
+                    .strip_prefix("refs/heads/")
+                    .unwrap_or(&git_ref)
+                    .to_string(),
+                repository: repository.to_string(),
+                head_repository: repository.to_string(),
+                state: pipeline_state(&p.status),
+                conclusion: p.status,
+                run: p.id.unwrap_or(0).to_string(),
+                actor: String::new(),
+            }
+        })
+        .collect();
+    runs.reverse();
+    Ok(runs)
+}
+
+/// The pipelines GitLab holds for commit `sha` (blocking):
+/// `GET /projects/:id/pipelines?sha={sha}` with `PRIVATE-TOKEN`, the
+/// project named by its URL-encoded full path.
+pub(super) fn ci_of_commit(
+    api_url: &str,
+    token: &str,
+    repository: &str,
+    sha: &str,
+) -> Result<Vec<CiRun>, String> {
+    let project: String = form_urlencoded::byte_serialize(repository.as_bytes()).collect();
+    let req = crate::http_client::Request::bare(
+        "GET",
+        &format!("{api_url}/projects/{project}/pipelines?sha={sha}&per_page=100"),
+    )
+    .header("PRIVATE-TOKEN", token);
+    let body = super::fetch(
+        &req,
+        "check the report token (GitLab: scope read_api or api), api_url, and the \
+         project's repository (the full path)",
+    )?;
+    read_pipelines(&body, repository)
 }
 
 #[cfg(test)]
@@ -865,5 +937,30 @@ pub(crate) mod tests {
             serde_json::json!({"iid": 1, "source_project_id": 7, "target_project_id": 1});
         let run = ci(&fork.to_string());
         assert_ne!(run.head_repository, run.repository);
+    }
+
+    #[test]
+    fn listed_pipelines_read_oldest_first() {
+        let body = r#"[
+            {"id": 47, "iid": 12, "project_id": 3, "sha": "abc", "ref": "main",
+             "status": "running", "source": "push", "web_url": "https://x/47"},
+            {"id": 46, "iid": 11, "project_id": 3, "sha": "abc", "ref": "main",
+             "status": "failed", "source": "push"}
+        ]"#;
+        let runs = read_pipelines(body, "group/app").unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(
+            (runs[0].run.as_str(), runs[0].state),
+            ("46", CiState::Failed)
+        );
+        assert_eq!(
+            (runs[1].run.as_str(), runs[1].state),
+            ("47", CiState::Running)
+        );
+        assert_eq!(runs[1].workflow, "pipeline");
+        assert_eq!(runs[1].branch, "main");
+        assert_eq!(runs[1].repository, "group/app");
+        assert_eq!(pipeline_state("skipped"), CiState::Passed);
+        assert_eq!(pipeline_state("canceled"), CiState::Failed);
     }
 }

@@ -628,3 +628,64 @@ pub(crate) fn send_all(
     }
     last
 }
+
+/// One call to a forge's API whose answer is read (blocking): the body of a
+/// 2xx answer (up to [`crate::http_client::MAX_LIST`]), or why there is none
+/// — a transport error, or the status with the start of the answer and
+/// `hint`, what to check.
+pub(crate) fn fetch(req: &crate::http_client::Request, hint: &str) -> Result<String, String> {
+    use crate::http_client::{self, Attempt};
+    let resp = http_client::send_limited(req, http_client::MAX_LIST)?;
+    match Attempt::from_response(&resp, hint) {
+        Attempt::Delivered(_) => Ok(resp.body),
+        Attempt::Retry { error, .. } => Err(error),
+        Attempt::Refused { error, hint } => Err(format!("{error} ({hint})")),
+    }
+}
+
+/// The CI results `provider` holds for commit `sha` of `repository`
+/// (blocking), in the shape its CI events are read into, oldest first:
+/// GitHub's and Gitea's workflow runs, GitLab's pipelines, Bitbucket's build
+/// statuses. `api_url` and `token` are the project's `report`'s. What the
+/// forge does not say is left empty (a run's branch, often, on Bitbucket).
+pub fn ci_of_commit(
+    provider: Provider,
+    api_url: &str,
+    token: &str,
+    repository: &str,
+    sha: &str,
+) -> Result<Vec<crate::forge::ci::CiRun>, String> {
+    let runs = match provider {
+        Provider::Github => github::ci_of_commit(api_url, token, repository, sha),
+        Provider::Gitea => gitea::ci_of_commit(api_url, token, repository, sha),
+        Provider::Gitlab => gitlab::ci_of_commit(api_url, token, repository, sha),
+        Provider::Bitbucket => bitbucket::ci_of_commit(api_url, token, repository, sha),
+    }?;
+    // A forge that ignores the filter lists other commits' runs too.
+    Ok(runs.into_iter().filter(|r| r.sha == sha).collect())
+}
+
+pub use github::HookDelivery;
+
+/// GitHub: the 100 most recent deliveries of repository webhook `hook_id`
+/// (blocking), newest first.
+pub fn github_hook_deliveries(
+    api_url: &str,
+    token: &str,
+    repository: &str,
+    hook_id: u64,
+) -> Result<Vec<HookDelivery>, String> {
+    github::hook_deliveries(api_url, token, repository, hook_id)
+}
+
+/// GitHub: asks for delivery `delivery` of webhook `hook_id` to be made
+/// again (blocking).
+pub fn github_redeliver(
+    api_url: &str,
+    token: &str,
+    repository: &str,
+    hook_id: u64,
+    delivery: u64,
+) -> Result<(), String> {
+    github::redeliver(api_url, token, repository, hook_id, delivery)
+}

@@ -12,6 +12,12 @@
 //! ([`crate::store::reconcile`]), and deploys nothing. With no project on
 //! an interval there is no timer at all: after the start, the task only
 //! waits for a reload or the stop.
+//!
+//! A gated catch-up of a project with a report token asks the forge's API
+//! for its commit's CI ([`crate::forge::ci_of_commit`]) while it waits in
+//! the gate, and feeds the answers to [`ci_gate::ci`] as CI events; the
+//! task also starts GitHub's redelivery of failed deliveries
+//! ([`redeliver`]) at start. Both end with it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -25,7 +31,7 @@ use crate::config::reconcile::{Mode, remote_problem};
 use crate::config::{Config, Project};
 use crate::forge::push::{Files, Push};
 use crate::fsutil;
-use crate::intake::{ci_gate, filter};
+use crate::intake::{ci_gate, filter, redeliver};
 use crate::run::lifecycle::blocking;
 use crate::state::Shared;
 use crate::store::gates::{self, Gate};
@@ -35,6 +41,9 @@ use crate::store::reconcile::{self, Last};
 
 /// How long one `git ls-remote` (or the lookup of `origin`) may take.
 const GIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The outcome of a catch-up that waits in the CI gate.
+const WAITING: &str = "waiting for CI";
 
 /// Why the path filter cannot be applied to a catch-up (`Push::note`).
 const NO_FILES: &str = "a catch-up sees the forge's head only, not what the missed pushes changed";
@@ -46,6 +55,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut config = shared.config_changes();
     let mut first = true;
     let mut next: HashMap<String, Instant> = HashMap::new();
+    // The tasks that ask a forge's API (a gated catch-up's CI, GitHub's
+    // redeliveries): they end on their own, and with this task at the stop.
+    let mut watchers = tokio::task::JoinSet::new();
     loop {
         let now_config: Arc<Config> = config.borrow_and_update().clone();
         let now = Instant::now();
@@ -71,13 +83,29 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
         }
         next.retain(|name, _| now_config.projects.contains_key(name));
+        if first {
+            for p in now_config.projects.values() {
+                if let Some(job) = redeliver::Job::of(p) {
+                    watchers.spawn(redeliver::run(shared.clone(), job));
+                }
+            }
+        }
         first = false;
         let mut set = tokio::task::JoinSet::new();
         for p in due {
             set.spawn(once(shared.clone(), p, errors.clone()));
         }
+        let reconciled = async {
+            let mut waits = Vec::new();
+            while let Some(done) = set.join_next().await {
+                waits.extend(done.ok().flatten());
+            }
+            waits
+        };
         tokio::select! {
-            _ = async { while set.join_next().await.is_some() {} } => {}
+            waits = reconciled => for w in waits {
+                watchers.spawn(ask_ci(shared.clone(), w));
+            },
             _ = stop.wait_for(|s| *s) => return,
         }
         let earliest = next.values().min().copied();
@@ -93,13 +121,21 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             changed = config.changed() => if changed.is_err() {
                 return;
             },
+            // A finished watcher is reaped; nothing else to do.
+            Some(_) = watchers.join_next(), if !watchers.is_empty() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }
 }
 
-/// One reconcile of `project`: ask, compare, queue, record.
-async fn once(shared: Arc<Shared>, project: Project, errors: Arc<Mutex<HashMap<String, String>>>) {
+/// One reconcile of `project`: ask, compare, queue, record. Returns the
+/// catch-up that waits in the CI gate when the forge's API is to be asked
+/// for its CI.
+async fn once(
+    shared: Arc<Shared>,
+    project: Project,
+    errors: Arc<Mutex<HashMap<String, String>>>,
+) -> Option<Waits> {
     let name = project.name.clone();
     let remote = match remote_of(&project).await {
         Ok(Some(r)) => r,
@@ -112,11 +148,11 @@ async fn once(shared: Arc<Shared>, project: Project, errors: Arc<Mutex<HashMap<S
                      with an origin",
                 );
             }
-            return;
+            return None;
         }
         Err(e) => {
             note_error(&errors, &name, &e);
-            return;
+            return None;
         }
     };
     let state_dir = shared.config().server.state_dir.clone();
@@ -156,10 +192,20 @@ async fn once(shared: Arc<Shared>, project: Project, errors: Arc<Mutex<HashMap<S
             compare_and_queue(&shared, &project, refs, previous, &mut last).await;
         }
     }
+    let waits = (last.outcome == WAITING && asks_forge(&project))
+        .then(|| {
+            Some(Waits {
+                project: name.clone(),
+                sha: last.head.clone()?,
+                branch: last.git_ref.strip_prefix("refs/heads/")?.to_string(),
+            })
+        })
+        .flatten();
     let saved = blocking(move || reconcile::save(&state_dir, &name, &last).map(|()| name)).await;
     if let Err(e) = saved {
         tracing::warn!("{}: cannot record the reconcile: {e}", project.name);
     }
+    waits
 }
 
 /// Logs `error` for `project` unless it is the one logged last time.
@@ -348,14 +394,23 @@ async fn queue(
                 let status = body["status"].as_str().unwrap_or_default().to_string();
                 tracing::info!("{line}; through the CI gate: {status}");
                 if status == "waiting" {
-                    // Its CI events may have come while deployd was down:
-                    // a redelivery of them, or a re-run, lets it through.
-                    tracing::info!(
-                        "{}: catch-up of {}: waits for a CI event",
-                        project.name,
-                        &sha[..sha.len().min(12)]
-                    );
-                    return "waiting for CI".into();
+                    if asks_forge(project) {
+                        tracing::info!(
+                            "{}: catch-up of {}: asks the forge's API for its CI",
+                            project.name,
+                            &sha[..sha.len().min(12)]
+                        );
+                    } else {
+                        // Its CI events may have come while deployd was
+                        // down: a redelivery of them, or a re-run, lets it
+                        // through.
+                        tracing::info!(
+                            "{}: catch-up of {}: waits for a CI event",
+                            project.name,
+                            &sha[..sha.len().min(12)]
+                        );
+                    }
+                    return WAITING.into();
                 }
                 status
             }
@@ -380,6 +435,123 @@ async fn queue(
             );
             "failed".into()
         }
+    }
+}
+
+/// A catch-up waiting in the CI gate, whose CI the forge's API is asked for.
+struct Waits {
+    project: String,
+    sha: String,
+    /// The branch it was caught up on, without `refs/heads/`: what a result
+    /// whose forge names no branch is counted for.
+    branch: String,
+}
+
+/// Whether a gated catch-up of `project` asks the forge's API for its CI:
+/// it needs the report's token and the repository to name.
+fn asks_forge(project: &Project) -> bool {
+    !project.after_ci.is_empty() && project.report.is_some() && project.repository.is_some()
+}
+
+/// How often a waiting catch-up's CI is asked for again: every minute, or
+/// every tenth of `ci_timeout` when that is shorter (at least a second).
+fn ci_pace(ci_timeout: Duration) -> Duration {
+    (ci_timeout / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// Asks the forge for the CI of the catch-up `w` at once, then at
+/// [`ci_pace`] while it still waits in the gate, within `ci_timeout`. What
+/// the forge answers goes into the CI gate as a CI event would: a pass
+/// queues the catch-up, a failure records it `ci_failed`. A reload that
+/// takes the report, the repository or `after_ci` away ends it; so does
+/// the gate ceasing to wait for that commit (it went, failed, timed out,
+/// or a newer push replaced it).
+async fn ask_ci(shared: Arc<Shared>, w: Waits) {
+    let deadline = Instant::now() + {
+        let config = shared.config();
+        config
+            .projects
+            .get(&w.project)
+            .map_or(Duration::ZERO, |p| p.ci_timeout)
+    };
+    let short = w.sha[..w.sha.len().min(12)].to_string();
+    let mut last_error: Option<String> = None;
+    loop {
+        let Some(project) = shared.config().projects.get(&w.project).cloned() else {
+            return;
+        };
+        let (Some(report), Some(repository), true) = (
+            project.report.clone(),
+            project.repository.clone(),
+            asks_forge(&project),
+        ) else {
+            return;
+        };
+        let (provider, sha) = (project.provider, w.sha.clone());
+        let asked = blocking(move || {
+            crate::forge::ci_of_commit(
+                provider,
+                &report.api_url,
+                &report.token.0,
+                &repository,
+                &sha,
+            )
+        })
+        .await;
+        match asked {
+            Ok(runs) => {
+                if last_error.take().is_some() {
+                    tracing::info!(
+                        "{}: catch-up of {short}: the forge's API answers again",
+                        w.project
+                    );
+                }
+                for mut run in runs {
+                    if !project.after_ci.contains(&run.workflow) {
+                        continue;
+                    }
+                    if run.branch.is_empty() {
+                        run.branch = w.branch.clone();
+                    }
+                    let said = format!("{} {}", run.workflow, run.conclusion);
+                    match ci_gate::ci(&shared, &project, run, String::new()).await {
+                        Ok((_, body)) => {
+                            let status = body["status"].as_str().unwrap_or_default();
+                            if status != "duplicate" {
+                                tracing::info!(
+                                    "{}: catch-up of {short}: the forge says {said}: {status}",
+                                    w.project
+                                );
+                            }
+                        }
+                        Err(e) => tracing::error!(
+                            "{}: catch-up of {short}: cannot record the CI gate's decision: {e}",
+                            w.project
+                        ),
+                    }
+                }
+            }
+            Err(e) => {
+                if last_error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(
+                        "{}: catch-up of {short}: asking the forge's API for its CI: {e}; \
+                         it waits for a CI event",
+                        w.project
+                    );
+                    last_error = Some(e);
+                }
+            }
+        }
+        let waiting = shared
+            .gates
+            .get(&w.project)
+            .await
+            .is_ok_and(|g| g.waiting().is_some_and(|x| x.sha == w.sha));
+        let now = Instant::now();
+        if !waiting || now >= deadline {
+            return;
+        }
+        tokio::time::sleep_until((now + ci_pace(project.ci_timeout)).min(deadline)).await;
     }
 }
 

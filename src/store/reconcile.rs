@@ -64,6 +64,30 @@ pub fn save(state_dir: &Path, project: &str, last: &Last) -> io::Result<()> {
     fsutil::write_atomic(&path, &data)
 }
 
+/// Where the time of `project`'s last look at its GitHub hook's deliveries
+/// is kept (`intake/redeliver.rs`).
+fn redelivery_file(state_dir: &Path, project: &str) -> PathBuf {
+    state_dir
+        .join("reconcile")
+        .join(format!("{project}.redelivered"))
+}
+
+/// When deployd last looked at `project`'s failed deliveries (RFC 3339),
+/// if it ever did: deliveries since then are the ones it may have missed.
+pub fn redelivery_mark(state_dir: &Path, project: &str) -> Option<String> {
+    let text = fs::read_to_string(redelivery_file(state_dir, project)).ok()?;
+    Some(text.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// Records `at` as the time of `project`'s last look. Blocking.
+pub fn save_redelivery_mark(state_dir: &Path, project: &str, at: &str) -> io::Result<()> {
+    let path = redelivery_file(state_dir, project);
+    if let Some(dir) = path.parent() {
+        fsutil::create_dir(dir, fsutil::STATE_DIR_MODE)?;
+    }
+    fsutil::write_atomic(&path, format!("{at}\n").as_bytes())
+}
+
 /// The `reconcile` field of `deployd status --json` for `project`: its
 /// last reconcile, or null when it never had one.
 pub fn status_json(state_dir: &Path, project: &str) -> serde_json::Value {

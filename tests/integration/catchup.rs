@@ -356,3 +356,397 @@ fn switches(pid: u32) -> std::collections::BTreeMap<String, u64> {
     }
     all
 }
+
+/// One request the stand-in API received.
+#[derive(Debug, Clone)]
+struct Asked {
+    method: String,
+    /// With the query.
+    target: String,
+    /// Lower-case names.
+    headers: Vec<(String, String)>,
+}
+
+impl Asked {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Method, path prefix, status, body.
+type Route = (String, String, u16, String);
+
+/// A forge's API on 127.0.0.1: answers a request whose path starts with a
+/// route's prefix with that route's status and body (the last route added
+/// first), anything else `200 {}`; records every request.
+#[derive(Clone)]
+struct FakeApi {
+    addr: std::net::SocketAddr,
+    routes: std::sync::Arc<std::sync::Mutex<Vec<Route>>>,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<Asked>>>,
+}
+
+impl FakeApi {
+    fn start() -> FakeApi {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let api = FakeApi {
+            addr: listener.local_addr().unwrap(),
+            routes: Default::default(),
+            asked: Default::default(),
+        };
+        let me = api.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let me = me.clone();
+                std::thread::spawn(move || me.serve(stream));
+            }
+        });
+        api
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answers `method` requests to `prefix` with `status` and `body`.
+    fn route(&self, method: &str, prefix: &str, status: u16, body: &str) {
+        self.routes.lock().unwrap().insert(
+            0,
+            (
+                method.to_string(),
+                prefix.to_string(),
+                status,
+                body.to_string(),
+            ),
+        );
+    }
+
+    fn serve(&self, mut s: std::net::TcpStream) {
+        use std::io::{Read, Write};
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match s.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next().unwrap_or("").split(' ');
+        let method = first.next().unwrap_or("").to_string();
+        let target = first.next().unwrap_or("").to_string();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if s.read_exact(&mut body).is_err() {
+            return;
+        }
+        let (status, answer) = self
+            .routes
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(m, p, _, _)| *m == method && target.starts_with(p.as_str()))
+            .map(|(_, _, c, b)| (*c, b.clone()))
+            .unwrap_or((200, "{}".to_string()));
+        self.asked.lock().unwrap().push(Asked {
+            method,
+            target,
+            headers,
+        });
+        let _ = write!(
+            s,
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+    }
+
+    /// The requests so far whose method is `method` and target starts
+    /// with `prefix`.
+    fn asked(&self, method: &str, prefix: &str) -> Vec<Asked> {
+        self.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.method == method && a.target.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits for `n` such requests.
+    fn wait(&self, method: &str, prefix: &str, n: usize) -> Vec<Asked> {
+        poll(LIMIT, &format!("{n} {method} {prefix}"), || {
+            let got = self.asked(method, prefix);
+            if got.len() >= n {
+                Ok(got)
+            } else {
+                Err(format!("{:#?}", self.asked.lock().unwrap()))
+            }
+        })
+    }
+}
+
+/// A config of `r` for a gated project on `provider` whose report goes to
+/// `api` with token `t0k`, and `extra` keys of its report table.
+fn gated_config(r: &Repos, provider: &str, after_ci: &str, api: &FakeApi, extra: &str) -> PathBuf {
+    let config = r.config(
+        &format!("provider = \"{provider}\"\nafter_ci = {after_ci}\nci_timeout = \"10s\"\n"),
+        0,
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[projects.app.report]\ntoken = \"t0k\"\napi_url = \"{}\"\n{extra}",
+        api.url()
+    ));
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// GitHub's `workflow_runs` list with one run of `head`.
+fn gh_runs(head: &str, status: &str, conclusion: &str) -> String {
+    let conclusion = if conclusion.is_empty() {
+        "null".to_string()
+    } else {
+        format!("\"{conclusion}\"")
+    };
+    format!(
+        r#"{{"total_count": 2, "workflow_runs": [
+          {{"id": 30433642, "name": "CI", "head_branch": "main", "head_sha": "{head}",
+            "run_attempt": 1, "status": "{status}", "conclusion": {conclusion},
+            "event": "push", "head_repository": {{"full_name": "acme/app"}},
+            "actor": {{"login": "octocat"}}}},
+          {{"id": 30433641, "name": "Lint", "head_branch": "main", "head_sha": "{head}",
+            "run_attempt": 1, "status": "completed", "conclusion": "failure"}}
+        ]}}"#
+    )
+}
+
+/// With a report token, a gated catch-up asks GitHub for its commit's
+/// workflow runs, again while they run, and deploys once CI passed.
+#[test]
+fn a_gated_catchup_deploys_when_githubs_api_says_ci_passed() {
+    let r = Repos::new("catchup-api-pass");
+    let head = r.git(&r.dev, &["rev-parse", "HEAD"]);
+    let api = FakeApi::start();
+    let runs = "/repos/acme/app/actions/runs";
+    api.route("GET", runs, 200, &gh_runs(&head, "in_progress", ""));
+    let config = gated_config(&r, "github", "[\"CI\"]", &api, "");
+    let d = Daemon::start(&config);
+    d.wait_log("asks the forge's API for its CI", LIMIT);
+    let first = api.wait("GET", runs, 1);
+    let a = &first[0];
+    assert_eq!(
+        a.target,
+        format!("{runs}?head_sha={head}&per_page=100"),
+        "{a:?}"
+    );
+    assert_eq!(a.header("authorization"), Some("Bearer t0k"), "{a:?}");
+    assert_eq!(a.header("accept"), Some("application/vnd.github+json"));
+    assert_eq!(a.header("x-github-api-version"), Some("2022-11-28"));
+    assert!(history(&config, "app").is_empty(), "still running: no run");
+    // Asked again at its pace (a tenth of ci_timeout: 1s) while it waits.
+    api.route("GET", runs, 200, &gh_runs(&head, "completed", "success"));
+    let done = wait_runs(&config, "app", 1, LIMIT);
+    assert_eq!(done[0]["trigger"], "catchup", "{done:?}");
+    assert_eq!(done[0]["sha"], head.as_str());
+    assert_eq!(done[0]["status"], "succeeded", "{done:?}");
+    assert!(api.asked("GET", runs).len() >= 2);
+    // Gone from the gate: no more asking.
+    let n = api.asked("GET", runs).len();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(api.asked("GET", runs).len(), n, "asked after it went");
+    stop(d);
+    assert_eq!(r.runs(), vec![format!("catchup {head}  []")]);
+}
+
+/// A failed workflow on GitHub: the catch-up is recorded `ci_failed` and
+/// its script never runs.
+#[test]
+fn a_gated_catchup_is_ci_failed_when_githubs_api_says_ci_failed() {
+    let r = Repos::new("catchup-api-fail");
+    let head = r.git(&r.dev, &["rev-parse", "HEAD"]);
+    let api = FakeApi::start();
+    let runs = "/repos/acme/app/actions/runs";
+    api.route("GET", runs, 200, &gh_runs(&head, "completed", "failure"));
+    let config = gated_config(&r, "github", "[\"CI\"]", &api, "");
+    let d = Daemon::start(&config);
+    let done = wait_runs(&config, "app", 1, LIMIT);
+    assert_eq!(done[0]["status"], "ci_failed", "{done:?}");
+    assert_eq!(done[0]["trigger"], "catchup", "{done:?}");
+    assert_eq!(done[0]["ci"]["workflow"], "CI", "{done:?}");
+    assert_eq!(done[0]["ci"]["conclusion"], "failure", "{done:?}");
+    stop(d);
+    assert!(r.runs().is_empty(), "{:?}", r.runs());
+}
+
+/// Gitea, GitLab and Bitbucket are asked with their own calls and
+/// headers; a pass deploys, a failure is `ci_failed`.
+#[test]
+fn every_forges_api_is_asked_for_a_gated_catchup() {
+    for (provider, after_ci, verdict) in [
+        ("gitea", "[\"CI\"]", "passed"),
+        ("gitlab", "true", "passed"),
+        ("gitlab", "true", "failed"),
+        ("bitbucket", "[\"build\"]", "passed"),
+        ("bitbucket", "[\"build\"]", "failed"),
+    ] {
+        let r = Repos::new(&format!("catchup-api-{provider}-{verdict}"));
+        let head = r.git(&r.dev, &["rev-parse", "HEAD"]);
+        let pass = verdict == "passed";
+        let api = FakeApi::start();
+        let (path, query, auth, body) = match provider {
+            "gitea" => (
+                "/repos/acme/app/actions/runs".to_string(),
+                format!("?head_sha={head}&per_page=100"),
+                "token t0k",
+                gh_runs(&head, "completed", if pass { "success" } else { "failure" }),
+            ),
+            "gitlab" => (
+                "/projects/acme%2Fapp/pipelines".to_string(),
+                format!("?sha={head}&per_page=100"),
+                "t0k",
+                format!(
+                    r#"[{{"id": 47, "iid": 12, "project_id": 3, "sha": "{head}", "ref": "main",
+                        "status": "{}", "source": "push"}}]"#,
+                    if pass { "success" } else { "failed" }
+                ),
+            ),
+            _ => (
+                format!("/2.0/repositories/acme/app/commit/{head}/statuses"),
+                "?pagelen=100".to_string(),
+                "Bearer t0k",
+                format!(
+                    r#"{{"pagelen": 100, "page": 1, "size": 1, "values": [
+                        {{"type": "build", "uuid": "{{u-1}}", "key": "build", "refname": null,
+                          "state": "{}", "name": "build", "updated_on": "2024-05-01T10:00:00Z"}}]}}"#,
+                    if pass { "SUCCESSFUL" } else { "FAILED" }
+                ),
+            ),
+        };
+        api.route("GET", &path, 200, &body);
+        let config = gated_config(&r, provider, after_ci, &api, "");
+        let d = Daemon::start(&config);
+        let done = wait_runs(&config, "app", 1, LIMIT);
+        let a = &api.wait("GET", &path, 1)[0];
+        assert_eq!(a.target, format!("{path}{query}"), "{provider}: {a:?}");
+        let got = if provider == "gitlab" {
+            a.header("private-token")
+        } else {
+            a.header("authorization")
+        };
+        assert_eq!(got, Some(auth), "{provider}: {a:?}");
+        assert_eq!(done[0]["trigger"], "catchup", "{provider}: {done:?}");
+        let want = if pass { "succeeded" } else { "ci_failed" };
+        assert_eq!(done[0]["status"], want, "{provider} {verdict}: {done:?}");
+        stop(d);
+        assert_eq!(
+            r.runs().len(),
+            usize::from(pass),
+            "{provider}: {:?}",
+            r.runs()
+        );
+    }
+}
+
+/// With `hook_id`, the first start only records when it looked; the next
+/// start asks GitHub to redeliver exactly the deliveries that failed since
+/// then and did not succeed later.
+#[test]
+fn github_redelivers_the_failed_deliveries_since_the_last_start() {
+    let r = Repos::new("catchup-redeliver");
+    let api = FakeApi::start();
+    let hooks = "/repos/acme/app/hooks/4242/deliveries";
+    api.route("GET", hooks, 200, "[]");
+    let config = r.config("reconcile = \"off\"\n", 0);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[projects.app.report]\ntoken = \"t0k\"\napi_url = \"{}\"\nhook_id = 4242\n",
+        api.url()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let d = Daemon::start(&config);
+    d.wait_log("GitHub redelivery: first look at hook 4242", LIMIT);
+    stop(d);
+    assert!(
+        api.asked("GET", hooks).is_empty(),
+        "the first look lists nothing"
+    );
+
+    // While it was stopped: a failed push, a failed one redelivered with
+    // success, one failed twice, and an old failure from before.
+    // After the first start's look (kept to the millisecond), before the
+    // next one.
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let at = |_: u8| now.clone();
+    let old =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(3600));
+    let listed = format!(
+        r#"[
+          {{"id": 16, "guid": "g-twice", "delivered_at": "{}", "redelivery": true,
+            "status_code": 502, "event": "push"}},
+          {{"id": 15, "guid": "g-fixed", "delivered_at": "{}", "redelivery": true,
+            "status_code": 202, "event": "push"}},
+          {{"id": 14, "guid": "g-twice", "delivered_at": "{}", "redelivery": false,
+            "status_code": 503, "event": "push"}},
+          {{"id": 13, "guid": "g-fixed", "delivered_at": "{}", "redelivery": false,
+            "status_code": 0, "event": "push"}},
+          {{"id": 12, "guid": "g-down", "delivered_at": "{}", "redelivery": false,
+            "status_code": 0, "event": "workflow_run"}},
+          {{"id": 11, "guid": "g-ok", "delivered_at": "{}", "redelivery": false,
+            "status_code": 202, "event": "push"}},
+          {{"id": 10, "guid": "g-old", "delivered_at": "{old}", "redelivery": false,
+            "status_code": 500, "event": "push"}}
+        ]"#,
+        at(1),
+        at(1),
+        at(1),
+        at(1),
+        at(1),
+        at(1)
+    );
+    api.route("GET", hooks, 200, &listed);
+    api.route("POST", hooks, 202, "{}");
+    let d = Daemon::start(&config);
+    d.wait_log("GitHub redelivery: asked for 2 of 2", LIMIT);
+    let list = api.wait("GET", hooks, 1);
+    assert_eq!(list[0].target, format!("{hooks}?per_page=100"), "{list:?}");
+    assert_eq!(list[0].header("authorization"), Some("Bearer t0k"));
+    assert_eq!(list[0].header("x-github-api-version"), Some("2022-11-28"));
+    let posted: Vec<String> = api
+        .asked("POST", hooks)
+        .iter()
+        .map(|a| a.target.clone())
+        .collect();
+    assert_eq!(
+        posted,
+        vec![
+            format!("{hooks}/12/attempts"),
+            format!("{hooks}/16/attempts")
+        ]
+    );
+    stop(d);
+}
+
+/// `hook_id` is GitHub's: `check` refuses it for another forge.
+#[test]
+fn hook_id_is_refused_off_github() {
+    let r = Repos::new("catchup-hook-id");
+    let api = FakeApi::start();
+    let config = gated_config(&r, "gitlab", "true", &api, "hook_id = 7\n");
+    let out = cli(&config, &["check"]);
+    let (_, err) = expect_code(&out, 2, "deployd check");
+    assert!(err.contains("projects.app.report.hook_id"), "{err}");
+}
