@@ -183,6 +183,21 @@ fn a_fleet_record_in_history_logs_page_metrics_and_notifications() {
         "{}",
         plain.body
     );
+    // The live stream of a host's log, here of a run that ended: its
+    // lines, then the end.
+    let live = get(
+        w,
+        &format!("/projects/app/runs/{id}/hosts/web1/events"),
+        &auth,
+    );
+    assert!(
+        live.body.contains("Connection refused")
+            && live.body.contains("&lt;script&gt;")
+            && live.body.contains("event: end")
+            && !live.body.contains("on web2"),
+        "{}",
+        live.body
+    );
     for missing in ["hosts/web9", "hosts/web9/log", "hosts/web1/nope"] {
         let a = get(w, &format!("/projects/app/runs/{id}/{missing}"), &auth);
         assert_eq!(a.status, 404, "{missing}");
