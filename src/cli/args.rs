@@ -107,14 +107,21 @@ pub enum Command {
         json: bool,
     },
     /// Print a run's log (the latest run by default).
+    ///
+    /// With --host, the log of one host of a fleet run (docs/fleet.md)
+    /// instead of the run's log, whose lines are prefixed with their host.
     Logs {
         /// The project.
         project: String,
         /// The run id, as `history` shows it.
         run_id: Option<u64>,
-        /// Keep printing while the run goes on.
+        /// Keep printing while the run goes on (with --host: until that
+        /// host is done).
         #[arg(short, long)]
         follow: bool,
+        /// The host of a fleet run whose own log to print, by its name.
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
     },
     /// Print the signature the project's forge would send for FILE (or
     /// stdin), e.g. `sha256=…`, to try a hook by hand with curl.

@@ -3,13 +3,16 @@
 //! a run recorded `running` whose processes are gone is said to be cut off,
 //! with what the next daemon will do about it.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, anyhow};
 
 use super::{
     Config, Failure, Result, duration, lock_held, next_daemon_will, outln, outputs_lines, project,
     runtime,
 };
-use crate::store::history::{History, Status};
+use crate::store::history::{History, Run, Status};
+use crate::store::hosts::{self, HostStatus};
 use crate::store::log_tail;
 use crate::store::queue;
 use crate::store::snapshot::Going;
@@ -74,13 +77,22 @@ pub(super) fn history(config: &Config, name: &str, limit: usize, json: bool) -> 
                 r.short_sha().to_string(),
             ],
             last: format!("{delivery}{ci}{}", cut_off.unwrap_or_default()),
-            under: outputs_lines(&r),
+            under: hosts_line(&r)
+                .into_iter()
+                .chain(outputs_lines(&r))
+                .collect(),
         });
     }
     for line in table(&rows) {
         outln!("{line}");
     }
     Ok(())
+}
+
+/// `hosts: web1 succeeded, web2 unhealthy, web3 skipped`: a fleet run's
+/// hosts, under its row; nothing for a run without hosts.
+fn hosts_line(run: &Run) -> Option<String> {
+    (!run.hosts.is_empty()).then(|| format!("hosts: {}", hosts::summary(&run.hosts)))
 }
 
 /// One line of the `history` table, and the lines printed under it.
@@ -136,9 +148,16 @@ fn table(rows: &[Row]) -> Vec<String> {
     lines
 }
 
-/// `deployd logs PROJECT [RUN]`: the log of run `id`, else of the newest
-/// run; with `follow`, copied as it grows until the run ends.
-pub(super) fn logs(config: &Config, name: &str, id: Option<u64>, follow: bool) -> Result<()> {
+/// `deployd logs PROJECT [RUN] [--host NAME]`: the log of run `id`, else
+/// of the newest run (with `host`: that host's own log); with `follow`,
+/// copied as it grows until the run ends (or the host is done).
+pub(super) fn logs(
+    config: &Config,
+    name: &str,
+    id: Option<u64>,
+    follow: bool,
+    host: Option<&str>,
+) -> Result<()> {
     project(config, name)?;
     let h = History::new(&config.server.state_dir, &config.server.log_dir);
     let run = match id {
@@ -151,13 +170,28 @@ pub(super) fn logs(config: &Config, name: &str, id: Option<u64>, follow: bool) -
             .latest(name)?
             .ok_or_else(|| Failure::Runtime(anyhow!("{name} has not run yet")))?,
     };
+    let log = match host {
+        Some(host) => host_log(&run, host, follow)?,
+        None => run.log.clone(),
+    };
     let mut orphaned = false;
     let mut out = std::io::stdout();
-    runtime()?.block_on(log_tail::follow(&run.log, &mut out, || {
+    runtime()?.block_on(log_tail::follow(&log, &mut out, || {
         if !follow {
             return true;
         }
         match h.get(name, run.id) {
+            // The host followed is done; the run may go on with others.
+            Ok(Some(r))
+                if host.is_some_and(|host| {
+                    r.hosts.iter().any(|h| {
+                        h.name == host
+                            && !matches!(h.status, HostStatus::Pending | HostStatus::Running)
+                    })
+                }) =>
+            {
+                true
+            }
             // Recorded running but nothing holds the lock: its daemon died
             // and no process of the run is left; do not wait forever.
             Ok(Some(r)) if r.status == Status::Running => {
@@ -188,6 +222,43 @@ pub(super) fn logs(config: &Config, name: &str, id: Option<u64>, follow: bool) -
         );
     }
     Ok(())
+}
+
+/// The own log of host `host` of `run`, or why there is none: a run
+/// without hosts, a name not among its hosts (they are listed), a host
+/// never started (unless `follow` waits for it to start).
+fn host_log(run: &Run, host: &str, follow: bool) -> Result<PathBuf> {
+    let project = run.project();
+    if run.hosts.is_empty() {
+        return Err(Failure::Usage(anyhow!(
+            "run {} of {project} has no hosts: it ran its script on this machine \
+             (see `deployd logs {project} {}` for its log)",
+            run.id,
+            run.id
+        )));
+    }
+    let Some(h) = run.hosts.iter().find(|h| h.name == host) else {
+        let names: Vec<&str> = run.hosts.iter().map(|h| h.name.as_str()).collect();
+        return Err(Failure::Usage(anyhow!(
+            "run {} of {project} has no host {host:?}; its hosts: {}",
+            run.id,
+            names.join(", ")
+        )));
+    };
+    let waits = follow && run.status == Status::Running;
+    if !waits && !h.log.exists() {
+        let why = if h.note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", h.note)
+        };
+        return Err(Failure::Runtime(anyhow!(
+            "{host} has no log in run {} of {project}: it is {}{why}",
+            run.id,
+            h.status
+        )));
+    }
+    Ok(h.log.clone())
 }
 
 #[cfg(test)]

@@ -88,7 +88,14 @@ pub fn run(cli: Cli) -> Result<()> {
             project,
             run_id,
             follow,
-        } => history::logs(&load_quiet(&path)?, &project, run_id, follow),
+            host,
+        } => history::logs(
+            &load_quiet(&path)?,
+            &project,
+            run_id,
+            follow,
+            host.as_deref(),
+        ),
         Command::Sign {
             project,
             file,

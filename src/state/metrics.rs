@@ -37,6 +37,8 @@ pub(crate) struct Metrics {
     registry: Registry,
     deliveries: Family<Labels, Counter>,
     runs: Family<Labels, Counter>,
+    /// Each host's part of finished fleet runs (docs/fleet.md), by its end.
+    host_runs: Family<Labels, Counter>,
     durations: Family<Labels, Histogram>,
     pending: Gauge,
     running: Gauge,
@@ -73,6 +75,12 @@ impl Metrics {
             "Finished runs by project and status",
             runs.clone(),
         );
+        let host_runs = Family::<Labels, Counter>::default();
+        registry.register(
+            "deployd_host_runs",
+            "Hosts of finished fleet runs by project, host and the host's status",
+            host_runs.clone(),
+        );
         let durations = Family::<Labels, Histogram>::new_with_constructor(
             (|| Histogram::new(DURATION_BUCKETS)) as fn() -> Histogram,
         );
@@ -108,6 +116,7 @@ impl Metrics {
             registry,
             deliveries,
             runs,
+            host_runs,
             durations,
             pending,
             running,
@@ -126,7 +135,8 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a finished run and its duration.
+    /// Counts a finished run and its duration, and each of its hosts by
+    /// the state it ended in.
     pub fn finished(&self, run: &Run) {
         self.runs
             .get_or_create(&vec![
@@ -134,6 +144,15 @@ impl Metrics {
                 ("status", run.status.to_string()),
             ])
             .inc();
+        for h in &run.hosts {
+            self.host_runs
+                .get_or_create(&vec![
+                    ("project", run.project().to_string()),
+                    ("host", h.name.clone()),
+                    ("status", h.status.to_string()),
+                ])
+                .inc();
+        }
         if let Some(secs) = run.duration_secs() {
             self.durations
                 .get_or_create(&vec![("project", run.project().to_string())])

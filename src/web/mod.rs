@@ -331,18 +331,19 @@ impl Site {
             ([""], true) => self.overview(&ctx, &config).await,
             (["events"], true) => self.status_events(),
             (["projects", name], true) => self.project(&ctx, &config, name, q.as_deref()).await,
-            (["projects", name, "runs", id], true) => match id.parse() {
-                Ok(id) => self.run_page(&ctx, name, id).await,
-                Err(_) => not_found(&ctx),
-            },
-            (["projects", name, "runs", id, "log"], true) => match id.parse() {
-                Ok(id) => self.raw_log(&ctx, name, id).await,
-                Err(_) => not_found(&ctx),
-            },
-            (["projects", name, "runs", id, "events"], true) => match id.parse() {
-                Ok(id) => self.log_events(&req, name, id, q.as_deref()),
-                Err(_) => not_found(&ctx),
-            },
+            (["projects", name, "runs", id, host @ ..], true) => {
+                // A fleet run's host: its page, log and live log.
+                let (host, rest) = match host {
+                    ["hosts", h, rest @ ..] => (Some(pages::unseg(h)), rest),
+                    rest => (None, rest),
+                };
+                match (id.parse(), rest) {
+                    (Ok(id), []) => self.run_page(&ctx, name, id, host).await,
+                    (Ok(id), ["log"]) => self.raw_log(&ctx, name, id, host).await,
+                    (Ok(id), ["events"]) => self.log_events(&req, name, id, host, q.as_deref()),
+                    _ => not_found(&ctx),
+                }
+            }
             (["projects", name, action], false) if method == Method::POST => {
                 let Some(action) = Action::parse(action).filter(|_| web.actions) else {
                     return not_found(&ctx);
@@ -491,7 +492,13 @@ impl Site {
         }
     }
 
-    async fn run_page(&self, ctx: &Ctx<'_>, name: &str, id: u64) -> Response<Body> {
+    async fn run_page(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        id: u64,
+        host: Option<String>,
+    ) -> Response<Body> {
         let history = self.shared.history.clone();
         let n = name.to_string();
         // Only the daemon's running run can be cancelled from here (not a
@@ -505,9 +512,17 @@ impl Site {
             .any(|s| s.project == name && s.running.as_ref().is_some_and(|r| r.id == id));
         let page = render(ctx, move |ctx| {
             let run = history.get(&n, id).ok().flatten()?;
-            let part = read_tail(&run);
+            let host = match host {
+                Some(name) => Some(run.hosts.iter().find(|h| h.name == name)?.clone()),
+                None => None,
+            };
+            let mut shown = run.clone();
+            if let Some(h) = &host {
+                shown.log = h.log.clone();
+            }
+            let part = read_tail(&shown);
             let cancel = running && run.status == Status::Running;
-            Some(pages::run(ctx, &run, &part, cancel))
+            Some(pages::run(ctx, &run, &part, cancel, host.as_ref()))
         })
         .await;
         match page {
@@ -516,14 +531,27 @@ impl Site {
         }
     }
 
-    async fn raw_log(&self, ctx: &Ctx<'_>, name: &str, id: u64) -> Response<Body> {
+    async fn raw_log(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        id: u64,
+        host: Option<String>,
+    ) -> Response<Body> {
         let history = self.shared.history.clone();
         let n = name.to_string();
         let Some(run) = blocking(move || history.get(&n, id).ok().flatten()).await else {
             return not_found(ctx);
         };
+        let log = match host {
+            Some(name) => match run.hosts.into_iter().find(|h| h.name == name) {
+                Some(h) => h.log,
+                None => return not_found(ctx),
+            },
+            None => run.log,
+        };
         // Streamed in bounded chunks, like the live log.
-        let body = sse::ChannelBody::file(run.log);
+        let body = sse::ChannelBody::file(log);
         let mut r = Response::new(body.boxed());
         r.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -546,6 +574,7 @@ impl Site {
         req: &Request<Incoming>,
         name: &str,
         id: u64,
+        host: Option<String>,
         q: Option<&str>,
     ) -> Response<Body> {
         let resumed = req
@@ -564,6 +593,7 @@ impl Site {
             self.shared.history.clone(),
             name.to_string(),
             id,
+            host,
             from,
             self.shared.events.subscribe(),
             self.stop.clone(),

@@ -9,9 +9,13 @@ use std::time::SystemTime;
 use crate::config::Project;
 use crate::run::executor::{ProjectState, ProjectStatus};
 use crate::store::history::Run;
+use crate::store::hosts::HostRun;
 use crate::store::queue::Request;
 
 use super::ansi::Ansi;
+
+mod hosts;
+use hosts::{host_facts, hosts_row};
 
 /// How every run status and project state looks: its CSS class. One table
 /// to extend when a status is added; anything not in it is shown grey as
@@ -31,6 +35,10 @@ pub const LOOKS: &[(&str, &str)] = &[
     ("starting", "wait"),
     ("waiting for CI", "wait"),
     ("idle", "idle"),
+    // A host's part of a fleet run (docs/fleet.md).
+    ("skipped", "idle"),
+    ("rolled_back", "warn"),
+    ("already_done", "ok"),
 ];
 
 /// The CSS class of a status or state ([`LOOKS`]).
@@ -72,6 +80,14 @@ pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     esc_into(&mut out, s);
     out
+}
+
+/// A path segment as [`seg`] wrote it, decoded: what the route matches.
+pub fn unseg(s: &str) -> String {
+    form_urlencoded::parse(format!("s={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 /// A URL path segment, percent-encoded (project names are already limited
@@ -564,12 +580,18 @@ fn runs_table(m: &mut String, ctx: &Ctx, runs: &[Run]) {
         m.push_str("<p>No runs match.</p>");
         return;
     }
+    // A column of hosts only for a project that ran on hosts.
+    let fleet = runs.iter().any(|r| !r.hosts.is_empty());
     m.push_str(
         "<div class=\"scroll\"><table class=\"runs\"><thead><tr><th scope=\"col\">Run</th>\
          <th scope=\"col\">Status</th><th scope=\"col\">Trigger</th><th scope=\"col\">Ref</th>\
          <th scope=\"col\">Commit</th><th scope=\"col\">By</th><th scope=\"col\">Started</th>\
-         <th scope=\"col\">Took</th></tr></thead><tbody>",
+         <th scope=\"col\">Took</th>",
     );
+    if fleet {
+        m.push_str("<th scope=\"col\">Hosts</th>");
+    }
+    m.push_str("</tr></thead><tbody>");
     for r in runs {
         let _ = write!(
             m,
@@ -599,28 +621,50 @@ fn runs_table(m: &mut String, ctx: &Ctx, runs: &[Run]) {
             Some(d) => m.push_str(&human(d)),
             None => m.push('—'),
         }
+        if fleet {
+            m.push_str("</td><td>");
+            hosts_row(m, ctx, r, false);
+        }
         m.push_str("</td></tr>\n");
     }
     m.push_str("</tbody></table></div>");
 }
 
-/// A run: what started it, timings, and its log (`log` is the part read so
-/// far, `offset` where it ends, for the live stream to go on from); with
-/// `cancel` (it is the daemon's running run, and actions are on), its
-/// Cancel button.
-pub fn run(ctx: &Ctx, run: &Run, log: &LogPart, cancel: bool) -> String {
+/// A run: what started it, timings, its hosts and its log (`log` is the
+/// part read so far, `offset` where it ends, for the live stream to go on
+/// from); with `cancel` (it is the daemon's running run, and actions are
+/// on), its Cancel button. With `host`, the page of that host of a fleet
+/// run: its state and its own log instead of the run's.
+pub fn run(ctx: &Ctx, run: &Run, log: &LogPart, cancel: bool, host: Option<&HostRun>) -> String {
     let (skipped, offset) = (log.start, log.end);
     let mut m = String::with_capacity(log.bytes.len() * 2 + 4096);
     let status = run.status.to_string();
+    let run_page = format!(
+        "{}/projects/{}/runs/{}",
+        esc(ctx.base),
+        seg(run.project()),
+        run.id
+    );
     let _ = write!(
         m,
-        "<p class=\"crumbs\"><a href=\"{}/projects/{}\">{}</a></p><h1>Run #{} ",
+        "<p class=\"crumbs\"><a href=\"{}/projects/{}\">{}</a>",
         esc(ctx.base),
         seg(run.project()),
         esc(run.project()),
-        run.id
     );
-    badge(&mut m, &status);
+    if let Some(h) = host {
+        let _ = write!(
+            m,
+            " · <a href=\"{run_page}\">run #{}</a></p><h1>Host {} of run #{} ",
+            run.id,
+            esc(&h.name),
+            run.id
+        );
+        badge(&mut m, h.status.as_str());
+    } else {
+        let _ = write!(m, "</p><h1>Run #{} ", run.id);
+        badge(&mut m, &status);
+    }
     m.push_str("</h1>");
     if cancel && ctx.csrf.is_some() {
         m.push_str("<div class=\"actions\">");
@@ -636,6 +680,63 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart, cancel: bool) -> String {
         );
         m.push_str("</div>");
     }
+    match host {
+        Some(h) => host_facts(&mut m, h),
+        None => run_facts(&mut m, ctx, run),
+    }
+    let live = run.status == crate::store::history::Status::Running;
+    // The page's own address, the log's and the live stream's hang off it.
+    let here = match host {
+        Some(h) => format!("{run_page}/hosts/{}", seg(&h.name)),
+        None => run_page.clone(),
+    };
+    let _ = write!(
+        m,
+        "<h2 id=\"log-h\">{}</h2><p class=\"logmeta\"><a href=\"{here}/log\">plain text</a>",
+        match host {
+            Some(h) => format!("Log of {}", esc(&h.name)),
+            None => "Log".into(),
+        }
+    );
+    if host.is_some() {
+        let _ = write!(m, " · <a href=\"{run_page}\">the run's log, every host</a>");
+    }
+    if skipped > 0 {
+        let _ = write!(m, " · the first {skipped} bytes are left out here");
+    }
+    if live {
+        m.push_str(" · <span id=\"live\" role=\"status\">running: reload for more, or let the page follow it</span>");
+    }
+    let mut lines = String::with_capacity(log.bytes.len() * 2);
+    // data-line: the number the next line gets, for the live stream.
+    let next = log_lines(&mut lines, &log.bytes, log.first_line);
+    let _ = write!(
+        m,
+        "</p><pre id=\"log\" class=\"log\" aria-labelledby=\"log-h\" tabindex=\"0\" \
+         data-offset=\"{offset}\" data-line=\"{next}\">{lines}</pre>"
+    );
+    // Unescaped: the layout escapes the attribute.
+    let live_attr = live.then(|| {
+        let here = match host {
+            Some(h) => format!("/hosts/{}", seg(&h.name)),
+            None => String::new(),
+        };
+        format!(
+            "{}/projects/{}/runs/{}{here}/events",
+            ctx.base,
+            seg(run.project()),
+            run.id
+        )
+    });
+    let title = match host {
+        Some(h) => format!("{} #{} {}", run.project(), run.id, h.name),
+        None => format!("{} #{}", run.project(), run.id),
+    };
+    layout(ctx, &title, live_attr.as_deref(), &m)
+}
+
+/// The facts of a run page: what started it, timings, exit, outputs, hosts.
+fn run_facts(m: &mut String, ctx: &Ctx, run: &Run) {
     m.push_str("<dl class=\"facts\">");
     let mut fact = |k: &str, v: String| {
         if !v.is_empty() {
@@ -696,43 +797,10 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart, cancel: bool) -> String {
     if let Some(s) = run.outputs.get("sha") {
         fact("Deployed commit", format!("<code>{}</code>", esc(s)));
     }
+    let mut row = String::new();
+    hosts_row(&mut row, ctx, run, true);
+    fact("Hosts", row);
     m.push_str("</dl>");
-    let live = run.status == crate::store::history::Status::Running;
-    let _ = write!(
-        m,
-        "<h2 id=\"log-h\">Log</h2><p class=\"logmeta\"><a href=\"{}/projects/{}/runs/{}/log\">plain text</a>",
-        esc(ctx.base),
-        seg(run.project()),
-        run.id
-    );
-    if skipped > 0 {
-        let _ = write!(m, " · the first {skipped} bytes are left out here");
-    }
-    if live {
-        m.push_str(" · <span id=\"live\" role=\"status\">running: reload for more, or let the page follow it</span>");
-    }
-    let mut lines = String::with_capacity(log.bytes.len() * 2);
-    // data-line: the number the next line gets, for the live stream.
-    let next = log_lines(&mut lines, &log.bytes, log.first_line);
-    let _ = write!(
-        m,
-        "</p><pre id=\"log\" class=\"log\" aria-labelledby=\"log-h\" tabindex=\"0\" \
-         data-offset=\"{offset}\" data-line=\"{next}\">{lines}</pre>"
-    );
-    let live_attr = live.then(|| {
-        format!(
-            "{}/projects/{}/runs/{}/events",
-            ctx.base,
-            seg(run.project()),
-            run.id
-        )
-    });
-    layout(
-        ctx,
-        &format!("{} #{}", run.project(), run.id),
-        live_attr.as_deref(),
-        &m,
-    )
 }
 
 /// `u` when it is an `http` or `https` URL with a host, the only kind a

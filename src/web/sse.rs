@@ -147,15 +147,16 @@ pub struct From {
     pub line: Option<u64>,
 }
 
-/// The log of run `id` of `project` from `from`, one event per chunk of
-/// whole lines rendered as HTML (id: the byte offset after it), then `end`
-/// with the run's status once it finished and all of it was sent. `events`
-/// is subscribed before the record is read, so an end published after that
-/// read is seen.
+/// The log of run `id` of `project` from `from` (with `host`: that host's
+/// own log), one event per chunk of whole lines rendered as HTML (id: the
+/// byte offset after it), then `end` with the run's status once it finished
+/// and all of it was sent. `events` is subscribed before the record is
+/// read, so an end published after that read is seen.
 pub fn log(
     history: Arc<History>,
     project: String,
     id: u64,
+    host: Option<String>,
     from: From,
     mut events: broadcast::Receiver<RunEvent>,
     mut stop: watch::Receiver<bool>,
@@ -174,7 +175,16 @@ pub fn log(
             let _ = tx.send(event(Some("end"), None, "missing")).await;
             return;
         };
-        let path = run.log.clone();
+        let path = match &host {
+            None => run.log.clone(),
+            Some(name) => match run.hosts.iter().find(|h| &h.name == name) {
+                Some(h) => h.log.clone(),
+                None => {
+                    let _ = tx.send(event(Some("end"), None, "missing")).await;
+                    return;
+                }
+            },
+        };
         let mut line = match from.line {
             Some(l) => l,
             None => {

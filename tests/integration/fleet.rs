@@ -199,7 +199,46 @@ fn rolling_deploy_health_gate_and_rollback() {
     );
 
     // Every host gets the first commit, one after the other, each checked.
-    cli_ok(&config, &["deploy", "app", "--sha", &shas[0]], 0);
+    // web2 and web3 wait at first, for `logs -f --host web2` to follow
+    // web2's log while it deploys, and to stop when web2 is done though
+    // the run goes on.
+    std::fs::write(root.join("block-web2"), "").unwrap();
+    std::fs::write(root.join("block-web3"), "").unwrap();
+    let mut deploy = KillOnDrop(
+        Command::new(BIN)
+            .arg("-c")
+            .arg(&config)
+            .args(["deploy", "app", "--sha", &shas[0]])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(LIMIT, "web2 deploying", || root.join("pid-web2").exists());
+    let follower = Command::new(BIN)
+        .arg("-c")
+        .arg(&config)
+        .args(["logs", "app", "-f", "--host", "web2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::remove_file(root.join("block-web2")).unwrap();
+    let followed = output_within(follower, LIMIT, "logs -f --host web2");
+    let (own, _) = expect_code(&followed, 0, "logs -f --host web2");
+    assert!(
+        own.contains("deployed one on web2") && !own.contains("on web1"),
+        "{own}"
+    );
+    assert!(
+        deploy.0.try_wait().unwrap().is_none(),
+        "the run ended before web3 was let go"
+    );
+    std::fs::remove_file(root.join("block-web3")).unwrap();
+    let status = wait_exit(&mut deploy.0, LIMIT, "the first deploy", String::new);
+    assert!(status.success(), "{status:?}");
     let run = &history(&config, "app")[0];
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(
@@ -244,6 +283,18 @@ fn rolling_deploy_health_gate_and_rollback() {
             ("web2", "unhealthy"),
             ("web3", "skipped")
         ])
+    );
+    assert!(
+        run["hosts"][0]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("rolled back to"),
+        "{run}"
+    );
+    let table = cli_ok(&config, &["history", "app"], 0);
+    assert!(
+        table.contains("hosts: web1 rolled_back, web2 unhealthy, web3 skipped"),
+        "{table}"
     );
     assert_eq!(checked_out(&root, "web1"), shas[0]);
     assert_eq!(checked_out(&root, "web3"), shas[0]);

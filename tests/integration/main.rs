@@ -16,6 +16,7 @@ mod daemon;
 mod direct;
 mod events;
 mod fleet;
+mod fleet_web;
 mod forges;
 mod git;
 mod hangup;

@@ -12,17 +12,17 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const T: Duration = Duration::from_secs(30);
-const TOKEN: &str = "web-token-5e2a9c";
+pub(crate) const TOKEN: &str = "web-token-5e2a9c";
 
 /// An answer with its head kept.
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
             k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
@@ -30,7 +30,7 @@ impl Answer {
     }
 }
 
-fn fetch(
+pub(crate) fn fetch(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -65,12 +65,12 @@ fn fetch(
     }
 }
 
-fn get(addr: SocketAddr, path: &str, auth: &[(&str, &str)]) -> Answer {
+pub(crate) fn get(addr: SocketAddr, path: &str, auth: &[(&str, &str)]) -> Answer {
     fetch(addr, "GET", path, auth, "")
 }
 
 /// The status page's address, from the daemon's log.
-fn web_addr(d: &Daemon) -> SocketAddr {
+pub(crate) fn web_addr(d: &Daemon) -> SocketAddr {
     d.wait_log("status page on http://", T);
     d.log()
         .split("status page on http://")
@@ -81,7 +81,7 @@ fn web_addr(d: &Daemon) -> SocketAddr {
         .unwrap()
 }
 
-fn bearer() -> (&'static str, String) {
+pub(crate) fn bearer() -> (&'static str, String) {
     ("Authorization", format!("Bearer {TOKEN}"))
 }
 
@@ -425,8 +425,27 @@ fn metrics_parse_as_openmetrics() {
     ] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
-    // A real parser: the Python client's OpenMetrics parser (Debian's
-    // python3-prometheus-client; scripts/test.sh installs it).
+    let names = openmetrics_families(&text);
+    for n in [
+        "deployd_deliveries",
+        "deployd_runs",
+        "deployd_run_duration_seconds",
+        "process_cpu_seconds",
+    ] {
+        assert!(
+            names.split_whitespace().any(|f| f == n),
+            "{n} not parsed: {names}"
+        );
+    }
+    // An unknown hook path adds no label.
+    request(d.addr, "POST", "/hooks/zzz", &[], b"{}");
+    assert!(!get(w, "/metrics", &[]).body.contains("zzz"));
+}
+
+/// The families a real parser reads in the scrape `text` (the Python
+/// client's OpenMetrics parser: Debian's python3-prometheus-client;
+/// scripts/test.sh installs it), space-separated; panics when it refuses it.
+pub(crate) fn openmetrics_families(text: &str) -> String {
     let parser = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
                   fams = list(p(sys.stdin.read()))\nprint(' '.join(sorted(f.name for f in fams)))\n";
     let mut child = std::process::Command::new("/usr/bin/python3")
@@ -448,21 +467,7 @@ fn metrics_parse_as_openmetrics() {
         "the OpenMetrics parser refused the scrape (needs python3-prometheus-client):\n{}\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let names = String::from_utf8_lossy(&out.stdout);
-    for n in [
-        "deployd_deliveries",
-        "deployd_runs",
-        "deployd_run_duration_seconds",
-        "process_cpu_seconds",
-    ] {
-        assert!(
-            names.split_whitespace().any(|f| f == n),
-            "{n} not parsed: {names}"
-        );
-    }
-    // An unknown hook path adds no label.
-    request(d.addr, "POST", "/hooks/zzz", &[], b"{}");
-    assert!(!get(w, "/metrics", &[]).body.contains("zzz"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
