@@ -96,3 +96,17 @@ pub fn now_rfc3339() -> String {
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::PathBuf;
+
+    /// A path of this test process's own under the temporary directory
+    /// (`deployd-NAME-PID`), with nothing left there by an earlier run: not
+    /// created, for the tests of what happens when it is missing.
+    pub(crate) fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("deployd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+}

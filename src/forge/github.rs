@@ -835,7 +835,7 @@ pub(crate) mod tests {
         assert!(read_push_at(Body::Json, gitea.as_bytes(), Shape::Github, &without).is_err());
     }
     pub(crate) use crate::forge::common::tests::SHA;
-    use crate::forge::common::tests::headers;
+    use crate::forge::common::tests::{headers, passed_run};
     use crate::forge::push::Files;
     use hyper::header::HeaderValue;
 
@@ -1158,17 +1158,7 @@ pub(crate) mod tests {
         ));
         assert_eq!(
             done,
-            CiRun {
-                workflow: "CI".into(),
-                sha: SHA.into(),
-                branch: "main".into(),
-                repository: "acme/app".into(),
-                head_repository: "acme/app".into(),
-                state: CiState::Passed,
-                conclusion: "success".into(),
-                run: "289782451#1".into(),
-                actor: "Codertocat".into(),
-            }
+            passed_run("CI", "main", "acme/app", "289782451#1", "Codertocat")
         );
         for (word, state) in [
             ("skipped", CiState::Passed),

@@ -401,7 +401,7 @@ fn read_pipeline(kind: Body, body: &[u8]) -> Result<CiRun, EventError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::forge::common::tests::{SHA, headers, push_of};
+    use crate::forge::common::tests::{SHA, headers, passed_run, push_of};
     use crate::forge::push::Files;
     use std::time::UNIX_EPOCH;
 
@@ -828,17 +828,7 @@ pub(crate) mod tests {
         let run = ci(&gitlab_pipeline(SHA, "master", "success"));
         assert_eq!(
             run,
-            CiRun {
-                workflow: "pipeline".into(),
-                sha: SHA.into(),
-                branch: "master".into(),
-                repository: "gitlab-org/gitlab-test".into(),
-                head_repository: "gitlab-org/gitlab-test".into(),
-                state: CiState::Passed,
-                conclusion: "success".into(),
-                run: "31".into(),
-                actor: "root".into(),
-            }
+            passed_run("pipeline", "master", "gitlab-org/gitlab-test", "31", "root")
         );
         for (status, state) in [
             ("failed", CiState::Failed),

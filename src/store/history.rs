@@ -680,6 +680,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::tests::scratch;
 
     fn req(seq: u64) -> Request {
         let push = Push {
@@ -747,8 +748,7 @@ mod tests {
 
     #[test]
     fn ids_grow_and_retention_keeps_the_newest() {
-        let dir = std::env::temp_dir().join(format!("deployd-history-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch("history");
         let h = History::new(&dir.join("state"), &dir.join("logs"));
         for seq in 1..=5 {
             let mut run = h.create(&req(seq)).unwrap();
@@ -794,9 +794,7 @@ mod tests {
     /// recovery run).
     #[test]
     fn records_keep_their_requests_body_macs() {
-        let dir =
-            std::env::temp_dir().join(format!("deployd-history-bodies-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch("history-bodies");
         let h = History::new(&dir.join("state"), &dir.join("logs"));
         let request = Request {
             coalesced: vec!["d-0".into()],
@@ -825,8 +823,7 @@ mod tests {
     /// `history --json` shows it, and reads back; left out when unset.
     #[test]
     fn records_show_forced_message_and_note() {
-        let dir = std::env::temp_dir().join(format!("deployd-history-push-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch("history-push");
         let h = History::new(&dir.join("state"), &dir.join("logs"));
         let mut r = req(1);
         r.push.forced = true;
@@ -857,9 +854,7 @@ mod tests {
     /// `deployd deploy` beside the daemon is.
     #[test]
     fn recent_runs_follow_records_written_by_another_process() {
-        let dir =
-            std::env::temp_dir().join(format!("deployd-history-recent-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch("history-recent");
         let (state, logs) = (dir.join("state"), dir.join("logs"));
         let (daemon, other) = (History::new(&state, &logs), History::new(&state, &logs));
         let ids = |runs: Vec<Run>| runs.iter().map(|r| (r.id, r.status)).collect::<Vec<_>>();
