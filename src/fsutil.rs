@@ -9,9 +9,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 // Every mode deployd gives what it creates is decided here, for the daemon
-// and for a `deployd deploy` that runs the script itself alike (README,
-// "Security notes": state files 0600 in 0700 directories, logs 0640 in 0750
-// directories).
+// and for a `deployd deploy` that runs the script itself alike
+// (docs/security.md, *What deployd defends against*: state files 0600 in
+// 0700 directories, logs 0640 in 0750 directories).
 
 /// Mode of state files: they name deliveries and commits, nothing for others.
 pub const STATE_MODE: u32 = 0o600;

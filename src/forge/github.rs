@@ -51,7 +51,8 @@ pub(super) fn sign(key: &Key, body: &[u8]) -> Vec<(&'static str, String)> {
 
 /// Reads a verified delivery. A push's `repository.pushed_at` is inside the
 /// signed body, so it is the delivery's signed time: a captured push
-/// replayed days later shows its age (README, *Security notes*).
+/// replayed days later shows its age (docs/security.md, *What deployd
+/// defends against*).
 pub(super) fn parse(
     headers: &HeaderMap,
     body: &[u8],

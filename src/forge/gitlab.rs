@@ -15,8 +15,8 @@
 //! key), whose timestamp may not be more than [`TOLERANCE`] ahead of our
 //! clock. Both need the secret; the signature also covers the body and the
 //! timestamp, which becomes the delivery's signed time: one older than
-//! `max_age` is answered `stale delivery` by the server (README, *Security
-//! notes*).
+//! `max_age` is answered `stale delivery` by the server (docs/security.md,
+//! *What deployd defends against*).
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

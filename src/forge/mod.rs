@@ -22,7 +22,7 @@
 //! secret, constant-time checks, header and body readers. Payloads are
 //! parsed only after the signature checked out, and only the fields used are
 //! read (borrowed where the JSON has no escapes). The checks run in the
-//! order the README's *HTTP* section lists them: signature (401), content
+//! order docs/security.md's *HTTP* section lists them: signature (401), content
 //! type (415), then event and payload (400). docs/forges.md is the same
 //! ground from the user's side.
 

@@ -1,9 +1,10 @@
 //! The health check after a successful script (`health_check`,
-//! `health_timeout`, `health_retries`, `health_interval`: README, *Health
-//! checks*): a command run without a shell, in the project's `working_dir`,
-//! with the run's environment, its output appended to the run's log, tried
-//! until it exits 0 or the tries run out. It runs under the run's lock,
-//! inside the run ([`crate::run::lifecycle`], step 5).
+//! `health_timeout`, `health_retries`, `health_interval`:
+//! docs/operations.md, *Health checks*): a command run without a shell, in
+//! the project's `working_dir`, with the run's environment, its output
+//! appended to the run's log, tried until it exits 0 or the tries run out.
+//! It runs under the run's lock, inside the run ([`crate::run::lifecycle`],
+//! step 5).
 //!
 //! Each try gets its own process group, stopped as a script's is (SIGTERM,
 //! SIGKILL after `kill_grace`) when it outlives `health_timeout`.

@@ -1,8 +1,8 @@
 //! Running one deploy script: no shell, its own process group, stdin from
 //! /dev/null, stdout and stderr appended straight to the run's log file, an
-//! environment cleared down to the list in the README's *What the script gets*,
-//! and a timeout that stops the whole group (SIGTERM, then SIGKILL after
-//! `kill_grace`).
+//! environment cleared down to the list in docs/configuration.md's *What
+//! the script gets*, and a timeout that stops the whole group (SIGTERM, then
+//! SIGKILL after `kill_grace`).
 //!
 //! The child writes into the log file itself — no pipe for the daemon to
 //! drain, and the output survives the daemon dying. It also inherits a
@@ -77,8 +77,8 @@ impl Outcome {
     }
 }
 
-/// The environment a script gets: the list in the README's *What the script
-/// gets* and nothing else. What it says of the push comes from
+/// The environment a script gets: the list in docs/configuration.md's *What the
+/// script gets* and nothing else. What it says of the push comes from
 /// [`crate::forge::push::Push::env`].
 pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();

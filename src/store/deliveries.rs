@@ -27,7 +27,7 @@ use std::time::Duration;
 use crate::fsutil;
 
 /// How many ids and body MACs are remembered, together: those of the newest
-/// 10,000 deliveries (README, *Security notes*).
+/// 10,000 deliveries (docs/security.md, *What deployd defends against*).
 pub const CAPACITY: usize = 20_000;
 
 /// The entry that remembers a body whose MAC is `mac`, sent to `project`.

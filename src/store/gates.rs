@@ -11,7 +11,7 @@
 //! project, on disk before the caller answers, and a wake-up for the one
 //! timer that expires waiting pushes.
 //!
-//! The rules (the README's *Deploy only what passed CI* says them to users):
+//! The rules (docs/ci-gate.md says them to users):
 //!
 //! - **One waiting push per project, the newest.** A newer push replaces a
 //!   waiting one, which then never deploys, whatever its CI says later.

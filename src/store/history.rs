@@ -48,7 +48,7 @@ pub enum Status {
     /// The script succeeded but every try of its `health_check` failed.
     Unhealthy,
     /// A required CI workflow did not pass: the push was dropped and the
-    /// script never ran (README, "Deploy only what passed CI").
+    /// script never ran (docs/ci-gate.md).
     CiFailed,
     /// The push waited `ci_timeout` for its CI and was dropped; the script
     /// never ran.
@@ -114,7 +114,7 @@ pub struct Run {
     /// The script's process id (its process group id too).
     pub pid: Option<u32>,
     /// What the script wrote to `DEPLOY_OUTPUT` (`url`, `sha`, `summary`),
-    /// read when it ended (README, "Script outputs").
+    /// read when it ended (docs/configuration.md, *What the script gets*).
     pub outputs: BTreeMap<String, String>,
     /// Each host's part, for a project with `hosts` (docs/fleet.md);
     /// empty otherwise.
@@ -766,7 +766,7 @@ mod tests {
         assert!(!dir.join("logs/app/1.log").exists());
         assert!(dir.join("logs/app/5.log").exists());
         assert_eq!(h.list("app", Some(1)).unwrap()[0].id, 6);
-        // The JSON names the fields the README's `history --json` shows.
+        // The JSON names the fields `history --json` shows (docs/commands.md).
         let v = serde_json::to_value(&running).unwrap();
         for k in [
             "id",
@@ -789,7 +789,7 @@ mod tests {
     }
 
     /// The body MACs a request carries reach its run record, after
-    /// `coalesced` as the README's `history --json` shows them, and read
+    /// `coalesced` as `history --json` shows them (docs/commands.md), and read
     /// back into the request (to be remembered at start, and carried by a
     /// recovery run).
     #[test]
