@@ -795,10 +795,11 @@ fn read_tail(run: &Run) -> LogPart {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::tests::scratch;
 
     #[test]
     fn a_long_log_shows_its_tail_from_a_line_start_numbered_right() {
-        let dir = std::env::temp_dir().join(format!("deployd-web-tail-{}", std::process::id()));
+        let dir = scratch("web-tail");
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("1.log");
         let text: String = (1..=200_000).map(|n| format!("line {n}\n")).collect();
