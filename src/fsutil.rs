@@ -9,9 +9,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 // Every mode deployd gives what it creates is decided here, for the daemon
-// and for a `deployd deploy` that runs the script itself alike (README,
-// "Security notes": state files 0600 in 0700 directories, logs 0640 in 0750
-// directories).
+// and for a `deployd deploy` that runs the script itself alike
+// (docs/security.md, *What deployd defends against*: state files 0600 in
+// 0700 directories, logs 0640 in 0750 directories).
 
 /// Mode of state files: they name deliveries and commits, nothing for others.
 pub const STATE_MODE: u32 = 0o600;
@@ -95,4 +95,18 @@ pub fn now_rfc3339() -> String {
 /// `t` as a record timestamp: RFC 3339 in UTC, milliseconds.
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::PathBuf;
+
+    /// A path of this test process's own under the temporary directory
+    /// (`deployd-NAME-PID`), with nothing left there by an earlier run: not
+    /// created, for the tests of what happens when it is missing.
+    pub(crate) fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("deployd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
 }

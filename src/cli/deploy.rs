@@ -172,7 +172,8 @@ fn rolling_back(target: &Run) -> String {
 }
 
 /// `deployd cancel`: through the daemon, or without one by asking the
-/// `deployd deploy` that runs the project (README, *Cancel*).
+/// `deployd deploy` that runs the project (docs/commands.md,
+/// the `deployd cancel` section).
 pub(super) fn cancel(config: &Config, name: &str, pending: bool) -> Result<()> {
     let p = project(config, name)?;
     let rt = runtime()?;

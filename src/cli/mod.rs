@@ -1,4 +1,4 @@
-//! The command line (the README's *Commands* section): the clap types
+//! The command line (docs/commands.md): the clap types
 //! ([`args`]), [`run`] that carries out the command they name, and one file
 //! per group of commands. Commands talk to the running daemon over its
 //! control socket, or read what the daemon stored; none runs a deploy
@@ -296,8 +296,8 @@ fn next_daemon_will(config: &Config, interrupted: &Run, pending: Option<&Request
     executor::recovery_plan(interrupted, latest.as_ref(), pending).describe()
 }
 
-/// A run's script outputs (README, "Script outputs"), one `key: value`
-/// line each, for `history` and `status`.
+/// A run's script outputs (docs/configuration.md, *What the script gets*),
+/// one `key: value` line each, for `history` and `status`.
 fn outputs_lines(run: &Run) -> Vec<String> {
     run.outputs
         .iter()

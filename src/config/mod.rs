@@ -143,7 +143,7 @@ pub struct Config {
     /// The `[web]` table: the status page and `/metrics`; `None` when absent
     /// (the page is off unless configured).
     pub web: Option<Web>,
-    /// Notification targets, `[notify.NAME]` (README, "Notifications").
+    /// Notification targets, `[notify.NAME]` (docs/notifications.md).
     pub notify: BTreeMap<String, NotifyTarget>,
     /// Things worth telling the operator that do not stop the daemon
     /// (an inline secret in a readable file, for example).

@@ -172,10 +172,11 @@ fn look_at(path: &Path) -> Result<std::fs::Metadata, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::tests::scratch;
 
     #[test]
     fn the_control_socket_is_found_in_a_file_that_does_not_load() {
-        let dir = std::env::temp_dir().join(format!("deployd-unit-socket-{}", std::process::id()));
+        let dir = scratch("unit-socket");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("deploy.toml");
         let at = |text: &str| {

@@ -78,10 +78,10 @@ pub struct Project {
     pub health_interval: Duration,
     /// What follows an unhealthy run.
     pub on_unhealthy: OnUnhealthy,
-    /// The CI a push waits for before it deploys (README, "Deploy only what
-    /// passed CI"): GitHub's and Gitea's workflow names, Bitbucket's build
-    /// status keys, `["pipeline"]` for GitLab's `after_ci = true`. Empty:
-    /// a push deploys at once.
+    /// The CI a push waits for before it deploys (docs/ci-gate.md):
+    /// GitHub's and Gitea's workflow names, Bitbucket's build status keys,
+    /// `["pipeline"]` for GitLab's `after_ci = true`. Empty: a push deploys
+    /// at once.
     pub after_ci: Vec<String>,
     /// How long a push may wait for its CI before it is dropped.
     pub ci_timeout: Duration,

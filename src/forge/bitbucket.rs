@@ -60,6 +60,15 @@ struct BbRepo<'a> {
     full_name: Option<Cow<'a, str>>,
 }
 
+impl BbRepo<'_> {
+    /// `owner/name`, empty when the event does not say.
+    fn name(repo: Option<Self>) -> String {
+        repo.and_then(|r| r.full_name)
+            .map(Cow::into_owned)
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Deserialize)]
 struct BbChanges<'a> {
     #[serde(borrow, default)]
@@ -108,6 +117,17 @@ struct BbActor<'a> {
     display_name: Option<Cow<'a, str>>,
 }
 
+impl BbActor<'_> {
+    /// The account's name, the first of them that is given; empty when the
+    /// event names no one.
+    fn name(actor: Option<Self>) -> String {
+        actor
+            .and_then(|a| a.nickname.or(a.username).or(a.display_name))
+            .map(Cow::into_owned)
+            .unwrap_or_default()
+    }
+}
+
 /// One delivery may carry several ref changes, each a [`Push`];
 /// `filter::choose` deploys the one to the project's branch.
 fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventError> {
@@ -117,16 +137,8 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
         "repo:push" => {
             let json = json_of(kind, body)?;
             let p: BbPush = payload(&json)?;
-            let repository = p
-                .repository
-                .and_then(|r| r.full_name)
-                .map(Cow::into_owned)
-                .unwrap_or_default();
-            let pusher = p
-                .actor
-                .and_then(|a| a.nickname.or(a.username).or(a.display_name))
-                .map(Cow::into_owned)
-                .unwrap_or_default();
+            let repository = BbRepo::name(p.repository);
+            let pusher = BbActor::name(p.actor);
             Event::Push(
                 p.push
                     .changes
@@ -185,15 +197,12 @@ fn read_commit_status(kind: Body, body: &[u8]) -> Result<CiRun, EventError> {
         workflow: text(s.key),
         sha: s.commit.map(|c| c.hash.into_owned()).unwrap_or_default(),
         branch: text(s.refname),
-        repository: text(e.repository.and_then(|r| r.full_name)),
+        repository: BbRepo::name(e.repository),
         head_repository: String::new(),
         state,
         conclusion: s.state.into_owned(),
         run: format!("{}@{}", text(s.uuid), text(s.updated_on)),
-        actor: text(
-            e.actor
-                .and_then(|a| a.nickname.or(a.username).or(a.display_name)),
-        ),
+        actor: BbActor::name(e.actor),
     })
 }
 

@@ -388,6 +388,29 @@ pub(crate) mod tests {
     /// A commit id for fixtures.
     pub(crate) const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
+    /// A passed CI run at [`SHA`] (conclusion `success`) of `workflow` on
+    /// `branch` of `repository`, not from a fork, as a forge's `run` id and
+    /// `actor` name it.
+    pub(crate) fn passed_run(
+        workflow: &str,
+        branch: &str,
+        repository: &str,
+        run: &str,
+        actor: &str,
+    ) -> CiRun {
+        CiRun {
+            workflow: workflow.into(),
+            sha: SHA.into(),
+            branch: branch.into(),
+            repository: repository.into(),
+            head_repository: repository.into(),
+            state: crate::forge::ci::CiState::Passed,
+            conclusion: "success".into(),
+            run: run.into(),
+            actor: actor.into(),
+        }
+    }
+
     /// Headers from pairs; a repeated name keeps every value.
     pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -51,7 +51,8 @@ pub(super) fn sign(key: &Key, body: &[u8]) -> Vec<(&'static str, String)> {
 
 /// Reads a verified delivery. A push's `repository.pushed_at` is inside the
 /// signed body, so it is the delivery's signed time: a captured push
-/// replayed days later shows its age (README, *Security notes*).
+/// replayed days later shows its age (docs/security.md, *What deployd
+/// defends against*).
 pub(super) fn parse(
     headers: &HeaderMap,
     body: &[u8],
@@ -1022,7 +1023,7 @@ pub(crate) mod tests {
         assert!(read_push_at(Body::Json, gitea.as_bytes(), Shape::Github, &without).is_err());
     }
     pub(crate) use crate::forge::common::tests::SHA;
-    use crate::forge::common::tests::headers;
+    use crate::forge::common::tests::{headers, passed_run};
     use crate::forge::push::Files;
     use hyper::header::HeaderValue;
 
@@ -1345,17 +1346,7 @@ pub(crate) mod tests {
         ));
         assert_eq!(
             done,
-            CiRun {
-                workflow: "CI".into(),
-                sha: SHA.into(),
-                branch: "main".into(),
-                repository: "acme/app".into(),
-                head_repository: "acme/app".into(),
-                state: CiState::Passed,
-                conclusion: "success".into(),
-                run: "289782451#1".into(),
-                actor: "Codertocat".into(),
-            }
+            passed_run("CI", "main", "acme/app", "289782451#1", "Codertocat")
         );
         for (word, state) in [
             ("skipped", CiState::Passed),

@@ -15,8 +15,8 @@
 //! key), whose timestamp may not be more than [`TOLERANCE`] ahead of our
 //! clock. Both need the secret; the signature also covers the body and the
 //! timestamp, which becomes the delivery's signed time: one older than
-//! `max_age` is answered `stale delivery` by the server (README, *Security
-//! notes*).
+//! `max_age` is answered `stale delivery` by the server (docs/security.md,
+//! *What deployd defends against*).
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -473,7 +473,7 @@ pub(super) fn ci_of_commit(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::forge::common::tests::{SHA, headers, push_of};
+    use crate::forge::common::tests::{SHA, headers, passed_run, push_of};
     use crate::forge::push::Files;
     use std::time::UNIX_EPOCH;
 
@@ -900,17 +900,7 @@ pub(crate) mod tests {
         let run = ci(&gitlab_pipeline(SHA, "master", "success"));
         assert_eq!(
             run,
-            CiRun {
-                workflow: "pipeline".into(),
-                sha: SHA.into(),
-                branch: "master".into(),
-                repository: "gitlab-org/gitlab-test".into(),
-                head_repository: "gitlab-org/gitlab-test".into(),
-                state: CiState::Passed,
-                conclusion: "success".into(),
-                run: "31".into(),
-                actor: "root".into(),
-            }
+            passed_run("pipeline", "master", "gitlab-org/gitlab-test", "31", "root")
         );
         for (status, state) in [
             ("failed", CiState::Failed),

@@ -22,7 +22,7 @@
 //! secret, constant-time checks, header and body readers. Payloads are
 //! parsed only after the signature checked out, and only the fields used are
 //! read (borrowed where the JSON has no escapes). The checks run in the
-//! order the README's *HTTP* section lists them: signature (401), content
+//! order docs/security.md's *HTTP* section lists them: signature (401), content
 //! type (415), then event and payload (400). docs/forges.md is the same
 //! ground from the user's side.
 
@@ -420,28 +420,22 @@ mod tests {
                 ("x-github-event", "push"),
             ])
         };
-        let got = receive(
-            Provider::Github,
-            &new,
-            Some(&old),
-            &with(&new),
-            body,
-            now,
-            &Reading::ALL,
-        )
-        .unwrap();
+        // The delivery signed with `signer`, checked against `previous` too.
+        let rx = |previous: Option<&Key>, signer: &Key| {
+            receive(
+                Provider::Github,
+                &new,
+                previous,
+                &with(signer),
+                body,
+                now,
+                &Reading::ALL,
+            )
+        };
+        let got = rx(Some(&old), &new).unwrap();
         assert!(!got.previous);
         assert_eq!(got.mac, new.sign(body));
-        let got = receive(
-            Provider::Github,
-            &new,
-            Some(&old),
-            &with(&old),
-            body,
-            now,
-            &Reading::ALL,
-        )
-        .unwrap();
+        let got = rx(Some(&old), &old).unwrap();
         assert!(got.previous);
         // The MAC under the key that verified it: a capture made before the
         // rotation is known by the MAC it was accepted with.
@@ -449,28 +443,12 @@ mod tests {
         // Without the previous key, the old signature is refused; and a
         // third secret is refused either way.
         assert_eq!(
-            receive(
-                Provider::Github,
-                &new,
-                None,
-                &with(&old),
-                body,
-                now,
-                &Reading::ALL
-            ),
+            rx(None, &old),
             Err(Rejected::Signature(SignatureError::Mismatch))
         );
         let other = Key::new(b"neither");
         assert_eq!(
-            receive(
-                Provider::Github,
-                &new,
-                Some(&old),
-                &with(&other),
-                body,
-                now,
-                &Reading::ALL
-            ),
+            rx(Some(&old), &other),
             Err(Rejected::Signature(SignatureError::Mismatch))
         );
         // GitLab's token works the same way.

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// A push, whatever forge sent it. Its JSON names (`ref`, `sha`, `before`,
 /// `repository`, `pusher`, `delivery`, `forced`, `message`, `note`) are
-/// those of queue files, run records and `history --json` (README,
-/// *Commands*).
+/// those of queue files, run records and `history --json` (docs/commands.md,
+/// the `deployd history` section).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Push {
     /// The full ref, e.g. `refs/heads/main` or `refs/tags/v1.2.0`.

@@ -1,7 +1,7 @@
-//! Who may call a hook: `allow_from` and `trusted_proxies` (README,
-//! *Security notes*). Decided from the connection's peer address and the
-//! request's headers alone, so that a refused request is answered 403
-//! before its body is read.
+//! Who may call a hook: `allow_from` and `trusted_proxies`
+//! (docs/security.md, *What deployd defends against*). Decided from the
+//! connection's peer address and the request's headers alone, so that a
+//! refused request is answered 403 before its body is read.
 //!
 //! Behind a reverse proxy the peer is the proxy. Only when the peer is one
 //! of `trusted_proxies` are `Forwarded` (RFC 7239) or, without it,

@@ -1,7 +1,8 @@
-//! `kind = "webhook"`: the JSON document as it is (README, "The webhook
-//! document"), with `X-Deployd-Event` and, when the target has a secret,
-//! `X-Deployd-Signature-256: sha256=<HMAC-SHA256 of the body>` — the
-//! scheme GitHub uses, so a receiver checks it the way deployd checks forges.
+//! `kind = "webhook"`: the JSON document as it is (docs/notifications.md,
+//! *`[notify.NAME]`*), with `X-Deployd-Event` and, when the target has a
+//! secret, `X-Deployd-Signature-256: sha256=<HMAC-SHA256 of the body>` —
+//! the scheme GitHub uses, so a receiver checks it the way deployd checks
+//! forges.
 
 use super::Document;
 use crate::config::NotifyTarget;

@@ -1,10 +1,11 @@
-//! Cancelling with no daemon (README, *Cancel*). A run going on then is a
-//! `deployd deploy`'s ([`super::direct`]): `deployd cancel` writes a marker
-//! file naming the run, the deploy that runs it watches for that file and
-//! stops its own script, and the cancel waits for the record to say so. The
-//! script is never signalled by the cancel: the process that started it
-//! knows its group for sure, a pid read from a record may be stale. A
-//! pending request is dropped from the queue's file.
+//! Cancelling with no daemon (docs/commands.md, the `deployd cancel`
+//! section). A run going on then is a `deployd deploy`'s
+//! ([`super::direct`]): `deployd cancel` writes a marker file naming the
+//! run, the deploy that runs it watches for that file and stops its own
+//! script, and the cancel waits for the record to say so. The script is
+//! never signalled by the cancel: the process that started it knows its
+//! group for sure, a pid read from a record may be stale. A pending request
+//! is dropped from the queue's file.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -84,8 +84,8 @@ pub(crate) async fn deploy(
     }
 }
 
-/// The rollback that follows the unhealthy `run` (README, *Health checks*):
-/// once, and only to a run that was healthy.
+/// The rollback that follows the unhealthy `run` (docs/operations.md,
+/// *Health checks*): once, and only to a run that was healthy.
 fn rollback_of(history: &History, p: &Project, run: &Run, user: &str) -> Result<Request, Error> {
     let note = |text: &str| {
         if let Ok(mut log) = runner::open_log(run) {

@@ -1,8 +1,8 @@
 //! Running one deploy script: no shell, its own process group, stdin from
 //! /dev/null, stdout and stderr appended straight to the run's log file, an
-//! environment cleared down to the list in the README's *What the script gets*,
-//! and a timeout that stops the whole group (SIGTERM, then SIGKILL after
-//! `kill_grace`).
+//! environment cleared down to the list in docs/configuration.md's *What
+//! the script gets*, and a timeout that stops the whole group (SIGTERM, then
+//! SIGKILL after `kill_grace`).
 //!
 //! The child writes into the log file itself — no pipe for the daemon to
 //! drain, and the output survives the daemon dying. It also inherits a
@@ -77,8 +77,8 @@ impl Outcome {
     }
 }
 
-/// The environment a script gets: the list in the README's *What the script
-/// gets* and nothing else. What it says of the push comes from
+/// The environment a script gets: the list in docs/configuration.md's *What the
+/// script gets* and nothing else. What it says of the push comes from
 /// [`crate::forge::push::Push::env`].
 pub fn environment(project: &Project, run: &Run) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
@@ -334,15 +334,28 @@ fn spawn(project: &Project, run: &Run, lock: &RunLock, log: &File) -> io::Result
         .current_dir(&project.working_dir)
         .env_clear()
         .envs(environment(project, run))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
+        .stdin(Stdio::null());
+    spawn_grouped(&mut cmd, log, Some(lock))
+}
+
+/// Starts `cmd` in a process group of its own (so that it can be stopped
+/// whole), its stdout and stderr appended to `log`, and with `lock`'s
+/// descriptor inherited when one is given. The script, each health check try
+/// and each host's ssh start here, one at a time (see [`SPAWN`]): a child
+/// forked meanwhile would keep another run's lock alive.
+pub(crate) fn spawn_grouped(
+    cmd: &mut Command,
+    log: &File,
+    lock: Option<&RunLock>,
+) -> io::Result<Child> {
+    cmd.stdout(log.try_clone()?)
         .stderr(log.try_clone()?)
         .process_group(0)
         .kill_on_drop(false);
     // The guard protects no data, only the fork below; a panic elsewhere
     // while holding it cannot leave anything inconsistent.
     let _guard = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
-    let inherited = lock.inheritable()?;
+    let inherited = lock.map(RunLock::inheritable).transpose()?;
     let child = cmd.spawn();
     drop(inherited);
     child

@@ -27,7 +27,7 @@ use std::time::Duration;
 use crate::fsutil;
 
 /// How many ids and body MACs are remembered, together: those of the newest
-/// 10,000 deliveries (README, *Security notes*).
+/// 10,000 deliveries (docs/security.md, *What deployd defends against*).
 pub const CAPACITY: usize = 20_000;
 
 /// The entry that remembers a body whose MAC is `mac`, sent to `project`.
@@ -277,6 +277,7 @@ fn insert(inner: &mut Inner, id: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::tests::scratch;
 
     /// Appends an accepted id to the file and waits for the write.
     fn keep(d: &Deliveries, id: &str) -> io::Result<()> {
@@ -286,8 +287,7 @@ mod tests {
 
     #[test]
     fn staged_ids_share_one_flush() {
-        let dir = std::env::temp_dir().join(format!("deployd-stage-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch("stage");
         fs::create_dir_all(&dir).unwrap();
         let d = Deliveries::open(&dir).unwrap();
         for id in ["a", "b", "c"] {
@@ -306,8 +306,7 @@ mod tests {
 
     #[test]
     fn remembered_across_reopen_and_bounded() {
-        let dir = std::env::temp_dir().join(format!("deployd-deliv-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch("deliv");
         fs::create_dir_all(&dir).unwrap();
         let d = Deliveries::open(&dir).unwrap();
         assert_eq!(d.check(&["a"]), Seen::New);

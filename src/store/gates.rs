@@ -11,7 +11,7 @@
 //! project, on disk before the caller answers, and a wake-up for the one
 //! timer that expires waiting pushes.
 //!
-//! The rules (the README's *Deploy only what passed CI* says them to users):
+//! The rules (docs/ci-gate.md says them to users):
 //!
 //! - **One waiting push per project, the newest.** A newer push replaces a
 //!   waiting one, which then never deploys, whatever its CI says later.
@@ -658,6 +658,7 @@ fn verdict(results: &[Result1], required: &[String]) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::tests::scratch;
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -1027,8 +1028,7 @@ mod tests {
 
     #[test]
     fn it_survives_a_round_trip_through_its_file() {
-        let dir = std::env::temp_dir().join(format!("deployd-gate-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch("gate");
         let p = policy();
         let mut g = G::default();
         g.push(A, "a".into(), &p, at(0));
@@ -1048,8 +1048,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_keeper_writes_each_change_before_it_answers() {
-        let dir = std::env::temp_dir().join(format!("deployd-gates-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch("gates");
         let p = policy();
         let gates: Gates<String> = Gates::new(&dir);
         let o = gates

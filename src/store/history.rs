@@ -48,7 +48,7 @@ pub enum Status {
     /// The script succeeded but every try of its `health_check` failed.
     Unhealthy,
     /// A required CI workflow did not pass: the push was dropped and the
-    /// script never ran (README, "Deploy only what passed CI").
+    /// script never ran (docs/ci-gate.md).
     CiFailed,
     /// The push waited `ci_timeout` for its CI and was dropped; the script
     /// never ran.
@@ -114,7 +114,7 @@ pub struct Run {
     /// The script's process id (its process group id too).
     pub pid: Option<u32>,
     /// What the script wrote to `DEPLOY_OUTPUT` (`url`, `sha`, `summary`),
-    /// read when it ended (README, "Script outputs").
+    /// read when it ended (docs/configuration.md, *What the script gets*).
     pub outputs: BTreeMap<String, String>,
     /// Each host's part, for a project with `hosts` (docs/fleet.md);
     /// empty otherwise.
@@ -680,6 +680,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::tests::scratch;
 
     fn req(seq: u64) -> Request {
         let push = Push {
@@ -747,8 +748,7 @@ mod tests {
 
     #[test]
     fn ids_grow_and_retention_keeps_the_newest() {
-        let dir = std::env::temp_dir().join(format!("deployd-history-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch("history");
         let h = History::new(&dir.join("state"), &dir.join("logs"));
         for seq in 1..=5 {
             let mut run = h.create(&req(seq)).unwrap();
@@ -766,7 +766,7 @@ mod tests {
         assert!(!dir.join("logs/app/1.log").exists());
         assert!(dir.join("logs/app/5.log").exists());
         assert_eq!(h.list("app", Some(1)).unwrap()[0].id, 6);
-        // The JSON names the fields the README's `history --json` shows.
+        // The JSON names the fields `history --json` shows (docs/commands.md).
         let v = serde_json::to_value(&running).unwrap();
         for k in [
             "id",
@@ -789,14 +789,12 @@ mod tests {
     }
 
     /// The body MACs a request carries reach its run record, after
-    /// `coalesced` as the README's `history --json` shows them, and read
+    /// `coalesced` as `history --json` shows them (docs/commands.md), and read
     /// back into the request (to be remembered at start, and carried by a
     /// recovery run).
     #[test]
     fn records_keep_their_requests_body_macs() {
-        let dir =
-            std::env::temp_dir().join(format!("deployd-history-bodies-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch("history-bodies");
         let h = History::new(&dir.join("state"), &dir.join("logs"));
         let request = Request {
             coalesced: vec!["d-0".into()],
@@ -825,8 +823,7 @@ mod tests {
     /// `history --json` shows it, and reads back; left out when unset.
     #[test]
     fn records_show_forced_message_and_note() {
-        let dir = std::env::temp_dir().join(format!("deployd-history-push-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch("history-push");
         let h = History::new(&dir.join("state"), &dir.join("logs"));
         let mut r = req(1);
         r.push.forced = true;
@@ -857,9 +854,7 @@ mod tests {
     /// `deployd deploy` beside the daemon is.
     #[test]
     fn recent_runs_follow_records_written_by_another_process() {
-        let dir =
-            std::env::temp_dir().join(format!("deployd-history-recent-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch("history-recent");
         let (state, logs) = (dir.join("state"), dir.join("logs"));
         let (daemon, other) = (History::new(&state, &logs), History::new(&state, &logs));
         let ids = |runs: Vec<Run>| runs.iter().map(|r| (r.id, r.status)).collect::<Vec<_>>();

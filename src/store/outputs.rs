@@ -1,6 +1,7 @@
 //! Script outputs: the file a deploy script may write `key=value` lines to
 //! (`DEPLOY_OUTPUT`, as `$GITHUB_OUTPUT` works), read back once the script
-//! has ended into the run record's `outputs` (README, "Script outputs").
+//! has ended into the run record's `outputs` (docs/configuration.md,
+//! *What the script gets*).
 //!
 //! Only the keys deployd knows are kept — `url` (where the deployed thing
 //! lives), `sha` (the commit actually deployed) and `summary` (one line) —

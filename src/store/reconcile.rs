@@ -123,12 +123,11 @@ pub fn describe(last: &Last) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::tests::scratch;
 
     #[test]
     fn saved_reads_back_and_describes_itself() {
-        let dir =
-            std::env::temp_dir().join(format!("deployd-unit-reconcile-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch("unit-reconcile");
         assert_eq!(load(&dir, "app"), None);
         let last = Last {
             at: "2024-05-01T10:00:00.000Z".into(),

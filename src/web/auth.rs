@@ -13,7 +13,7 @@ use crate::forge::{Key, hmac_hex};
 pub const COOKIE: &str = "deployd_session";
 
 /// What a request proved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// No token is configured (loopback only): everyone is let in.
     Open,

@@ -175,6 +175,28 @@ fn redirect(to: &str) -> Response<Body> {
     r
 }
 
+/// `r` with the `Set-Cookie` header `cookie`.
+fn with_cookie(mut r: Response<Body>, cookie: &str) -> Response<Body> {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// 405, with the methods `path` takes.
+fn method_not_allowed(path: &str) -> Response<Body> {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    r.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static(if path.starts_with("/projects/") {
+            "GET, POST"
+        } else {
+            "GET, HEAD"
+        }),
+    );
+    r
+}
+
 /// The path part of `public_url` (`https://x.example/deploy` → `/deploy`),
 /// which every link starts with.
 fn base(web: &Web) -> String {
@@ -264,65 +286,16 @@ impl Site {
                 return html(StatusCode::OK, pages::login(&ctx, local(&next), false));
             }
             ("/login", false) if method == Method::POST => {
-                let Some(form) = self.form(req, &config).await else {
-                    return text(StatusCode::BAD_REQUEST, "bad form");
-                };
-                let next = form_get(&form, "next").unwrap_or_else(|| "/".into());
-                if auth.login(&form_get(&form, "token").unwrap_or_default()) {
-                    let mut r = redirect(&format!("{base}{}", local(&next)));
-                    if let Ok(v) = HeaderValue::from_str(&auth.set_cookie()) {
-                        r.headers_mut().insert(header::SET_COOKIE, v);
-                    }
-                    return r;
-                }
-                let ctx = self.ctx(&base, None, false);
-                return html(
-                    StatusCode::UNAUTHORIZED,
-                    pages::login(&ctx, local(&next), true),
-                );
+                return self.log_in(req, &config, &auth, &base).await;
             }
             ("/logout", false) if method == Method::POST => {
-                let mut r = redirect(&format!("{base}/login"));
-                if let Ok(v) = HeaderValue::from_str(&auth.clear_cookie()) {
-                    r.headers_mut().insert(header::SET_COOKIE, v);
-                }
-                return r;
+                return with_cookie(redirect(&format!("{base}/login")), &auth.clear_cookie());
             }
             _ => {}
         }
         let access = auth.check(req.headers());
-        let refused = |why: &str| {
-            let mut r = text(StatusCode::UNAUTHORIZED, why);
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            r
-        };
-        if path == "/metrics" && get {
-            if !(web.metrics_public || access.allowed()) {
-                return refused(if access == Access::WrongToken {
-                    "wrong token"
-                } else {
-                    "token required: send Authorization: Bearer TOKEN"
-                });
-            }
-            let live = self.shared.executor.watch().borrow().clone();
-            return full(
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                self.shared.metrics.render(&live),
-            );
-        }
-        // A bearer token is a script's, never a browser's: told it is wrong,
-        // not sent to a login page.
-        if access == Access::WrongToken {
-            return refused("wrong token");
-        }
-        if !access.allowed() {
-            if get && !path.ends_with("/events") {
-                let next: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
-                return redirect(&format!("{base}/login?next={next}"));
-            }
-            return refused("log in first, or send Authorization: Bearer TOKEN");
+        if let Some(refused) = self.gate(&web, access, &path, get, &base) {
+            return refused;
         }
         let csrf = web.actions.then(|| auth.csrf().to_string());
         let ctx = self.ctx(&base, csrf.as_deref(), auth.has_token());
@@ -364,19 +337,81 @@ impl Site {
                 self.action(&ctx, &config, &name, action, &form, &who).await
             }
             (_, true) => not_found(&ctx),
-            _ => {
-                let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-                r.headers_mut().insert(
-                    header::ALLOW,
-                    HeaderValue::from_static(if path.starts_with("/projects/") {
-                        "GET, POST"
-                    } else {
-                        "GET, HEAD"
-                    }),
-                );
-                r
-            }
+            _ => method_not_allowed(&path),
         }
+    }
+
+    /// `POST /login`: the token checked, a session cookie set and back to
+    /// where the visitor was going, or the login page again.
+    async fn log_in(
+        &self,
+        req: Request<Incoming>,
+        config: &Config,
+        auth: &Auth,
+        base: &str,
+    ) -> Response<Body> {
+        let Some(form) = self.form(req, config).await else {
+            return text(StatusCode::BAD_REQUEST, "bad form");
+        };
+        let next = form_get(&form, "next").unwrap_or_else(|| "/".into());
+        if auth.login(&form_get(&form, "token").unwrap_or_default()) {
+            return with_cookie(
+                redirect(&format!("{base}{}", local(&next))),
+                &auth.set_cookie(),
+            );
+        }
+        let ctx = self.ctx(base, None, false);
+        html(
+            StatusCode::UNAUTHORIZED,
+            pages::login(&ctx, local(&next), true),
+        )
+    }
+
+    /// What a request without access gets instead of its page: `/metrics`
+    /// (answered here, since it may be public), a refusal, or the login
+    /// page. `None` when the request may go on.
+    fn gate(
+        &self,
+        web: &Web,
+        access: Access,
+        path: &str,
+        get: bool,
+        base: &str,
+    ) -> Option<Response<Body>> {
+        let refused = |why: &str| {
+            let mut r = text(StatusCode::UNAUTHORIZED, why);
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Some(r)
+        };
+        if path == "/metrics" && get {
+            if !(web.metrics_public || access.allowed()) {
+                return refused(if access == Access::WrongToken {
+                    "wrong token"
+                } else {
+                    "token required: send Authorization: Bearer TOKEN"
+                });
+            }
+            let live = self.shared.executor.watch().borrow().clone();
+            return Some(full(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                self.shared.metrics.render(&live),
+            ));
+        }
+        // A bearer token is a script's, never a browser's: told it is wrong,
+        // not sent to a login page.
+        if access == Access::WrongToken {
+            return refused("wrong token");
+        }
+        if !access.allowed() {
+            if get && !path.ends_with("/events") {
+                let next: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
+                return Some(redirect(&format!("{base}/login?next={next}")));
+            }
+            return refused("log in first, or send Authorization: Bearer TOKEN");
+        }
+        None
     }
 
     fn ctx<'a>(&self, base: &'a str, csrf: Option<&'a str>, logout: bool) -> Ctx<'a> {
@@ -790,10 +825,11 @@ fn read_tail(run: &Run) -> LogPart {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::tests::scratch;
 
     #[test]
     fn a_long_log_shows_its_tail_from_a_line_start_numbered_right() {
-        let dir = std::env::temp_dir().join(format!("deployd-web-tail-{}", std::process::id()));
+        let dir = scratch("web-tail");
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("1.log");
         let text: String = (1..=200_000).map(|n| format!("line {n}\n")).collect();
