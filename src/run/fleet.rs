@@ -468,7 +468,9 @@ async fn roll_back(ctx: &Ctx, run: &mut Run, history: &Arc<History>) {
             h.status = HostStatus::RolledBack;
             h.note = format!("rolled back to {}", target.short_sha());
         } else {
-            h.note = format!("rollback to {} failed: {outcome:?}", target.short_sha());
+            let why = ended(ctx, host, &log, outcome).note;
+            h.status = HostStatus::RollbackFailed;
+            h.note = format!("rollback to {} failed: {why}", target.short_sha());
         }
         runner::note(run, &host_line(&run.hosts[i]));
         save(history, run).await;

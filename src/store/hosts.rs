@@ -56,6 +56,9 @@ pub enum HostStatus {
     /// Deployed, then given the previous commit again (`on_host_failure =
     /// "rollback"`).
     RolledBack,
+    /// Deployed, then its rollback failed: it may run either commit, or
+    /// neither whole, and needs a look.
+    RollbackFailed,
     /// Finished in the interrupted run this one recovers: not run again.
     AlreadyDone,
 }
@@ -74,6 +77,7 @@ impl HostStatus {
             HostStatus::Interrupted => "interrupted",
             HostStatus::Skipped => "skipped",
             HostStatus::RolledBack => "rolled_back",
+            HostStatus::RollbackFailed => "rollback_failed",
             HostStatus::AlreadyDone => "already_done",
         }
     }

@@ -38,6 +38,7 @@ pub const LOOKS: &[(&str, &str)] = &[
     // A host's part of a fleet run (docs/fleet.md).
     ("skipped", "idle"),
     ("rolled_back", "warn"),
+    ("rollback_failed", "bad"),
     ("already_done", "ok"),
 ];
 

@@ -123,10 +123,14 @@ fn repo(dir: &TestDir) -> (PathBuf, Vec<String>) {
 
 /// The deploy script, sent on stdin to each host: a checkout of DEPLOY_SHA
 /// in `$ROOT/$DEPLOY_HOST`, a line per deploy in `$ROOT/deploys`, and a wait
-/// while `$ROOT/block-$DEPLOY_HOST` exists (its pid in `$ROOT/pid-…`).
+/// while `$ROOT/block-$DEPLOY_HOST` exists (its pid in `$ROOT/pid-…`); a
+/// rollback fails while `$ROOT/no-rollback` exists.
 const DEPLOY: &str = r#"#!/bin/sh
 set -eu
 echo "$DEPLOY_HOST $DEPLOY_TRIGGER $DEPLOY_SHA" >> "$ROOT/deploys"
+if [ "$DEPLOY_TRIGGER" = rollback ] && [ -e "$ROOT/no-rollback" ]; then
+  echo "rollback refused"; exit 3
+fi
 t="$ROOT/$DEPLOY_HOST"
 [ -d "$t/.git" ] || git clone -q "$REPO" "$t"
 git -C "$t" fetch -q origin
@@ -306,6 +310,25 @@ fn rolling_deploy_health_gate_and_rollback() {
     assert!(
         !deploys.contains(&format!("web3 manual {}", shas[1])),
         "{deploys}"
+    );
+
+    // Once more, and web1's rollback fails too: it is not shown as a host
+    // that got its commit back.
+    std::fs::write(root.join("no-rollback"), "").unwrap();
+    cli_ok(&config, &["deploy", "app", "--sha", &shas[1]], 1);
+    let run = &history(&config, "app")[0];
+    assert_eq!(
+        host_states(run),
+        pairs(&[
+            ("web1", "rollback_failed"),
+            ("web2", "unhealthy"),
+            ("web3", "skipped")
+        ])
+    );
+    let note = run["hosts"][0]["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("rollback to") && note.contains("exit code 3"),
+        "{run}"
     );
 }
 
