@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::daemon::shutdown::Shutdown;
 use tokio::process::Command;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::reconcile::{Mode, remote_problem};
@@ -40,8 +40,8 @@ const GIT_TIMEOUT: Duration = Duration::from_secs(30);
 const NO_FILES: &str = "a catch-up sees the forge's head only, not what the missed pushes changed";
 
 /// Reconciles every project at start, then those with an interval at their
-/// interval, following reloads, until `stop` turns true.
-pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// interval, following reloads, until the daemon's shutdown begins.
+pub(crate) async fn run(shared: Arc<Shared>, mut stop: Shutdown) {
     let errors = Arc::new(Mutex::new(HashMap::new()));
     let mut config = shared.config_changes();
     let mut first = true;
@@ -78,7 +78,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = async { while set.join_next().await.is_some() {} } => {}
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.recv() => return,
         }
         let earliest = next.values().min().copied();
         let sleep = async {
@@ -93,7 +93,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             changed = config.changed() => if changed.is_err() {
                 return;
             },
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.recv() => return,
         }
     }
 }

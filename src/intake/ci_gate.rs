@@ -11,9 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::daemon::shutdown::Shutdown;
 use hyper::StatusCode;
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
 use crate::config::Project;
 use crate::forge::ci::{CiNote, CiRun};
@@ -310,8 +310,8 @@ fn take_past_ci(g: &mut Gate<Request>, policy: &Policy, sha: &str) -> Option<Req
 /// Drops the pushes that waited `ci_timeout`, each with its `ci_timeout`
 /// record. It sleeps until the earliest deadline of a waiting push, and
 /// while nothing waits, until a gate changes: an idle daemon never wakes
-/// for it. Runs until `stop` turns true.
-pub(crate) async fn expiry(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// for it. Runs until the daemon's shutdown begins.
+pub(crate) async fn expiry(shared: Arc<Shared>, mut stop: Shutdown) {
     loop {
         let config = shared.config();
         let mut earliest: Option<SystemTime> = None;
@@ -384,7 +384,7 @@ pub(crate) async fn expiry(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
         tokio::select! {
             _ = sleep => {}
             _ = shared.gates.changed() => {}
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.recv() => return,
         }
     }
 }

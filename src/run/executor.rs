@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, OnNewPush, OnUnhealthy, Project};
+use crate::daemon::shutdown::{Guard, Shutdown};
 use crate::fsutil;
 use crate::run::lifecycle::{Caller, Ended, Lifecycle, NotRun, blocking};
 use crate::run::lock::{self, RunLock};
@@ -56,8 +57,17 @@ enum Msg {
         pending: bool,
         run: Option<u64>,
         who: String,
-        reply: oneshot::Sender<Option<Cancelled>>,
+        reply: oneshot::Sender<Option<Cancelling>>,
     },
+}
+
+/// What the executor answers a cancel: what it stops, and for a run
+/// already started, the switch that stops its script, not yet turned, so
+/// that the note of who cancelled it is in the run's log before the
+/// script's last lines and the run's summary ([`Handle::cancel`]).
+struct Cancelling {
+    what: Cancelled,
+    stop: Option<watch::Sender<bool>>,
 }
 
 /// What `deployd cancel` stopped.
@@ -126,7 +136,8 @@ impl Handle {
 
     /// Cancels `project`'s running run (or, with `pending`, drops its
     /// pending request), as `who` asked; with `run`, only if that is the
-    /// run going on. `None` when there is none. Through
+    /// run going on. `None` when there is none. A started run's log says
+    /// `cancelled by WHO` first, then its script is stopped. Through
     /// [`crate::state::Shared::cancel`].
     pub(crate) async fn cancel(
         &self,
@@ -143,7 +154,19 @@ impl Handle {
             who: who.to_string(),
             reply,
         });
-        rx.await.ok().flatten()
+        let Cancelling { what, stop } = rx.await.ok().flatten()?;
+        if let (Cancelled::Run(run), Some(stop)) = (&what, stop) {
+            let (r, line) = ((**run).clone(), format!("cancelled by {who}"));
+            // On a task of its own: a caller dropped meanwhile (the status
+            // page's client hung up) must not leave the note without the
+            // stop.
+            let _ = tokio::spawn(async move {
+                blocking(move || crate::run::runner::note(&r, &line)).await;
+                stop.send_replace(true);
+            })
+            .await;
+        }
+        Some(what)
     }
 
     /// Live state of every project without its `last` run, updated when it
@@ -196,6 +219,10 @@ pub struct Executor {
     busy: HashMap<String, Busy>,
     stop_tx: watch::Sender<bool>,
     live: watch::Sender<Vec<ProjectStatus>>,
+    /// Held by every task the executor starts (runs, recoveries, the
+    /// removal of a cancelled request, a status read), so the daemon's
+    /// shutdown waits for each; set when [`Executor::run`] starts.
+    guard: Option<Guard>,
 }
 
 impl Executor {
@@ -226,13 +253,15 @@ impl Executor {
             busy: HashMap::new(),
             stop_tx,
             live,
+            guard: None,
         };
         (exec, handle)
     }
 
-    /// Runs until `shutdown` turns true and every run has ended (running ones
+    /// Runs until `shutdown` begins and every run has ended (running ones
     /// are interrupted `shutdown_grace` after that).
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub(crate) async fn run(mut self, mut shutdown: Shutdown) {
+        self.guard = Some(shutdown.guard());
         self.recover().await;
         self.start_ready();
         self.publish();
@@ -263,7 +292,7 @@ impl Executor {
                     }
                     self.publish();
                 }
-                _ = shutdown.wait_for(|s| *s), if grace_end.is_none() => {
+                () = shutdown.recv(), if grace_end.is_none() => {
                     let grace = self.config.borrow().server.shutdown_grace;
                     let running = self.busy.len();
                     if running > 0 {
@@ -314,7 +343,9 @@ impl Executor {
                 // executor goes on meanwhile.
                 let live = self.live_status();
                 let history = self.shared.lifecycle.history.clone();
+                let guard = self.guard.clone();
                 tokio::spawn(async move {
+                    let _guard = guard;
                     let all = blocking(move || with_last(live, &history)).await;
                     let _ = reply.send(all);
                 });
@@ -335,7 +366,7 @@ impl Executor {
         pending: bool,
         only: Option<u64>,
         who: &str,
-    ) -> Option<Cancelled> {
+    ) -> Option<Cancelling> {
         if pending {
             let req = self.shared.queue.take(project)?;
             tracing::info!(
@@ -347,14 +378,19 @@ impl Executor {
             );
             let shared = self.shared.clone();
             let dropped = req.clone();
+            let guard = self.guard.clone();
             tokio::spawn(async move {
+                let _guard = guard;
                 let p = &dropped.project;
                 if let Err(e) = shared.queue.settle(p, dropped.seq).await {
                     tracing::warn!("{p}: cannot remove the cancelled request: {e}");
                 }
                 shared.lifecycle.dropped(&dropped).await;
             });
-            return Some(Cancelled::Request(Box::new(req)));
+            return Some(Cancelling {
+                what: Cancelled::Request(Box::new(req)),
+                stop: None,
+            });
         }
         match self.busy.get(project)? {
             Busy::Run {
@@ -365,11 +401,14 @@ impl Executor {
                 if only.is_some() && run.as_ref().map(|r| r.id) != only {
                     return None;
                 }
-                cancel.send_replace(true);
                 Some(match run {
                     Some(run) => {
                         tracing::info!("{project}: cancelling run {}, as {who} asked", run.id);
-                        Cancelled::Run(run.clone())
+                        // Turned by the handle, once the log says who asked.
+                        Cancelling {
+                            what: Cancelled::Run(run.clone()),
+                            stop: Some(cancel.clone()),
+                        }
                     }
                     None => {
                         tracing::info!(
@@ -378,7 +417,12 @@ impl Executor {
                             request.trigger,
                             request.push.short_sha()
                         );
-                        Cancelled::Request(request.clone())
+                        // No record, no log yet: nothing to write first.
+                        cancel.send_replace(true);
+                        Cancelling {
+                            what: Cancelled::Request(request.clone()),
+                            stop: None,
+                        }
                     }
                 })
             }
@@ -461,8 +505,9 @@ impl Executor {
                     cancel,
                 },
             );
-            let shared = self.shared.clone();
+            let (shared, guard) = (self.shared.clone(), self.guard.clone());
             tokio::spawn(async move {
+                let _guard = guard;
                 let name = settings.name.clone();
                 run_one(settings, req, cancelled, &shared).await;
                 let _ = shared.tx.send(Msg::Done { project: name });
@@ -502,8 +547,9 @@ impl Executor {
             self.busy.insert(name.clone(), Busy::Recovering);
             let shared = self.shared.clone();
             let lock_path = lock::path(&self.shared.lifecycle.state_dir, name);
-            let name = name.clone();
+            let (name, guard) = (name.clone(), self.guard.clone());
             tokio::spawn(async move {
+                let _guard = guard;
                 recover_one(&name, runs, &lock_path, &shared).await;
                 let _ = shared.tx.send(Msg::Done { project: name });
             });

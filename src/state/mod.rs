@@ -23,7 +23,6 @@ use crate::config::{self, Config};
 use crate::run::events::Bus;
 use crate::run::executor::{self, Cancelled, Handle};
 use crate::run::lifecycle::{Lifecycle, blocking};
-use crate::run::runner;
 use crate::state::metrics::Metrics;
 use crate::store::deliveries::Deliveries;
 use crate::store::gates::Gates;
@@ -170,7 +169,7 @@ impl Shared {
     /// socket, and the status page's Cancel button. With `run`, only if that
     /// is the run going on (a page may be older than the run it shows). The
     /// run is recorded `cancelled` once its script is stopped; its log says
-    /// who asked. `Err` says, in words, why nothing was cancelled.
+    /// who asked, before the script's last lines. `Err` says, in words, why nothing was cancelled.
     pub(crate) async fn cancel(
         &self,
         project: &str,
@@ -178,14 +177,9 @@ impl Shared {
         run: Option<u64>,
         who: &str,
     ) -> Result<Cancelled, String> {
+        // The executor's handle writes the note before it stops the script.
         match self.executor.cancel(project, pending, run, who).await {
-            Some(c) => {
-                if let Cancelled::Run(r) = &c {
-                    let (r, line) = ((**r).clone(), format!("cancelled by {who}"));
-                    blocking(move || runner::note(&r, &line)).await;
-                }
-                Ok(c)
-            }
+            Some(c) => Ok(c),
             None if pending => Err(format!("{project} has no pending request")),
             None => Err(match run {
                 Some(id) => format!("run {id} of {project} is not running any more"),

@@ -31,6 +31,7 @@ mod rollback;
 mod run_records;
 mod runs;
 mod security;
+mod shutdown;
 mod smoke;
 mod systemd;
 mod web;
