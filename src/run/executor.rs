@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::{Config, OnNewPush, OnUnhealthy, Project};
 use crate::daemon::shutdown::{Guard, Shutdown};
 use crate::fsutil;
-use crate::run::lifecycle::{Caller, Ended, Lifecycle, NotRun, blocking};
+use crate::run::lifecycle::{Caller, Ended, Lifecycle, NotRun, blocking, note};
 use crate::run::lock::{self, RunLock};
 use crate::run::runner::Outcome;
 use crate::store::history::{History, Run, Status};
@@ -161,7 +161,7 @@ impl Handle {
             // page's client hung up) must not leave the note without the
             // stop.
             let _ = tokio::spawn(async move {
-                blocking(move || crate::run::runner::note(&r, &line)).await;
+                note(&r, &line).await;
                 stop.send_replace(true);
             })
             .await;
@@ -722,15 +722,10 @@ async fn run_one(project: Project, req: Request, cancel: watch::Receiver<bool>, 
 /// rollback itself: that would go on rolling back.
 async fn roll_back(run: &Run, shared: &RunCtx) {
     let name = run.project();
-    let note = |text: &str| {
-        if let Ok(mut log) = crate::run::runner::open_log(run) {
-            crate::run::runner::log_line(&mut log, text);
-        }
-    };
     if run.request.trigger == Trigger::Rollback {
         let text = "this unhealthy run was a rollback: not rolling back again";
         tracing::warn!("{name}: run {}: {text}", run.id);
-        note(text);
+        note(run, text).await;
         return;
     }
     let history = shared.lifecycle.history.clone();
@@ -745,7 +740,7 @@ async fn roll_back(run: &Run, shared: &RunCtx) {
         Err(why) => {
             let text = format!("on_unhealthy = \"rollback\", but {why}");
             tracing::error!("{name}: run {}: {text}", run.id);
-            note(&text);
+            note(run, &text).await;
             return;
         }
     };
@@ -755,7 +750,7 @@ async fn roll_back(run: &Run, shared: &RunCtx) {
         target.short_sha(),
         target.id
     );
-    note(&text);
+    note(run, &text).await;
     match shared.enqueue(req).await {
         Ok(()) => tracing::warn!("{name}: run {} {text}", run.id),
         Err(e) => tracing::error!("{name}: cannot queue the rollback of run {}: {e}", run.id),
@@ -909,7 +904,10 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
         let last_alive = if waited && run.id == newest.id && later.is_none() {
             released_at.clone()
         } else {
-            last_write(&run).unwrap_or_else(fsutil::now_rfc3339)
+            let r = run.clone();
+            blocking(move || last_write(&r))
+                .await
+                .unwrap_or_else(fsutil::now_rfc3339)
         };
         let id = run.id;
         match shared.lifecycle.interrupted(run, last_alive).await {
@@ -930,6 +928,7 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
 }
 
 /// When a run's log was last written, as RFC 3339 (not before its start).
+/// Blocking.
 fn last_write(run: &Run) -> Option<String> {
     let modified = std::fs::metadata(&run.log).ok()?.modified().ok()?;
     let started = humantime::parse_rfc3339(&run.started_at).ok()?;

@@ -166,13 +166,17 @@ impl Lifecycle {
         let started = std::time::Instant::now();
         // Should the log not open, the script does not start either, and
         // the runner says why.
-        if let Ok(mut log) = runner::open_log(&run) {
-            runner::log_line(&mut log, &runner::header(&run));
-            let note = &run.request.push.note;
-            if !note.is_empty() {
-                runner::log_line(&mut log, note);
+        let r = run.clone();
+        blocking(move || {
+            if let Ok(mut log) = runner::open_log(&r) {
+                runner::log_line(&mut log, &runner::header(&r));
+                let note = &r.request.push.note;
+                if !note.is_empty() {
+                    runner::log_line(&mut log, note);
+                }
             }
-        }
+        })
+        .await;
         let mut pid = None;
         let outcome = if let Some(fleet) = &project.fleet {
             // A project with hosts rolls out over them instead (steps 4
@@ -194,9 +198,7 @@ impl Lifecycle {
             }
             outcome
         };
-        if let Ok(mut log) = runner::open_log(&run) {
-            runner::log_line(&mut log, &runner::summary(&run, &outcome, started));
-        }
+        note(&run, &runner::summary(&run, &outcome, started)).await;
         run.pid = pid;
         crate::fault::point(crate::fault::BEFORE_RECORD).await;
         outcome.apply(&mut run);
@@ -262,15 +264,11 @@ impl Lifecycle {
     /// `interrupted` as of `last_alive` (RFC 3339) and publishes its end.
     /// The caller holds the project's lock.
     pub(crate) async fn interrupted(&self, mut run: Run, last_alive: String) -> io::Result<Run> {
-        if let Ok(mut log) = runner::open_log(&run) {
-            runner::log_line(
-                &mut log,
-                &format!(
-                    "deployd stopped during this run; recorded as interrupted \
-                     (its processes were last known alive at {last_alive})"
-                ),
-            );
-        }
+        let text = format!(
+            "deployd stopped during this run; recorded as interrupted \
+             (its processes were last known alive at {last_alive})"
+        );
+        note(&run, &text).await;
         Outcome::Interrupted(None).apply(&mut run);
         crate::run::fleet::interrupted_hosts(&mut run);
         run.finished_at = Some(last_alive);
@@ -280,6 +278,14 @@ impl Lifecycle {
         self.events.publish(RunEvent::Finished(run.clone())).await;
         Ok(run)
     }
+}
+
+/// Writes a line of deployd's own into `run`'s log, off the runtime's
+/// thread (a log that does not open is left alone: the record says the
+/// same).
+pub(crate) async fn note(run: &Run, text: &str) {
+    let (r, text) = (run.clone(), text.to_string());
+    blocking(move || runner::note(&r, &text)).await;
 }
 
 /// Runs a blocking closure on the blocking pool (fsync, directory reads).
