@@ -23,7 +23,7 @@ const MAX_ANSWER: u64 = 8 * 1024;
 
 /// One request to send.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub struct Outgoing {
     /// `POST`, `GET`…
     pub method: &'static str,
     /// The full URL (may be a secret: never logged).
@@ -34,10 +34,10 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
-impl Request {
+impl Outgoing {
     /// A POST of a JSON document.
-    pub fn json(url: &str, value: &serde_json::Value) -> Request {
-        Request {
+    pub fn json(url: &str, value: &serde_json::Value) -> Outgoing {
+        Outgoing {
             method: "POST",
             url: url.to_string(),
             headers: vec![("Content-Type".into(), "application/json".into())],
@@ -46,7 +46,7 @@ impl Request {
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Request {
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Outgoing {
         self.headers.push((name.to_string(), value.into()));
         self
     }
@@ -123,7 +123,7 @@ impl Attempt {
 /// Sends `req` and waits for the answer (blocking; at most
 /// [`TOTAL_TIMEOUT`]). An error is a transport failure, in words without
 /// the URL.
-pub fn send(req: &Request) -> Result<Response, String> {
+pub fn send(req: &Outgoing) -> Result<Response, String> {
     let agent = agent();
     let mut builder = ureq::http::Request::builder()
         .method(req.method)

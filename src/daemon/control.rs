@@ -26,7 +26,7 @@ use crate::run::executor::{Cancelled, ProjectStatus};
 use crate::run::lifecycle::blocking;
 use crate::state::Shared;
 use crate::store::history::{History, Run, Status};
-use crate::store::queue::{Request as QueueRequest, Trigger};
+use crate::store::queue::{DeployRequest, Trigger};
 
 /// What the CLI asks.
 #[derive(Debug, Serialize, Deserialize)]
@@ -293,7 +293,7 @@ async fn deploy_request(
     git_ref: Option<String>,
     sha: Option<String>,
     user: String,
-) -> Result<QueueRequest, String> {
+) -> Result<DeployRequest, String> {
     let waiting = match &sha {
         Some(sha) if !sha.is_empty() => ci_gate::bypass(shared, p, sha)
             .await
@@ -309,11 +309,11 @@ async fn deploy_request(
                 waiting.push.short_sha()
             );
             Ok(
-                QueueRequest::new(seq, &p.name, Trigger::Manual, waiting.push.clone())
+                DeployRequest::new(seq, &p.name, Trigger::Manual, waiting.push.clone())
                     .with_ci(waiting.ci),
             )
         }
-        None => QueueRequest::manual(seq, p, git_ref, sha, user),
+        None => DeployRequest::manual(seq, p, git_ref, sha, user),
     }
 }
 
@@ -326,7 +326,7 @@ fn no_project(config: &crate::config::Config, project: &str) -> String {
 async fn queue_and_stream(
     w: &mut (impl AsyncWriteExt + Unpin),
     shared: &Shared,
-    req: QueueRequest,
+    req: DeployRequest,
     wait: bool,
 ) -> io::Result<()> {
     if shared.stopping() {

@@ -145,7 +145,8 @@ async fn remember_deliveries(config: &Config, state: &State) -> anyhow::Result<(
             }
         }
         for project in gated {
-            let g: std::io::Result<gates::Gate<queue::Request>> = gates::load(&state_dir, &project);
+            let g: std::io::Result<gates::Gate<queue::DeployRequest>> =
+                gates::load(&state_dir, &project);
             if let Ok(Some(w)) = g.as_ref().map(gates::Gate::waiting) {
                 deliveries.remember(w.request.deliveries());
             }

@@ -288,7 +288,7 @@ pub(super) fn report(
                     "url": url,
                     "description": s.description,
                 });
-                crate::http_client::Request::json(
+                crate::http_client::Outgoing::json(
                     &format!(
                         "{api_url}/2.0/repositories/{}/commit/{sha}/statuses/build",
                         s.repository

@@ -451,7 +451,7 @@ pub(super) fn commit_statuses(
     api_url: &str,
     s: &super::StatusReport,
     description: &str,
-) -> Vec<crate::http_client::Request> {
+) -> Vec<crate::http_client::Outgoing> {
     use super::CommitState::*;
     let state = match s.state {
         Pending => "pending",
@@ -470,7 +470,7 @@ pub(super) fn commit_statuses(
             if let Some(u) = &s.target_url {
                 body["target_url"] = serde_json::json!(u);
             }
-            crate::http_client::Request::json(
+            crate::http_client::Outgoing::json(
                 &format!("{api_url}/repos/{}/statuses/{sha}", s.repository),
                 &body,
             )
@@ -483,7 +483,7 @@ const REPORT_HINT: &str = "check the report token (fine-grained: \"Commit status
      or \"Deployments: write\" with environment), api_url, and the project's repository";
 
 /// The headers of every GitHub API call.
-fn api(req: crate::http_client::Request, token: &str) -> crate::http_client::Request {
+fn api(req: crate::http_client::Outgoing, token: &str) -> crate::http_client::Outgoing {
     req.header("Authorization", format!("Bearer {token}"))
         .header("Accept", "application/vnd.github+json")
         .header("X-GitHub-Api-Version", "2022-11-28")
@@ -503,7 +503,7 @@ pub(super) fn report(
     store: &std::path::Path,
 ) -> crate::http_client::Attempt {
     use super::CommitState::*;
-    use crate::http_client::{Attempt, Request};
+    use crate::http_client::{Attempt, Outgoing};
     let description: String = s.description.chars().take(140).collect();
     let Some(environment) = &s.environment else {
         let requests = commit_statuses(api_url, s, &description)
@@ -537,7 +537,7 @@ pub(super) fn report(
                 "description": description,
             });
             let req = api(
-                Request::json(
+                Outgoing::json(
                     &format!("{api_url}/repos/{}/deployments", s.repository),
                     &body,
                 ),
@@ -573,7 +573,7 @@ pub(super) fn report(
         body["environment_url"] = serde_json::json!(u);
     }
     let req = api(
-        Request::json(
+        Outgoing::json(
             &format!("{api_url}/repos/{}/deployments/{id}/statuses", s.repository),
             &body,
         ),

@@ -284,7 +284,7 @@ pub(super) fn report(
             if let Some(u) = &s.target_url {
                 body["target_url"] = serde_json::json!(u);
             }
-            crate::http_client::Request::json(
+            crate::http_client::Outgoing::json(
                 &format!("{api_url}/projects/{project}/statuses/{sha}"),
                 &body,
             )

@@ -612,7 +612,7 @@ pub fn report(
 
 /// Sends each request in turn, stopping at the first that is not delivered.
 pub(crate) fn send_all(
-    requests: Vec<crate::http_client::Request>,
+    requests: Vec<crate::http_client::Outgoing>,
     hint: &str,
 ) -> crate::http_client::Attempt {
     use crate::http_client::{self, Attempt};

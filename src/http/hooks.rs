@@ -622,9 +622,9 @@ async fn accept(
         delivery: keys.id.clone(),
         ..push
     };
-    let request = queue::Request {
+    let request = queue::DeployRequest {
         bodies: vec![keys.body_mac.clone()],
-        ..queue::Request::new(
+        ..queue::DeployRequest::new(
             shared.queue.next_seq(),
             &project.name,
             Trigger::Webhook,

@@ -30,7 +30,7 @@ use crate::run::lifecycle::blocking;
 use crate::state::Shared;
 use crate::store::gates::{self, Gate};
 use crate::store::history::Status;
-use crate::store::queue::{Request, Trigger};
+use crate::store::queue::{DeployRequest, Trigger};
 use crate::store::reconcile::{self, Last};
 
 /// How long one `git ls-remote` (or the lookup of `origin`) may take.
@@ -242,7 +242,7 @@ async fn known(shared: &Shared, project: &Project) -> Known {
         }
         k.shas.extend(pending.map(|p| p.push.after));
         if gated {
-            let g: std::io::Result<Gate<Request>> = gates::load(&dir, &name);
+            let g: std::io::Result<Gate<DeployRequest>> = gates::load(&dir, &name);
             if let Ok(Some(w)) = g.as_ref().map(Gate::waiting) {
                 k.shas.insert(w.sha.clone());
             }
@@ -335,7 +335,7 @@ async fn queue(
             push.before[..push.before.len().min(12)].to_string()
         }
     );
-    let req = Request::new(
+    let req = DeployRequest::new(
         shared.queue.next_seq(),
         &project.name,
         Trigger::Catchup,

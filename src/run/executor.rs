@@ -27,7 +27,7 @@ use crate::run::lifecycle::{Caller, Ended, Lifecycle, NotRun, blocking, note};
 use crate::run::lock::{self, RunLock};
 use crate::run::runner::Outcome;
 use crate::store::history::{History, Run, Status};
-use crate::store::queue::{Queue, Request, Trigger};
+use crate::store::queue::{DeployRequest, Queue, Trigger};
 pub(crate) use crate::store::snapshot::ProjectState;
 
 /// One project's state as `deployd status` shows it.
@@ -40,7 +40,7 @@ pub struct ProjectStatus {
     /// The run going on now.
     pub running: Option<Run>,
     /// The request waiting for its turn (coalesced: only the newest).
-    pub pending: Option<Request>,
+    pub pending: Option<DeployRequest>,
     /// The newest finished run.
     pub last: Option<Run>,
 }
@@ -79,7 +79,7 @@ pub enum Cancelled {
     Run(Box<Run>),
     /// A request that had not started (it waited for the lock, or, with
     /// `--pending`, for its turn): it is dropped and never runs.
-    Request(Box<Request>),
+    Request(Box<DeployRequest>),
 }
 
 /// The one way a request enters the queue, for every path (a push, a CI
@@ -94,7 +94,7 @@ async fn enqueue(
     queue: &Arc<Queue>,
     lifecycle: &Lifecycle,
     wake: &mpsc::UnboundedSender<Msg>,
-    req: Request,
+    req: DeployRequest,
 ) -> io::Result<()> {
     // A copy for the run event only when something listens: the fast path
     // stays free of it.
@@ -123,7 +123,7 @@ pub struct Handle {
 
 impl Handle {
     /// Queues `req` ([`enqueue`]): how every request enters the queue.
-    pub(crate) async fn enqueue(&self, req: Request) -> io::Result<()> {
+    pub(crate) async fn enqueue(&self, req: DeployRequest) -> io::Result<()> {
         enqueue(&self.queue, &self.lifecycle, &self.tx, req).await
     }
 
@@ -182,7 +182,7 @@ enum Busy {
         /// The record, once it exists.
         run: Option<Box<Run>>,
         /// The request it carries out.
-        request: Box<Request>,
+        request: Box<DeployRequest>,
         /// Turned true to cancel it.
         cancel: watch::Sender<bool>,
     },
@@ -203,7 +203,7 @@ struct RunCtx {
 
 impl RunCtx {
     /// Queues `req` ([`enqueue`]).
-    async fn enqueue(&self, req: Request) -> io::Result<()> {
+    async fn enqueue(&self, req: DeployRequest) -> io::Result<()> {
         enqueue(&self.queue, &self.lifecycle, &self.tx, req).await
     }
 }
@@ -631,7 +631,12 @@ impl Caller for Daemon<'_> {
     }
 }
 
-async fn run_one(project: Project, req: Request, cancel: watch::Receiver<bool>, shared: &RunCtx) {
+async fn run_one(
+    project: Project,
+    req: DeployRequest,
+    cancel: watch::Receiver<bool>,
+    shared: &RunCtx,
+) {
     let name = project.name.clone();
     let mut caller = Daemon {
         shared,
@@ -759,7 +764,7 @@ async fn roll_back(run: &Run, shared: &RunCtx) {
 
 /// The request of a rollback to `target`'s commit, asked by `user`: its
 /// ref, commit and repository; trigger `rollback`.
-pub(crate) fn rollback_request(target: &Run, seq: u64, user: &str) -> Request {
+pub(crate) fn rollback_request(target: &Run, seq: u64, user: &str) -> DeployRequest {
     let mut req = target.request(seq, Trigger::Rollback);
     req.push.pusher = user.to_string();
     req.push.delivery.clear();
@@ -790,7 +795,7 @@ pub enum Recovery {
 pub fn recovery_plan(
     interrupted: &Run,
     latest: Option<&Run>,
-    pending: Option<&Request>,
+    pending: Option<&DeployRequest>,
 ) -> Recovery {
     match latest {
         Some(later) if later.id > interrupted.id => Recovery::LaterRun(Box::new(later.clone())),
@@ -946,7 +951,7 @@ mod tests {
         };
         Run {
             id,
-            request: Request::new(request_seq, "app", trigger, push),
+            request: DeployRequest::new(request_seq, "app", trigger, push),
             status: Status::Running,
             exit_code: None,
             signal: None,
@@ -1021,7 +1026,7 @@ mod enqueue_tests {
         };
         let cut = Run {
             id: 3,
-            request: Request::new(1, "app", Trigger::Webhook, push),
+            request: DeployRequest::new(1, "app", Trigger::Webhook, push),
             status: Status::Interrupted,
             exit_code: None,
             signal: None,

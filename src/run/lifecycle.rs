@@ -55,7 +55,7 @@ use crate::run::health;
 use crate::run::lock::{self, RunLock};
 use crate::run::runner::{self, Outcome};
 use crate::store::history::{History, Run, Status};
-use crate::store::queue::Request;
+use crate::store::queue::DeployRequest;
 
 /// What every run of one process shares.
 pub(crate) struct Lifecycle {
@@ -110,7 +110,7 @@ impl Lifecycle {
     }
 
     /// Announces a request that waits for its run (queued durably).
-    pub(crate) async fn queued(&self, req: &Request) {
+    pub(crate) async fn queued(&self, req: &DeployRequest) {
         if self.listened() {
             self.events.publish(RunEvent::Queued(req.clone())).await;
         }
@@ -118,7 +118,7 @@ impl Lifecycle {
 
     /// Announces a request cancelled before its run started (it never
     /// runs).
-    pub(crate) async fn dropped(&self, req: &Request) {
+    pub(crate) async fn dropped(&self, req: &DeployRequest) {
         if self.listened() {
             self.events.publish(RunEvent::Dropped(req.clone())).await;
         }
@@ -132,11 +132,11 @@ impl Lifecycle {
     pub(crate) async fn run(
         &self,
         project: &Project,
-        req: Request,
+        req: DeployRequest,
         stop: watch::Receiver<bool>,
         cancel: watch::Receiver<bool>,
         caller: &mut impl Caller,
-    ) -> Result<Ended, (Request, NotRun)> {
+    ) -> Result<Ended, (DeployRequest, NotRun)> {
         let lock_path = lock::path(&self.state_dir, &project.name);
         let given_up = {
             let (mut stop, mut cancel) = (stop.clone(), cancel.clone());
@@ -228,7 +228,7 @@ impl Lifecycle {
     pub(crate) async fn not_run(
         &self,
         project: &Project,
-        req: Request,
+        req: DeployRequest,
         status: Status,
         why: String,
     ) -> io::Result<Run> {

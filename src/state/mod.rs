@@ -27,7 +27,7 @@ use crate::state::metrics::Metrics;
 use crate::store::deliveries::Deliveries;
 use crate::store::gates::Gates;
 use crate::store::history::{History, Run, rollback_target};
-use crate::store::queue::{Queue, Request};
+use crate::store::queue::{DeployRequest, Queue};
 use crate::systemd;
 
 /// The daemon's shared state.
@@ -48,7 +48,7 @@ pub(crate) struct Shared {
     /// The run events, for whatever reacts to runs.
     pub(crate) events: Bus,
     /// Every project's CI gate: pushes waiting for their CI (see `gate.rs`).
-    pub(crate) gates: Gates<Request>,
+    pub(crate) gates: Gates<DeployRequest>,
     /// Counted by the HTTP side (deliveries) and from the run events (runs),
     /// served by the status page.
     pub(crate) metrics: Arc<Metrics>,
@@ -160,7 +160,7 @@ impl Shared {
     /// the request is on disk.
     ///
     /// [`RunEvent::Queued`]: crate::run::events::RunEvent::Queued
-    pub(crate) async fn enqueue(&self, req: Request) -> io::Result<()> {
+    pub(crate) async fn enqueue(&self, req: DeployRequest) -> io::Result<()> {
         self.executor.enqueue(req).await
     }
 
@@ -199,7 +199,7 @@ impl Shared {
         project: &str,
         to: Option<u64>,
         who: &str,
-    ) -> Result<(Run, Request), String> {
+    ) -> Result<(Run, DeployRequest), String> {
         let (history, p) = (self.history.clone(), project.to_string());
         let target = blocking(move || {
             let runs = history.list(&p, None).map_err(|e| e.to_string())?;

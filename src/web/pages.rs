@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use crate::config::Project;
 use crate::run::executor::{ProjectState, ProjectStatus};
 use crate::store::history::Run;
-use crate::store::queue::Request;
+use crate::store::queue::DeployRequest;
 
 use super::ansi::Ansi;
 
@@ -457,7 +457,7 @@ pub fn refused(ctx: &Ctx, project: &str, title: &str, why: &str) -> String {
     layout(ctx, title, None, &m)
 }
 
-fn pending(m: &mut String, req: &Request) {
+fn pending(m: &mut String, req: &DeployRequest) {
     let _ = write!(
         m,
         "<p>Waiting for its turn: {} of <code>{}</code> <code>{}</code>{}, received ",
