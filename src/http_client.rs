@@ -1,5 +1,5 @@
 //! Outbound HTTP: the one client notifications and commit statuses are sent
-//! with (README, "Notifications and commit statuses").
+//! with (docs/notifications.md).
 //!
 //! `ureq` over `rustls` (the `ring` provider), blocking, run on the blocking
 //! pool by the outbox. The roots of trust are the system's CA certificates
@@ -26,7 +26,7 @@ pub const MAX_LIST: u64 = 1024 * 1024;
 
 /// One request to send.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub struct Outgoing {
     /// `POST`, `GET`…
     pub method: &'static str,
     /// The full URL (may be a secret: never logged).
@@ -37,10 +37,10 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
-impl Request {
+impl Outgoing {
     /// A POST of a JSON document.
-    pub fn json(url: &str, value: &serde_json::Value) -> Request {
-        Request {
+    pub fn json(url: &str, value: &serde_json::Value) -> Outgoing {
+        Outgoing {
             method: "POST",
             url: url.to_string(),
             headers: vec![("Content-Type".into(), "application/json".into())],
@@ -50,8 +50,8 @@ impl Request {
 
     /// A request without a body: a GET of an API's list, or a POST that
     /// says all in its URL.
-    pub fn bare(method: &'static str, url: &str) -> Request {
-        Request {
+    pub fn bare(method: &'static str, url: &str) -> Outgoing {
+        Outgoing {
             method,
             url: url.to_string(),
             headers: Vec::new(),
@@ -60,7 +60,7 @@ impl Request {
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Request {
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Outgoing {
         self.headers.push((name.to_string(), value.into()));
         self
     }
@@ -137,14 +137,14 @@ impl Attempt {
 /// Sends `req` and waits for the answer (blocking; at most
 /// [`TOTAL_TIMEOUT`]). An error is a transport failure, in words without
 /// the URL.
-pub fn send(req: &Request) -> Result<Response, String> {
+pub fn send(req: &Outgoing) -> Result<Response, String> {
     send_limited(req, MAX_ANSWER)
 }
 
 /// [`send`], keeping up to `limit` bytes of the answer's body instead of
 /// 8 KiB: for the lists a forge's API answers with. A body longer than
 /// `limit` reads as empty, so a caller that parses it sees no half list.
-pub fn send_limited(req: &Request, limit: u64) -> Result<Response, String> {
+pub fn send_limited(req: &Outgoing, limit: u64) -> Result<Response, String> {
     let agent = agent();
     let mut builder = ureq::http::Request::builder()
         .method(req.method)

@@ -1,4 +1,4 @@
-//! The command line, as the README's *Commands* section describes it (clap
+//! The command line, as docs/commands.md describes it (clap
 //! derive types only).
 
 use std::path::PathBuf;

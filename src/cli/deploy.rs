@@ -14,7 +14,7 @@ use crate::intake::ci_gate;
 use crate::run::direct::{self, waiting_for};
 use crate::run::{cancel as cancel_run, executor};
 use crate::store::history::{self, History, Run, Status};
-use crate::store::queue::{self, Request};
+use crate::store::queue::{self, DeployRequest};
 
 /// What `deploy` queues: a manual deploy, or a rollback.
 pub(super) enum What {
@@ -123,7 +123,7 @@ pub(super) fn deploy(config: &Config, name: &str, what: What, wait: bool) -> Res
 
 /// The request a deploy with no daemon runs: what the daemon would have
 /// queued for `what`.
-fn direct_request(config: &Config, p: &config::Project, what: What) -> Result<Request> {
+fn direct_request(config: &Config, p: &config::Project, what: What) -> Result<DeployRequest> {
     let name = p.name.as_str();
     let seq = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -141,10 +141,9 @@ fn direct_request(config: &Config, p: &config::Project, what: What) -> Result<Re
                 _ => None,
             };
             match waiting {
-                Some(w) => {
-                    Request::new(seq, name, queue::Trigger::Manual, w.push.clone()).with_ci(w.ci)
-                }
-                None => Request::manual(seq, p, git_ref, sha, user())
+                Some(w) => DeployRequest::new(seq, name, queue::Trigger::Manual, w.push.clone())
+                    .with_ci(w.ci),
+                None => DeployRequest::manual(seq, p, git_ref, sha, user())
                     .map_err(|e| Failure::Usage(anyhow!(e)))?,
             }
         }

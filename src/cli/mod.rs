@@ -21,7 +21,7 @@ use crate::daemon::control::{self, ControlRequest, Reply};
 use crate::run::executor;
 use crate::run::lock::{self, RunLock};
 use crate::store::history::{History, Run};
-use crate::store::queue::Request;
+use crate::store::queue::DeployRequest;
 
 pub use args::Cli;
 use args::Command;
@@ -290,7 +290,7 @@ fn lock_held(config: &Config, name: &str) -> bool {
 /// What the next daemon will do about `interrupted`, the newest run of its
 /// project left recorded `running`, while `pending` waits (the decision
 /// recovery itself takes).
-fn next_daemon_will(config: &Config, interrupted: &Run, pending: Option<&Request>) -> String {
+fn next_daemon_will(config: &Config, interrupted: &Run, pending: Option<&DeployRequest>) -> String {
     let history = History::new(&config.server.state_dir, &config.server.log_dir);
     let latest = history.latest(&interrupted.request.project).ok().flatten();
     executor::recovery_plan(interrupted, latest.as_ref(), pending).describe()

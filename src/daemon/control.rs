@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufR
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 
+use crate::daemon::shutdown::Shutdown;
 use crate::fsutil;
 use crate::intake::ci_gate;
 use crate::run::events::RunEvent;
@@ -25,7 +26,7 @@ use crate::run::executor::{Cancelled, ProjectStatus};
 use crate::run::lifecycle::blocking;
 use crate::state::Shared;
 use crate::store::history::{History, Run, Status};
-use crate::store::queue::{Request as QueueRequest, Trigger};
+use crate::store::queue::{DeployRequest, Trigger};
 
 /// What the CLI asks.
 #[derive(Debug, Serialize, Deserialize)]
@@ -141,21 +142,39 @@ pub async fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves CLI connections until the listener is dropped with the task.
-pub(crate) async fn serve(listener: UnixListener, shared: Arc<Shared>) {
+/// Serves CLI connections until the shutdown's phase begins (once every
+/// run ended, see `daemon/shutdown.rs`); a connection in progress then has
+/// [`LINGER`] more to send its last lines (a streamed run's end), and
+/// every connection holds the shutdown, so the daemon waits for it.
+pub(crate) async fn serve(listener: UnixListener, shared: Arc<Shared>, mut sd: Shutdown) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = sd.recv() => return,
+        };
+        let Ok((stream, _)) = accepted else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let shared = shared.clone();
+        let (shared, mut sd) = (shared.clone(), sd.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, &shared).await {
-                tracing::debug!("control connection: {e}");
+            let closing = async {
+                sd.recv().await;
+                tokio::time::sleep(LINGER).await;
+            };
+            tokio::select! {
+                served = connection(stream, &shared) => if let Err(e) = served {
+                    tracing::debug!("control connection: {e}");
+                },
+                () = closing => {}
             }
         });
     }
 }
+
+/// How long a connection goes on once the control socket stops: enough for
+/// a stream to see the record of the run that just ended ([`POLL`]).
+const LINGER: Duration = Duration::from_secs(1);
 
 async fn send(w: &mut (impl AsyncWriteExt + Unpin), reply: &Reply) -> io::Result<()> {
     let mut line = serde_json::to_vec(reply).map_err(io::Error::other)?;
@@ -163,6 +182,7 @@ async fn send(w: &mut (impl AsyncWriteExt + Unpin), reply: &Reply) -> io::Result
     w.write_all(&line).await
 }
 
+/// Reads one request and answers it.
 async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
@@ -186,37 +206,7 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             project,
             pending,
             user,
-        } => {
-            let config = shared.config();
-            if !config.projects.contains_key(&project) {
-                return send(&mut w, &Reply::Error(no_project(&config, &project))).await;
-            }
-            let who = if user.is_empty() {
-                "deployd cancel"
-            } else {
-                &user
-            };
-            match shared.cancel(&project, pending, None, who).await {
-                Err(why) => send(&mut w, &Reply::Error(why)).await,
-                Ok(Cancelled::Run(run)) => {
-                    // Answered once the run is recorded cancelled (or
-                    // whatever it ended as, had it ended meanwhile).
-                    let mut run = *run;
-                    loop {
-                        let (history, p, id) = (shared.history.clone(), project.clone(), run.id);
-                        if let Some(now) = blocking(move || history.get(&p, id)).await? {
-                            run = now;
-                        }
-                        if run.status != Status::Running {
-                            break;
-                        }
-                        tokio::time::sleep(POLL).await;
-                    }
-                    send(&mut w, &Reply::Cancelled(Cancelled::Run(Box::new(run)))).await
-                }
-                Ok(c) => send(&mut w, &Reply::Cancelled(c)).await,
-            }
-        }
+        } => cancel(&mut w, shared, &project, pending, &user).await,
         ControlRequest::Rollback {
             project,
             to,
@@ -245,44 +235,85 @@ async fn connection(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             let Some(p) = config.projects.get(&project) else {
                 return send(&mut w, &Reply::Error(no_project(&config, &project))).await;
             };
-            // `--sha` of the push that waits for its CI: that push, now,
-            // past its CI (a manual run whose record says so).
-            let waiting = match &sha {
-                Some(sha) if !sha.is_empty() => match ci_gate::bypass(shared, p, sha).await {
-                    Ok(found) => found,
-                    Err(e) => {
-                        return send(
-                            &mut w,
-                            &Reply::Error(format!("cannot read the CI gate: {e}")),
-                        )
-                        .await;
-                    }
-                },
-                _ => None,
-            };
-            let req = match waiting {
-                Some(waiting) => {
-                    tracing::info!(
-                        "{project}: deploying {} past its CI, as {user} asked",
-                        waiting.push.short_sha()
-                    );
-                    QueueRequest::new(
-                        shared.queue.next_seq(),
-                        &project,
-                        Trigger::Manual,
-                        waiting.push.clone(),
-                    )
-                    .with_ci(waiting.ci)
-                }
-                None => {
-                    match QueueRequest::manual(shared.queue.next_seq(), p, git_ref, sha, user) {
-                        Ok(req) => req,
-                        Err(e) => return send(&mut w, &Reply::Error(e)).await,
-                    }
-                }
+            let req = match deploy_request(shared, p, git_ref, sha, user).await {
+                Ok(req) => req,
+                Err(why) => return send(&mut w, &Reply::Error(why)).await,
             };
             queue_and_stream(&mut w, shared, req, wait).await
         }
+    }
+}
+
+/// `cancel`: answered once the run is recorded cancelled (or whatever it
+/// ended as, had it ended meanwhile), or at once for a request that never
+/// ran.
+async fn cancel(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    shared: &Shared,
+    project: &str,
+    pending: bool,
+    user: &str,
+) -> io::Result<()> {
+    let config = shared.config();
+    if !config.projects.contains_key(project) {
+        return send(w, &Reply::Error(no_project(&config, project))).await;
+    }
+    let who = if user.is_empty() {
+        "deployd cancel"
+    } else {
+        user
+    };
+    match shared.cancel(project, pending, None, who).await {
+        Err(why) => send(w, &Reply::Error(why)).await,
+        Ok(Cancelled::Run(run)) => {
+            let mut run = *run;
+            loop {
+                let (history, p, id) = (shared.history.clone(), project.to_string(), run.id);
+                if let Some(now) = blocking(move || history.get(&p, id)).await? {
+                    run = now;
+                }
+                if run.status != Status::Running {
+                    break;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            send(w, &Reply::Cancelled(Cancelled::Run(Box::new(run)))).await
+        }
+        Ok(c) => send(w, &Reply::Cancelled(c)).await,
+    }
+}
+
+/// The request of `deploy`: with `--sha` of the push that waits for its CI,
+/// that push, now, past its CI (a manual run whose record says so);
+/// otherwise a manual request for the ref and commit asked. `Err` is what
+/// to answer.
+async fn deploy_request(
+    shared: &Shared,
+    p: &crate::config::Project,
+    git_ref: Option<String>,
+    sha: Option<String>,
+    user: String,
+) -> Result<DeployRequest, String> {
+    let waiting = match &sha {
+        Some(sha) if !sha.is_empty() => ci_gate::bypass(shared, p, sha)
+            .await
+            .map_err(|e| format!("cannot read the CI gate: {e}"))?,
+        _ => None,
+    };
+    let seq = shared.queue.next_seq();
+    match waiting {
+        Some(waiting) => {
+            tracing::info!(
+                "{}: deploying {} past its CI, as {user} asked",
+                p.name,
+                waiting.push.short_sha()
+            );
+            Ok(
+                DeployRequest::new(seq, &p.name, Trigger::Manual, waiting.push.clone())
+                    .with_ci(waiting.ci),
+            )
+        }
+        None => DeployRequest::manual(seq, p, git_ref, sha, user),
     }
 }
 
@@ -295,7 +326,7 @@ fn no_project(config: &crate::config::Config, project: &str) -> String {
 async fn queue_and_stream(
     w: &mut (impl AsyncWriteExt + Unpin),
     shared: &Shared,
-    req: QueueRequest,
+    req: DeployRequest,
     wait: bool,
 ) -> io::Result<()> {
     if shared.stopping() {

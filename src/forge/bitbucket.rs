@@ -285,7 +285,7 @@ pub(super) fn report(
                     "url": url,
                     "description": s.description,
                 });
-                crate::http_client::Request::json(
+                crate::http_client::Outgoing::json(
                     &format!(
                         "{api_url}/2.0/repositories/{}/commit/{sha}/statuses/build",
                         s.repository
@@ -383,7 +383,7 @@ pub(super) fn ci_of_commit(
     repository: &str,
     sha: &str,
 ) -> Result<Vec<CiRun>, String> {
-    let req = crate::http_client::Request::bare(
+    let req = crate::http_client::Outgoing::bare(
         "GET",
         &format!("{api_url}/2.0/repositories/{repository}/commit/{sha}/statuses?pagelen=100"),
     )

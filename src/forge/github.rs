@@ -452,7 +452,7 @@ pub(super) fn commit_statuses(
     api_url: &str,
     s: &super::StatusReport,
     description: &str,
-) -> Vec<crate::http_client::Request> {
+) -> Vec<crate::http_client::Outgoing> {
     use super::CommitState::*;
     let state = match s.state {
         Pending => "pending",
@@ -471,7 +471,7 @@ pub(super) fn commit_statuses(
             if let Some(u) = &s.target_url {
                 body["target_url"] = serde_json::json!(u);
             }
-            crate::http_client::Request::json(
+            crate::http_client::Outgoing::json(
                 &format!("{api_url}/repos/{}/statuses/{sha}", s.repository),
                 &body,
             )
@@ -484,7 +484,7 @@ const REPORT_HINT: &str = "check the report token (fine-grained: \"Commit status
      or \"Deployments: write\" with environment), api_url, and the project's repository";
 
 /// The headers of every GitHub API call.
-fn api(req: crate::http_client::Request, token: &str) -> crate::http_client::Request {
+fn api(req: crate::http_client::Outgoing, token: &str) -> crate::http_client::Outgoing {
     req.header("Authorization", format!("Bearer {token}"))
         .header("Accept", "application/vnd.github+json")
         .header("X-GitHub-Api-Version", "2022-11-28")
@@ -504,7 +504,7 @@ pub(super) fn report(
     store: &std::path::Path,
 ) -> crate::http_client::Attempt {
     use super::CommitState::*;
-    use crate::http_client::{Attempt, Request};
+    use crate::http_client::{Attempt, Outgoing};
     let description: String = s.description.chars().take(140).collect();
     let Some(environment) = &s.environment else {
         let requests = commit_statuses(api_url, s, &description)
@@ -538,7 +538,7 @@ pub(super) fn report(
                 "description": description,
             });
             let req = api(
-                Request::json(
+                Outgoing::json(
                     &format!("{api_url}/repos/{}/deployments", s.repository),
                     &body,
                 ),
@@ -574,7 +574,7 @@ pub(super) fn report(
         body["environment_url"] = serde_json::json!(u);
     }
     let req = api(
-        Request::json(
+        Outgoing::json(
             &format!("{api_url}/repos/{}/deployments/{id}/statuses", s.repository),
             &body,
         ),
@@ -699,8 +699,8 @@ pub(super) fn workflow_runs_request(
     api_url: &str,
     repository: &str,
     sha: &str,
-) -> crate::http_client::Request {
-    crate::http_client::Request::bare(
+) -> crate::http_client::Outgoing {
+    crate::http_client::Outgoing::bare(
         "GET",
         &format!("{api_url}/repos/{repository}/actions/runs?head_sha={sha}&per_page=100"),
     )
@@ -841,7 +841,7 @@ pub(super) fn hook_deliveries(
     hook_id: u64,
 ) -> Result<Vec<HookDelivery>, String> {
     let req = api(
-        crate::http_client::Request::bare(
+        crate::http_client::Outgoing::bare(
             "GET",
             &format!("{api_url}/repos/{repository}/hooks/{hook_id}/deliveries?per_page=100"),
         ),
@@ -862,7 +862,7 @@ pub(super) fn redeliver(
     delivery: u64,
 ) -> Result<(), String> {
     let req = api(
-        crate::http_client::Request::bare(
+        crate::http_client::Outgoing::bare(
             "POST",
             &format!("{api_url}/repos/{repository}/hooks/{hook_id}/deliveries/{delivery}/attempts"),
         ),

@@ -284,7 +284,7 @@ pub(super) fn report(
             if let Some(u) = &s.target_url {
                 body["target_url"] = serde_json::json!(u);
             }
-            crate::http_client::Request::json(
+            crate::http_client::Outgoing::json(
                 &format!("{api_url}/projects/{project}/statuses/{sha}"),
                 &body,
             )
@@ -457,7 +457,7 @@ pub(super) fn ci_of_commit(
     sha: &str,
 ) -> Result<Vec<CiRun>, String> {
     let project: String = form_urlencoded::byte_serialize(repository.as_bytes()).collect();
-    let req = crate::http_client::Request::bare(
+    let req = crate::http_client::Outgoing::bare(
         "GET",
         &format!("{api_url}/projects/{project}/pipelines?sha={sha}&per_page=100"),
     )

@@ -590,7 +590,7 @@ pub fn report(
 
 /// Sends each request in turn, stopping at the first that is not delivered.
 pub(crate) fn send_all(
-    requests: Vec<crate::http_client::Request>,
+    requests: Vec<crate::http_client::Outgoing>,
     hint: &str,
 ) -> crate::http_client::Attempt {
     use crate::http_client::{self, Attempt};
@@ -611,7 +611,7 @@ pub(crate) fn send_all(
 /// 2xx answer (up to [`crate::http_client::MAX_LIST`]), or why there is none
 /// — a transport error, or the status with the start of the answer and
 /// `hint`, what to check.
-pub(crate) fn fetch(req: &crate::http_client::Request, hint: &str) -> Result<String, String> {
+pub(crate) fn fetch(req: &crate::http_client::Outgoing, hint: &str) -> Result<String, String> {
     use crate::http_client::{self, Attempt};
     let resp = http_client::send_limited(req, http_client::MAX_LIST)?;
     match Attempt::from_response(&resp, hint) {

@@ -1,6 +1,6 @@
 //! The forge-neutral description of a push: what each forge's payload is read
 //! into (each forge's file in `forge/`) and what the rest of deployd works
-//! with. A queued request ([`crate::store::queue::Request`]) holds one, and a run
+//! with. A queued request ([`crate::store::queue::DeployRequest`]) holds one, and a run
 //! record holds its request, so a field added here reaches the queue file, the
 //! run record and `history --json` at once. It knows no forge and imports
 //! nothing of the crate, so every module may use it.
@@ -47,7 +47,7 @@ pub struct Push {
     /// The head commit's message (empty when the forge sent none): whole as
     /// the forge sent it, since a skip marker may be in any line; a queued
     /// request keeps only its first line, `DEPLOY_MESSAGE`
-    /// ([`crate::store::queue::Request::new`]).
+    /// ([`crate::store::queue::DeployRequest::new`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
     /// The paths the push changed, as far as the payload tells. Only the

@@ -20,6 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::allow;
 use super::listener::{Limits, Quiet, serve};
 use crate::config::{Config, Project};
+use crate::daemon::shutdown::Guards;
 use crate::forge::push::Push;
 use crate::forge::{self, Event, EventError, Rejected, SignatureError};
 use crate::intake::ci_gate;
@@ -41,11 +42,16 @@ pub(crate) struct App {
     /// Keeps deliveries signed with a project's previous secret from
     /// flooding the log: one line says the rotation is unfinished.
     rotation: Quiet,
+    /// A guard for each delivery's accept task ([`settle`]), so the daemon
+    /// exits only once every push it took in is written or released. Weak:
+    /// connections that outlive the listener keep this alive, and must not
+    /// keep the daemon waiting themselves.
+    tasks: Guards,
 }
 
 impl App {
-    /// The HTTP side of `shared`.
-    pub(crate) fn new(shared: Arc<Shared>) -> App {
+    /// The HTTP side of `shared`; its accept tasks hold one of `tasks`.
+    pub(crate) fn new(shared: Arc<Shared>, tasks: Guards) -> App {
         let max_body = shared.config().server.max_body;
         let budget_kib = ((max_body * 2).max(64 << 20) >> 10) as usize;
         App {
@@ -53,6 +59,7 @@ impl App {
             body_budget: Arc::new(Semaphore::new(budget_kib.min(Semaphore::MAX_PERMITS))),
             quiet: Quiet::default(),
             rotation: Quiet::named("deliveries signed with a previous secret"),
+            tasks,
         }
     }
 }
@@ -409,7 +416,9 @@ async fn hook(
 /// write and waking the executor, or halfway through a CI gate's change.
 /// On its own task it runs to its end whatever the client does. The task
 /// also keeps the request's future small: the cheap answers (a bad
-/// signature, an ignored push) never spawn one.
+/// signature, an ignored push) never spawn one. It holds a guard of the
+/// shutdown: a SIGTERM meanwhile waits for it (the delivery is written and
+/// answered, or released and answered 503), never drops it.
 async fn settle(
     app: &App,
     config: Arc<Config>,
@@ -418,7 +427,9 @@ async fn settle(
 ) -> Result<Response<Full<Bytes>>, Reject> {
     let shared = app.shared.clone();
     let named = name.clone();
+    let guard = app.tasks.guard();
     let task = tokio::spawn(async move {
+        let _guard = guard;
         // Looked up again in the same config: the task must own what it reads.
         let Some(project) = config.projects.get(&named) else {
             return Err(Reject::NotFound);
@@ -544,7 +555,7 @@ async fn ci(
 
 /// A delivery's dedupe keys: its id, which catches the forge's
 /// redeliveries, and its body's MAC, which catches the same signed body
-/// under an id of the sender's choosing (README, *Security notes*).
+/// under an id of the sender's choosing (docs/security.md, *What deployd defends against*).
 struct Keys {
     /// Empty when the forge sent none.
     id: String,
@@ -611,9 +622,9 @@ async fn accept(
         delivery: keys.id.clone(),
         ..push
     };
-    let request = queue::Request {
+    let request = queue::DeployRequest {
         bodies: vec![keys.body_mac.clone()],
-        ..queue::Request::new(
+        ..queue::DeployRequest::new(
             shared.queue.next_seq(),
             &project.name,
             Trigger::Webhook,

@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::daemon::shutdown::Shutdown;
 use tokio::process::Command;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::reconcile::{Mode, remote_problem};
@@ -36,7 +36,7 @@ use crate::run::lifecycle::blocking;
 use crate::state::Shared;
 use crate::store::gates::{self, Gate};
 use crate::store::history::Status;
-use crate::store::queue::{Request, Trigger};
+use crate::store::queue::{DeployRequest, Trigger};
 use crate::store::reconcile::{self, Last};
 
 /// How long one `git ls-remote` (or the lookup of `origin`) may take.
@@ -49,8 +49,8 @@ const WAITING: &str = "waiting for CI";
 const NO_FILES: &str = "a catch-up sees the forge's head only, not what the missed pushes changed";
 
 /// Reconciles every project at start, then those with an interval at their
-/// interval, following reloads, until `stop` turns true.
-pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// interval, following reloads, until the daemon's shutdown begins.
+pub(crate) async fn run(shared: Arc<Shared>, mut stop: Shutdown) {
     let errors = Arc::new(Mutex::new(HashMap::new()));
     let mut config = shared.config_changes();
     let mut first = true;
@@ -106,7 +106,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             waits = reconciled => for w in waits {
                 watchers.spawn(ask_ci(shared.clone(), w));
             },
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.recv() => return,
         }
         let earliest = next.values().min().copied();
         let sleep = async {
@@ -123,7 +123,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             },
             // A finished watcher is reaped; nothing else to do.
             Some(_) = watchers.join_next(), if !watchers.is_empty() => {}
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.recv() => return,
         }
     }
 }
@@ -288,7 +288,7 @@ async fn known(shared: &Shared, project: &Project) -> Known {
         }
         k.shas.extend(pending.map(|p| p.push.after));
         if gated {
-            let g: std::io::Result<Gate<Request>> = gates::load(&dir, &name);
+            let g: std::io::Result<Gate<DeployRequest>> = gates::load(&dir, &name);
             if let Ok(Some(w)) = g.as_ref().map(Gate::waiting) {
                 k.shas.insert(w.sha.clone());
             }
@@ -381,7 +381,7 @@ async fn queue(
             push.before[..push.before.len().min(12)].to_string()
         }
     );
-    let req = Request::new(
+    let req = DeployRequest::new(
         shared.queue.next_seq(),
         &project.name,
         Trigger::Catchup,

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::daemon::shutdown::Shutdown;
 use hyper::StatusCode;
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
 use crate::config::Project;
 use crate::forge::ci::{CiNote, CiRun};
@@ -21,7 +21,7 @@ use crate::forge::push::Push;
 use crate::state::Shared;
 use crate::store::gates::{self, Failure, Gate, Outcome, Policy};
 use crate::store::history::Status;
-use crate::store::queue::{Request, Trigger};
+use crate::store::queue::{DeployRequest, Trigger};
 
 /// The gate's rules for `project`, from its config.
 pub(crate) fn policy(project: &Project) -> Policy {
@@ -53,11 +53,11 @@ fn failed_note(f: &Failure) -> CiNote {
 async fn record_failure(
     shared: &Shared,
     project: &Project,
-    req: Request,
+    req: DeployRequest,
     f: &Failure,
 ) -> io::Result<()> {
     let sha = req.push.short_sha().to_string();
-    let req = Request {
+    let req = DeployRequest {
         ci: Some(failed_note(f)),
         ..req
     };
@@ -80,7 +80,11 @@ async fn record_failure(
 /// A push to the deploy branch of a project with `after_ci`: it waits in the
 /// gate, or goes at once if its CI already passed (results before the
 /// push), or is recorded `ci_failed` if its CI already failed.
-pub(crate) async fn push(shared: &Shared, project: &Project, req: Request) -> io::Result<Answer> {
+pub(crate) async fn push(
+    shared: &Shared,
+    project: &Project,
+    req: DeployRequest,
+) -> io::Result<Answer> {
     let policy = policy(project);
     let sha = req.push.after.clone();
     let base = json!({
@@ -143,8 +147,8 @@ pub(crate) async fn ci(
 
 /// The request a green CI event deploys in a project that receives no
 /// pushes: the branch, the commit, who caused the run.
-fn request_from_ci(shared: &Shared, project: &Project, run: &CiRun, id: &str) -> Request {
-    Request::new(
+fn request_from_ci(shared: &Shared, project: &Project, run: &CiRun, id: &str) -> DeployRequest {
+    DeployRequest::new(
         shared.queue.next_seq(),
         &project.name,
         Trigger::Webhook,
@@ -163,7 +167,7 @@ fn request_from_ci(shared: &Shared, project: &Project, run: &CiRun, id: &str) ->
 async fn answer(
     shared: &Shared,
     project: &Project,
-    outcome: Outcome<Request>,
+    outcome: Outcome<DeployRequest>,
     mut body: Value,
     ci: Option<(&CiRun, &str)>,
 ) -> io::Result<Answer> {
@@ -258,7 +262,7 @@ pub(crate) async fn bypass(
     shared: &Shared,
     project: &Project,
     sha: &str,
-) -> io::Result<Option<Request>> {
+) -> io::Result<Option<DeployRequest>> {
     if project.after_ci.is_empty() {
         return Ok(None);
     }
@@ -276,11 +280,11 @@ pub(crate) fn bypass_on_disk(
     state_dir: &Path,
     project: &Project,
     sha: &str,
-) -> io::Result<Option<Request>> {
+) -> io::Result<Option<DeployRequest>> {
     if project.after_ci.is_empty() {
         return Ok(None);
     }
-    let mut g: Gate<Request> = gates::load(state_dir, &project.name)?;
+    let mut g: Gate<DeployRequest> = gates::load(state_dir, &project.name)?;
     let found = take_past_ci(&mut g, &policy(project), sha);
     if found.is_some() {
         gates::save(state_dir, &project.name, &g)?;
@@ -290,14 +294,14 @@ pub(crate) fn bypass_on_disk(
 
 /// Takes the waiting push of `sha` out of `g`, noting what it did not wait
 /// for.
-fn take_past_ci(g: &mut Gate<Request>, policy: &Policy, sha: &str) -> Option<Request> {
+fn take_past_ci(g: &mut Gate<DeployRequest>, policy: &Policy, sha: &str) -> Option<DeployRequest> {
     let pending: Vec<String> = g
         .states(policy)
         .into_iter()
         .filter(|s| s.state != "passed")
         .map(|s| s.workflow)
         .collect();
-    g.bypass(sha).map(|req| Request {
+    g.bypass(sha).map(|req| DeployRequest {
         ci: Some(CiNote {
             bypassed: true,
             pending,
@@ -310,8 +314,8 @@ fn take_past_ci(g: &mut Gate<Request>, policy: &Policy, sha: &str) -> Option<Req
 /// Drops the pushes that waited `ci_timeout`, each with its `ci_timeout`
 /// record. It sleeps until the earliest deadline of a waiting push, and
 /// while nothing waits, until a gate changes: an idle daemon never wakes
-/// for it. Runs until `stop` turns true.
-pub(crate) async fn expiry(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// for it. Runs until the daemon's shutdown begins.
+pub(crate) async fn expiry(shared: Arc<Shared>, mut stop: Shutdown) {
     loop {
         let config = shared.config();
         let mut earliest: Option<SystemTime> = None;
@@ -331,7 +335,7 @@ pub(crate) async fn expiry(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
                                 humantime::format_duration(p.ci_timeout),
                                 pending.join(", ")
                             );
-                            let req = Request {
+                            let req = DeployRequest {
                                 ci: Some(CiNote {
                                     pending,
                                     ..CiNote::default()
@@ -384,7 +388,7 @@ pub(crate) async fn expiry(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
         tokio::select! {
             _ = sleep => {}
             _ = shared.gates.changed() => {}
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.recv() => return,
         }
     }
 }

@@ -5,10 +5,10 @@
 use serde_json::json;
 
 use super::{Document, Tone};
-use crate::http_client::Request;
+use crate::http_client::Outgoing;
 
 /// The request for `doc`.
-pub fn request(url: &str, doc: &Document) -> Request {
+pub fn request(url: &str, doc: &Document) -> Outgoing {
     let color = match doc.event().tone {
         Tone::Good => 0x2e_b8_86,
         Tone::Bad => 0xd0_3a_3a,
@@ -28,5 +28,5 @@ pub fn request(url: &str, doc: &Document) -> Request {
         // No @everyone from a commit message or a summary.
         "allowed_mentions": { "parse": [] },
     });
-    Request::json(url, &body)
+    Outgoing::json(url, &body)
 }

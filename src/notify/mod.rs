@@ -42,7 +42,7 @@ pub fn event_of(run: &Run, previous: Option<Status>) -> Option<&'static Event> {
 }
 
 /// The JSON document a webhook target receives (and a command target reads
-/// on stdin); the README documents it field by field.
+/// on stdin); docs/notifications.md documents it field by field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Document {
     /// The event: `started`, `succeeded`, `failed`, `timed_out`,

@@ -3,10 +3,10 @@
 //! shortcodes) and `Click` (`outputs.url`) headers.
 
 use super::{Document, Tone};
-use crate::http_client::Request;
+use crate::http_client::Outgoing;
 
 /// The request for `doc`.
-pub fn request(url: &str, doc: &Document) -> Request {
+pub fn request(url: &str, doc: &Document) -> Outgoing {
     let (priority, tags) = match doc.event().tone {
         Tone::Bad => ("high", "rotating_light,deployd"),
         Tone::Good => ("default", "white_check_mark,deployd"),
@@ -24,7 +24,7 @@ pub fn request(url: &str, doc: &Document) -> Request {
             }
         })
         .collect();
-    let mut req = Request {
+    let mut req = Outgoing {
         method: "POST",
         url: url.to_string(),
         headers: vec![

@@ -1,5 +1,5 @@
 //! The outbox: durable, at-least-once delivery of notifications and commit
-//! statuses (README, "Notifications and commit statuses").
+//! statuses (docs/notifications.md).
 //!
 //! A message — a [`Document`] and the name of the target it is for — is
 //! written to `<state_dir>/outbox/<seq>.json` (written, fsynced, renamed, as
@@ -28,13 +28,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::daemon::shutdown::Shutdown;
 use crate::forge::{self, StatusReport};
 use crate::fsutil;
 use crate::http_client::Attempt;
 use crate::notify::{self, Document};
 
 /// Waits between tries: 6 tries over about 15 minutes. Tests shorten them
-/// with `DEPLOYD_RETRY_DELAYS` (README, "Development").
+/// with `DEPLOYD_RETRY_DELAYS` (docs/development.md, *Where the tests live*).
 pub const DEFAULT_DELAYS: [Duration; 5] = [
     Duration::from_secs(30),
     Duration::from_secs(60),
@@ -82,6 +83,12 @@ pub struct Outbox {
     delays: Vec<Duration>,
     /// [`MAX_PENDING`], but in tests.
     limit: usize,
+    /// The daemon's shutdown, a clone for each lane it starts, so the
+    /// daemon waits for a send in progress and lanes end at the shutdown
+    /// instead of waiting out a retry. Taken away when [`follow`] ends,
+    /// so it does not keep the daemon waiting itself. None outside the
+    /// daemon.
+    shutdown: Mutex<Option<Shutdown>>,
 }
 
 #[derive(Default)]
@@ -156,6 +163,7 @@ impl Outbox {
             inner: Mutex::new(inner),
             delays: delays(),
             limit: MAX_PENDING,
+            shutdown: Mutex::new(None),
         })
     }
 
@@ -263,8 +271,15 @@ impl Outbox {
         self.start_lanes();
     }
 
+    /// Lanes started from now on hold `shutdown` and end at it (the
+    /// daemon's; see [`Outbox::shutdown`]).
+    pub(crate) fn hold_lanes(&self, shutdown: Shutdown) {
+        *lock(&self.shutdown) = Some(shutdown);
+    }
+
     /// Starts a lane for every target that has messages and no lane.
     pub fn start_lanes(self: &Arc<Self>) {
+        let shutdown = lock(&self.shutdown).clone();
         let mut inner = lock(&self.inner);
         let targets: Vec<String> = inner
             .pending
@@ -276,18 +291,23 @@ impl Outbox {
             .collect();
         for t in targets {
             inner.lanes.insert(t.clone());
-            tokio::spawn(self.clone().lane(t));
+            tokio::spawn(self.clone().lane(t, shutdown.clone()));
         }
     }
 
-    /// Sends `target`'s messages in order until none is left.
-    async fn lane(self: Arc<Self>, target: String) {
+    /// Sends `target`'s messages in order until none is left. Once
+    /// `shutdown` began, it sends those due but waits out no retry: a
+    /// message not yet due stays on disk for the next start.
+    async fn lane(self: Arc<Self>, target: String, mut shutdown: Option<Shutdown>) {
+        let stopping = |s: &Option<Shutdown>| s.as_ref().is_some_and(Shutdown::is_shutdown);
         loop {
             let next = {
                 let mut inner = lock(&self.inner);
                 let next = inner.pending.values().find(|m| m.target == target).cloned();
-                if next.is_none() {
+                let later = |m: &Message| m.not_before_ms > now_ms() && stopping(&shutdown);
+                if next.as_ref().is_none_or(later) {
                     inner.lanes.remove(&target);
+                    return;
                 }
                 next
             };
@@ -296,7 +316,17 @@ impl Outbox {
             };
             let wait = msg.not_before_ms.saturating_sub(now_ms());
             if wait > 0 {
-                tokio::time::sleep(Duration::from_millis(wait)).await;
+                let stopped = async {
+                    match &mut shutdown {
+                        Some(s) => s.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                    // The loop's head removes the lane.
+                    () = stopped => continue,
+                }
             }
             let me = self.clone();
             let m = msg.clone();
@@ -562,24 +592,43 @@ pub fn undelivered_by_project(state_dir: &Path) -> BTreeMap<String, BTreeMap<Str
     out
 }
 
-/// Turns the executor's run events into outbox messages until the
-/// executor is gone. Waits on the channel alone: no timer.
-pub async fn follow(
+/// Turns the run events into outbox messages until `shutdown` begins
+/// (the daemon begins it once every run ended), then records the events
+/// still received and stops starting lanes. Waits on the channel alone: no
+/// timer.
+pub(crate) async fn follow(
     mut events: tokio::sync::broadcast::Receiver<crate::run::events::RunEvent>,
     outbox: Arc<Outbox>,
     history: Arc<crate::store::history::History>,
+    mut shutdown: Shutdown,
 ) {
     use crate::run::events::RunEvent;
-    use tokio::sync::broadcast::error::RecvError;
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    let mut draining = false;
     loop {
-        let run = match events.recv().await {
+        let received = if draining {
+            events.try_recv().map_err(|e| match e {
+                TryRecvError::Lagged(n) => RecvError::Lagged(n),
+                // Nothing left: every run's last event is recorded.
+                TryRecvError::Empty | TryRecvError::Closed => RecvError::Closed,
+            })
+        } else {
+            tokio::select! {
+                r = events.recv() => r,
+                () = shutdown.recv() => {
+                    draining = true;
+                    continue;
+                }
+            }
+        };
+        let run = match received {
             Ok(RunEvent::Started(run) | RunEvent::Finished(run)) => run,
             Ok(RunEvent::Queued(_) | RunEvent::Dropped(_)) => continue,
             Err(RecvError::Lagged(n)) => {
                 tracing::error!("outbox: {n} run event(s) missed; their notifications are lost");
                 continue;
             }
-            Err(RecvError::Closed) => return,
+            Err(RecvError::Closed) => break,
         };
         let h = history.clone();
         let doc = tokio::task::spawn_blocking(move || notify::document_for(&run, &h))
@@ -590,6 +639,7 @@ pub async fn follow(
             outbox.record(doc).await;
         }
     }
+    lock(&outbox.shutdown).take();
 }
 
 #[cfg(test)]

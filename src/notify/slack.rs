@@ -5,10 +5,10 @@
 use serde_json::json;
 
 use super::{Document, Tone};
-use crate::http_client::Request;
+use crate::http_client::Outgoing;
 
 /// The request for `doc`.
-pub fn request(url: &str, doc: &Document) -> Request {
+pub fn request(url: &str, doc: &Document) -> Outgoing {
     let mut lines = doc.lines();
     if let Some(u) = doc.outputs.get("url") {
         // Slack's link syntax; the bare URL is the last line.
@@ -29,7 +29,7 @@ pub fn request(url: &str, doc: &Document) -> Request {
                 .collect::<Vec<_>>().join("\n"),
         }],
     });
-    Request::json(url, &body)
+    Outgoing::json(url, &body)
 }
 
 /// Slack's three control characters.

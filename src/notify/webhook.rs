@@ -7,12 +7,12 @@
 use super::Document;
 use crate::config::NotifyTarget;
 use crate::forge::hmac_hex;
-use crate::http_client::Request;
+use crate::http_client::Outgoing;
 
 /// The request for `doc`.
-pub fn request(target: &NotifyTarget, url: &str, doc: &Document) -> Request {
+pub fn request(target: &NotifyTarget, url: &str, doc: &Document) -> Outgoing {
     let body = serde_json::to_vec(doc).unwrap_or_default();
-    let mut req = Request {
+    let mut req = Outgoing {
         method: "POST",
         url: url.to_string(),
         headers: vec![

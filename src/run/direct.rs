@@ -19,7 +19,7 @@ use crate::run::lifecycle::{Caller, Ended, Lifecycle, NotRun};
 use crate::run::{cancel, executor, runner};
 use crate::store::history::{self, History, Run, Status};
 use crate::store::log_tail;
-use crate::store::queue::{Request, Trigger};
+use crate::store::queue::{DeployRequest, Trigger};
 
 /// Why a direct deploy did not end in a run's record.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ pub(crate) fn lifecycle(s: &Server) -> Lifecycle {
 pub(crate) async fn deploy(
     s: &Server,
     p: &Project,
-    req: Request,
+    req: DeployRequest,
     user: &str,
 ) -> Result<Run, Error> {
     refuse_foreign_root(&s.state_dir)?;
@@ -86,7 +86,12 @@ pub(crate) async fn deploy(
 
 /// The rollback that follows the unhealthy `run` (docs/operations.md,
 /// *Health checks*): once, and only to a run that was healthy.
-fn rollback_of(history: &History, p: &Project, run: &Run, user: &str) -> Result<Request, Error> {
+fn rollback_of(
+    history: &History,
+    p: &Project,
+    run: &Run,
+    user: &str,
+) -> Result<DeployRequest, Error> {
     let note = |text: &str| {
         if let Ok(mut log) = runner::open_log(run) {
             runner::log_line(&mut log, text);
@@ -143,7 +148,7 @@ fn refuse_foreign_root(state_dir: &Path) -> Result<(), Error> {
 async fn run(
     lifecycle: &Lifecycle,
     p: &Project,
-    req: Request,
+    req: DeployRequest,
     stop_rx: watch::Receiver<bool>,
 ) -> anyhow::Result<Ended> {
     lifecycle.queued(&req).await;

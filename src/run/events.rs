@@ -31,7 +31,7 @@ use tokio::sync::broadcast;
 
 use crate::fsutil;
 use crate::store::history::Run;
-use crate::store::queue::Request;
+use crate::store::queue::DeployRequest;
 
 /// Something that happened to a run. Its JSON is that of the spool files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,7 +41,7 @@ pub(crate) enum RunEvent {
     /// is queued and started at once). The rollback queued after an
     /// unhealthy run (`on_unhealthy = "rollback"`) is announced here, with
     /// trigger `rollback`, right after that run's `Finished`.
-    Queued(Request),
+    Queued(DeployRequest),
     /// A run started: its record (status `running`) is on disk, the script
     /// is about to be spawned.
     Started(Run),
@@ -51,7 +51,7 @@ pub(crate) enum RunEvent {
     /// A request was cancelled before its run started (`deployd cancel
     /// --pending`, or a cancel while it waited for the lock): it never runs,
     /// and it has no run record; this event is its record.
-    Dropped(Request),
+    Dropped(DeployRequest),
 }
 
 /// The daemon's in-process broadcast of run events.
@@ -232,14 +232,14 @@ mod tests {
     use crate::forge::push::Push;
     use crate::store::queue::Trigger;
 
-    fn req(seq: u64) -> Request {
+    fn req(seq: u64) -> DeployRequest {
         let push = Push {
             git_ref: "refs/heads/main".into(),
             ..Push::default()
         };
-        Request {
+        DeployRequest {
             received_at: "2026-01-02T03:04:05.000Z".into(),
-            ..Request::new(seq, "app", Trigger::Manual, push)
+            ..DeployRequest::new(seq, "app", Trigger::Manual, push)
         }
     }
 

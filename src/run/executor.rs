@@ -21,12 +21,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, OnNewPush, OnUnhealthy, Project};
+use crate::daemon::shutdown::{Guard, Shutdown};
 use crate::fsutil;
-use crate::run::lifecycle::{Caller, Ended, Lifecycle, NotRun, blocking};
+use crate::run::lifecycle::{Caller, Ended, Lifecycle, NotRun, blocking, note};
 use crate::run::lock::{self, RunLock};
 use crate::run::runner::Outcome;
 use crate::store::history::{History, Run, Status};
-use crate::store::queue::{Queue, Request, Trigger};
+use crate::store::queue::{DeployRequest, Queue, Trigger};
 pub(crate) use crate::store::snapshot::ProjectState;
 
 /// One project's state as `deployd status` shows it.
@@ -39,7 +40,7 @@ pub struct ProjectStatus {
     /// The run going on now.
     pub running: Option<Run>,
     /// The request waiting for its turn (coalesced: only the newest).
-    pub pending: Option<Request>,
+    pub pending: Option<DeployRequest>,
     /// The newest finished run.
     pub last: Option<Run>,
 }
@@ -56,8 +57,17 @@ enum Msg {
         pending: bool,
         run: Option<u64>,
         who: String,
-        reply: oneshot::Sender<Option<Cancelled>>,
+        reply: oneshot::Sender<Option<Cancelling>>,
     },
+}
+
+/// What the executor answers a cancel: what it stops, and for a run
+/// already started, the switch that stops its script, not yet turned, so
+/// that the note of who cancelled it is in the run's log before the
+/// script's last lines and the run's summary ([`Handle::cancel`]).
+struct Cancelling {
+    what: Cancelled,
+    stop: Option<watch::Sender<bool>>,
 }
 
 /// What `deployd cancel` stopped.
@@ -69,7 +79,7 @@ pub enum Cancelled {
     Run(Box<Run>),
     /// A request that had not started (it waited for the lock, or, with
     /// `--pending`, for its turn): it is dropped and never runs.
-    Request(Box<Request>),
+    Request(Box<DeployRequest>),
 }
 
 /// The one way a request enters the queue, for every path (a push, a CI
@@ -84,7 +94,7 @@ async fn enqueue(
     queue: &Arc<Queue>,
     lifecycle: &Lifecycle,
     wake: &mpsc::UnboundedSender<Msg>,
-    req: Request,
+    req: DeployRequest,
 ) -> io::Result<()> {
     // A copy for the run event only when something listens: the fast path
     // stays free of it.
@@ -113,7 +123,7 @@ pub struct Handle {
 
 impl Handle {
     /// Queues `req` ([`enqueue`]): how every request enters the queue.
-    pub(crate) async fn enqueue(&self, req: Request) -> io::Result<()> {
+    pub(crate) async fn enqueue(&self, req: DeployRequest) -> io::Result<()> {
         enqueue(&self.queue, &self.lifecycle, &self.tx, req).await
     }
 
@@ -126,7 +136,8 @@ impl Handle {
 
     /// Cancels `project`'s running run (or, with `pending`, drops its
     /// pending request), as `who` asked; with `run`, only if that is the
-    /// run going on. `None` when there is none. Through
+    /// run going on. `None` when there is none. A started run's log says
+    /// `cancelled by WHO` first, then its script is stopped. Through
     /// [`crate::state::Shared::cancel`].
     pub(crate) async fn cancel(
         &self,
@@ -143,7 +154,19 @@ impl Handle {
             who: who.to_string(),
             reply,
         });
-        rx.await.ok().flatten()
+        let Cancelling { what, stop } = rx.await.ok().flatten()?;
+        if let (Cancelled::Run(run), Some(stop)) = (&what, stop) {
+            let (r, line) = ((**run).clone(), format!("cancelled by {who}"));
+            // On a task of its own: a caller dropped meanwhile (the status
+            // page's client hung up) must not leave the note without the
+            // stop.
+            let _ = tokio::spawn(async move {
+                note(&r, &line).await;
+                stop.send_replace(true);
+            })
+            .await;
+        }
+        Some(what)
     }
 
     /// Live state of every project without its `last` run, updated when it
@@ -159,7 +182,7 @@ enum Busy {
         /// The record, once it exists.
         run: Option<Box<Run>>,
         /// The request it carries out.
-        request: Box<Request>,
+        request: Box<DeployRequest>,
         /// Turned true to cancel it.
         cancel: watch::Sender<bool>,
     },
@@ -180,7 +203,7 @@ struct RunCtx {
 
 impl RunCtx {
     /// Queues `req` ([`enqueue`]).
-    async fn enqueue(&self, req: Request) -> io::Result<()> {
+    async fn enqueue(&self, req: DeployRequest) -> io::Result<()> {
         enqueue(&self.queue, &self.lifecycle, &self.tx, req).await
     }
 }
@@ -196,6 +219,10 @@ pub struct Executor {
     busy: HashMap<String, Busy>,
     stop_tx: watch::Sender<bool>,
     live: watch::Sender<Vec<ProjectStatus>>,
+    /// Held by every task the executor starts (runs, recoveries, the
+    /// removal of a cancelled request, a status read), so the daemon's
+    /// shutdown waits for each; set when [`Executor::run`] starts.
+    guard: Option<Guard>,
 }
 
 impl Executor {
@@ -226,13 +253,15 @@ impl Executor {
             busy: HashMap::new(),
             stop_tx,
             live,
+            guard: None,
         };
         (exec, handle)
     }
 
-    /// Runs until `shutdown` turns true and every run has ended (running ones
+    /// Runs until `shutdown` begins and every run has ended (running ones
     /// are interrupted `shutdown_grace` after that).
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub(crate) async fn run(mut self, mut shutdown: Shutdown) {
+        self.guard = Some(shutdown.guard());
         self.recover().await;
         self.start_ready();
         self.publish();
@@ -263,7 +292,7 @@ impl Executor {
                     }
                     self.publish();
                 }
-                _ = shutdown.wait_for(|s| *s), if grace_end.is_none() => {
+                () = shutdown.recv(), if grace_end.is_none() => {
                     let grace = self.config.borrow().server.shutdown_grace;
                     let running = self.busy.len();
                     if running > 0 {
@@ -314,7 +343,9 @@ impl Executor {
                 // executor goes on meanwhile.
                 let live = self.live_status();
                 let history = self.shared.lifecycle.history.clone();
+                let guard = self.guard.clone();
                 tokio::spawn(async move {
+                    let _guard = guard;
                     let all = blocking(move || with_last(live, &history)).await;
                     let _ = reply.send(all);
                 });
@@ -335,7 +366,7 @@ impl Executor {
         pending: bool,
         only: Option<u64>,
         who: &str,
-    ) -> Option<Cancelled> {
+    ) -> Option<Cancelling> {
         if pending {
             let req = self.shared.queue.take(project)?;
             tracing::info!(
@@ -347,14 +378,19 @@ impl Executor {
             );
             let shared = self.shared.clone();
             let dropped = req.clone();
+            let guard = self.guard.clone();
             tokio::spawn(async move {
+                let _guard = guard;
                 let p = &dropped.project;
                 if let Err(e) = shared.queue.settle(p, dropped.seq).await {
                     tracing::warn!("{p}: cannot remove the cancelled request: {e}");
                 }
                 shared.lifecycle.dropped(&dropped).await;
             });
-            return Some(Cancelled::Request(Box::new(req)));
+            return Some(Cancelling {
+                what: Cancelled::Request(Box::new(req)),
+                stop: None,
+            });
         }
         match self.busy.get(project)? {
             Busy::Run {
@@ -365,11 +401,14 @@ impl Executor {
                 if only.is_some() && run.as_ref().map(|r| r.id) != only {
                     return None;
                 }
-                cancel.send_replace(true);
                 Some(match run {
                     Some(run) => {
                         tracing::info!("{project}: cancelling run {}, as {who} asked", run.id);
-                        Cancelled::Run(run.clone())
+                        // Turned by the handle, once the log says who asked.
+                        Cancelling {
+                            what: Cancelled::Run(run.clone()),
+                            stop: Some(cancel.clone()),
+                        }
                     }
                     None => {
                         tracing::info!(
@@ -378,7 +417,12 @@ impl Executor {
                             request.trigger,
                             request.push.short_sha()
                         );
-                        Cancelled::Request(request.clone())
+                        // No record, no log yet: nothing to write first.
+                        cancel.send_replace(true);
+                        Cancelling {
+                            what: Cancelled::Request(request.clone()),
+                            stop: None,
+                        }
                     }
                 })
             }
@@ -461,8 +505,9 @@ impl Executor {
                     cancel,
                 },
             );
-            let shared = self.shared.clone();
+            let (shared, guard) = (self.shared.clone(), self.guard.clone());
             tokio::spawn(async move {
+                let _guard = guard;
                 let name = settings.name.clone();
                 run_one(settings, req, cancelled, &shared).await;
                 let _ = shared.tx.send(Msg::Done { project: name });
@@ -502,8 +547,9 @@ impl Executor {
             self.busy.insert(name.clone(), Busy::Recovering);
             let shared = self.shared.clone();
             let lock_path = lock::path(&self.shared.lifecycle.state_dir, name);
-            let name = name.clone();
+            let (name, guard) = (name.clone(), self.guard.clone());
             tokio::spawn(async move {
+                let _guard = guard;
                 recover_one(&name, runs, &lock_path, &shared).await;
                 let _ = shared.tx.send(Msg::Done { project: name });
             });
@@ -585,7 +631,12 @@ impl Caller for Daemon<'_> {
     }
 }
 
-async fn run_one(project: Project, req: Request, cancel: watch::Receiver<bool>, shared: &RunCtx) {
+async fn run_one(
+    project: Project,
+    req: DeployRequest,
+    cancel: watch::Receiver<bool>,
+    shared: &RunCtx,
+) {
     let name = project.name.clone();
     let mut caller = Daemon {
         shared,
@@ -676,15 +727,10 @@ async fn run_one(project: Project, req: Request, cancel: watch::Receiver<bool>, 
 /// rollback itself: that would go on rolling back.
 async fn roll_back(run: &Run, shared: &RunCtx) {
     let name = run.project();
-    let note = |text: &str| {
-        if let Ok(mut log) = crate::run::runner::open_log(run) {
-            crate::run::runner::log_line(&mut log, text);
-        }
-    };
     if run.request.trigger == Trigger::Rollback {
         let text = "this unhealthy run was a rollback: not rolling back again";
         tracing::warn!("{name}: run {}: {text}", run.id);
-        note(text);
+        note(run, text).await;
         return;
     }
     let history = shared.lifecycle.history.clone();
@@ -699,7 +745,7 @@ async fn roll_back(run: &Run, shared: &RunCtx) {
         Err(why) => {
             let text = format!("on_unhealthy = \"rollback\", but {why}");
             tracing::error!("{name}: run {}: {text}", run.id);
-            note(&text);
+            note(run, &text).await;
             return;
         }
     };
@@ -709,7 +755,7 @@ async fn roll_back(run: &Run, shared: &RunCtx) {
         target.short_sha(),
         target.id
     );
-    note(&text);
+    note(run, &text).await;
     match shared.enqueue(req).await {
         Ok(()) => tracing::warn!("{name}: run {} {text}", run.id),
         Err(e) => tracing::error!("{name}: cannot queue the rollback of run {}: {e}", run.id),
@@ -718,7 +764,7 @@ async fn roll_back(run: &Run, shared: &RunCtx) {
 
 /// The request of a rollback to `target`'s commit, asked by `user`: its
 /// ref, commit and repository; trigger `rollback`.
-pub(crate) fn rollback_request(target: &Run, seq: u64, user: &str) -> Request {
+pub(crate) fn rollback_request(target: &Run, seq: u64, user: &str) -> DeployRequest {
     let mut req = target.request(seq, Trigger::Rollback);
     req.push.pusher = user.to_string();
     req.push.delivery.clear();
@@ -729,7 +775,8 @@ pub(crate) fn rollback_request(target: &Run, seq: u64, user: &str) -> Request {
     req
 }
 
-/// What a daemon does about an interrupted run (README, "Crash recovery").
+/// What a daemon does about an interrupted run (docs/operations.md,
+/// *Guarantees and how they are kept*).
 /// One decision, used by recovery itself and by `deployd status` and
 /// `deployd logs` when they tell what the next daemon will do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -749,7 +796,7 @@ pub enum Recovery {
 pub fn recovery_plan(
     interrupted: &Run,
     latest: Option<&Run>,
-    pending: Option<&Request>,
+    pending: Option<&DeployRequest>,
 ) -> Recovery {
     match latest {
         Some(later) if later.id > interrupted.id => Recovery::LaterRun(Box::new(later.clone())),
@@ -863,7 +910,10 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
         let last_alive = if waited && run.id == newest.id && later.is_none() {
             released_at.clone()
         } else {
-            last_write(&run).unwrap_or_else(fsutil::now_rfc3339)
+            let r = run.clone();
+            blocking(move || last_write(&r))
+                .await
+                .unwrap_or_else(fsutil::now_rfc3339)
         };
         let id = run.id;
         match shared.lifecycle.interrupted(run, last_alive).await {
@@ -884,6 +934,7 @@ async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, sh
 }
 
 /// When a run's log was last written, as RFC 3339 (not before its start).
+/// Blocking.
 fn last_write(run: &Run) -> Option<String> {
     let modified = std::fs::metadata(&run.log).ok()?.modified().ok()?;
     let started = humantime::parse_rfc3339(&run.started_at).ok()?;
@@ -901,7 +952,7 @@ mod tests {
         };
         Run {
             id,
-            request: Request::new(request_seq, "app", trigger, push),
+            request: DeployRequest::new(request_seq, "app", trigger, push),
             status: Status::Running,
             exit_code: None,
             signal: None,
@@ -976,7 +1027,7 @@ mod enqueue_tests {
         };
         let cut = Run {
             id: 3,
-            request: Request::new(1, "app", Trigger::Webhook, push),
+            request: DeployRequest::new(1, "app", Trigger::Webhook, push),
             status: Status::Interrupted,
             exit_code: None,
             signal: None,

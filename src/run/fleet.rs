@@ -414,8 +414,8 @@ async fn remote(ctx: &Ctx, host: &Host, run: &Run, log: &Path, what: &str) -> Ou
     outcome
 }
 
-/// The variables the remote script gets: the local script's (README, *What
-/// the script gets*) less what names this machine (`PATH`, `HOME`, `LANG`,
+/// The variables the remote script gets: the local script's (docs/configuration.md,
+/// *What the script gets*) less what names this machine (`PATH`, `HOME`, `LANG`,
 /// `DEPLOY_LOG`; `DEPLOY_OUTPUT` is a file on the host), plus `DEPLOY_HOST`
 /// (the host's name) and `DEPLOY_HOST_ADDRESS`.
 fn remote_env(project: &Project, host: &Host, run: &Run) -> Vec<(String, String)> {

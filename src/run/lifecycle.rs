@@ -55,7 +55,7 @@ use crate::run::health;
 use crate::run::lock::{self, RunLock};
 use crate::run::runner::{self, Outcome};
 use crate::store::history::{History, Run, Status};
-use crate::store::queue::Request;
+use crate::store::queue::DeployRequest;
 
 /// What every run of one process shares.
 pub(crate) struct Lifecycle {
@@ -110,7 +110,7 @@ impl Lifecycle {
     }
 
     /// Announces a request that waits for its run (queued durably).
-    pub(crate) async fn queued(&self, req: &Request) {
+    pub(crate) async fn queued(&self, req: &DeployRequest) {
         if self.listened() {
             self.events.publish(RunEvent::Queued(req.clone())).await;
         }
@@ -118,7 +118,7 @@ impl Lifecycle {
 
     /// Announces a request cancelled before its run started (it never
     /// runs).
-    pub(crate) async fn dropped(&self, req: &Request) {
+    pub(crate) async fn dropped(&self, req: &DeployRequest) {
         if self.listened() {
             self.events.publish(RunEvent::Dropped(req.clone())).await;
         }
@@ -132,11 +132,11 @@ impl Lifecycle {
     pub(crate) async fn run(
         &self,
         project: &Project,
-        req: Request,
+        req: DeployRequest,
         stop: watch::Receiver<bool>,
         cancel: watch::Receiver<bool>,
         caller: &mut impl Caller,
-    ) -> Result<Ended, (Request, NotRun)> {
+    ) -> Result<Ended, (DeployRequest, NotRun)> {
         let lock_path = lock::path(&self.state_dir, &project.name);
         let given_up = {
             let (mut stop, mut cancel) = (stop.clone(), cancel.clone());
@@ -166,13 +166,17 @@ impl Lifecycle {
         let started = std::time::Instant::now();
         // Should the log not open, the script does not start either, and
         // the runner says why.
-        if let Ok(mut log) = runner::open_log(&run) {
-            runner::log_line(&mut log, &runner::header(&run));
-            let note = &run.request.push.note;
-            if !note.is_empty() {
-                runner::log_line(&mut log, note);
+        let r = run.clone();
+        blocking(move || {
+            if let Ok(mut log) = runner::open_log(&r) {
+                runner::log_line(&mut log, &runner::header(&r));
+                let note = &r.request.push.note;
+                if !note.is_empty() {
+                    runner::log_line(&mut log, note);
+                }
             }
-        }
+        })
+        .await;
         let mut pid = None;
         let outcome = if let Some(fleet) = &project.fleet {
             // A project with hosts rolls out over them instead (steps 4
@@ -194,9 +198,7 @@ impl Lifecycle {
             }
             outcome
         };
-        if let Ok(mut log) = runner::open_log(&run) {
-            runner::log_line(&mut log, &runner::summary(&run, &outcome, started));
-        }
+        note(&run, &runner::summary(&run, &outcome, started)).await;
         run.pid = pid;
         crate::fault::point(crate::fault::BEFORE_RECORD).await;
         outcome.apply(&mut run);
@@ -226,7 +228,7 @@ impl Lifecycle {
     pub(crate) async fn not_run(
         &self,
         project: &Project,
-        req: Request,
+        req: DeployRequest,
         status: Status,
         why: String,
     ) -> io::Result<Run> {
@@ -262,15 +264,11 @@ impl Lifecycle {
     /// `interrupted` as of `last_alive` (RFC 3339) and publishes its end.
     /// The caller holds the project's lock.
     pub(crate) async fn interrupted(&self, mut run: Run, last_alive: String) -> io::Result<Run> {
-        if let Ok(mut log) = runner::open_log(&run) {
-            runner::log_line(
-                &mut log,
-                &format!(
-                    "deployd stopped during this run; recorded as interrupted \
-                     (its processes were last known alive at {last_alive})"
-                ),
-            );
-        }
+        let text = format!(
+            "deployd stopped during this run; recorded as interrupted \
+             (its processes were last known alive at {last_alive})"
+        );
+        note(&run, &text).await;
         Outcome::Interrupted(None).apply(&mut run);
         crate::run::fleet::interrupted_hosts(&mut run);
         run.finished_at = Some(last_alive);
@@ -280,6 +278,14 @@ impl Lifecycle {
         self.events.publish(RunEvent::Finished(run.clone())).await;
         Ok(run)
     }
+}
+
+/// Writes a line of deployd's own into `run`'s log, off the runtime's
+/// thread (a log that does not open is left alone: the record says the
+/// same).
+pub(crate) async fn note(run: &Run, text: &str) {
+    let (r, text) = (run.clone(), text.to_string());
+    blocking(move || runner::note(&r, &text)).await;
 }
 
 /// Runs a blocking closure on the blocking pool (fsync, directory reads).

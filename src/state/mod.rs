@@ -23,12 +23,11 @@ use crate::config::{self, Config};
 use crate::run::events::Bus;
 use crate::run::executor::{self, Cancelled, Handle};
 use crate::run::lifecycle::{Lifecycle, blocking};
-use crate::run::runner;
 use crate::state::metrics::Metrics;
 use crate::store::deliveries::Deliveries;
 use crate::store::gates::Gates;
 use crate::store::history::{History, Run, rollback_target};
-use crate::store::queue::{Queue, Request};
+use crate::store::queue::{DeployRequest, Queue};
 use crate::systemd;
 
 /// The daemon's shared state.
@@ -49,7 +48,7 @@ pub(crate) struct Shared {
     /// The run events, for whatever reacts to runs.
     pub(crate) events: Bus,
     /// Every project's CI gate: pushes waiting for their CI (see `gate.rs`).
-    pub(crate) gates: Gates<Request>,
+    pub(crate) gates: Gates<DeployRequest>,
     /// Counted by the HTTP side (deliveries) and from the run events (runs),
     /// served by the status page.
     pub(crate) metrics: Arc<Metrics>,
@@ -161,7 +160,7 @@ impl Shared {
     /// the request is on disk.
     ///
     /// [`RunEvent::Queued`]: crate::run::events::RunEvent::Queued
-    pub(crate) async fn enqueue(&self, req: Request) -> io::Result<()> {
+    pub(crate) async fn enqueue(&self, req: DeployRequest) -> io::Result<()> {
         self.executor.enqueue(req).await
     }
 
@@ -170,7 +169,7 @@ impl Shared {
     /// socket, and the status page's Cancel button. With `run`, only if that
     /// is the run going on (a page may be older than the run it shows). The
     /// run is recorded `cancelled` once its script is stopped; its log says
-    /// who asked. `Err` says, in words, why nothing was cancelled.
+    /// who asked, before the script's last lines. `Err` says, in words, why nothing was cancelled.
     pub(crate) async fn cancel(
         &self,
         project: &str,
@@ -178,14 +177,9 @@ impl Shared {
         run: Option<u64>,
         who: &str,
     ) -> Result<Cancelled, String> {
+        // The executor's handle writes the note before it stops the script.
         match self.executor.cancel(project, pending, run, who).await {
-            Some(c) => {
-                if let Cancelled::Run(r) = &c {
-                    let (r, line) = ((**r).clone(), format!("cancelled by {who}"));
-                    blocking(move || runner::note(&r, &line)).await;
-                }
-                Ok(c)
-            }
+            Some(c) => Ok(c),
             None if pending => Err(format!("{project} has no pending request")),
             None => Err(match run {
                 Some(id) => format!("run {id} of {project} is not running any more"),
@@ -205,7 +199,7 @@ impl Shared {
         project: &str,
         to: Option<u64>,
         who: &str,
-    ) -> Result<(Run, Request), String> {
+    ) -> Result<(Run, DeployRequest), String> {
         let (history, p) = (self.history.clone(), project.to_string());
         let target = blocking(move || {
             let runs = history.list(&p, None).map_err(|e| e.to_string())?;

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::forge::ci::CiNote;
 use crate::forge::push::Push;
 use crate::fsutil;
-use crate::store::queue::{Request, Trigger};
+use crate::store::queue::{DeployRequest, Trigger};
 
 /// How a run ended (or that it has not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +98,7 @@ pub struct Run {
     pub id: u64,
     /// The request this run carried out (and, through its `coalesced`, the
     /// ones it replaced).
-    pub request: Request,
+    pub request: DeployRequest,
     /// How it ended.
     pub status: Status,
     /// Exit code; null when killed by a signal or not finished.
@@ -159,7 +159,7 @@ impl From<Record> for Run {
     fn from(r: Record) -> Run {
         Run {
             id: r.id,
-            request: Request {
+            request: DeployRequest {
                 seq: r.request_seq,
                 project: r.project,
                 trigger: r.trigger,
@@ -184,7 +184,7 @@ impl From<Record> for Run {
 
 impl From<Run> for Record {
     fn from(r: Run) -> Record {
-        let Request {
+        let DeployRequest {
             seq,
             project,
             trigger,
@@ -220,8 +220,8 @@ impl From<Run> for Record {
 impl Run {
     /// The request this run carried out, to run it again: the same push,
     /// a new `seq` and `trigger`, accepted now.
-    pub fn request(&self, seq: u64, trigger: Trigger) -> Request {
-        Request {
+    pub fn request(&self, seq: u64, trigger: Trigger) -> DeployRequest {
+        DeployRequest {
             seq,
             trigger,
             received_at: fsutil::now_rfc3339(),
@@ -429,18 +429,18 @@ impl History {
 
     /// Starts a record for `req`: reserves the next id, creates the (empty)
     /// log file, and writes the record as `running`, durably. Blocking.
-    pub fn create(&self, req: &Request) -> io::Result<Run> {
+    pub fn create(&self, req: &DeployRequest) -> io::Result<Run> {
         self.reserve(req, Status::Running)
     }
 
     /// A record for `req` whose script never ran (`ci_failed`,
     /// `ci_timeout`), written finished from the start: never `running` on
     /// disk, so a crash cannot make recovery run it. Blocking.
-    pub fn closed(&self, req: &Request, status: Status) -> io::Result<Run> {
+    pub fn closed(&self, req: &DeployRequest, status: Status) -> io::Result<Run> {
         self.reserve(req, status)
     }
 
-    fn reserve(&self, req: &Request, status: Status) -> io::Result<Run> {
+    fn reserve(&self, req: &DeployRequest, status: Status) -> io::Result<Run> {
         let dir = self.dir(&req.project);
         fsutil::create_dir(&dir, fsutil::STATE_DIR_MODE)?;
         let log_dir = self.log_dir.join(&req.project);
@@ -682,7 +682,7 @@ mod tests {
     use super::*;
     use crate::fsutil::tests::scratch;
 
-    fn req(seq: u64) -> Request {
+    fn req(seq: u64) -> DeployRequest {
         let push = Push {
             git_ref: "refs/heads/main".into(),
             after: "abc".into(),
@@ -691,7 +691,7 @@ mod tests {
             delivery: "d".into(),
             ..Push::default()
         };
-        Request::new(seq, "app", Trigger::Webhook, push)
+        DeployRequest::new(seq, "app", Trigger::Webhook, push)
     }
 
     #[test]
@@ -796,7 +796,7 @@ mod tests {
     fn records_keep_their_requests_body_macs() {
         let dir = scratch("history-bodies");
         let h = History::new(&dir.join("state"), &dir.join("logs"));
-        let request = Request {
+        let request = DeployRequest {
             coalesced: vec!["d-0".into()],
             bodies: vec!["=0a".into(), "=1b".into()],
             ..req(1)

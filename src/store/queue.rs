@@ -62,7 +62,7 @@ impl std::fmt::Display for Trigger {
 /// Its JSON (queue files, `status --json`) is flat: the push's fields sit
 /// beside `seq`, `project` and `trigger`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Request {
+pub struct DeployRequest {
     /// Increases with every request, across restarts; a run of a project
     /// covers every request of it with a `seq` up to its own.
     pub seq: u64,
@@ -82,8 +82,7 @@ pub struct Request {
     /// crash. Bounded to the newest [`MAX_COALESCED`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coalesced: Vec<String>,
-    /// What the CI gate had to do with it, if anything (README, "Deploy
-    /// only what passed CI").
+    /// What the CI gate had to do with it, if anything (docs/ci-gate.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci: Option<CiNote>,
     /// The remembered body MACs (`deliveries::body_entry`) of this request
@@ -97,16 +96,16 @@ pub struct Request {
 /// How many replaced delivery ids a pending request carries at most.
 pub const MAX_COALESCED: usize = 1000;
 
-impl Request {
+impl DeployRequest {
     /// A request for `push`, accepted now. Every request is built here, by
-    /// [`Request::manual`] or by [`Request::web`]. It keeps of the push what
+    /// [`DeployRequest::manual`] or by [`DeployRequest::web`]. It keeps of the push what
     /// a run needs: the message's first line (`DEPLOY_MESSAGE`), and no file
     /// lists, which only the filter reads before a push is queued (a long
     /// push's lists would otherwise sit in memory until its run).
-    pub fn new(seq: u64, project: &str, trigger: Trigger, mut push: Push) -> Request {
+    pub fn new(seq: u64, project: &str, trigger: Trigger, mut push: Push) -> DeployRequest {
         push.message.truncate(push.title().len());
         push.files = Files::default();
-        Request {
+        DeployRequest {
             seq,
             project: project.to_string(),
             trigger,
@@ -129,7 +128,7 @@ impl Request {
         git_ref: Option<String>,
         sha: Option<String>,
         user: String,
-    ) -> Result<Request, String> {
+    ) -> Result<DeployRequest, String> {
         let git_ref = git_ref.or_else(|| project.default_ref()).ok_or_else(|| {
             format!(
                 "{}: every branch it deploys is a glob; say which with --ref",
@@ -143,14 +142,19 @@ impl Request {
             pusher: user,
             ..Push::default()
         };
-        Ok(Request::new(seq, &project.name, Trigger::Manual, push))
+        Ok(DeployRequest::new(
+            seq,
+            &project.name,
+            Trigger::Manual,
+            push,
+        ))
     }
 
     /// Takes in `old`, an older request this one replaces: its delivery id
     /// and body MACs (and those it had taken in) stay known as accepted, so
     /// their redeliveries are duplicates through a crash. Bounded to the
     /// newest [`MAX_COALESCED`] of each.
-    pub fn absorb(&mut self, old: Request) {
+    pub fn absorb(&mut self, old: DeployRequest) {
         let mine = std::mem::replace(&mut self.coalesced, old.coalesced);
         if !old.push.delivery.is_empty() {
             self.coalesced.push(old.push.delivery);
@@ -165,17 +169,17 @@ impl Request {
     }
 
     /// This request with what the CI gate had to do with it.
-    pub fn with_ci(self, ci: Option<CiNote>) -> Request {
-        Request { ci, ..self }
+    pub fn with_ci(self, ci: Option<CiNote>) -> DeployRequest {
+        DeployRequest { ci, ..self }
     }
 
     /// The request of the status page's deploy button: the project's branch,
-    /// as [`Request::manual`] builds it, with `who` (the token's name) as the
+    /// as [`DeployRequest::manual`] builds it, with `who` (the token's name) as the
     /// pusher and [`Trigger::Web`].
-    pub fn web(seq: u64, project: &Project, who: String) -> Result<Request, String> {
-        Ok(Request {
+    pub fn web(seq: u64, project: &Project, who: String) -> Result<DeployRequest, String> {
+        Ok(DeployRequest {
             trigger: Trigger::Web,
-            ..Request::manual(seq, project, None, None, who)?
+            ..DeployRequest::manual(seq, project, None, None, who)?
         })
     }
 
@@ -196,7 +200,7 @@ pub(crate) fn pending_path(state_dir: &Path, project: &str) -> PathBuf {
 
 /// The pending request of `project` as a previous or running daemon left it
 /// on disk, read without opening the queue (for the CLI).
-pub fn read_pending(state_dir: &Path, project: &str) -> Option<Request> {
+pub fn read_pending(state_dir: &Path, project: &str) -> Option<DeployRequest> {
     let data = fs::read(pending_path(state_dir, project)).ok()?;
     serde_json::from_slice(&data).ok()
 }
@@ -205,7 +209,7 @@ pub fn read_pending(state_dir: &Path, project: &str) -> Option<Request> {
 #[derive(Default)]
 struct Slot {
     /// The newest request not yet taken by the executor.
-    latest: Option<Request>,
+    latest: Option<DeployRequest>,
     /// Bumped by every push; `durable` catches up when a write lands.
     version: u64,
     /// The version last written to disk.
@@ -254,7 +258,7 @@ impl Queue {
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            let req: Request = match fs::read(&path)
+            let req: DeployRequest = match fs::read(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
             {
@@ -311,7 +315,7 @@ impl Queue {
     /// task waits (without holding a thread) until a write covers it. One
     /// blocking thread per project writes, for every push that arrived while
     /// the previous write was in flight.
-    pub async fn push(self: &Arc<Self>, req: Request) -> io::Result<()> {
+    pub async fn push(self: &Arc<Self>, req: DeployRequest) -> io::Result<()> {
         let project = req.project.clone();
         let mine = self.stage(req);
         loop {
@@ -341,7 +345,7 @@ impl Queue {
 
     /// Puts `req` in its project's slot, coalescing the older pending
     /// request into it; returns the version a write must reach.
-    fn stage(&self, req: Request) -> u64 {
+    fn stage(&self, req: DeployRequest) -> u64 {
         let mut slots = self.lock();
         let slot = slots.entry(req.project.clone()).or_default();
         let mut req = req;
@@ -412,13 +416,13 @@ impl Queue {
     }
 
     /// The pending request of `project`, if any (durable or not).
-    pub fn pending(&self, project: &str) -> Option<Request> {
+    pub fn pending(&self, project: &str) -> Option<DeployRequest> {
         self.lock().get(project).and_then(|s| s.latest.clone())
     }
 
     /// Takes `project`'s pending request for a run, if it is durable.
     /// Its file stays until [`Queue::settle`].
-    pub fn take(&self, project: &str) -> Option<Request> {
+    pub fn take(&self, project: &str) -> Option<DeployRequest> {
         let mut slots = self.lock();
         let slot = slots.get_mut(project)?;
         if slot.writing || slot.durable < slot.version {
@@ -429,7 +433,7 @@ impl Queue {
 
     /// Puts a taken request back when its run could not start; a newer
     /// request pushed meanwhile wins.
-    pub fn untake(&self, req: Request) {
+    pub fn untake(&self, req: DeployRequest) {
         let mut slots = self.lock();
         let slot = slots.entry(req.project.clone()).or_default();
         if slot.latest.is_none() {
@@ -490,7 +494,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn req(q: &Queue, project: &str, sha: &str) -> Request {
+    fn req(q: &Queue, project: &str, sha: &str) -> DeployRequest {
         let push = Push {
             git_ref: "refs/heads/main".into(),
             after: sha.into(),
@@ -499,7 +503,7 @@ mod tests {
             delivery: format!("d-{sha}"),
             ..Push::default()
         };
-        Request::new(q.next_seq(), project, Trigger::Webhook, push)
+        DeployRequest::new(q.next_seq(), project, Trigger::Webhook, push)
     }
 
     fn tempdir(name: &str) -> PathBuf {
@@ -563,7 +567,7 @@ mod tests {
             .unwrap();
         let pending = q.pending("app").unwrap();
         // The last push to take the lock wins; all were acknowledged.
-        let on_disk: Request =
+        let on_disk: DeployRequest =
             serde_json::from_slice(&fs::read(dir.join("queue/app.json")).unwrap()).unwrap();
         assert_eq!(on_disk, pending);
         assert!(pending.seq <= max);
@@ -585,7 +589,7 @@ mod tests {
         }
         // Every push answered means the newest is on disk, and only it.
         let pending = q.pending("app").unwrap();
-        let on_disk: Request =
+        let on_disk: DeployRequest =
             serde_json::from_slice(&fs::read(dir.join("queue/app.json")).unwrap()).unwrap();
         assert_eq!(on_disk, pending);
         assert_eq!(pending.coalesced.len(), 31);
@@ -631,7 +635,7 @@ mod tests {
             note: "paths not checked, deploying anyway: a force push".into(),
             ..Push::default()
         };
-        let r = Request::new(q.next_seq(), "app", Trigger::Webhook, push);
+        let r = DeployRequest::new(q.next_seq(), "app", Trigger::Webhook, push);
         assert_eq!(r.push.message, "Fix the login page");
         assert_eq!(r.push.files, crate::forge::push::Files::default());
         q.push(r.clone()).await.unwrap();
@@ -669,15 +673,15 @@ mod tests {
                 .unwrap()
         };
         let both = project(r#"["release/*", "main"]"#);
-        let r = Request::manual(1, &both, None, Some("abc".into()), "me".into()).unwrap();
+        let r = DeployRequest::manual(1, &both, None, Some("abc".into()), "me".into()).unwrap();
         assert_eq!(
             (r.push.git_ref.as_str(), r.push.after.as_str(), r.trigger),
             ("refs/heads/main", "abc", Trigger::Manual)
         );
         let globs = project(r#"["release/*"]"#);
-        let e = Request::manual(2, &globs, None, None, "me".into()).unwrap_err();
+        let e = DeployRequest::manual(2, &globs, None, None, "me".into()).unwrap_err();
         assert!(e.contains("say which with --ref"), "{e}");
-        let r = Request::manual(
+        let r = DeployRequest::manual(
             3,
             &globs,
             Some("refs/heads/release/2".into()),
@@ -707,7 +711,7 @@ mod tests {
     "d-6"
   ]
 }"#;
-        let req: Request = serde_json::from_str(earlier).unwrap();
+        let req: DeployRequest = serde_json::from_str(earlier).unwrap();
         assert_eq!(req.push.git_ref, "refs/heads/main");
         assert_eq!(req.push.after, "0123456789abcdef0123456789abcdef01234567");
         assert_eq!(req.push.delivery, "d-7");
@@ -724,7 +728,7 @@ mod tests {
         let dir = tempdir("bodies");
         let q = Arc::new(Queue::open(&dir).unwrap());
         for (sha, mac) in [("a", "=aa"), ("b", "=bb")] {
-            let r = Request {
+            let r = DeployRequest {
                 bodies: vec![mac.to_string()],
                 ..req(&q, "app", sha)
             };

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::gates::{self, Policy, WorkflowState};
 use crate::store::history::{History, Run, Status};
-use crate::store::queue::{self, Request};
+use crate::store::queue::{self, DeployRequest};
 
 /// One project as the disk has it.
 pub(crate) struct Snapshot {
@@ -19,7 +19,7 @@ pub(crate) struct Snapshot {
     /// one going on and the last finished one).
     runs: Vec<Run>,
     /// Its pending request, as the queue left it on disk.
-    pub(crate) pending: Option<Request>,
+    pub(crate) pending: Option<DeployRequest>,
     /// Which of its runs recorded `running` still run.
     going: Going,
 }
@@ -105,7 +105,7 @@ pub(crate) fn waiting_for_ci(state_dir: &Path, project: &str, policy: &Policy) -
     if policy.required.is_empty() {
         return None;
     }
-    let g: gates::Gate<Request> = gates::load(state_dir, project).ok()?;
+    let g: gates::Gate<DeployRequest> = gates::load(state_dir, project).ok()?;
     let w = g.waiting()?;
     Some(CiWait {
         sha: w.sha.clone(),

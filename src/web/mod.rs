@@ -663,11 +663,14 @@ impl Site {
                 if self.shared.stopping() {
                     return text(StatusCode::SERVICE_UNAVAILABLE, "deployd is stopping");
                 }
-                let req =
-                    match queue::Request::web(self.shared.queue.next_seq(), p, who.to_string()) {
-                        Ok(req) => req,
-                        Err(e) => return text(StatusCode::BAD_REQUEST, &e),
-                    };
+                let req = match queue::DeployRequest::web(
+                    self.shared.queue.next_seq(),
+                    p,
+                    who.to_string(),
+                ) {
+                    Ok(req) => req,
+                    Err(e) => return text(StatusCode::BAD_REQUEST, &e),
+                };
                 if let Err(e) = self.shared.enqueue(req).await {
                     tracing::error!("{name}: cannot queue the deploy asked on the page: {e}");
                     return text(StatusCode::SERVICE_UNAVAILABLE, "cannot queue the request");
@@ -840,7 +843,7 @@ mod tests {
         };
         let run = Run {
             id: 1,
-            request: queue::Request::new(1, "app", queue::Trigger::Webhook, push),
+            request: queue::DeployRequest::new(1, "app", queue::Trigger::Webhook, push),
             status: crate::store::history::Status::Succeeded,
             exit_code: Some(0),
             signal: None,

@@ -10,7 +10,7 @@ use crate::config::Project;
 use crate::run::executor::{ProjectState, ProjectStatus};
 use crate::store::history::Run;
 use crate::store::hosts::HostRun;
-use crate::store::queue::Request;
+use crate::store::queue::DeployRequest;
 
 use super::ansi::Ansi;
 
@@ -474,7 +474,7 @@ pub fn refused(ctx: &Ctx, project: &str, title: &str, why: &str) -> String {
     layout(ctx, title, None, &m)
 }
 
-fn pending(m: &mut String, req: &Request) {
+fn pending(m: &mut String, req: &DeployRequest) {
     let _ = write!(
         m,
         "<p>Waiting for its turn: {} of <code>{}</code> <code>{}</code>{}, received ",
@@ -778,7 +778,7 @@ fn run_facts(m: &mut String, ctx: &Ctx, run: &Run) {
     if !req.coalesced.is_empty() {
         fact("Coalesced", esc(&req.coalesced.join(", ")));
     }
-    // What the script wrote to DEPLOY_OUTPUT (README, "Script outputs").
+    // What the script wrote to DEPLOY_OUTPUT (docs/configuration.md, *What the script gets*).
     if let Some(s) = run.outputs.get("summary") {
         fact("Summary", esc(s));
     }

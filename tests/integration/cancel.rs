@@ -121,6 +121,14 @@ fn cancel_stops_a_hanging_run_and_all_its_processes() {
     let log = std::fs::read_to_string(run["log"].as_str().unwrap()).unwrap();
     assert!(log.contains("cancelled: stopping the run"), "{log}");
     assert!(log.contains("run 1 cancelled after"), "{log}");
+    // Who asked is written before the script is stopped: there already as
+    // the record says cancelled, and before the run's last lines.
+    let note = log.find("=== deployd: cancelled by ");
+    let stopping = log.find("cancelled: stopping the run");
+    assert!(
+        note.is_some() && note < stopping,
+        "the note of who cancelled is not before the stop:\n{log}"
+    );
     // The status page knows it.
     let status = cli_ok(&config, &["status"], 0);
     assert!(status.contains("run 1 cancelled"), "{status}");

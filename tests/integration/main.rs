@@ -32,6 +32,7 @@ mod rollback;
 mod run_records;
 mod runs;
 mod security;
+mod shutdown;
 mod smoke;
 mod systemd;
 mod web;
