@@ -43,7 +43,7 @@ fn deployed(dir: &TestDir) -> Vec<String> {
 /// `workflow_run/completed.payload.json` (the fields deployd reads, with
 /// their neighbours): the workflow's name under `workflow`, the run's own
 /// `name` empty.
-fn workflow_run(
+pub(crate) fn workflow_run(
     action: &str,
     workflow: &str,
     sha: &str,
@@ -81,7 +81,7 @@ fn workflow_run(
 /// Sends a signed `workflow_run` event. The delivery id goes into a field
 /// deployd does not read, so that two events of one run are two bodies (the
 /// same body under a new id is a replay, answered `duplicate` by its MAC).
-fn send_ci(d: &Daemon, body: &str, delivery: &str) -> (u16, Value) {
+pub(crate) fn send_ci(d: &Daemon, body: &str, delivery: &str) -> (u16, Value) {
     let mut v: Value = serde_json::from_str(body).unwrap();
     v["workflow_run"]["check_suite_node_id"] = delivery.into();
     let body = v.to_string();
@@ -97,7 +97,7 @@ fn send_ci(d: &Daemon, body: &str, delivery: &str) -> (u16, Value) {
     )
 }
 
-fn green(d: &Daemon, workflow: &str, sha: &str, delivery: &str) -> (u16, Value) {
+pub(crate) fn green(d: &Daemon, workflow: &str, sha: &str, delivery: &str) -> (u16, Value) {
     send_ci(
         d,
         &workflow_run("completed", workflow, sha, Some("success"), "acme/app"),
