@@ -167,6 +167,21 @@ pub fn parse_host(text: &str) -> Result<Host, String> {
     host_problem(&host).map_or(Ok(host), Err)
 }
 
+/// Hosts named by their address (the default) that share it with another
+/// host are named `address:port` instead, so that two sshd at one address
+/// (one machine, or ports forwarded by one gateway) are two names.
+fn name_by_port(hosts: &mut [Host]) {
+    let shared: Vec<bool> = hosts
+        .iter()
+        .map(|h| h.name == h.address && hosts.iter().filter(|o| o.name == h.name).count() > 1)
+        .collect();
+    for (h, shared) in hosts.iter_mut().zip(shared) {
+        if let (true, Some(port)) = (shared, h.port) {
+            h.name = format!("{}:{port}", h.address);
+        }
+    }
+}
+
 fn host_table(t: &toml::Table) -> Result<Host, String> {
     let text = |key: &str| -> Result<Option<String>, String> {
         match t.get(key) {
@@ -307,6 +322,7 @@ pub(super) fn check(raw: RawFleet, base: &Path) -> Result<Option<Fleet>, (&'stat
         }
         return Ok(None);
     };
+    name_by_port(&mut hosts);
     for (i, h) in hosts.iter().enumerate() {
         if hosts[..i].iter().any(|o| o.name == h.name) {
             return Err((
@@ -374,6 +390,24 @@ mod tests {
             &super::super::secrets::NoSecrets,
         )
         .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn hosts_at_one_address_are_named_by_their_ports() {
+        let c = parse("hosts = [\"deploy@127.0.0.1:2201\", \"deploy@127.0.0.1:2202\", \"web\"]")
+            .unwrap();
+        let names: Vec<_> = c.projects["app"]
+            .fleet
+            .clone()
+            .unwrap()
+            .hosts
+            .into_iter()
+            .map(|h| h.name)
+            .collect();
+        assert_eq!(names, ["127.0.0.1:2201", "127.0.0.1:2202", "web"]);
+        // Without ports to tell them apart, they are refused.
+        let e = parse("hosts = [\"a@web\", \"b@web\"]").unwrap_err();
+        assert!(e.contains("two hosts are named \"web\""), "{e}");
     }
 
     #[test]

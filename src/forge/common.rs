@@ -272,7 +272,10 @@ pub(crate) fn json_of(kind: Body, body: &[u8]) -> Result<Cow<'_, [u8]>, EventErr
         Body::Json => Ok(Cow::Borrowed(body)),
         Body::Form => form_payload(body)
             .map(Cow::Owned)
-            .ok_or_else(|| EventError::Payload("form body without a payload field".into())),
+            .ok_or_else(|| EventError::Payload(
+                "form body without a payload field (a JSON body needs `Content-Type: application/json`)"
+                    .into(),
+            )),
     }
 }
 

@@ -618,13 +618,30 @@ async fn output(mut cmd: Command) -> Result<String, String> {
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let why = stderr
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
+    Err(git_failure(
+        out.status,
+        &String::from_utf8_lossy(&out.stderr),
+    ))
+}
+
+/// Why git failed, in one line: its `fatal:` line (git follows it with
+/// hints such as "Please make sure you have the correct access rights / and
+/// the repository exists.", which alone say nothing), else its last line.
+fn git_failure(status: std::process::ExitStatus, stderr: &str) -> String {
+    let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    let why = lines()
+        .find_map(|l| l.strip_prefix("fatal:"))
+        .map(str::trim)
+        .or_else(|| lines().last())
         .unwrap_or("");
-    Err(format!("git exited with {}: {}", out.status, why.trim()))
+    let code = status
+        .code()
+        .map_or_else(|| status.to_string(), |c| format!("exit code {c}"));
+    if why.is_empty() {
+        format!("git failed ({code})")
+    } else {
+        format!("{why} (git, {code})")
+    }
 }
 
 /// `sha<TAB>ref` lines; a peeled `ref^{}` line (an annotated tag's commit)
@@ -751,5 +768,24 @@ mod tests {
             without_credentials("file:///srv/app.git"),
             "file:///srv/app.git"
         );
+    }
+
+    #[test]
+    fn a_git_failure_says_what_git_said_first() {
+        use std::os::unix::process::ExitStatusExt;
+        let status = std::process::ExitStatus::from_raw(128 << 8);
+        let stderr = "fatal: '/srv/app.git' does not appear to be a git repository\n\
+                      fatal: Could not read from remote repository.\n\n\
+                      Please make sure you have the correct access rights\n\
+                      and the repository exists.\n";
+        assert_eq!(
+            git_failure(status, stderr),
+            "'/srv/app.git' does not appear to be a git repository (git, exit code 128)"
+        );
+        assert_eq!(
+            git_failure(status, "error: something odd\n"),
+            "error: something odd (git, exit code 128)"
+        );
+        assert_eq!(git_failure(status, ""), "git failed (exit code 128)");
     }
 }
