@@ -478,6 +478,13 @@ pub(crate) mod tests {
         .to_string()
     }
 
+    /// The push of a Bitbucket delivery that deletes `branch`, whose head
+    /// was `old`: its change has `new: null`.
+    pub(crate) fn bb_deletion(branch: &str, old: &str) -> Push {
+        let change = (bb_ref("branch", branch, old), serde_json::Value::Null);
+        push_of(bitbucket("repo:push", &bb_push(vec![change])).event).remove(0)
+    }
+
     /// Parses a Bitbucket delivery of `event` with its usual headers.
     pub(crate) fn bitbucket(event: &str, body: &str) -> Delivery {
         parse(
@@ -530,17 +537,9 @@ pub(crate) mod tests {
     #[test]
     fn bitbucket_deletion_ping_and_other_events() {
         let old = "1".repeat(40);
-        let null = serde_json::Value::Null;
         // `new: null` is a deletion, named by `old` (what the filter and
         // `choose` make of changes is in filter.rs's tests).
-        let deleted = push_of(
-            bitbucket(
-                "repo:push",
-                &bb_push(vec![(bb_ref("branch", "main", &old), null.clone())]),
-            )
-            .event,
-        )
-        .remove(0);
+        let deleted = bb_deletion("main", &old);
         assert!(deleted.deleted);
         assert_eq!(
             (deleted.before.as_str(), deleted.after.as_str()),
