@@ -14,12 +14,14 @@ use std::time::SystemTime;
 use hyper::HeaderMap;
 use serde::Deserialize;
 
+use super::StatusReport;
 use super::common::{
     Body, BodyMac, Delivery, Event, EventError, Key, SignatureError, auth_header, header_str,
     hmac_hex, json_of, payload, read_delivery, verify_sha256_prefixed,
 };
 use crate::forge::ci::{CiRun, CiState};
 use crate::forge::push::{Files, Push};
+use crate::http_client::Attempt;
 
 /// The delivery-id header.
 pub(super) const DELIVERY_HEADERS: &[&str] = &["x-request-uuid"];
@@ -257,11 +259,7 @@ fn change(c: BbChange<'_>, repository: &str, pusher: &str) -> Push {
 /// `url` (required: `outputs.url`, else the commit's page) and
 /// `description`. A token holding `:` is `user:app-password` (Basic);
 /// otherwise it is an access token (Bearer).
-pub(super) fn report(
-    api_url: &str,
-    token: &str,
-    s: &super::StatusReport,
-) -> crate::http_client::Attempt {
+pub(super) fn report(api_url: &str, token: &str, s: &StatusReport) -> Attempt {
     use super::CommitState::*;
     let state = match s.state {
         Pending => "INPROGRESS",
