@@ -18,8 +18,8 @@ use anyhow::anyhow;
 
 use crate::config::{self, Config, ConfigError};
 use crate::daemon::control::{self, ControlRequest, Reply};
-use crate::run::executor;
 use crate::run::lock::{self, RunLock};
+use crate::run::recovery;
 use crate::store::history::{History, Run};
 use crate::store::queue::DeployRequest;
 
@@ -293,7 +293,7 @@ fn lock_held(config: &Config, name: &str) -> bool {
 fn next_daemon_will(config: &Config, interrupted: &Run, pending: Option<&DeployRequest>) -> String {
     let history = History::new(&config.server.state_dir, &config.server.log_dir);
     let latest = history.latest(&interrupted.request.project).ok().flatten();
-    executor::recovery_plan(interrupted, latest.as_ref(), pending).describe()
+    recovery::recovery_plan(interrupted, latest.as_ref(), pending).describe()
 }
 
 /// A run's script outputs (docs/configuration.md, *What the script gets*),

@@ -14,12 +14,14 @@ use std::time::SystemTime;
 use hyper::HeaderMap;
 use serde::Deserialize;
 
+use super::StatusReport;
 use super::common::{
     Body, BodyMac, Delivery, Event, EventError, Key, SignatureError, auth_header, header_str,
     hmac_hex, json_of, payload, read_delivery, verify_sha256_prefixed,
 };
 use crate::forge::ci::{CiRun, CiState};
 use crate::forge::push::{Files, Push};
+use crate::http_client::Attempt;
 
 /// The delivery-id header.
 pub(super) const DELIVERY_HEADERS: &[&str] = &["x-request-uuid"];
@@ -257,11 +259,7 @@ fn change(c: BbChange<'_>, repository: &str, pusher: &str) -> Push {
 /// `url` (required: `outputs.url`, else the commit's page) and
 /// `description`. A token holding `:` is `user:app-password` (Basic);
 /// otherwise it is an access token (Bearer).
-pub(super) fn report(
-    api_url: &str,
-    token: &str,
-    s: &super::StatusReport,
-) -> crate::http_client::Attempt {
+pub(super) fn report(api_url: &str, token: &str, s: &StatusReport) -> Attempt {
     use super::CommitState::*;
     let state = match s.state {
         Pending => "INPROGRESS",
@@ -478,6 +476,13 @@ pub(crate) mod tests {
         .to_string()
     }
 
+    /// The push of a Bitbucket delivery that deletes `branch`, whose head
+    /// was `old`: its change has `new: null`.
+    pub(crate) fn bb_deletion(branch: &str, old: &str) -> Push {
+        let change = (bb_ref("branch", branch, old), serde_json::Value::Null);
+        push_of(bitbucket("repo:push", &bb_push(vec![change])).event).remove(0)
+    }
+
     /// Parses a Bitbucket delivery of `event` with its usual headers.
     pub(crate) fn bitbucket(event: &str, body: &str) -> Delivery {
         parse(
@@ -530,17 +535,9 @@ pub(crate) mod tests {
     #[test]
     fn bitbucket_deletion_ping_and_other_events() {
         let old = "1".repeat(40);
-        let null = serde_json::Value::Null;
         // `new: null` is a deletion, named by `old` (what the filter and
         // `choose` make of changes is in filter.rs's tests).
-        let deleted = push_of(
-            bitbucket(
-                "repo:push",
-                &bb_push(vec![(bb_ref("branch", "main", &old), null.clone())]),
-            )
-            .event,
-        )
-        .remove(0);
+        let deleted = bb_deletion("main", &old);
         assert!(deleted.deleted);
         assert_eq!(
             (deleted.before.as_str(), deleted.after.as_str()),

@@ -17,8 +17,9 @@ use super::common::{
     Body, BodyMac, Delivery, Event, EventError, Key, SignatureError, auth_header, form_payload,
     header_str, hmac_hex, is_form, parse_hex, read_delivery,
 };
-use super::{Reading, github};
+use super::{Reading, StatusReport, github};
 use crate::forge::ci::CiRun;
+use crate::http_client::Attempt;
 
 /// The delivery-id headers, best first. Forgejo sends one UUID under both
 /// names (and as X-GitHub-Delivery).
@@ -108,11 +109,7 @@ fn event(
 /// Gitea and Forgejo commit statuses: `POST /repos/{owner}/{repo}/statuses/{sha}`
 /// with `Authorization: token <token>` and `state` (`pending`, `success`,
 /// `failure`, `error`), `target_url`, `description`, `context`.
-pub(super) fn report(
-    api_url: &str,
-    token: &str,
-    s: &super::StatusReport,
-) -> crate::http_client::Attempt {
+pub(super) fn report(api_url: &str, token: &str, s: &StatusReport) -> Attempt {
     let requests = super::github::commit_statuses(api_url, s, &s.description)
         .into_iter()
         .map(|r| {

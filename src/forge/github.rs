@@ -833,8 +833,9 @@ impl HookDelivery {
     }
 }
 
-/// The hook's 100 most recent deliveries (blocking), newest first.
-pub(super) fn hook_deliveries(
+/// The 100 most recent deliveries of repository webhook `hook_id`
+/// (blocking), newest first.
+pub fn hook_deliveries(
     api_url: &str,
     token: &str,
     repository: &str,
@@ -854,7 +855,7 @@ pub(super) fn hook_deliveries(
 /// Asks GitHub to deliver `delivery` again (blocking):
 /// `POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery}/attempts`,
 /// answered 202.
-pub(super) fn redeliver(
+pub fn redeliver(
     api_url: &str,
     token: &str,
     repository: &str,

@@ -27,12 +27,14 @@ use hmac::Mac;
 use hyper::HeaderMap;
 use serde::Deserialize;
 
+use super::StatusReport;
 use super::common::{
     Body, BodyMac, Commit, Delivery, Event, EventError, Key, SignatureError, WHSEC, auth_header,
     files_of, header_str, json_of, payload, read_delivery, signing_key, unix_seconds,
 };
 use crate::forge::ci::{CiRun, CiState};
 use crate::forge::push::{Push, zeros};
+use crate::http_client::Attempt;
 
 /// How far ahead of our clock a Standard Webhooks `webhook-timestamp` may
 /// be: the spec's recommendation. A timestamp in the past is not refused
@@ -259,11 +261,7 @@ fn event(headers: &HeaderMap, kind: Body, body: &[u8]) -> Result<Event, EventErr
 /// GitLab commit statuses: `POST /projects/{url-encoded path}/statuses/{sha}`
 /// with `PRIVATE-TOKEN` and `state` (`running`, `success`, `failed`),
 /// `name`, `target_url`, `description`.
-pub(super) fn report(
-    api_url: &str,
-    token: &str,
-    s: &super::StatusReport,
-) -> crate::http_client::Attempt {
+pub(super) fn report(api_url: &str, token: &str, s: &StatusReport) -> Attempt {
     use super::CommitState::*;
     let state = match s.state {
         Pending => "running",

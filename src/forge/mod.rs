@@ -645,25 +645,7 @@ pub fn ci_of_commit(
 
 pub use github::HookDelivery;
 
-/// GitHub: the 100 most recent deliveries of repository webhook `hook_id`
-/// (blocking), newest first.
-pub fn github_hook_deliveries(
-    api_url: &str,
-    token: &str,
-    repository: &str,
-    hook_id: u64,
-) -> Result<Vec<HookDelivery>, String> {
-    github::hook_deliveries(api_url, token, repository, hook_id)
-}
-
-/// GitHub: asks for delivery `delivery` of webhook `hook_id` to be made
-/// again (blocking).
-pub fn github_redeliver(
-    api_url: &str,
-    token: &str,
-    repository: &str,
-    hook_id: u64,
-    delivery: u64,
-) -> Result<(), String> {
-    github::redeliver(api_url, token, repository, hook_id, delivery)
-}
+/// GitHub's list of a webhook's deliveries and its ask to make one again,
+/// used at start to redeliver the failed ones (docs/catch-up.md; no other
+/// forge has them).
+pub use github::{hook_deliveries as github_hook_deliveries, redeliver as github_redeliver};

@@ -544,11 +544,10 @@ async fn ci(
     id: String,
     mac: [u8; 32],
 ) -> Result<Response<Full<Bytes>>, Reject> {
-    let keys = Keys::new(project, id, &mac);
-    if let Some(duplicate) = keys.duplicate(shared) {
-        return Ok(duplicate);
-    }
-    crate::fault::point(crate::fault::BEFORE_WRITE).await;
+    let keys = match Keys::claim(shared, project, id, &mac).await {
+        Ok(keys) => keys,
+        Err(duplicate) => return Ok(duplicate),
+    };
     let decided = ci_gate::ci(shared, project, run, keys.id.clone());
     gated(shared, project, &keys, decided).await
 }
@@ -563,11 +562,25 @@ struct Keys {
 }
 
 impl Keys {
-    fn new(project: &Project, id: String, mac: &[u8; 32]) -> Keys {
-        Keys {
+    /// The keys of `project`'s delivery `id` with body MAC `mac`, held
+    /// until [`Keys::keep`] or [`Keys::release`] and past the fault point
+    /// before the first write; or, for a delivery accepted before, the
+    /// answer to the duplicate. A push and a CI result are deduped alike.
+    async fn claim(
+        shared: &Shared,
+        project: &Project,
+        id: String,
+        mac: &[u8; 32],
+    ) -> Result<Keys, Response<Full<Bytes>>> {
+        let keys = Keys {
             id,
             body_mac: deliveries::body_entry(&project.name, mac),
+        };
+        if let Some(duplicate) = keys.duplicate(shared) {
+            return Err(duplicate);
         }
+        crate::fault::point(crate::fault::BEFORE_WRITE).await;
+        Ok(keys)
     }
 
     fn list(&self) -> Vec<&str> {
@@ -613,11 +626,10 @@ async fn accept(
     id: String,
     mac: [u8; 32],
 ) -> Result<Response<Full<Bytes>>, Reject> {
-    let keys = Keys::new(project, id, &mac);
-    if let Some(duplicate) = keys.duplicate(shared) {
-        return Ok(duplicate);
-    }
-    crate::fault::point(crate::fault::BEFORE_WRITE).await;
+    let keys = match Keys::claim(shared, project, id, &mac).await {
+        Ok(keys) => keys,
+        Err(duplicate) => return Ok(duplicate),
+    };
     let push = Push {
         delivery: keys.id.clone(),
         ..push

@@ -56,7 +56,6 @@ async fn record_failure(
     req: DeployRequest,
     f: &Failure,
 ) -> io::Result<()> {
-    let sha = req.push.short_sha().to_string();
     let req = DeployRequest {
         ci: Some(failed_note(f)),
         ..req
@@ -65,12 +64,25 @@ async fn record_failure(
         "required workflow {} concluded {}",
         f.workflow, f.conclusion
     );
+    record_not_deployed(shared, project, req, Status::CiFailed, why).await
+}
+
+/// Writes the record of `req`, which CI kept from being deployed
+/// (`status` says how), and says so in the journal.
+async fn record_not_deployed(
+    shared: &Shared,
+    project: &Project,
+    req: DeployRequest,
+    status: Status,
+    why: String,
+) -> io::Result<()> {
+    let sha = req.push.short_sha().to_string();
     let run = shared
         .lifecycle
-        .not_run(project, req, Status::CiFailed, why.clone())
+        .not_run(project, req, status, why.clone())
         .await?;
     tracing::warn!(
-        "{}: run {} ci_failed: {sha}: {why}; not deployed",
+        "{}: run {} {status}: {sha}: {why}; not deployed",
         project.name,
         run.id
     );
@@ -163,6 +175,21 @@ fn request_from_ci(shared: &Shared, project: &Project, run: &CiRun, id: &str) ->
     )
 }
 
+/// Queues `req`, whose required CI passed; a hook answers it 202.
+async fn queue_passed(
+    shared: &Shared,
+    project: &Project,
+    req: DeployRequest,
+) -> io::Result<StatusCode> {
+    tracing::info!(
+        "{}: CI passed on {}; queued",
+        project.name,
+        req.push.short_sha()
+    );
+    shared.enqueue(req).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
 /// Carries out the gate's `outcome` and says how to answer it.
 async fn answer(
     shared: &Shared,
@@ -202,13 +229,7 @@ async fn answer(
                 json!({})
             };
             set("queued", extra);
-            tracing::info!(
-                "{}: CI passed on {}; queued",
-                project.name,
-                req.push.short_sha()
-            );
-            shared.enqueue(req).await?;
-            StatusCode::ACCEPTED
+            queue_passed(shared, project, req).await?
         }
         Outcome::ReadyFromCi => {
             let Some((run, id)) = ci else {
@@ -216,13 +237,7 @@ async fn answer(
             };
             let req = request_from_ci(shared, project, run, id);
             set("queued", json!({"ref": req.push.git_ref}));
-            tracing::info!(
-                "{}: CI passed on {}; queued",
-                project.name,
-                req.push.short_sha()
-            );
-            shared.enqueue(req).await?;
-            StatusCode::ACCEPTED
+            queue_passed(shared, project, req).await?
         }
         Outcome::Failed(req, f) => {
             set("ci_failed", json!({ "ci": failed_note(&f) }));
@@ -342,17 +357,7 @@ pub(crate) async fn expiry(shared: Arc<Shared>, mut stop: Shutdown) {
                                 }),
                                 ..req
                             };
-                            let sha = req.push.short_sha().to_string();
-                            let run = shared
-                                .lifecycle
-                                .not_run(p, req, Status::CiTimeout, why.clone())
-                                .await?;
-                            tracing::warn!(
-                                "{}: run {} ci_timeout: {sha}: {why}; not deployed",
-                                p.name,
-                                run.id
-                            );
-                            Ok(())
+                            record_not_deployed(&shared, p, req, Status::CiTimeout, why).await
                         }
                         None => Ok(()),
                     },

@@ -158,7 +158,7 @@ fn paths(project: &Project, push: &Push) -> Verdict {
 mod tests {
     use super::*;
     use crate::forge::Event;
-    use crate::forge::bitbucket::tests::{bb_push, bb_ref, bitbucket};
+    use crate::forge::bitbucket::tests::{bb_deletion, bb_push, bb_ref, bitbucket};
     use crate::forge::gitea::tests::{gitea, gitea_push};
     use crate::forge::github::tests::{SHA, gh, gh_push, octokit_push};
     use crate::forge::gitlab::tests::{gitlab, gitlab_push};
@@ -346,14 +346,7 @@ mod tests {
             "tag v2: the project deploys no tags; branch dev is not the deploy branch main"
         );
         // `new: null` is a deletion, named by `old`.
-        let deleted = push_of(
-            bitbucket(
-                "repo:push",
-                &bb_push(vec![(bb_ref("branch", "main", &old), null.clone())]),
-            )
-            .event,
-        )
-        .remove(0);
+        let deleted = bb_deletion("main", &old);
         assert_eq!(ignored(filter(&main, &deleted)), "branch main was deleted");
         // `old: null` is a new branch: it deploys.
         assert!(choose_in(vec![(null.clone(), bb_ref("branch", "main", SHA))]).is_ok());

@@ -1,7 +1,8 @@
 //! The executor: one task that owns which project is running, starts runs
 //! from the durable queue — one per project, at most `parallel` at once —
-//! recovers runs a previous daemon did not see finish, and on shutdown gives
-//! running deploys `shutdown_grace` before interrupting them.
+//! at start hands runs a previous daemon did not see finish to
+//! [`crate::run::recovery`], and on shutdown gives running deploys
+//! `shutdown_grace` before interrupting them.
 //!
 //! A run itself, from its lock to its final record, is carried out by
 //! [`crate::run::lifecycle`], which also publishes the run events; the executor
@@ -22,9 +23,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, OnNewPush, OnUnhealthy, Project};
 use crate::daemon::shutdown::{Guard, Shutdown};
-use crate::fsutil;
 use crate::run::lifecycle::{Caller, Ended, Lifecycle, NotRun, blocking, note};
-use crate::run::lock::{self, RunLock};
+use crate::run::lock;
+use crate::run::recovery;
 use crate::run::runner::Outcome;
 use crate::store::history::{History, Run, Status};
 use crate::store::queue::{DeployRequest, Queue, Trigger};
@@ -45,7 +46,7 @@ pub struct ProjectStatus {
     pub last: Option<Run>,
 }
 
-enum Msg {
+pub(super) enum Msg {
     Queued,
     Started(Box<Run>),
     Done {
@@ -65,7 +66,7 @@ enum Msg {
 /// already started, the switch that stops its script, not yet turned, so
 /// that the note of who cancelled it is in the run's log before the
 /// script's last lines and the run's summary ([`Handle::cancel`]).
-struct Cancelling {
+pub(super) struct Cancelling {
     what: Cancelled,
     stop: Option<watch::Sender<bool>>,
 }
@@ -193,17 +194,17 @@ enum Busy {
 /// What the run tasks share (named apart from the daemon's
 /// [`crate::state::Shared`], which holds a [`Handle`] to this task).
 #[derive(Clone)]
-struct RunCtx {
-    queue: Arc<Queue>,
+pub(super) struct RunCtx {
+    pub(super) queue: Arc<Queue>,
     /// Carries out each run; its history is the daemon's.
-    lifecycle: Arc<Lifecycle>,
-    tx: mpsc::UnboundedSender<Msg>,
-    stop: watch::Receiver<bool>,
+    pub(super) lifecycle: Arc<Lifecycle>,
+    pub(super) tx: mpsc::UnboundedSender<Msg>,
+    pub(super) stop: watch::Receiver<bool>,
 }
 
 impl RunCtx {
     /// Queues `req` ([`enqueue`]).
-    async fn enqueue(&self, req: DeployRequest) -> io::Result<()> {
+    pub(super) async fn enqueue(&self, req: DeployRequest) -> io::Result<()> {
         enqueue(&self.queue, &self.lifecycle, &self.tx, req).await
     }
 }
@@ -550,7 +551,7 @@ impl Executor {
             let (name, guard) = (name.clone(), self.guard.clone());
             tokio::spawn(async move {
                 let _guard = guard;
-                recover_one(&name, runs, &lock_path, &shared).await;
+                recovery::recover_one(&name, runs, &lock_path, &shared).await;
                 let _ = shared.tx.send(Msg::Done { project: name });
             });
         }
@@ -593,7 +594,8 @@ fn with_last(mut live: Vec<ProjectStatus>, history: &History) -> Vec<ProjectStat
     live
 }
 
-async fn stopped(mut stop: watch::Receiver<bool>) {
+/// Resolves once `stop` turns true.
+pub(super) async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
@@ -715,7 +717,7 @@ async fn run_one(
         _ => tracing::warn!("{}", how()),
     }
     if matches!(outcome, Outcome::Interrupted(_)) {
-        requeue(&run, shared).await;
+        recovery::requeue(&run, shared).await;
     }
     if run.status == Status::Unhealthy && project.on_unhealthy == OnUnhealthy::Rollback {
         roll_back(&run, shared).await;
@@ -773,284 +775,6 @@ pub(crate) fn rollback_request(target: &Run, seq: u64, user: &str) -> DeployRequ
     req.coalesced.clear();
     req.bodies.clear();
     req
-}
-
-/// What a daemon does about an interrupted run (docs/operations.md,
-/// *Guarantees and how they are kept*).
-/// One decision, used by recovery itself and by `deployd status` and
-/// `deployd logs` when they tell what the next daemon will do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recovery {
-    /// Its request is queued again, with trigger `recovery`.
-    RunAgain,
-    /// A newer request is pending: it runs instead.
-    Superseded,
-    /// A later run (say, a `deployd deploy` made while no daemon ran)
-    /// carried out a newer intent; running the old request again could roll
-    /// the deploy back.
-    LaterRun(Box<Run>),
-}
-
-/// Decides about `interrupted`, the newest interrupted run of its project,
-/// given the project's `latest` run and its `pending` request.
-pub fn recovery_plan(
-    interrupted: &Run,
-    latest: Option<&Run>,
-    pending: Option<&DeployRequest>,
-) -> Recovery {
-    match latest {
-        Some(later) if later.id > interrupted.id => Recovery::LaterRun(Box::new(later.clone())),
-        _ if pending.is_some_and(|p| p.seq > interrupted.request.seq) => Recovery::Superseded,
-        _ => Recovery::RunAgain,
-    }
-}
-
-impl Recovery {
-    /// What happens to run `id`, as the end of a sentence about it.
-    pub fn describe(&self) -> String {
-        match self {
-            Recovery::RunAgain => "it runs again when deployd starts".into(),
-            Recovery::Superseded => {
-                "it is not run again: the newer pending request runs instead when deployd starts"
-                    .into()
-            }
-            Recovery::LaterRun(r) => format!(
-                "it is not run again: run {} ({}) came after it",
-                r.id, r.request.trigger
-            ),
-        }
-    }
-}
-
-/// Queues an interrupted run again as `recovery`, unless a newer request is
-/// already pending (it supersedes the old commit).
-async fn requeue(run: &Run, shared: &RunCtx) {
-    let queue = shared.queue.clone();
-    let pending = queue.pending(&run.request.project);
-    if recovery_plan(run, None, pending.as_ref()) == Recovery::Superseded {
-        tracing::info!(
-            "{}: interrupted run {} superseded by a newer pending push",
-            run.request.project,
-            run.id
-        );
-        return;
-    }
-    let req = run.request(queue.next_seq(), Trigger::Recovery);
-    match shared.enqueue(req).await {
-        Ok(()) => {
-            tracing::info!(
-                "{}: run {} queued again for recovery",
-                run.project(),
-                run.id
-            )
-        }
-        Err(e) => tracing::error!(
-            "{}: cannot queue run {} again: {e}",
-            run.request.project,
-            run.id
-        ),
-    }
-}
-
-async fn recover_one(name: &str, runs: Vec<Run>, lock_path: &std::path::Path, shared: &RunCtx) {
-    let ids: Vec<String> = runs.iter().map(|r| r.id.to_string()).collect();
-    let mut waited = false;
-    let lock = match RunLock::acquire(
-        lock_path,
-        || {
-            waited = true;
-            tracing::warn!(
-                "{name}: run {} is still going without a daemon; waiting for its processes to exit",
-                ids.join(", ")
-            )
-        },
-        stopped(shared.stop.clone()),
-    )
-    .await
-    {
-        Ok(Some(l)) => l,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::error!("{name}: cannot take the run lock: {e}");
-            return;
-        }
-    };
-    // Seen within one lock poll of the last process exiting.
-    let released_at = fsutil::now_rfc3339();
-    // Re-read the records now that the old processes are gone: a run that
-    // was going on under a manual `deployd deploy` has finished meanwhile
-    // and recorded its own result.
-    let history = shared.lifecycle.history.clone();
-    let project = name.to_string();
-    let (runs, latest) = blocking(move || {
-        let runs: Vec<Run> = runs
-            .into_iter()
-            .filter_map(|r| match history.get(r.project(), r.id) {
-                Ok(Some(now)) if now.status == Status::Running => Some(now),
-                Ok(_) => None,
-                Err(_) => Some(r),
-            })
-            .collect();
-        (runs, history.latest(&project).ok().flatten())
-    })
-    .await;
-    let Some(newest) = runs.last().cloned() else {
-        return;
-    };
-    // A run started after the interrupted one (a manual `deployd deploy`
-    // while no daemon ran) carried out a newer intent: running the old
-    // request again could roll the deploy back.
-    let later = latest.filter(|r| r.id > newest.id);
-    for run in runs {
-        // When its processes were last known alive: when this daemon saw the
-        // lock they held released, if they held it (the newest run, with no
-        // later one that could have held it instead); else the last write
-        // to its log (they were gone before this daemon started, and it
-        // cannot know how much longer they went on silently).
-        let last_alive = if waited && run.id == newest.id && later.is_none() {
-            released_at.clone()
-        } else {
-            let r = run.clone();
-            blocking(move || last_write(&r))
-                .await
-                .unwrap_or_else(fsutil::now_rfc3339)
-        };
-        let id = run.id;
-        match shared.lifecycle.interrupted(run, last_alive).await {
-            Ok(_) => tracing::warn!("{name}: run {id} was interrupted"),
-            Err(e) => tracing::error!("{name}: cannot record run {id} as interrupted: {e}"),
-        }
-    }
-    match recovery_plan(&newest, later.as_ref(), shared.queue.pending(name).as_ref()) {
-        Recovery::LaterRun(r) => tracing::info!(
-            "{name}: not running interrupted run {} again: run {} ({}) came after it",
-            newest.id,
-            r.id,
-            r.request.trigger
-        ),
-        _ => requeue(&newest, shared).await,
-    }
-    drop(lock);
-}
-
-/// When a run's log was last written, as RFC 3339 (not before its start).
-/// Blocking.
-fn last_write(run: &Run) -> Option<String> {
-    let modified = std::fs::metadata(&run.log).ok()?.modified().ok()?;
-    let started = humantime::parse_rfc3339(&run.started_at).ok()?;
-    Some(fsutil::rfc3339(modified.max(started)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(id: u64, request_seq: u64, trigger: Trigger) -> Run {
-        let push = crate::forge::push::Push {
-            git_ref: "refs/heads/main".into(),
-            ..Default::default()
-        };
-        Run {
-            id,
-            request: DeployRequest::new(request_seq, "app", trigger, push),
-            status: Status::Running,
-            exit_code: None,
-            signal: None,
-            started_at: String::new(),
-            finished_at: None,
-            log: format!("{id}.log").into(),
-            pid: None,
-            outputs: Default::default(),
-            hosts: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn recovery_plan_prefers_what_came_later() {
-        let cut = run(5, 100, Trigger::Webhook);
-        // Alone: run again.
-        assert_eq!(recovery_plan(&cut, Some(&cut), None), Recovery::RunAgain);
-        // An older pending request (impossible in practice) does not count.
-        let old = cut.request(50, Trigger::Webhook);
-        assert_eq!(
-            recovery_plan(&cut, Some(&cut), Some(&old)),
-            Recovery::RunAgain
-        );
-        // A newer pending request runs instead.
-        let newer = cut.request(200, Trigger::Webhook);
-        assert_eq!(
-            recovery_plan(&cut, Some(&cut), Some(&newer)),
-            Recovery::Superseded
-        );
-        // A later run wins over everything.
-        let later = run(6, 150, Trigger::Manual);
-        let plan = recovery_plan(&cut, Some(&later), Some(&newer));
-        assert_eq!(plan, Recovery::LaterRun(Box::new(later)));
-        assert_eq!(
-            plan.describe(),
-            "it is not run again: run 6 (manual) came after it"
-        );
-    }
-}
-
-#[cfg(test)]
-mod enqueue_tests {
-    use super::*;
-    use crate::run::events::{Bus, Publisher, RunEvent};
-
-    /// An interrupted run queued again goes through the one enqueue: on
-    /// disk, announced `Queued` with trigger `recovery`, and the executor
-    /// woken (it once was not).
-    #[tokio::test]
-    async fn a_requeued_run_is_announced_and_wakes_the_executor() {
-        let dir = std::env::temp_dir().join(format!("deployd-requeue-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let queue = Arc::new(Queue::open(&dir).unwrap());
-        let bus = Bus::new();
-        let mut events = bus.subscribe();
-        let lifecycle = Arc::new(Lifecycle {
-            history: Arc::new(History::new(&dir, &dir.join("logs"))),
-            state_dir: dir.clone(),
-            events: Publisher::Bus(bus),
-        });
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let ctx = RunCtx {
-            queue: queue.clone(),
-            lifecycle,
-            tx,
-            stop: watch::channel(false).1,
-        };
-        let push = crate::forge::push::Push {
-            git_ref: "refs/heads/main".into(),
-            ..Default::default()
-        };
-        let cut = Run {
-            id: 3,
-            request: DeployRequest::new(1, "app", Trigger::Webhook, push),
-            status: Status::Interrupted,
-            exit_code: None,
-            signal: None,
-            started_at: String::new(),
-            finished_at: None,
-            log: dir.join("3.log"),
-            pid: None,
-            outputs: Default::default(),
-            hosts: Vec::new(),
-        };
-        requeue(&cut, &ctx).await;
-        let pending = queue.pending("app").expect("queued again");
-        assert_eq!(pending.trigger, Trigger::Recovery);
-        match events.try_recv() {
-            Ok(RunEvent::Queued(r)) => assert_eq!(r.trigger, Trigger::Recovery),
-            other => panic!("no Queued event: {other:?}"),
-        }
-        assert!(
-            matches!(rx.try_recv(), Ok(Msg::Queued)),
-            "executor not woken"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }
 
 #[cfg(test)]

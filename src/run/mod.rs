@@ -1,5 +1,6 @@
 //! Running deploys. The [`executor`] decides which run starts when (one at
-//! a time per project, `parallel` across them, recovery at start, stop);
+//! a time per project, `parallel` across them, stop) and hands runs a
+//! previous daemon left unfinished to [`recovery`];
 //! [`lifecycle`] is the one path a run takes, for the daemon and a direct
 //! `deployd deploy` alike: the state lock and the project lock ([`lock`]),
 //! the record, the script ([`runner`]: a process group, its environment,
@@ -16,5 +17,6 @@ pub(crate) mod fleet;
 pub(crate) mod health;
 pub(crate) mod lifecycle;
 pub(crate) mod lock;
+pub(crate) mod recovery;
 pub(crate) mod runner;
 pub(crate) mod ssh;

@@ -238,14 +238,7 @@ pub fn overview(ctx: &Ctx, rows: &[ProjectRow]) -> String {
             .find(|r| r.status != crate::store::history::Status::Running);
         match last {
             Some(r) => {
-                let _ = write!(
-                    m,
-                    "<a href=\"{}/projects/{}/runs/{}\">#{}</a> ",
-                    esc(ctx.base),
-                    seg(r.project()),
-                    r.id,
-                    r.id
-                );
+                let _ = write!(m, "<a href=\"{}\">#{}</a> ", run_url(ctx, r), r.id);
                 badge(&mut m, &r.status.to_string());
             }
             None => m.push('—'),
@@ -259,12 +252,10 @@ pub fn overview(ctx: &Ctx, rows: &[ProjectRow]) -> String {
             let status = r.status.to_string();
             let _ = write!(
                 m,
-                "<li><a class=\"{}\" href=\"{}/projects/{}/runs/{}\" title=\"#{} {}\">\
+                "<li><a class=\"{}\" href=\"{}\" title=\"#{} {}\">\
                  <span class=\"sr\">#{} {}</span></a></li>",
                 class_of(&status),
-                esc(ctx.base),
-                seg(r.project()),
-                r.id,
+                run_url(ctx, r),
                 r.id,
                 esc(&status),
                 r.id,
@@ -280,18 +271,21 @@ pub fn overview(ctx: &Ctx, rows: &[ProjectRow]) -> String {
     layout(ctx, "Projects", Some("status"), &m)
 }
 
+/// The address of run `r`'s page, escaped for an attribute.
+fn run_url(ctx: &Ctx, r: &Run) -> String {
+    format!(
+        "{}/projects/{}/runs/{}",
+        esc(ctx.base),
+        seg(r.project()),
+        r.id
+    )
+}
+
 /// `running #7 for 1m 02s`, `pending`, `idle`.
 fn state(m: &mut String, ctx: &Ctx, p: &ProjectStatus) {
     badge(m, p.state.as_str());
     if let Some(r) = &p.running {
-        let _ = write!(
-            m,
-            " <a href=\"{}/projects/{}/runs/{}\">#{}</a>",
-            esc(ctx.base),
-            seg(r.project()),
-            r.id,
-            r.id
-        );
+        let _ = write!(m, " <a href=\"{}\">#{}</a>", run_url(ctx, r), r.id);
         if let Some(s) = elapsed(&r.started_at, ctx.now) {
             let _ = write!(m, " for {}", human(s));
         }
@@ -558,11 +552,9 @@ fn plot(m: &mut String, ctx: &Ctx, runs: &[Run]) {
         let status = r.status.to_string();
         let _ = write!(
             m,
-            "<a href=\"{}/projects/{}/runs/{}\"><rect class=\"{}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\">\
+            "<a href=\"{}\"><rect class=\"{}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\">\
              <title>#{} {} {}</title></rect></a>",
-            esc(ctx.base),
-            seg(r.project()),
-            r.id,
+            run_url(ctx, r),
             class_of(&status),
             left + i as f64 * step,
             h - bh,
@@ -596,10 +588,8 @@ fn runs_table(m: &mut String, ctx: &Ctx, runs: &[Run]) {
     for r in runs {
         let _ = write!(
             m,
-            "<tr><th scope=\"row\"><a href=\"{}/projects/{}/runs/{}\">#{}</a></th><td>",
-            esc(ctx.base),
-            seg(r.project()),
-            r.id,
+            "<tr><th scope=\"row\"><a href=\"{}\">#{}</a></th><td>",
+            run_url(ctx, r),
             r.id
         );
         badge(m, &r.status.to_string());
@@ -640,12 +630,7 @@ pub fn run(ctx: &Ctx, run: &Run, log: &LogPart, cancel: bool, host: Option<&Host
     let (skipped, offset) = (log.start, log.end);
     let mut m = String::with_capacity(log.bytes.len() * 2 + 4096);
     let status = run.status.to_string();
-    let run_page = format!(
-        "{}/projects/{}/runs/{}",
-        esc(ctx.base),
-        seg(run.project()),
-        run.id
-    );
+    let run_page = run_url(ctx, run);
     let _ = write!(
         m,
         "<p class=\"crumbs\"><a href=\"{}/projects/{}\">{}</a>",
