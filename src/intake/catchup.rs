@@ -632,7 +632,7 @@ fn git_failure(status: std::process::ExitStatus, stderr: &str) -> String {
     let why = lines()
         .find_map(|l| l.strip_prefix("fatal:"))
         .map(str::trim)
-        .or_else(|| lines().last())
+        .or_else(|| lines().next_back())
         .unwrap_or("");
     let code = status
         .code()
