@@ -81,6 +81,9 @@ pub(super) fn check(config: &Config) -> Result<()> {
                 r.token_source
             );
         }
+        for line in catchup_and_fleet(p) {
+            outln!("    {line}");
+        }
     }
     for t in config.notify.values() {
         outln!(
@@ -123,6 +126,53 @@ pub(super) fn check(config: &Config) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What `check` says of a project's catch-up (`remote`, `reconcile`) and
+/// fleet (`hosts` and its keys), so both can be confirmed before a start.
+fn catchup_and_fleet(p: &crate::config::Project) -> Vec<String> {
+    use crate::config::fleet::OnHostFailure;
+    use crate::config::reconcile::Mode;
+    let remote = p
+        .reconcile
+        .remote
+        .as_deref()
+        .unwrap_or("the origin of working_dir, if it has one");
+    let mut lines = vec![match p.reconcile.mode {
+        Mode::Off => "catch-up: off".to_string(),
+        Mode::Start => format!("catch-up: at start, from {remote}"),
+        Mode::Every(d) => format!(
+            "catch-up: at start and every {}, from {remote}",
+            humantime::format_duration(d)
+        ),
+    }];
+    if let Some(f) = &p.fleet {
+        let hosts: Vec<String> = f
+            .hosts
+            .iter()
+            .map(|h| match (h.name == h.address, &h.user, h.port) {
+                (true, None, None) => h.name.clone(),
+                (_, user, port) => format!(
+                    "{} ({}{}{})",
+                    h.name,
+                    user.as_deref().map(|u| format!("{u}@")).unwrap_or_default(),
+                    h.address,
+                    port.map(|p| format!(":{p}")).unwrap_or_default()
+                ),
+            })
+            .collect();
+        lines.push(format!(
+            "hosts: {}; batch {}, max_failures {}, on_host_failure {}",
+            hosts.join(", "),
+            f.batch,
+            f.max_failures,
+            match f.on_host_failure {
+                OnHostFailure::Stop => "stop",
+                OnHostFailure::Rollback => "rollback",
+            }
+        ));
+    }
+    lines
 }
 
 /// `deployd notify-test [TARGET]`: one test message to each target, sent

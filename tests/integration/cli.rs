@@ -182,6 +182,27 @@ fn check_lists_every_project_with_its_hook_path() {
 }
 
 #[test]
+fn check_says_how_a_project_catches_up_and_which_hosts_it_rolls_out_to() {
+    let dir = TestDir::new("cli-check-fleet");
+    let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
+    let config = two_projects(
+        &dir,
+        &script,
+        "remote = \"file:///srv/app.git\"\nreconcile = \"5m\"\n\
+         hosts = [\"deploy@web1\", \"deploy@web2:2222\"]\nbatch = 2",
+    );
+    let out = cli_ok(&config, &["check"], 0);
+    for line in [
+        "catch-up: at start and every 5m, from file:///srv/app.git",
+        "hosts: web1 (deploy@web1), web2 (deploy@web2:2222); batch 2, max_failures 0, \
+         on_host_failure stop",
+        "catch-up: at start, from the origin of working_dir, if it has one",
+    ] {
+        assert!(out.lines().any(|l| l.trim() == line), "{line}:\n{out}");
+    }
+}
+
+#[test]
 fn config_errors_name_file_line_and_key() {
     let dir = TestDir::new("cli-config-errors");
     let script = dir.script("deploy.sh", "#!/bin/sh\ntrue\n");
