@@ -381,7 +381,7 @@ fn unreachable_hosts_and_unknown_keys_count_as_failures() {
 }
 
 #[test]
-fn timeout_kills_the_remote_script_and_recovery_resumes_after_kill9() {
+fn timeout_and_cancel_kill_the_remote_script_and_recovery_resumes_after_kill9() {
     let dir = TestDir::new("fleet-crash");
     let Some(hosts) = Hosts::up(&dir.path, 3, 3) else {
         return;
@@ -481,6 +481,35 @@ fn timeout_kills_the_remote_script_and_recovery_resumes_after_kill9() {
     for h in ["web1", "web2", "web3"] {
         assert_eq!(checked_out(&root, h), shas[1]);
     }
+
+    // `deployd cancel` stops ssh, and with it the script on the host, as
+    // the timeout does.
+    let _ = std::fs::remove_file(root.join("pid-web1"));
+    std::fs::write(root.join("block-web1"), "").unwrap();
+    cli_ok(
+        &config,
+        &["deploy", "app", "--sha", &shas[0], "--no-wait"],
+        0,
+    );
+    wait_until(LIMIT, "web1 deploying again", || {
+        root.join("pid-web1").exists()
+    });
+    let pid: i32 = std::fs::read_to_string(root.join("pid-web1"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    cli_ok(&config, &["cancel", "app"], 0);
+    wait_until(LIMIT, "the remote script gone after cancel", || !alive(pid));
+    let run = poll(LIMIT, "the run recorded cancelled", || {
+        let runs = history(&config, "app");
+        match runs.first() {
+            Some(r) if r["status"] == "cancelled" => Ok(r.clone()),
+            _ => Err(format!("{runs:?}")),
+        }
+    });
+    assert_eq!(host_states(&run)[0], ("web1".into(), "cancelled".into()));
+    std::fs::remove_file(root.join("block-web1")).unwrap();
     drop(d);
 }
 
