@@ -16,7 +16,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::broadcast;
 
 use crate::daemon::shutdown::Shutdown;
 use crate::fsutil;
@@ -365,7 +364,7 @@ async fn queue_and_stream(
 async fn stream_run(
     w: &mut (impl AsyncWriteExt + Unpin),
     history: &Arc<History>,
-    mut events: broadcast::Receiver<RunEvent>,
+    mut events: crate::run::events::Events,
     project: &str,
     seq: u64,
 ) -> io::Result<()> {
@@ -375,13 +374,13 @@ async fn stream_run(
         }
         let started = tokio::time::timeout(POLL, async {
             loop {
-                match events.recv().await {
+                match events.recv().await.as_deref() {
                     Ok(RunEvent::Started(r)) if r.project() == project && r.request.seq >= seq => {
-                        return Some(Ok(r));
+                        return Some(Ok(r.clone()));
                     }
                     // Ours, or a newer one that had replaced ours.
                     Ok(RunEvent::Dropped(r)) if r.project == project && r.seq >= seq => {
-                        return Some(Err(r));
+                        return Some(Err(r.clone()));
                     }
                     Ok(_) => {}
                     // Lagged: the records tell; closed: the daemon stops.
@@ -420,7 +419,7 @@ async fn stream_run(
         // Woken early by the run's end; the record says it again above.
         let _ = tokio::time::timeout(POLL, async {
             loop {
-                match events.recv().await {
+                match events.recv().await.as_deref() {
                     Ok(RunEvent::Finished(r)) if r.project() == project && r.id == run.id => return,
                     Ok(_) => {}
                     Err(_) => return std::future::pending().await,

@@ -597,7 +597,7 @@ pub fn undelivered_by_project(state_dir: &Path) -> BTreeMap<String, BTreeMap<Str
 /// still received and stops starting lanes. Waits on the channel alone: no
 /// timer.
 pub(crate) async fn follow(
-    mut events: tokio::sync::broadcast::Receiver<crate::run::events::RunEvent>,
+    mut events: crate::run::events::Events,
     outbox: Arc<Outbox>,
     history: Arc<crate::store::history::History>,
     mut shutdown: Shutdown,
@@ -621,8 +621,8 @@ pub(crate) async fn follow(
                 }
             }
         };
-        let run = match received {
-            Ok(RunEvent::Started(run) | RunEvent::Finished(run)) => run,
+        let run = match received.as_deref() {
+            Ok(RunEvent::Started(run) | RunEvent::Finished(run)) => run.clone(),
             Ok(RunEvent::Queued(_) | RunEvent::Dropped(_)) => continue,
             Err(RecvError::Lagged(n)) => {
                 tracing::error!("outbox: {n} run event(s) missed; their notifications are lost");

@@ -296,7 +296,7 @@ mod requeue_tests {
         requeue(&cut, &ctx).await;
         let pending = queue.pending("app").expect("queued again");
         assert_eq!(pending.trigger, Trigger::Recovery);
-        match events.try_recv() {
+        match events.try_recv().as_deref() {
             Ok(RunEvent::Queued(r)) => assert_eq!(r.trigger, Trigger::Recovery),
             other => panic!("no Queued event: {other:?}"),
         }

@@ -185,13 +185,13 @@ impl Metrics {
 /// behind loses the oldest events, and with them their counts.
 pub(crate) async fn count_runs(
     metrics: Arc<Metrics>,
-    mut events: broadcast::Receiver<RunEvent>,
+    mut events: crate::run::events::Events,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
-            e = events.recv() => match e {
-                Ok(RunEvent::Finished(run)) => metrics.finished(&run),
+            e = events.recv() => match e.as_deref() {
+                Ok(RunEvent::Finished(run)) => metrics.finished(run),
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("metrics: {n} run event(s) missed; deployd_runs_total undercounts");

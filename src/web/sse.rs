@@ -104,7 +104,7 @@ fn event(kind: Option<&str>, id: Option<u64>, data: &str) -> Bytes {
 /// `change` whenever what runs or waits changes, or a run starts or ends.
 pub fn status(
     mut live: watch::Receiver<Vec<crate::run::executor::ProjectStatus>>,
-    mut events: broadcast::Receiver<RunEvent>,
+    mut events: crate::run::events::Events,
     mut stop: watch::Receiver<bool>,
 ) -> ChannelBody {
     let (tx, rx) = mpsc::channel(DEPTH);
@@ -158,7 +158,7 @@ pub fn log(
     id: u64,
     host: Option<String>,
     from: From,
-    mut events: broadcast::Receiver<RunEvent>,
+    mut events: crate::run::events::Events,
     mut stop: watch::Receiver<bool>,
 ) -> ChannelBody {
     let (tx, rx) = mpsc::channel(DEPTH);
@@ -226,7 +226,7 @@ pub fn log(
                     quiet += 1;
                     unseen = quiet.is_multiple_of(RECHECK);
                 }
-                e = events.recv() => match e {
+                e = events.recv() => match e.as_deref() {
                     Ok(RunEvent::Finished(r)) if r.project() == project && r.id == id => {
                         ended = Some(r.status.to_string());
                     }
