@@ -506,13 +506,13 @@ impl Executor {
                     cancel,
                 },
             );
-            let (shared, guard) = (self.shared.clone(), self.guard.clone());
-            tokio::spawn(async move {
-                let _guard = guard;
-                let name = settings.name.clone();
-                run_one(settings, req, cancelled, &shared).await;
-                let _ = shared.tx.send(Msg::Done { project: name });
-            });
+            spawn_run(
+                settings,
+                req,
+                cancelled,
+                self.shared.clone(),
+                self.guard.clone(),
+            );
         }
     }
 
@@ -633,6 +633,27 @@ impl Caller for Daemon<'_> {
     }
 }
 
+/// Starts the task of one run. Apart from `start_ready`, which every
+/// wake-up of the executor calls, idle daemon included: building the task
+/// takes a large stack frame (the run's future and tokio's cell around it,
+/// which the stack probe touches page by page), needed only when a run
+/// starts.
+#[inline(never)]
+fn spawn_run(
+    settings: Project,
+    req: DeployRequest,
+    cancelled: watch::Receiver<bool>,
+    shared: RunCtx,
+    guard: Option<Guard>,
+) {
+    tokio::spawn(async move {
+        let _guard = guard;
+        let name = settings.name.clone();
+        run_one(settings, req, cancelled, &shared).await;
+        let _ = shared.tx.send(Msg::Done { project: name });
+    });
+}
+
 async fn run_one(
     project: Project,
     req: DeployRequest,
@@ -645,10 +666,12 @@ async fn run_one(
         name: &name,
     };
     let lifecycle = &shared.lifecycle;
-    let ended = match lifecycle
-        .run(&project, req, shared.stop.clone(), cancel, &mut caller)
-        .await
-    {
+    // Boxed: a run's future is tens of KB (the script, the health check,
+    // a fleet's rollout), and unboxed it made this task, and the stack
+    // frame of `start_ready` that spawns it, that large: 64 KB of stack,
+    // probed page by page, resident in every idle daemon.
+    let run = Box::pin(lifecycle.run(&project, req, shared.stop.clone(), cancel, &mut caller));
+    let ended = match run.await {
         Ok(ended) => ended,
         Err((req, NotRun::Cancelled)) => {
             // Cancelled before it started: the request is dropped.

@@ -181,8 +181,15 @@ impl Lifecycle {
         let outcome = if let Some(fleet) = &project.fleet {
             // A project with hosts rolls out over them instead (steps 4
             // and 5 per host: run::fleet).
+            // Boxed: the rollout's state is large (a batch of hosts, each
+            // with its ssh, log and health check), and every run's task,
+            // and the stack frame that spawns it, would otherwise be that
+            // size, fleet or not.
             let (history, dir) = (&self.history, &self.state_dir);
-            crate::run::fleet::rollout(project, fleet, &mut run, history, dir, stop, cancel).await
+            Box::pin(crate::run::fleet::rollout(
+                project, fleet, &mut run, history, dir, stop, cancel,
+            ))
+            .await
         } else {
             let mut outcome = runner::run(
                 project,
