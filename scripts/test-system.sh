@@ -508,7 +508,7 @@ if [[ $code == 202 ]] && wait_for 10 pending; then
             fail "upgrade replaced the edited config"
         fi
     else
-        fail "upgrade: apt-get install failed: $(tail -3 <<<"$out")"
+        fail "upgrade: apt-get install failed: $(tail -15 <<<"$out")"
     fi
 else
     fail "upgrade: site's push was answered $code or never pending: $(c deployd status 2>&1 | tr '\n' '|')"
@@ -523,11 +523,11 @@ if c apt-get remove -y -q deployd >/dev/null 2>&1 && ! c systemctl is-active --q
 else
     fail "apt-get remove: socket $(c systemctl is-active deployd.socket), service $(c systemctl is-active deployd.service)"
 fi
-if c apt-get purge -y -q deployd >/dev/null 2>&1 && ! c test -e /var/lib/deployd && ! c test -e /var/log/deployd &&
+if out=$(c apt-get purge -y -q deployd 2>&1) && ! c test -e /var/lib/deployd && ! c test -e /var/log/deployd &&
     ! c test -e /etc/deployd; then
     ok "apt-get purge: /var/lib/deployd, /var/log/deployd and /etc/deployd removed"
 else
-    fail "apt-get purge: left $(c ls -d /var/lib/deployd /var/log/deployd /etc/deployd 2>/dev/null | tr '\n' ' ')"
+    fail "apt-get purge: left $(c ls -d /var/lib/deployd /var/log/deployd /etc/deployd 2>/dev/null | tr '\n' ' '); apt-get said: $(tail -15 <<<"$out")"
 fi
 
 say "$passed passed, $failed failed"
