@@ -7,79 +7,33 @@ use crate::common;
 use common::*;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// The repositories of one test.
-struct Repos {
-    dir: TestDir,
-    origin: PathBuf,
-    dev: PathBuf,
-    app: PathBuf,
+/// The repositories of one test ([`git::Repos`]: origin served over
+/// `file://`), with what these tests do to them.
+struct Repos(git::Repos);
+
+impl std::ops::Deref for Repos {
+    type Target = git::Repos;
+    fn deref(&self) -> &git::Repos {
+        &self.0
+    }
 }
 
 impl Repos {
     /// `origin.git` with one commit on main, `dev/` that pushes to it and
     /// `app/` cloned from its `file://` URL.
     fn new(name: &str) -> Repos {
-        let dir = TestDir::new(name);
-        let (origin, dev, app) = (dir.join("origin.git"), dir.join("dev"), dir.join("app"));
-        let r = Repos {
-            dir,
-            origin,
-            dev,
-            app,
-        };
-        r.git(
-            &r.dir.path,
-            &["init", "-q", "--bare", "-b", "main", "origin.git"],
-        );
-        r.git(&r.dir.path, &["init", "-q", "-b", "main", "dev"]);
-        r.git(&r.dev, &["remote", "add", "origin", &r.url()]);
-        r.commit("initial");
-        r.git(&r.dir.path, &["clone", "-q", &r.url(), "app"]);
-        r
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.origin.display())
-    }
-
-    fn git(&self, cwd: &Path, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(cwd)
-            .env("HOME", &self.dir.path)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Dev")
-            .env("GIT_AUTHOR_EMAIL", "dev@example.com")
-            .env("GIT_COMMITTER_NAME", "Dev")
-            .env("GIT_COMMITTER_EMAIL", "dev@example.com")
-            .env_remove("GIT_DIR")
-            .output()
-            .expect("run git");
-        assert!(
-            out.status.success(),
-            "git {} (in {}): {}\n{}",
-            args.join(" "),
-            cwd.display(),
-            out.status,
-            text(&out.stderr)
-        );
-        text(&out.stdout).trim().to_string()
+        Repos(git::Repos::new(name, "file.txt", "initial"))
     }
 
     /// Commits a change in `dev/` and pushes it; returns the commit.
     fn commit(&self, what: &str) -> String {
-        std::fs::write(self.dev.join("file.txt"), what).unwrap();
-        self.git(&self.dev, &["add", "file.txt"]);
-        self.git(&self.dev, &["commit", "-q", "-m", what]);
-        self.git(&self.dev, &["push", "-q", "origin", "main"]);
-        self.git(&self.dev, &["rev-parse", "HEAD"])
+        self.commit_file("file.txt", what, what)
     }
 
     /// A script that appends `TRIGGER SHA BEFORE DELIVERY` to `runs.txt`,
@@ -426,33 +380,16 @@ impl FakeApi {
     }
 
     fn serve(&self, mut s: std::net::TcpStream) {
-        use std::io::{Read, Write};
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            match s.read(&mut byte) {
-                Ok(1) => head.push(byte[0]),
-                _ => return,
-            }
-        }
-        let head = String::from_utf8_lossy(&head).into_owned();
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next().unwrap_or("").split(' ');
-        let method = first.next().unwrap_or("").to_string();
-        let target = first.next().unwrap_or("").to_string();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let len: usize = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        if s.read_exact(&mut body).is_err() {
+        use std::io::Write;
+        let Some(HttpRequest {
+            method,
+            target,
+            headers,
+            ..
+        }) = read_request(&mut s)
+        else {
             return;
-        }
+        };
         let (status, answer) = self
             .routes
             .lock()

@@ -11,90 +11,33 @@ use crate::common;
 use common::*;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// The repositories of one test.
-struct Repos {
-    dir: TestDir,
-    origin: PathBuf,
-    dev: PathBuf,
-    app: PathBuf,
+/// The repositories of one test ([`git::Repos`]), with what these tests
+/// do to them.
+struct Repos(git::Repos);
+
+impl std::ops::Deref for Repos {
+    type Target = git::Repos;
+    fn deref(&self) -> &git::Repos {
+        &self.0
+    }
 }
 
 impl Repos {
     /// `origin.git` with one commit on main, `dev/` and `app/` clones of it.
     fn new(name: &str) -> Repos {
-        let dir = TestDir::new(name);
-        let (origin, dev, app) = (dir.join("origin.git"), dir.join("dev"), dir.join("app"));
-        let r = Repos {
-            dir,
-            origin,
-            dev,
-            app,
-        };
-        r.git(
-            &r.dir.path,
-            &["init", "--quiet", "--bare", "-b", "main", "origin.git"],
-        );
-        r.git(&r.dir.path, &["init", "--quiet", "-b", "main", "dev"]);
-        r.git(
-            &r.dev,
-            &["remote", "add", "origin", r.origin.to_str().unwrap()],
-        );
-        r.commit("initial");
-        r.git(
-            &r.dir.path,
-            &["clone", "--quiet", r.origin.to_str().unwrap(), "app"],
-        );
-        r
-    }
-
-    /// Runs git in `cwd`; panics with its output unless it succeeds; returns
-    /// its stdout, trimmed.
-    fn git(&self, cwd: &Path, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(cwd)
-            .env("HOME", &self.dir.path)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Dev")
-            .env("GIT_AUTHOR_EMAIL", "dev@example.com")
-            .env("GIT_COMMITTER_NAME", "Dev")
-            .env("GIT_COMMITTER_EMAIL", "dev@example.com")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .env_remove("GIT_INDEX_FILE")
-            .output()
-            .expect("run git");
-        assert!(
-            out.status.success(),
-            "git {} (in {}): {}\nstdout:\n{}\nstderr:\n{}",
-            args.join(" "),
-            cwd.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        Repos(git::Repos::new(name, "index.html", "<p>initial</p>\n"))
     }
 
     /// Commits a change in `dev/` and pushes it to origin's main; returns
     /// the new commit.
     fn commit(&self, message: &str) -> String {
-        std::fs::write(self.dev.join("index.html"), format!("<p>{message}</p>\n")).unwrap();
-        self.git(&self.dev, &["add", "index.html"]);
-        self.git(&self.dev, &["commit", "--quiet", "-m", message]);
-        self.git(
-            &self.dev,
-            &["push", "--quiet", "origin", "HEAD:refs/heads/main"],
-        );
-        self.git(&self.dev, &["rev-parse", "HEAD"])
+        self.commit_file("index.html", &format!("<p>{message}</p>\n"), message)
     }
 
     /// Commits in `dev/` (without pushing) writing each `(path, Some(text))`

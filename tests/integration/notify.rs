@@ -145,32 +145,15 @@ impl Recorder {
     }
 
     fn serve(&self, mut s: impl Read + Write) {
-        let mut buf = Vec::new();
-        let mut byte = [0u8; 1];
-        while !buf.ends_with(b"\r\n\r\n") {
-            match s.read(&mut byte) {
-                Ok(1) => buf.push(byte[0]),
-                _ => return,
-            }
-        }
-        let head = String::from_utf8_lossy(&buf).into_owned();
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next().unwrap_or("").split(' ');
-        let method = first.next().unwrap_or("").to_string();
-        let path = first.next().unwrap_or("").to_string();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let len: usize = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        if s.read_exact(&mut body).is_err() {
+        let Some(HttpRequest {
+            method,
+            target: path,
+            headers,
+            body,
+        }) = read_request(&mut s)
+        else {
             return;
-        }
+        };
         let answer = *self.answer.lock().unwrap();
         let deployment = method == "POST" && path.ends_with("/deployments");
         self.got.lock().unwrap().push(Received {

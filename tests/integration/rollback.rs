@@ -19,69 +19,26 @@ use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-struct Repos {
-    dir: TestDir,
-    dev: PathBuf,
-    app: PathBuf,
+/// The repositories of one test ([`git::Repos`]), with what these tests
+/// do to them.
+struct Repos(git::Repos);
+
+impl std::ops::Deref for Repos {
+    type Target = git::Repos;
+    fn deref(&self) -> &git::Repos {
+        &self.0
+    }
 }
 
 impl Repos {
     /// `origin.git` with one commit on main, `dev/` and `app/` clones of it.
     fn new(name: &str) -> Repos {
-        let dir = TestDir::new(name);
-        let r = Repos {
-            dev: dir.join("dev"),
-            app: dir.join("app"),
-            dir,
-        };
-        r.git(
-            &r.dir.path,
-            &["init", "--quiet", "--bare", "-b", "main", "origin.git"],
-        );
-        r.git(&r.dir.path, &["init", "--quiet", "-b", "main", "dev"]);
-        r.git(&r.dev, &["remote", "add", "origin", "../origin.git"]);
-        r.commit("initial");
-        r.git(&r.dir.path, &["clone", "--quiet", "origin.git", "app"]);
-        r
-    }
-
-    fn git(&self, cwd: &Path, args: &[&str]) -> String {
-        let out = output_of(
-            Command::new("git")
-                .args(args)
-                .current_dir(cwd)
-                .env("HOME", &self.dir.path)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_AUTHOR_NAME", "Dev")
-                .env("GIT_AUTHOR_EMAIL", "dev@example.com")
-                .env("GIT_COMMITTER_NAME", "Dev")
-                .env("GIT_COMMITTER_EMAIL", "dev@example.com")
-                .env_remove("GIT_DIR")
-                .env_remove("GIT_WORK_TREE")
-                .env_remove("GIT_INDEX_FILE"),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            describe(&format!("git {args:?}"), &out)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        Repos(git::Repos::new(name, "index.html", "initial\n"))
     }
 
     /// Commits `page` as index.html in `dev/` and pushes it; the new commit.
     fn commit(&self, page: &str) -> String {
-        std::fs::write(self.dev.join("index.html"), format!("{page}\n")).unwrap();
-        self.git(&self.dev, &["add", "index.html"]);
-        self.git(&self.dev, &["commit", "--quiet", "-m", page]);
-        self.git(
-            &self.dev,
-            &["push", "--quiet", "origin", "HEAD:refs/heads/main"],
-        );
-        self.git(&self.dev, &["rev-parse", "HEAD"])
-    }
-
-    fn deployed(&self) -> String {
-        self.git(&self.app, &["rev-parse", "HEAD"])
+        self.commit_file("index.html", &format!("{page}\n"), page)
     }
 
     /// Project `app` running deploy-git.sh in `app/`, with `extra` keys.

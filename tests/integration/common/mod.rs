@@ -3,6 +3,8 @@
 //! polls. Failures print everything needed to diagnose them from a CI log.
 #![allow(dead_code, missing_docs)]
 
+pub mod git;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -586,4 +588,50 @@ pub fn expect_code(out: &Output, code: i32, what: &str) -> (String, String) {
         out.status
     );
     (stdout, stderr)
+}
+
+/// One HTTP/1.1 request as a stand-in server (a forge's API, a chat
+/// service) read it.
+pub struct HttpRequest {
+    pub method: String,
+    /// The request target: path and query.
+    pub target: String,
+    /// Header names lowercased, values trimmed.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Reads one request, its head and a `Content-Length` body, from `s`;
+/// `None` when the peer closes before it is whole.
+pub fn read_request(s: &mut impl Read) -> Option<HttpRequest> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let method = first.next().unwrap_or("").to_string();
+    let target = first.next().unwrap_or("").to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).ok()?;
+    Some(HttpRequest {
+        method,
+        target,
+        headers,
+        body,
+    })
 }
