@@ -276,39 +276,8 @@ fn after_the_start_reconcile_an_idle_daemon_never_wakes() {
     // Measured over a window: the notification's send settles first.
     std::thread::sleep(Duration::from_millis(500));
     let before = switches(pid);
-    std::thread::sleep(Duration::from_secs(3));
-    let after = switches(pid);
-    let woke: Vec<String> = before
-        .iter()
-        .filter_map(|(tid, n)| {
-            let m = after.get(tid)?;
-            (m > n).then(|| format!("thread {tid}: {n} -> {m} context switches"))
-        })
-        .collect();
-    assert!(
-        woke.is_empty(),
-        "the idle daemon woke up:\n{}",
-        woke.join("\n")
-    );
+    sleeps_through(pid, &before, Duration::from_secs(3));
     stop(d);
-}
-
-/// Context switches so far of each thread of `pid`.
-fn switches(pid: u32) -> std::collections::BTreeMap<String, u64> {
-    let mut all = std::collections::BTreeMap::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let task = task.unwrap();
-        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
-            continue;
-        };
-        let n: u64 = status
-            .lines()
-            .filter(|l| l.contains("ctxt_switches:"))
-            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .sum();
-        all.insert(task.file_name().to_string_lossy().into_owned(), n);
-    }
-    all
 }
 
 /// One request the stand-in API received.

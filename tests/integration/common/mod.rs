@@ -635,3 +635,44 @@ pub fn read_request(s: &mut impl Read) -> Option<HttpRequest> {
         body,
     })
 }
+
+/// Context switches so far of each thread of `pid`, by thread id.
+pub fn switches(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut all = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap();
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue; // the thread just exited
+        };
+        let n: u64 = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        all.insert(task.file_name().to_string_lossy().into_owned(), n);
+    }
+    all
+}
+
+/// Waits `window`, then panics naming each thread of `pid` that switched
+/// since `before` (its [`switches`]): an idle daemon must not wake up.
+pub fn sleeps_through(
+    pid: u32,
+    before: &std::collections::BTreeMap<String, u64>,
+    window: Duration,
+) {
+    std::thread::sleep(window);
+    let after = switches(pid);
+    let woke: Vec<String> = before
+        .iter()
+        .filter_map(|(tid, n)| {
+            let m = after.get(tid)?;
+            (m > n).then(|| format!("thread {tid}: {n} -> {m} context switches"))
+        })
+        .collect();
+    assert!(
+        woke.is_empty(),
+        "the idle daemon woke up:\n{}",
+        woke.join("\n")
+    );
+}
