@@ -6,8 +6,6 @@
 
 use crate::common;
 use common::*;
-use std::io::Write;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,18 +20,7 @@ fn send_and_hang_up(
     body: &str,
     headers: &[(String, String)],
 ) {
-    let mut s = TcpStream::connect(d.addr).unwrap();
-    let mut head = format!(
-        "POST /hooks/app HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
-        d.addr,
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
+    let s = send(d.addr, "POST", "/hooks/app", headers, body.as_bytes());
     d.wait_log(&format!("fault point {point}: pausing"), T);
     drop(s);
     // hyper saw the hang-up and dropped the request's future.

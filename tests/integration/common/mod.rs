@@ -290,12 +290,27 @@ pub fn request(
     headers: &[(String, String)],
     body: &[u8],
 ) -> (u16, String) {
-    let mut s = TcpStream::connect(addr)
-        .unwrap_or_else(|e| panic!("{method} {path}: cannot connect to {addr}: {e}"));
+    let mut s = send(addr, method, path, headers, body);
     // Longer than any deadline a test gives the server (request_timeout
     // of 20 s at most): a slow answer is the server's to give, a 408
     // included, not lost to the client giving up first.
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    parse_response(&resp)
+}
+
+/// Connects to `addr` and writes one request (`Connection: close`),
+/// leaving its answer unread: for the caller to read, or to hang up on.
+pub fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> TcpStream {
+    let mut s = TcpStream::connect(addr)
+        .unwrap_or_else(|e| panic!("{method} {path}: cannot connect to {addr}: {e}"));
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -307,9 +322,7 @@ pub fn request(
     s.write_all(head.as_bytes()).unwrap();
     // The server may answer (413) and close before reading a large body.
     let _ = s.write_all(body);
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    parse_response(&resp)
+    s
 }
 
 pub fn parse_response(resp: &[u8]) -> (u16, String) {
