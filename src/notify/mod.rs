@@ -22,6 +22,7 @@ pub use crate::config::events::{EVENTS, Event, Tone, event};
 use crate::config::{NotifyKind, NotifyTarget};
 use crate::http_client::{self, Attempt};
 use crate::store::history::{Run, Status};
+use crate::store::hosts::HostStatus;
 
 /// The event a run's record stands for: `started` while it runs, else its
 /// status — or `recovered` for a success after a run that was not one.
@@ -124,7 +125,8 @@ impl Document {
             failed_hosts: run
                 .hosts
                 .iter()
-                .filter(|h| h.status.failure())
+                // A failed rollback too: that host needs a look most.
+                .filter(|h| h.status.failure() || h.status == HostStatus::RollbackFailed)
                 .map(|h| format!("{} ({})", h.name, h.status))
                 .collect(),
             log_tail: if run.status == Status::Running {

@@ -22,15 +22,13 @@
 //! run of the same commit and does not run the hosts that finished there
 //! again (`already_done`), it says so in the log.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
@@ -43,6 +41,7 @@ use crate::run::runner::{self, Outcome};
 use crate::run::ssh::{self, RemoteScript};
 use crate::store::history::{History, Run, Status};
 use crate::store::hosts::{self, HostRun, HostStatus};
+use crate::store::log_tail::read_lines;
 use crate::store::queue::Trigger;
 
 /// What every host's task of one rollout shares.
@@ -97,7 +96,6 @@ pub(crate) async fn rollout(
         },
     };
     plan(project, fleet, run, history).await;
-    save(history, run).await;
     let ctx = Arc::new(Ctx {
         project: project.clone(),
         fleet: fleet.clone(),
@@ -148,7 +146,24 @@ pub(crate) async fn rollout(
             h.status = HostStatus::Skipped;
         }
     }
-    if failed.is_some() {
+    // What the hosts say, not what the signals say now: a stop or a cancel
+    // that comes after the last host ended changes nothing, and a rollout
+    // that failed stays failed (a recovery would deploy the failing commit
+    // again).
+    let past_max = failed.is_some();
+    let outcome = match failed {
+        Some(f) => f,
+        None if run
+            .hosts
+            .iter()
+            .any(|h| matches!(h.status, HostStatus::Interrupted | HostStatus::Pending)) =>
+        {
+            Outcome::Interrupted(None)
+        }
+        None if cancelled && run.hosts.iter().any(|h| !h.status.done()) => Outcome::Cancelled(None),
+        None => Outcome::Exited(0),
+    };
+    if past_max {
         runner::note(
             run,
             &format!(
@@ -157,19 +172,16 @@ pub(crate) async fn rollout(
             ),
         );
         if fleet.on_host_failure == OnHostFailure::Rollback {
-            roll_back(&ctx, run, history).await;
+            if *stop.borrow() || *cancel.borrow() {
+                runner::note(run, "no rollback of the hosts done: the run was stopped");
+            } else {
+                roll_back(&ctx, run, history).await;
+            }
         }
     }
-    save(history, run).await;
-    close_masters(&ctx).await;
+    close_masters(&ctx, &run.hosts).await;
     runner::note(run, &format!("hosts: {}", hosts::summary(&run.hosts)));
-    if *stop.borrow() {
-        Outcome::Interrupted(None)
-    } else if cancelled {
-        Outcome::Cancelled(None)
-    } else {
-        failed.unwrap_or(Outcome::Exited(0))
-    }
+    outcome
 }
 
 /// Fills `run.hosts` with every host pending, except, for a `recovery` run,
@@ -306,7 +318,7 @@ fn ended(ctx: &Ctx, host: &Host, log: &Path, outcome: Outcome) -> HostEnd {
 /// turn true: the local ssh gets SIGTERM and its stdin closes, which stops
 /// the remote side (see [`crate::run::ssh`]).
 async fn remote(ctx: &Ctx, host: &Host, run: &Run, log: &Path, what: &str) -> Outcome {
-    let file = match std::fs::OpenOptions::new()
+    let mut file = match std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(fsutil::LOG_MODE)
@@ -316,16 +328,16 @@ async fn remote(ctx: &Ctx, host: &Host, run: &Run, log: &Path, what: &str) -> Ou
         Err(e) => return Outcome::NotStarted(format!("cannot open {}: {e}", log.display())),
     };
     let mut tail = Tail::new(log, &run.log, &host.name);
-    let note = |text: &str| {
-        let _ = writeln!(&file, "=== deployd: {text}");
-    };
-    note(&format!(
-        "{what} of {} on {} ({}) started {}",
-        run.request.push.short_sha(),
-        host.name,
-        host.destination(),
-        fsutil::now_rfc3339()
-    ));
+    runner::log_line(
+        &mut file,
+        &format!(
+            "{what} of {} on {} ({}) started {}",
+            run.request.push.short_sha(),
+            host.name,
+            host.destination(),
+            fsutil::now_rfc3339()
+        ),
+    );
     let env = remote_env(&ctx.project, host, run);
     let script = match &ctx.fleet.remote_script {
         Some(p) => RemoteScript::Path(p),
@@ -333,28 +345,15 @@ async fn remote(ctx: &Ctx, host: &Host, run: &Run, log: &Path, what: &str) -> Ou
     };
     let line = ssh::remote_command(script, &env, &ctx.project.args, ctx.project.kill_grace);
     let mut cmd = ssh::command(&ctx.fleet, host, &ctx.control, &line);
-    let (Ok(out), Ok(err)) = (file.try_clone(), file.try_clone()) else {
-        return Outcome::NotStarted("cannot share the host's log".into());
-    };
-    cmd.stdin(Stdio::piped())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .kill_on_drop(false);
-    let spawned = {
-        // Not while a local script is forked with its lock inheritable.
-        let _guard = runner::SPAWN.lock().unwrap_or_else(|e| e.into_inner());
-        cmd.spawn()
-    };
-    let mut child = match spawned {
+    cmd.stdin(Stdio::piped());
+    let mut child = match runner::spawn_grouped(&mut cmd, &file, None) {
         Ok(c) => c,
         Err(e) => {
             let msg = format!("cannot start ssh: {e} (is openssh-client installed?)");
-            note(&msg);
+            runner::log_line(&mut file, &msg);
             return Outcome::NotStarted(msg);
         }
     };
-    let pgid = Pid::from_raw(child.id().unwrap_or(0) as i32);
     // Kept open until the script ends: its closing is the remote side's
     // signal to stop.
     let mut stdin = child.stdin.take();
@@ -364,53 +363,11 @@ async fn remote(ctx: &Ctx, host: &Host, run: &Run, log: &Path, what: &str) -> Ou
         let _ = s.write_all(&ctx.script).await;
         let _ = s.flush().await;
     }
-    let (mut stop, mut cancel) = (ctx.stop.clone(), ctx.cancel.clone());
-    let waited = tail
-        .during(async {
-            tokio::select! {
-                s = child.wait() => Some(s),
-                _ = tokio::time::sleep(ctx.project.timeout) => None,
-                _ = stop.wait_for(|s| *s) => None,
-                Ok(_) = cancel.wait_for(|c| *c) => None,
-            }
-        })
-        .await;
-    let outcome = match waited {
-        Some(Ok(s)) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
-            (Some(c), _) => Outcome::Exited(c),
-            (None, Some(sig)) => Outcome::Signaled(sig),
-            (None, None) => Outcome::Exited(-1),
-        },
-        Some(Err(e)) => Outcome::NotStarted(format!("waiting for ssh: {e}")),
-        None => {
-            let why = if *stop.borrow() {
-                Outcome::Interrupted(None)
-            } else if *cancel.borrow() {
-                Outcome::Cancelled(None)
-            } else {
-                Outcome::TimedOut(None)
-            };
-            note(&format!(
-                "{}: stopping ssh and the remote script (SIGTERM, SIGKILL after {})",
-                match why {
-                    Outcome::Interrupted(_) => "deployd is stopping",
-                    Outcome::Cancelled(_) => "cancelled",
-                    _ => "timeout reached",
-                },
-                humantime::format_duration(ctx.project.kill_grace)
-            ));
-            drop(stdin.take());
-            let _ = killpg(pgid, Signal::SIGTERM);
-            let reaped = tokio::time::timeout(ctx.project.kill_grace, child.wait()).await;
-            if reaped.is_err() {
-                let _ = killpg(pgid, Signal::SIGKILL);
-                let _ = child.wait().await;
-            }
-            why
-        }
-    };
+    let signals = (ctx.stop.clone(), ctx.cancel.clone());
+    let close = || drop(stdin.take());
+    let supervised = runner::supervise(&mut child, &mut file, &ctx.project, signals, close, false);
+    let outcome = tail.during(supervised).await;
     drop(stdin);
-    tail.pump();
     outcome
 }
 
@@ -457,7 +414,9 @@ async fn roll_back(ctx: &Ctx, run: &mut Run, history: &Arc<History>) {
     back.request.push = target.request.push.clone();
     back.request.trigger = Trigger::Rollback;
     for i in 0..run.hosts.len() {
-        if run.hosts[i].status != HostStatus::Succeeded {
+        // Those that hold this run's commit: deployed now, or in the
+        // interrupted run this one recovers.
+        if !run.hosts[i].status.done() {
             continue;
         }
         let host = &ctx.fleet.hosts[i];
@@ -477,16 +436,30 @@ async fn roll_back(ctx: &Ctx, run: &mut Run, history: &Arc<History>) {
     }
 }
 
-/// Closes the shared connections of the rollout.
-async fn close_masters(ctx: &Ctx) {
-    for host in &ctx.fleet.hosts {
+/// Closes the shared connections of the rollout's hosts that were reached,
+/// all at once, within 5 s: each `ssh -O exit` is started as every child of
+/// a run is (never while a script is forked with its lock inheritable), and
+/// killed if it has not ended by then.
+async fn close_masters(ctx: &Ctx, reached: &[HostRun]) {
+    let mut closing = Vec::new();
+    for (host, h) in ctx.fleet.hosts.iter().zip(reached) {
+        if h.started_at.is_none() {
+            continue;
+        }
         let mut cmd = ssh::close_master(&ctx.fleet, host, &ctx.control);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Ok(mut c) = cmd.spawn() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), c.wait()).await;
-        }
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let spawned = {
+            let _guard = runner::SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+            cmd.spawn()
+        };
+        closing.extend(spawned.ok());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    for mut c in closing {
+        let _ = tokio::time::timeout_at(deadline, c.wait()).await;
     }
 }
 
@@ -518,8 +491,8 @@ struct Tail {
     from: PathBuf,
     to: PathBuf,
     prefix: String,
+    /// Where the next line of `from` starts.
     offset: u64,
-    partial: Vec<u8>,
 }
 
 impl Tail {
@@ -530,53 +503,47 @@ impl Tail {
             to: to.to_path_buf(),
             prefix: format!("[{name}] "),
             offset,
-            partial: Vec::new(),
         }
     }
 
-    /// Runs `f`, copying every quarter of a second meanwhile and once at
-    /// its end.
+    /// Runs `f`, copying every quarter of a second meanwhile, and what is
+    /// left, a last line without its newline included, at its end.
     async fn during<T>(&mut self, f: impl std::future::Future<Output = T>) -> T {
         tokio::pin!(f);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
                 v = &mut f => {
-                    self.pump();
+                    self.pump(true);
                     return v;
                 }
-                _ = tick.tick() => self.pump(),
+                _ = tick.tick() => self.pump(false),
             }
         }
     }
 
-    /// Copies what was added since the last call: whole lines only.
-    fn pump(&mut self) {
-        let Ok(mut f) = std::fs::File::open(&self.from) else {
-            return;
-        };
-        if f.seek(SeekFrom::Start(self.offset)).is_err() {
-            return;
-        }
-        let mut buf = Vec::new();
-        let Ok(n) = f.read_to_end(&mut buf) else {
-            return;
-        };
-        self.offset += n as u64;
-        self.partial.extend_from_slice(&buf);
-        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
-            return;
-        };
-        let lines: Vec<u8> = self.partial.drain(..=end).collect();
-        let mut out = Vec::with_capacity(lines.len() + 32);
-        for line in lines.split_inclusive(|b| *b == b'\n') {
-            out.extend_from_slice(self.prefix.as_bytes());
-            out.extend_from_slice(line);
-        }
-        if let Ok(mut log) = std::fs::OpenOptions::new().append(true).open(&self.to) {
-            // One write for the whole chunk: lines of hosts deploying at
-            // once do not interleave within a line.
-            let _ = log.write_all(&out);
+    /// Copies what was added since the last call: whole lines, and with
+    /// `all` a last one without its newline too (given one here).
+    fn pump(&mut self, all: bool) {
+        loop {
+            let chunk = read_lines(&self.from, self.offset, all);
+            if chunk.is_empty() {
+                return;
+            }
+            self.offset += chunk.len() as u64;
+            let mut out = Vec::with_capacity(chunk.len() + 32);
+            for line in chunk.split_inclusive(|b| *b == b'\n') {
+                out.extend_from_slice(self.prefix.as_bytes());
+                out.extend_from_slice(line);
+            }
+            if !out.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            if let Ok(mut log) = std::fs::OpenOptions::new().append(true).open(&self.to) {
+                // One write for the whole chunk: lines of hosts deploying at
+                // once do not interleave within a line.
+                let _ = log.write_all(&out);
+            }
         }
     }
 }

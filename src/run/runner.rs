@@ -196,8 +196,8 @@ async fn run_script(
     project: &Project,
     run: &Run,
     lock: &RunLock,
-    mut stop: watch::Receiver<bool>,
-    mut cancel: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    cancel: watch::Receiver<bool>,
     spawned: impl FnOnce(u32),
 ) -> Outcome {
     let mut log = match open_log(run) {
@@ -214,56 +214,67 @@ async fn run_script(
             return Outcome::NotStarted(msg);
         }
     };
-    let pid = child.id().unwrap_or(0);
-    spawned(pid);
-    let pgid = Pid::from_raw(pid as i32);
+    spawned(child.id().unwrap_or(0));
+    supervise(&mut child, &mut log, project, (stop, cancel), || {}, true).await
+}
 
-    let outcome = tokio::select! {
+/// Waits for `child`, the leader of its own process group, to end; or
+/// stops the group (SIGTERM, SIGKILL after `kill_grace`) at `project`'s
+/// timeout, or when `stop` (daemon shutdown) or `cancel` turn true, saying
+/// why in `log`. `before_stop` runs first when deployd stops it: a host's
+/// ssh has its stdin closed then, the remote side's signal to stop. With
+/// `leftovers`, processes the child left in its group when it exited are
+/// stopped too (a script's; not ssh's, whose shared connection lives on in
+/// its group until the rollout closes it).
+pub(crate) async fn supervise(
+    child: &mut Child,
+    log: &mut File,
+    project: &Project,
+    (mut stop, mut cancel): (watch::Receiver<bool>, watch::Receiver<bool>),
+    before_stop: impl FnOnce(),
+    leftovers: bool,
+) -> Outcome {
+    let pgid = Pid::from_raw(child.id().unwrap_or(0) as i32);
+    let mut outcome = tokio::select! {
         status = child.wait() => match status {
             Ok(s) => from_status(s),
             Err(e) => Outcome::NotStarted(format!("waiting for the script: {e}")),
         },
         _ = tokio::time::sleep(project.timeout) => {
-            log_line(&mut log, &format!(
+            log_line(log, &format!(
                 "timeout of {} reached: stopping the run (SIGTERM, SIGKILL after {})",
                 humantime::format_duration(project.timeout),
                 humantime::format_duration(project.kill_grace)));
             Outcome::TimedOut(None)
         }
         _ = stop.wait_for(|s| *s) => {
-            log_line(&mut log, "deployd is stopping: interrupting the run");
+            log_line(log, "deployd is stopping: interrupting the run");
             Outcome::Interrupted(None)
         }
         Ok(_) = cancel.wait_for(|c| *c) => {
-            log_line(&mut log, &format!(
+            log_line(log, &format!(
                 "cancelled: stopping the run (SIGTERM, SIGKILL after {})",
                 humantime::format_duration(project.kill_grace)));
             Outcome::Cancelled(None)
         }
     };
-    let (outcome, killed) = match outcome {
-        Outcome::TimedOut(_) => {
-            let (killed, signal) = stop_script(pgid, &mut child, project.kill_grace).await;
-            (Outcome::TimedOut(signal), killed)
-        }
-        Outcome::Interrupted(_) => {
-            let (killed, signal) = stop_script(pgid, &mut child, project.kill_grace).await;
-            (Outcome::Interrupted(signal), killed)
-        }
-        Outcome::Cancelled(_) => {
-            let (killed, signal) = stop_script(pgid, &mut child, project.kill_grace).await;
-            (Outcome::Cancelled(signal), killed)
-        }
-        other => (other, false),
-    };
-    let killed = if matches!(
+    let stopped = matches!(
         outcome,
         Outcome::TimedOut(_) | Outcome::Interrupted(_) | Outcome::Cancelled(_)
-    ) {
+    );
+    let killed = if stopped {
+        before_stop();
+        let (killed, signal) = stop_script(pgid, child, project.kill_grace).await;
+        outcome = match outcome {
+            Outcome::TimedOut(_) => Outcome::TimedOut(signal),
+            Outcome::Interrupted(_) => Outcome::Interrupted(signal),
+            Outcome::Cancelled(_) => Outcome::Cancelled(signal),
+            other => other,
+        };
         killed
-    } else if group_alive(pgid) {
+    } else if leftovers && group_alive(pgid) {
         log_line(
-            &mut log,
+            log,
             "the script exited but left processes behind: stopping them",
         );
         stop_group(pgid, None, project.kill_grace).await
@@ -272,7 +283,7 @@ async fn run_script(
     };
     if killed {
         log_line(
-            &mut log,
+            log,
             &format!(
                 "processes still there {} after SIGTERM got SIGKILL",
                 humantime::format_duration(project.kill_grace)
@@ -361,7 +372,7 @@ pub(crate) fn spawn_grouped(
     child
 }
 
-fn from_status(s: ExitStatus) -> Outcome {
+pub(crate) fn from_status(s: ExitStatus) -> Outcome {
     match (s.code(), s.signal()) {
         (Some(c), _) => Outcome::Exited(c),
         (None, Some(sig)) => Outcome::Signaled(sig),

@@ -796,7 +796,7 @@ fn read_tail(run: &Run) -> LogPart {
     let mut bytes = Vec::new();
     let mut at = start;
     while at < size {
-        let chunk = sse::read_lines(&run.log, at, !running);
+        let chunk = crate::store::log_tail::read_lines(&run.log, at, !running);
         if chunk.is_empty() {
             break;
         }

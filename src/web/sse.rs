@@ -10,7 +10,7 @@
 //! on and someone follows it (the events do not carry output).
 
 use std::convert::Infallible;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,14 +24,13 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::run::events::RunEvent;
 use crate::run::lifecycle::blocking;
 use crate::store::history::{History, Status};
+use crate::store::log_tail::read_lines;
 
 use super::ansi::Ansi;
 use super::pages;
 
 /// Events queued between a stream's task and hyper, per follower.
 const DEPTH: usize = 2;
-/// Log bytes read into one event at most.
-const CHUNK: usize = 32 * 1024;
 /// How often a follower looks at a growing log (only while the run runs
 /// and someone follows it: an idle daemon has no follower).
 const POLL: Duration = Duration::from_millis(200);
@@ -250,32 +249,6 @@ pub fn log(
         }
     });
     ChannelBody(rx)
-}
-
-/// Up to [`CHUNK`] bytes of `path` from `offset`, cut after the last
-/// newline; a partial last line only when `all` (the run ended) or when a
-/// whole chunk holds no newline.
-pub fn read_lines(path: &PathBuf, offset: u64, all: bool) -> Vec<u8> {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    if f.seek(SeekFrom::Start(offset)).is_err() {
-        return Vec::new();
-    }
-    let mut buf = Vec::with_capacity(CHUNK);
-    if f.take(CHUNK as u64).read_to_end(&mut buf).is_err() {
-        return Vec::new();
-    }
-    if all || buf.len() == CHUNK && !buf.contains(&b'\n') {
-        return buf;
-    }
-    match buf.iter().rposition(|&b| b == b'\n') {
-        Some(i) => {
-            buf.truncate(i + 1);
-            buf
-        }
-        None => Vec::new(),
-    }
 }
 
 /// The number of the line starting at byte `offset` of `path`.
