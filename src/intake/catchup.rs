@@ -177,7 +177,7 @@ async fn once(
             last.outcome = "failed".into();
             last.error = Some(e);
             // The tags seen before stay what a tag is new against.
-            last.tags = previous.map(|p| p.tags).unwrap_or_default();
+            last.tags = previous.and_then(|p| p.tags);
         }
         Ok(refs) => {
             if errors
@@ -230,16 +230,18 @@ async fn compare_and_queue(
     let known = known(shared, project).await;
     let head = refs.get(&last.git_ref).cloned();
     last.head = head.clone();
-    last.tags = refs
-        .iter()
-        .filter_map(|(r, sha)| Some((r.strip_prefix("refs/tags/")?.to_string(), sha.clone())))
-        .filter(|(tag, _)| project.tags.matches(tag))
-        .collect();
-    let seen_tags = previous.map(|p| p.tags);
+    last.tags = (!project.tags.is_empty()).then(|| {
+        refs.iter()
+            .filter_map(|(r, sha)| Some((r.strip_prefix("refs/tags/")?.to_string(), sha.clone())))
+            .filter(|(tag, _)| project.tags.matches(tag))
+            .collect()
+    });
+    let seen_tags = previous.and_then(|p| p.tags);
+    let no_tags = BTreeMap::new();
     let Some((git_ref, sha)) = decide(
         &last.git_ref,
         head.as_deref(),
-        &last.tags,
+        last.tags.as_ref().unwrap_or(&no_tags),
         seen_tags.as_ref(),
         &known,
         last.queued.as_deref(),

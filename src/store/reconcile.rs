@@ -38,10 +38,12 @@ pub struct Last {
     /// it again while it waits or runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued: Option<String>,
-    /// The project's tags as the forge listed them (name → commit): a tag
-    /// not among them next time is new. Empty for projects without `tags`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tags: BTreeMap<String, String>,
+    /// The project's tags as the forge last listed them (name → commit): a
+    /// tag not among them next time is new. `None` until a look that asked
+    /// for tags succeeded (a project without `tags` asks for none): the
+    /// next such look is a baseline, and deploys no tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 fn file(state_dir: &Path, project: &str) -> PathBuf {
