@@ -232,7 +232,9 @@ impl Caller for Direct<'_> {
             run.log.display()
         );
         let (done_tx, done_rx) = watch::channel(false);
-        cancel::clear(self.state_dir, self.name);
+        // No clearing of the marker here: one left by an older run names
+        // another id, which watch_for passes over, and a cancel of this run
+        // written since its record exists must not be wiped.
         if let Some(tx) = self.cancel.take() {
             cancel::watch_for(self.state_dir, self.name, run.id, tx, done_rx.clone());
         }
