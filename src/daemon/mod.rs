@@ -437,6 +437,10 @@ async fn signals(
         }
     }
     tracing::info!("stopping: no new deliveries; finishing requests in flight");
+    // Refused from this moment on, by every part that takes a request (a
+    // deploy asked over the control socket or the page included), before
+    // any task sees the stop.
+    shared.stop();
     stop.begin();
 }
 

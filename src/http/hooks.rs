@@ -75,8 +75,7 @@ pub(crate) async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Fut
             async move { handle(req, &app, peer).await }
         }
     };
-    let on_stop = || app.shared.stop();
-    serve(listener, limits, &app.quiet, handler, on_stop, shutdown).await;
+    serve(listener, limits, &app.quiet, handler, shutdown).await;
     app.quiet.flush();
     app.rotation.flush();
 }

@@ -49,7 +49,7 @@ impl Limits {
 
 /// The accept loop every listener shares: refuses connections over the
 /// cap, serves each with `handler` under the header and idle deadlines, and
-/// once `shutdown` resolves stops accepting, calls `on_stop`, asks every
+/// once `shutdown` resolves stops accepting, asks every
 /// connection to close after its request in flight and waits (at most
 /// `request_timeout` and a second) for them.
 pub(crate) async fn serve<H, F, B>(
@@ -57,7 +57,6 @@ pub(crate) async fn serve<H, F, B>(
     limits: Limits,
     quiet: &Quiet,
     handler: H,
-    on_stop: impl FnOnce(),
     shutdown: impl Future<Output = ()>,
 ) where
     H: Fn(Request<Incoming>, IpAddr) -> F + Clone + Send + Sync + 'static,
@@ -105,7 +104,6 @@ pub(crate) async fn serve<H, F, B>(
         });
     }
     drop(listener);
-    on_stop();
     let _ = stop_tx.send(true);
     drop(done_tx);
     let grace = limits.request_timeout + Duration::from_secs(1);

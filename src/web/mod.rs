@@ -147,7 +147,7 @@ async fn serve_with<H, F>(
     H: Fn(Request<Incoming>, std::net::IpAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    crate::http::serve(listener, limits, &site.quiet, handler, || {}, shutdown).await;
+    crate::http::serve(listener, limits, &site.quiet, handler, shutdown).await;
     site.quiet.flush();
 }
 
