@@ -66,7 +66,7 @@ pub(crate) async fn serve<H, F, B>(
 {
     let max = limits.max_connections;
     let slots = Arc::new(Semaphore::new(max));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(Closing::No);
     // Each connection task holds a clone; recv() returns None when all are gone.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut shutdown = pin!(shutdown);
@@ -104,12 +104,24 @@ pub(crate) async fn serve<H, F, B>(
         });
     }
     drop(listener);
-    let _ = stop_tx.send(true);
+    let _ = stop_tx.send(Closing::AfterRequest);
     drop(done_tx);
     let grace = limits.request_timeout + Duration::from_secs(1);
     if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
         tracing::warn!("connections still open after {grace:?}; closing them");
+        let _ = stop_tx.send(Closing::Now);
+        let _ = done_rx.recv().await;
     }
+}
+
+/// What the accept loop asks of its connections at shutdown.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Closing {
+    No,
+    /// Close once the request in flight is answered.
+    AfterRequest,
+    /// The grace is over: close, answered or not.
+    Now,
 }
 
 /// When a connection last finished a request, and how many are in progress.
@@ -124,7 +136,7 @@ async fn serve_connection<H, F, B>(
     peer: IpAddr,
     limits: Limits,
     handler: H,
-    mut stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Closing>,
 ) where
     H: Fn(Request<Incoming>, IpAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<B>> + Send + 'static,
@@ -160,6 +172,12 @@ async fn serve_connection<H, F, B>(
     let mut tick = tokio::time::interval(Duration::from_millis((idle_ms / 4).clamp(50, 1000)));
     let mut closing = false;
     loop {
+        // What this connection waits to be told next.
+        let next = if closing {
+            Closing::Now
+        } else {
+            Closing::AfterRequest
+        };
         tokio::select! {
             r = conn.as_mut() => {
                 if let Err(e) = r {
@@ -167,7 +185,12 @@ async fn serve_connection<H, F, B>(
                 }
                 return;
             }
-            _ = stop.wait_for(|s| *s), if !closing => {
+            told = stop.wait_for(move |s| *s >= next) => {
+                // Dropping the connection closes it; a push it was
+                // accepting goes on in its own task (http/hooks.rs).
+                if told.map_or(true, |s| *s == Closing::Now) {
+                    return;
+                }
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }

@@ -6,8 +6,7 @@
 
 use crate::common;
 use common::*;
-use std::io::Write;
-use std::net::TcpStream;
+use std::io::Read;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
@@ -38,23 +37,20 @@ fn sigterm_waits_for_a_push_being_written_and_the_next_daemon_deploys_it() {
     // dedupe keys reserved, nothing written yet.
     let body = push_body("refs/heads/main", SHA_A, "acme/app");
     let headers = github_headers("push", "s-1", &sign(SECRET, body.as_bytes()));
-    let mut s = TcpStream::connect(d.addr).unwrap();
-    let mut head = format!(
-        "POST /hooks/app HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
-        d.addr,
-        body.len()
-    );
-    for (k, v) in &headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
+    let mut s = send(d.addr, "POST", "/hooks/app", &headers, body.as_bytes());
     d.wait_log("fault point before-write: pausing", T);
     d.signal("TERM");
     // Past the request deadline (1 s, and the listener's second): the
     // connection is given up, the accept task is not.
     d.wait_log("connections still open after", T);
+    // ... and closed: the forge's side sees the connection end.
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut rest = Vec::new();
+    assert!(
+        s.read_to_end(&mut rest).is_ok(),
+        "the connection was left open after the grace:\n{}",
+        d.log()
+    );
     d.wait_log("deliveries still being recorded after", T);
     assert!(
         d.child.try_wait().unwrap().is_none(),
