@@ -28,6 +28,10 @@ pub(crate) struct Job {
     token: String,
     repository: String,
     hook_id: u64,
+    /// Whether a failed push is asked for again: not when catch-up
+    /// reconciles the project, which deploys the branch's head already (an
+    /// older push redelivered after it would replace it in the queue).
+    pushes: bool,
 }
 
 impl Job {
@@ -44,6 +48,7 @@ impl Job {
             token: report.token.0.clone(),
             repository: p.repository.clone()?,
             hook_id: report.hook_id?,
+            pushes: p.reconcile.mode == crate::config::reconcile::Mode::Off,
         })
     }
 }
@@ -87,7 +92,7 @@ fn redeliver(job: &Job, since: Option<&str>, started: SystemTime) -> Result<Stri
         .map_err(|e| format!("the time of the last look ({since:?}) does not read: {e}"))?;
     let listed =
         forge::github_hook_deliveries(&job.api_url, &job.token, &job.repository, job.hook_id)?;
-    let chosen = choose(&listed, since, started);
+    let chosen = choose(&listed, since, started, job.pushes);
     if chosen.is_empty() {
         return Ok(format!(
             "no failed delivery since {} among the {} listed",
@@ -123,26 +128,46 @@ fn redeliver(job: &Job, since: Option<&str>, started: SystemTime) -> Result<Stri
     Ok(said)
 }
 
-/// The deliveries to ask for again, oldest first (so pushes come in the
+/// The deliveries to ask for again, oldest first (so events come in the
 /// order they were made): failed (no 2xx answer), delivered between
 /// `since` and `until`, of an event no listed delivery succeeded for; one
-/// per event, its latest attempt.
-fn choose(listed: &[HookDelivery], since: SystemTime, until: SystemTime) -> Vec<&HookDelivery> {
+/// per event, its latest attempt. Of pushes (only with `pushes`), the
+/// newest failed one alone, and only if no push was delivered after it:
+/// an older push would deploy an older commit.
+fn choose(
+    listed: &[HookDelivery],
+    since: SystemTime,
+    until: SystemTime,
+    pushes: bool,
+) -> Vec<&HookDelivery> {
+    let at = |d: &HookDelivery| humantime::parse_rfc3339_weak(&d.delivered_at).ok();
     let succeeded: HashSet<&str> = listed
         .iter()
         .filter(|d| d.delivered())
         .map(|d| d.guid.as_str())
         .collect();
+    let last_push = listed
+        .iter()
+        .filter(|d| d.event == "push" && d.delivered())
+        .filter_map(at)
+        .max();
+    let mut push_taken = !pushes;
     let mut seen = HashSet::new();
     let mut chosen: Vec<&HookDelivery> = listed
         .iter()
         .filter(|d| !d.delivered() && !succeeded.contains(d.guid.as_str()))
-        .filter(|d| {
-            humantime::parse_rfc3339_weak(&d.delivered_at)
-                .is_ok_and(|at| at >= since && at <= until)
-        })
-        // Listed newest first: the first of an event is its latest attempt.
+        .filter(|d| at(d).is_some_and(|at| at >= since && at <= until))
+        // Listed newest first: the first of an event is its latest attempt,
+        // the first push the newest.
         .filter(|d| seen.insert(d.guid.as_str()))
+        .filter(|d| {
+            if d.event != "push" {
+                return true;
+            }
+            let newest = !push_taken && last_push.is_none_or(|l| at(d).is_some_and(|a| a > l));
+            push_taken = true;
+            newest
+        })
         .collect();
     chosen.reverse();
     chosen
@@ -153,6 +178,13 @@ mod tests {
     use super::*;
 
     fn d(id: u64, guid: &str, at: &str, code: Option<u16>) -> HookDelivery {
+        HookDelivery {
+            event: "workflow_run".into(),
+            ..push(id, guid, at, code)
+        }
+    }
+
+    fn push(id: u64, guid: &str, at: &str, code: Option<u16>) -> HookDelivery {
         HookDelivery {
             id,
             guid: guid.into(),
@@ -183,6 +215,7 @@ mod tests {
             &listed,
             t("2024-05-01T10:00:00Z"),
             t("2024-05-01T11:00:00Z"),
+            true,
         )
         .iter()
         .map(|d| d.id)
@@ -195,6 +228,33 @@ mod tests {
     #[test]
     fn an_unreadable_time_is_not_since_anything() {
         let listed = [d(1, "g", "yesterday", Some(500))];
-        assert!(choose(&listed, SystemTime::UNIX_EPOCH, SystemTime::now()).is_empty());
+        assert!(choose(&listed, SystemTime::UNIX_EPOCH, SystemTime::now(), true).is_empty());
+    }
+
+    #[test]
+    fn of_pushes_only_the_newest_failed_one_and_only_if_nothing_newer_came() {
+        let (since, until) = (t("2024-05-01T10:00:00Z"), t("2024-05-01T11:00:00Z"));
+        let ids = |listed: &[HookDelivery], pushes| -> Vec<u64> {
+            choose(listed, since, until, pushes)
+                .iter()
+                .map(|d| d.id)
+                .collect()
+        };
+        // Newest first. Two failed pushes: the older would deploy an older
+        // commit after the newer one.
+        let listed = [
+            push(3, "p-new", "2024-05-01T10:30:00Z", Some(502)),
+            push(2, "p-old", "2024-05-01T10:20:00Z", None),
+            d(1, "ci", "2024-05-01T10:10:00Z", Some(500)),
+        ];
+        assert_eq!(ids(&listed, true), vec![1, 3]);
+        // With catch-up on, no push: it deploys the branch's head itself.
+        assert_eq!(ids(&listed, false), vec![1]);
+        // A push delivered after the failed one carries a newer commit.
+        let listed = [
+            push(2, "p-ok", "2024-05-01T10:40:00Z", Some(202)),
+            push(1, "p-failed", "2024-05-01T10:30:00Z", Some(502)),
+        ];
+        assert!(ids(&listed, true).is_empty());
     }
 }

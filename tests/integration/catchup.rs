@@ -595,8 +595,11 @@ fn github_redelivers_the_failed_deliveries_since_the_last_start() {
     // success, one failed twice, and an old failure from before.
     // After the first start's look (kept to the millisecond), before the
     // next one.
-    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    let at = |_: u8| now.clone();
+    // A millisecond apart, in the order of their ids, as GitHub lists them.
+    let now = std::time::SystemTime::now();
+    let at = |id: u64| {
+        humantime::format_rfc3339_millis(now - Duration::from_millis(20 - id)).to_string()
+    };
     let old =
         humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(3600));
     let listed = format!(
@@ -616,12 +619,12 @@ fn github_redelivers_the_failed_deliveries_since_the_last_start() {
           {{"id": 10, "guid": "g-old", "delivered_at": "{old}", "redelivery": false,
             "status_code": 500, "event": "push"}}
         ]"#,
-        at(1),
-        at(1),
-        at(1),
-        at(1),
-        at(1),
-        at(1)
+        at(16),
+        at(15),
+        at(14),
+        at(13),
+        at(12),
+        at(11)
     );
     api.route("GET", hooks, 200, &listed);
     api.route("POST", hooks, 202, "{}");
