@@ -313,6 +313,39 @@ pub fn sign_header(provider: Provider, key: &Key, body: &[u8]) -> Option<(&'stat
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn of_a_workflow_run_again_only_the_newest_run_counts() {
+        use crate::forge::ci::CiState;
+        use crate::forge::common::tests::{SHA, passed_run};
+        let failed = crate::forge::ci::CiRun {
+            state: CiState::Failed,
+            conclusion: "timed_out".into(),
+            ..passed_run("CI", "main", "acme/app", "7#1", "x")
+        };
+        let other_commit = crate::forge::ci::CiRun {
+            sha: "f".repeat(40),
+            ..passed_run("Lint", "main", "acme/app", "8#1", "x")
+        };
+        // Newest first, as the forges list them.
+        let runs = vec![
+            passed_run("CI", "main", "acme/app", "7#2", "x"),
+            other_commit,
+            failed,
+            passed_run("Lint", "main", "acme/app", "9#1", "x"),
+        ];
+        let kept: Vec<(String, String)> = newest_per_workflow(runs, SHA)
+            .into_iter()
+            .map(|r| (r.workflow, r.run))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("CI".to_string(), "7#2".to_string()),
+                ("Lint".into(), "9#1".into())
+            ]
+        );
+    }
+
     use super::*;
     use common::tests::headers;
 
@@ -639,8 +672,22 @@ pub fn ci_of_commit(
         Provider::Gitlab => gitlab::ci_of_commit(api_url, token, repository, sha),
         Provider::Bitbucket => bitbucket::ci_of_commit(api_url, token, repository, sha),
     }?;
-    // A forge that ignores the filter lists other commits' runs too.
-    Ok(runs.into_iter().filter(|r| r.sha == sha).collect())
+    Ok(newest_per_workflow(runs, sha))
+}
+
+/// The runs of commit `sha`, the newest of each workflow. A forge that
+/// ignores the filter lists other commits' runs too. Each lists the newest
+/// first: of a workflow run again (a re-run, a new pipeline), only the
+/// newest counts, as its webhook would have come last; an older failure
+/// must not fail what passed since.
+fn newest_per_workflow(
+    runs: Vec<crate::forge::ci::CiRun>,
+    sha: &str,
+) -> Vec<crate::forge::ci::CiRun> {
+    let mut seen = std::collections::HashSet::new();
+    runs.into_iter()
+        .filter(|r| r.sha == sha && seen.insert(r.workflow.clone()))
+        .collect()
 }
 
 pub use github::HookDelivery;

@@ -478,6 +478,9 @@ async fn ask_ci(shared: Arc<Shared>, w: Waits) {
     };
     let short = w.sha[..w.sha.len().min(12)].to_string();
     let mut last_error: Option<String> = None;
+    // What each workflow was last said to be: a run in progress is asked
+    // about every minute, and logged once.
+    let mut said_last: HashMap<String, String> = HashMap::new();
     loop {
         let Some(project) = shared.config().projects.get(&w.project).cloned() else {
             return;
@@ -516,10 +519,13 @@ async fn ask_ci(shared: Arc<Shared>, w: Waits) {
                         run.branch = w.branch.clone();
                     }
                     let said = format!("{} {}", run.workflow, run.conclusion);
+                    let workflow = run.workflow.clone();
                     match ci_gate::ci(&shared, &project, run, String::new()).await {
                         Ok((_, body)) => {
                             let status = body["status"].as_str().unwrap_or_default();
-                            if status != "duplicate" {
+                            let news = said_last.insert(workflow, format!("{said}: {status}"))
+                                != Some(format!("{said}: {status}"));
+                            if status != "duplicate" && news {
                                 tracing::info!(
                                     "{}: catch-up of {short}: the forge says {said}: {status}",
                                     w.project
