@@ -276,6 +276,8 @@ async fn known(shared: &Shared, project: &Project) -> Known {
     let dir = shared.config().server.state_dir.clone();
     let gated = !project.after_ci.is_empty();
     let pending = shared.queue.pending(&project.name);
+    // Taken by the executor, its run not recorded yet (waiting for the lock).
+    let taken = shared.queue.taken(&project.name);
     blocking(move || {
         let runs = history.list(&name, None).unwrap_or_default();
         let mut k = Known {
@@ -289,6 +291,7 @@ async fn known(shared: &Shared, project: &Project) -> Known {
                 .or_insert_with(|| r.request.push.after.clone());
         }
         k.shas.extend(pending.map(|p| p.push.after));
+        k.shas.extend(taken);
         if gated {
             let g: std::io::Result<Gate<DeployRequest>> = gates::load(&dir, &name);
             if let Ok(Some(w)) = g.as_ref().map(Gate::waiting) {

@@ -220,6 +220,10 @@ struct Slot {
     failed: Option<(u64, String)>,
     /// `seq` of the request in the file on disk, if any.
     on_disk: Option<u64>,
+    /// The request the executor took (its `seq` and commit), from the take
+    /// until its run is recorded ([`Queue::settle`]) or it is put back: in
+    /// neither the queue nor the run records meanwhile.
+    taken: Option<(u64, String)>,
 }
 
 impl Slot {
@@ -428,7 +432,17 @@ impl Queue {
         if slot.writing || slot.durable < slot.version {
             return None;
         }
-        slot.latest.take()
+        let req = slot.latest.take()?;
+        slot.taken = Some((req.seq, req.push.after.clone()));
+        Some(req)
+    }
+
+    /// The commit of the request the executor took for `project` and has
+    /// not recorded a run of yet.
+    pub fn taken(&self, project: &str) -> Option<String> {
+        self.lock()
+            .get(project)
+            .and_then(|s| s.taken.as_ref().map(|(_, sha)| sha.clone()))
     }
 
     /// Puts a taken request back when its run could not start; a newer
@@ -436,6 +450,7 @@ impl Queue {
     pub fn untake(&self, req: DeployRequest) {
         let mut slots = self.lock();
         let slot = slots.entry(req.project.clone()).or_default();
+        slot.taken = None;
         if slot.latest.is_none() {
             slot.latest = Some(req);
         }
@@ -445,6 +460,11 @@ impl Queue {
     /// a newer request replaced it. Waits (without holding a thread) for a
     /// write in flight, and keeps writes out while it removes the file.
     pub async fn settle(self: &Arc<Self>, project: &str, seq: u64) -> io::Result<()> {
+        if let Some(slot) = self.lock().get_mut(project)
+            && slot.taken.as_ref().is_some_and(|(s, _)| *s == seq)
+        {
+            slot.taken = None;
+        }
         loop {
             let notified = self.durable_changed.notified();
             let mut notified = std::pin::pin!(notified);
@@ -510,6 +530,25 @@ mod tests {
         let d = std::env::temp_dir().join(format!("deployd-queue-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         d
+    }
+
+    #[tokio::test]
+    async fn a_taken_request_is_known_until_settled_or_put_back() {
+        let dir = tempdir("taken");
+        let q = Arc::new(Queue::open(&dir).unwrap());
+        q.push(req(&q, "app", "a")).await.unwrap();
+        assert_eq!(q.taken("app"), None);
+        let a = q.take("app").unwrap();
+        assert_eq!(q.taken("app").as_deref(), Some("a"));
+        q.untake(a);
+        assert_eq!(q.taken("app"), None);
+        let a = q.take("app").unwrap();
+        // A newer push meanwhile does not make the taken one unknown.
+        q.push(req(&q, "app", "b")).await.unwrap();
+        assert_eq!(q.taken("app").as_deref(), Some("a"));
+        q.settle("app", a.seq).await.unwrap();
+        assert_eq!(q.taken("app"), None);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
