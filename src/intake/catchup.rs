@@ -54,7 +54,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Shutdown) {
     let errors = Arc::new(Mutex::new(HashMap::new()));
     let mut config = shared.config_changes();
     let mut first = true;
-    let mut next: HashMap<String, Instant> = HashMap::new();
+    // Per project in pull mode: its interval, and when it looks next.
+    let mut next: HashMap<String, (Duration, Instant)> = HashMap::new();
     // The tasks that ask a forge's API (a gated catch-up's CI, GitHub's
     // redeliveries): they end on their own, and with this task at the stop.
     let mut watchers = tokio::task::JoinSet::new();
@@ -72,9 +73,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Shutdown) {
                     next.remove(&p.name);
                 }
                 Mode::Every(every) => {
-                    let at =
-                        next.entry(p.name.clone())
-                            .or_insert(if first { now } else { now + every });
+                    let (was, at) = next
+                        .entry(p.name.clone())
+                        .or_insert((every, if first { now } else { now + every }));
+                    // A reload that shortens the interval applies at once.
+                    if *was != every {
+                        *at = (*at).min(now + every);
+                        *was = every;
+                    }
                     if *at <= now {
                         due.push(p.clone());
                         *at = now + every;
@@ -108,7 +114,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Shutdown) {
             },
             () = stop.recv() => return,
         }
-        let earliest = next.values().min().copied();
+        let earliest = next.values().map(|(_, at)| *at).min();
         let sleep = async {
             match earliest {
                 Some(at) => tokio::time::sleep_until(at).await,

@@ -228,6 +228,23 @@ fn pull_mode_deploys_pushes_and_does_not_retry_a_failed_commit() {
     assert_eq!(r.runs().len(), 2, "{:?} (first {first})", r.runs());
 }
 
+/// A reload that shortens the interval applies at once, not after the
+/// interval it replaces.
+#[test]
+fn a_reload_that_shortens_the_interval_applies_at_once() {
+    let r = Repos::new("catchup-reload");
+    let config = r.config("reconcile = \"1h\"\n", 0);
+    let d = Daemon::start(&config);
+    wait_runs(&config, "app", 1, LIMIT);
+    let second = r.commit("second");
+    let config = r.config("reconcile = \"1s\"\n", 0);
+    cli_ok(&config, &["reload"], 0);
+    let runs = wait_runs(&config, "app", 2, LIMIT);
+    assert_eq!(runs[0]["sha"], second.as_str(), "{runs:?}");
+    assert_eq!(runs[0]["trigger"], "catchup");
+    stop(d);
+}
+
 /// A gated project's catch-up waits for its CI as a push does; without a
 /// report token the log says it waits for a CI event.
 #[test]
