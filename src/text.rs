@@ -12,3 +12,9 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
     }
     &s[..end]
 }
+
+/// The first 12 characters of a commit id, as logs, messages and status
+/// lines show it.
+pub(crate) fn short_sha(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}

@@ -69,7 +69,7 @@ pub(super) fn status(config: &Config, json: bool) -> Result<()> {
             let waited = SystemTime::now().duration_since(since).unwrap_or_default();
             outln!(
                 "  waiting for CI on {}: {} ({})",
-                &sha[..sha.len().min(12)],
+                crate::text::short_sha(&sha),
                 workflows
                     .iter()
                     .map(|s| format!("{} {}", s.workflow, s.state))

@@ -127,7 +127,7 @@ impl Push {
         if self.after.is_empty() {
             "-"
         } else {
-            &self.after[..self.after.len().min(12)]
+            crate::text::short_sha(&self.after)
         }
     }
 }

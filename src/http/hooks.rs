@@ -642,9 +642,7 @@ async fn accept(
             push,
         )
     };
-    // A tag is a decision to release: it deploys at once, gate or no gate
-    // (CI runs are reported for branches).
-    if !project.after_ci.is_empty() && request.push.tag().is_none() {
+    if ci_gate::gates(project, &request.push) {
         let decided = ci_gate::push(shared, project, request);
         return gated(shared, project, &keys, decided).await;
     }

@@ -389,7 +389,7 @@ async fn queue(
         if push.before.is_empty() {
             "nothing known".to_string()
         } else {
-            push.before[..push.before.len().min(12)].to_string()
+            crate::text::short_sha(&push.before).to_string()
         }
     );
     let req = DeployRequest::new(
@@ -398,7 +398,7 @@ async fn queue(
         Trigger::Catchup,
         push,
     );
-    if !project.after_ci.is_empty() && req.push.tag().is_none() {
+    if ci_gate::gates(project, &req.push) {
         let sha = req.push.after.clone();
         return match ci_gate::push(shared, project, req).await {
             Ok((_, body)) => {
@@ -409,7 +409,7 @@ async fn queue(
                         tracing::info!(
                             "{}: catch-up of {}: asks the forge's API for its CI",
                             project.name,
-                            &sha[..sha.len().min(12)]
+                            crate::text::short_sha(&sha)
                         );
                     } else {
                         // Its CI events may have come while deployd was
@@ -418,7 +418,7 @@ async fn queue(
                         tracing::info!(
                             "{}: catch-up of {}: waits for a CI event",
                             project.name,
-                            &sha[..sha.len().min(12)]
+                            crate::text::short_sha(&sha)
                         );
                     }
                     return WAITING.into();
@@ -485,7 +485,7 @@ async fn ask_ci(shared: Arc<Shared>, w: Waits) {
             .get(&w.project)
             .map_or(Duration::ZERO, |p| p.ci_timeout)
     };
-    let short = w.sha[..w.sha.len().min(12)].to_string();
+    let short = crate::text::short_sha(&w.sha).to_string();
     let mut last_error: Option<String> = None;
     // What each workflow was last said to be: a run in progress is asked
     // about every minute, and logged once.

@@ -89,6 +89,13 @@ async fn record_not_deployed(
     Ok(())
 }
 
+/// Whether `push` goes through `project`'s CI gate before it may deploy:
+/// with `after_ci`, unless it is a tag. A tag is a decision to release: it
+/// deploys at once, gate or no gate (CI runs are reported for branches).
+pub(crate) fn gates(project: &Project, push: &Push) -> bool {
+    !project.after_ci.is_empty() && push.tag().is_none()
+}
+
 /// A push to the deploy branch of a project with `after_ci`: it waits in the
 /// gate, or goes at once if its CI already passed (results before the
 /// push), or is recorded `ci_failed` if its CI already failed.
@@ -213,7 +220,7 @@ async fn answer(
                 tracing::info!(
                     "{}: push of {} waits for CI: {}",
                     project.name,
-                    short(body["sha"].as_str().unwrap_or_default()),
+                    crate::text::short_sha(body["sha"].as_str().unwrap_or_default()),
                     missing.join(", ")
                 );
                 StatusCode::ACCEPTED
@@ -263,10 +270,6 @@ async fn answer(
         }
     };
     Ok((code, body))
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
 }
 
 /// `deployd deploy PROJECT --sha SHA` through the daemon: if the push that

@@ -183,7 +183,7 @@ impl Document {
             .unwrap_or(&self.git_ref);
         let mut first = format!("run {} ({})", self.run_id, self.trigger);
         if !commit.is_empty() {
-            first.push_str(&format!(", commit {}", short(commit)));
+            first.push_str(&format!(", commit {}", crate::text::short_sha(commit)));
         }
         if !branch.is_empty() {
             first.push_str(&format!(" on {branch}"));
@@ -258,11 +258,6 @@ fn took(ms: u64) -> String {
         std::time::Duration::from_secs((ms + 500) / 1000)
     };
     humantime::format_duration(d).to_string()
-}
-
-/// The first 12 characters of a commit id.
-pub fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
 }
 
 /// The last `n` lines of a log (at most 8 KiB of it, each line at most 300

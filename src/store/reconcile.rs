@@ -109,7 +109,7 @@ pub fn describe(last: &Last) -> String {
     let head = last
         .head
         .as_deref()
-        .map(|h| format!(" head {}", &h[..h.len().min(12)]))
+        .map(|h| format!(" head {}", crate::text::short_sha(h)))
         .unwrap_or_default();
     let error = last
         .error
