@@ -151,7 +151,7 @@ async fn run(
     req: DeployRequest,
     stop_rx: watch::Receiver<bool>,
 ) -> anyhow::Result<Ended> {
-    lifecycle.queued(&req).await;
+    lifecycle.queued(req.clone()).await;
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let mut direct = Direct {
         history: &lifecycle.history,

@@ -103,7 +103,7 @@ async fn enqueue(
     queue.push(req).await?;
     crate::fault::point(crate::fault::BEFORE_ACK).await;
     if let Some(req) = announced {
-        lifecycle.queued(&req).await;
+        lifecycle.queued(req).await;
     }
     let _ = wake.send(Msg::Queued);
     Ok(())

@@ -109,11 +109,10 @@ impl Lifecycle {
         self.events.listened()
     }
 
-    /// Announces a request that waits for its run (queued durably).
-    pub(crate) async fn queued(&self, req: &DeployRequest) {
-        if self.listened() {
-            self.events.publish(RunEvent::Queued(req.clone())).await;
-        }
+    /// Announces a request that waits for its run (queued durably). The
+    /// caller makes the copy, and only when [`Lifecycle::listened`].
+    pub(crate) async fn queued(&self, req: DeployRequest) {
+        self.events.publish(RunEvent::Queued(req)).await;
     }
 
     /// Announces a request cancelled before its run started (it never
